@@ -1,0 +1,101 @@
+/* libremoca client core: connections to one or many memory servers.
+ *
+ *   caller threads (e.g. nbdkit's 16)        one connection per server
+ *   ┌─────────┐ remoca_get(key, n) ┌──────────────────────────────────┐
+ *   │ thread 1│ ──────────────────▶│ placement: key range -> server   │
+ *   │ thread 2│ ── remoca_put ────▶│ send lock: frame written in call │ ──▶ remoca-memd A
+ *   │   ...   │                    │ order; waiter table by req id    │ ──▶ remoca-memd B
+ *   └─────────┘ ◀── wake on reply ─│ receiver thread per connection   │
+ *                                  └──────────────────────────────────┘
+ *
+ * Contract (the cache engine depends on every line of it):
+ * - Thread-safe. Many requests are in flight on one connection, matched by id.
+ * - Ordering: a call is *ordered* when it returns, or, for the no-wait forms,
+ *   when it has been handed to its connection.  Two calls on the same key from
+ *   any threads reach the server in the order in which they were ordered, on
+ *   the same connection, and the server executes them in that order.  So a
+ *   caller holding a lock across a no-wait put knows that any later delete of
+ *   that key is executed after the put.
+ * - Failure is a miss: a dead, hung or erroring server makes gets return no
+ *   hits and puts/deletes be dropped; no call blocks longer than about the
+ *   timeout.  A request that times out tears its connection down (a lost
+ *   delete must not be followed by gets on the same pool state).
+ * - Reconnect resets: before a reconnected server is used again, the client
+ *   re-opens its pool and resets it (DESIGN.md, cache contract 4), since
+ *   invalidations may have been lost while it was unreachable.
+ * - Placement: keys are placed in chunks of REMOCA_PLACEMENT_CHUNK consecutive
+ *   keys by rendezvous hashing over the server list, so a multi-block read
+ *   usually goes to one server, and losing a server loses only its share.
+ */
+#ifndef REMOCA_CLIENT_H
+#define REMOCA_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "remoca/wire.h"
+
+#define REMOCA_PLACEMENT_CHUNK 64u /* keys (256 KiB) placed together */
+#define REMOCA_MAX_SERVERS 64u
+
+struct remoca_client;
+
+struct remoca_client_opts {
+    const char *servers;  /* "host:port[,host:port|unix:/path...]" */
+    const char *pool;     /* pool name, e.g. "vm42/vda" */
+    const char *name;     /* client name for server logs; NULL = "libremoca" */
+    const char *secret;   /* credential; NULL = none */
+    unsigned timeout_ms;  /* per request; 0 = 1000 */
+    uint64_t pool_min;    /* bytes; 0 = none */
+    uint64_t pool_max;    /* bytes; 0 = server budget */
+    uint32_t pool_weight; /* 0 = 1 */
+};
+
+/* Creates a client and starts connecting.  Fails only on a configuration error
+ * (bad server list, bad pool name), with a message in err.  A server that is
+ * down at start is simply retried in the background (its keys miss). */
+struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, char *err,
+                                        size_t errlen);
+void remoca_client_free(struct remoca_client *c);
+
+/* Waits up to timeout_ms until every server is connected; returns how many are. */
+unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms);
+
+/* Gets keys [key, key+count), count <= REMOCA_MAX_BATCH * servers (split per
+ * server internally).  For each hit, writes the page at pages + i*4096 and
+ * sets bit i of hits (hits[i/64] >> (i%64) & 1).  Pages of misses are left
+ * untouched.  take=true removes the hits from the server.  Returns the number
+ * of hits (0 on any failure). */
+unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
+                    uint64_t *hits, bool take);
+
+/* Puts count pages for keys [key, key+count).  wait=false returns once the
+ * request is ordered on its connection (see above).  Returns 0 if the request
+ * was sent (and, with wait, acknowledged), -1 if it was dropped. */
+int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
+               bool wait);
+
+/* Deletes keys [key, key+count), any count (split into frames as needed). */
+int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait);
+
+/* Drops every page of the pool on every server. */
+int remoca_pool_reset(struct remoca_client *c);
+
+/* Which server index (position in the list) holds key. */
+unsigned remoca_server_of(const struct remoca_client *c, uint64_t key);
+unsigned remoca_server_count(const struct remoca_client *c);
+
+/* Fetches a server's stats (text, or JSON); *out is malloc'd, NUL-terminated. */
+int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, char **out);
+
+struct remoca_client_stats {
+    uint64_t requests;    /* frames sent */
+    uint64_t timeouts;    /* requests that timed out */
+    uint64_t failures;    /* requests failed: server down, error reply, dropped */
+    uint64_t reconnects;  /* successful reconnects (each followed by a pool reset) */
+    unsigned servers_up;  /* connected now */
+};
+void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
+
+#endif
