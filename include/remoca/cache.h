@@ -1,0 +1,146 @@
+/* libremoca cache engine: a remote, inclusive, write-through block cache in
+ * front of a backing disk.  Front ends (the nbdkit filter, remoca-vhost) call
+ * its hooks for every guest request; the engine decides what comes from remote
+ * memory, what from the backing disk, and what must be inserted or invalidated.
+ *
+ *   front end (one per virtual disk, many threads)
+ *        │ remoca_cache_read / write / trim / zero / flush
+ *        ▼
+ *   ┌──────────────────────────── struct remoca_cache ───────────────────────┐
+ *   │ directory: 1 bit per 4 KiB block, "may be remote"      (lib/dir.c)     │
+ *   │ generation stripes: gen + writers per stripe, the fill race rule       │
+ *   │                                                        (lib/gen.c)     │
+ *   │ stats: atomic counters                                 (lib/cache.c)   │
+ *   └─────────┬───────────────────────────────────────────────┬──────────────┘
+ *             │ struct remoca_remote_ops (get/put/del/reset)  │ struct remoca_backing_ops
+ *             ▼                                               ▼ (per call: pread/pwrite/...)
+ *   libremoca client (lib/cache_remote.c binds it)      backing disk (nbdkit next, a file)
+ *   or an in-memory fake in unit tests
+ *
+ * Blocks are 4 KiB; key = block number.  Only whole blocks that lie entirely
+ * inside the disk are ever cached: partial blocks at the edges of a request
+ * and the partial last block of an odd-sized disk are read and written
+ * through (DESIGN.md cache contract 5).
+ *
+ * Remote contract the engine relies on (include/remoca/client.h): put and del
+ * are no-wait; a call is "ordered" when it returns; calls on one key execute
+ * on the server in the order in which they were ordered; failures are misses.
+ * The engine orders every put and every write's invalidation while holding
+ * the block's generation stripe lock, which is what makes the fill race rule
+ * (contract 3) hold; see lib/cache.c for the proof.
+ */
+#ifndef REMOCA_CACHE_H
+#define REMOCA_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REMOCA_CACHE_BLOCK 4096u
+#define REMOCA_CACHE_BLOCK_SHIFT 12
+
+struct remoca_client;
+struct remoca_cache;
+
+/* The remote tier.  ctx is passed back to every call.  All must be
+ * thread-safe.  Failures behave as misses / dropped requests. */
+struct remoca_remote_ops {
+    /* Fetch keys [key, key+count), count <= 256: hit i -> pages + i*4096 and
+     * bit i of hits[].  Returns the number of hits. */
+    unsigned (*get)(void *ctx, uint64_t key, uint32_t count, void *pages, uint64_t *hits);
+    /* No-wait put of count <= 256 pages; ordered on return.  0 or -1. */
+    int (*put)(void *ctx, uint64_t key, uint32_t count, const void *pages);
+    /* No-wait delete of keys [key, key+count); ordered on return.  0 or -1. */
+    int (*del)(void *ctx, uint64_t key, uint64_t count);
+    /* Drop every page of the pool (waits).  0 or -1. */
+    int (*reset)(void *ctx);
+};
+
+/* The backing disk, per call (the nbdkit filter passes its per-connection
+ * `next`).  Return 0, or -1 with *err set to an errno value.  flags are the
+ * front end's (NBDKIT_FLAG_*): passed through untouched. */
+struct remoca_backing_ops {
+    int (*pread)(void *ctx, void *buf, uint32_t count, uint64_t offset, uint32_t flags, int *err);
+    int (*pwrite)(void *ctx, const void *buf, uint32_t count, uint64_t offset, uint32_t flags,
+                  int *err);
+    int (*trim)(void *ctx, uint32_t count, uint64_t offset, uint32_t flags, int *err);
+    int (*zero)(void *ctx, uint32_t count, uint64_t offset, uint32_t flags, int *err);
+    int (*flush)(void *ctx, uint32_t flags, int *err);
+};
+
+struct remoca_backing {
+    const struct remoca_backing_ops *ops;
+    void *ctx;
+};
+
+enum remoca_write_policy {
+    REMOCA_WRITE_INVALIDATE = 0, /* a write deletes the remote copies (default) */
+    REMOCA_WRITE_UPDATE = 1,     /* a write puts its new full blocks */
+};
+
+struct remoca_cache_opts {
+    uint64_t disk_size;                  /* bytes; any value */
+    enum remoca_write_policy write;      /* default invalidate */
+    const struct remoca_remote_ops *remote;
+    void *remote_ctx;
+    bool no_reset;                       /* don't reset the pool at creation */
+};
+
+struct remoca_cache_stats {
+    uint64_t reads;          /* read requests */
+    uint64_t read_blocks;    /* cacheable blocks requested by reads */
+    uint64_t remote_lookups; /* blocks asked of the remote tier */
+    uint64_t remote_gets;    /* remote get calls (round trips) */
+    uint64_t remote_hits;    /* blocks served from remote memory */
+    uint64_t remote_misses;  /* blocks the directory sent remote that missed */
+    uint64_t misses;         /* cacheable blocks read from the backing disk */
+    uint64_t backing_reads;  /* backing pread calls */
+    uint64_t backing_blocks; /* 4 KiB blocks (rounded up) read from backing */
+    uint64_t fills;          /* blocks put after a miss */
+    uint64_t fills_skipped;  /* misses not inserted because of the race rule */
+    uint64_t writes;         /* write requests */
+    uint64_t trims;          /* trim requests */
+    uint64_t zeroes;         /* zero requests */
+    uint64_t flushes;        /* flush requests */
+    uint64_t invalidations;  /* blocks deleted remotely by writes/trims/zeroes */
+    uint64_t updates;        /* blocks put by write-update */
+    uint64_t errors;         /* backing errors returned to the caller */
+    uint64_t remote_errors;  /* remote put/del calls that reported a drop */
+};
+
+/* Creates an engine; resets the remote pool unless opts->no_reset.  NULL with
+ * a message in err on bad options or out of memory. */
+struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *opts, char *err,
+                                      size_t errlen);
+void remoca_cache_free(struct remoca_cache *c);
+
+uint64_t remoca_cache_disk_size(const struct remoca_cache *c);
+
+/* Hooks.  Each returns 0 or -1 with *err set (an errno value from backing). */
+int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, void *buf,
+                      uint32_t count, uint64_t offset, uint32_t flags, int *err);
+int remoca_cache_write(struct remoca_cache *c, const struct remoca_backing *b, const void *buf,
+                       uint32_t count, uint64_t offset, uint32_t flags, int *err);
+int remoca_cache_trim(struct remoca_cache *c, const struct remoca_backing *b, uint32_t count,
+                      uint64_t offset, uint32_t flags, int *err);
+int remoca_cache_zero(struct remoca_cache *c, const struct remoca_backing *b, uint32_t count,
+                      uint64_t offset, uint32_t flags, int *err);
+int remoca_cache_flush(struct remoca_cache *c, const struct remoca_backing *b, uint32_t flags,
+                       int *err);
+
+/* Forget everything: directory cleared, remote pool reset. */
+int remoca_cache_reset(struct remoca_cache *c);
+
+void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_stats *st);
+/* Appends "name=value\n" lines (prefix + counter name) to buf; returns the
+ * length it needed (like snprintf). */
+size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix,
+                                 char *buf, size_t len);
+/* Blocks the directory currently marks as maybe remote. */
+uint64_t remoca_cache_dir_count(const struct remoca_cache *c);
+
+/* Remote ops bound to a libremoca client (lib/cache_remote.c): pass
+ * &remoca_client_remote_ops and the client as remote_ctx. */
+extern const struct remoca_remote_ops remoca_client_remote_ops;
+
+#endif

@@ -1,0 +1,447 @@
+/* Cache engine: read, write, trim, zero and flush hooks over a backing disk,
+ * with an inclusive remote cache of 4 KiB blocks (include/remoca/cache.h).
+ *
+ * A read of [offset, offset+count):
+ *
+ *   offset                                                        offset+count
+ *   │head│  blk fb  │ blk fb+1 │ ...                     │ blk lb-1 │ tail │
+ *   └────┴──────────┴──────────┴─────────────────────────┴──────────┴──────┘
+ *    read    ▲ whole blocks inside the request and inside the disk:     read
+ *   through  │ the only ones ever looked up or inserted                through
+ *
+ *   1. snapshot the generation of every stripe unit the blocks touch;
+ *   2. blocks whose directory bit is set are fetched in one batched get per
+ *      256 blocks (one round trip for a request up to 1 MiB), straight into
+ *      the caller's buffer;
+ *   3. everything not served remotely (edges included) is read from backing in
+ *      maximal contiguous runs, one pread per run;
+ *   4. each missed whole block is put (inclusive fill) if its stripe passed
+ *      the race rule, ordering the put under the stripe lock.
+ *
+ * A write/trim/zero: begin on every stripe unit it touches, the disk op, end
+ * on every unit (write-update: put the new whole blocks under the lock), then
+ * one ordered delete of the range (write-invalidate, and always for partial
+ * blocks), then return.  The caller acknowledges only after that.
+ *
+ * Why no stale block can ever be served (contracts 1 and 3).  Invariant S:
+ * once a write W to block B is acknowledged, the server holds for B nothing
+ * older than W's data, and will never receive it later.  Data reach the server
+ * only through puts: fills and write-updates.
+ *  - A fill F of B snapshots gen g (requiring writers == 0) before its disk
+ *    read starts, and orders its put under the stripe lock only if still
+ *    gen == g and writers == 0.  Take any write W to B; W bumps gen under the
+ *    same lock at its begin and its end.  (a) W ended before F's snapshot: W's
+ *    disk op completed before F's disk read started, so F read W's data or
+ *    newer.  (b) W was in progress at the snapshot: writers > 0, F is not
+ *    eligible.  (c) W began after the snapshot and before F's check: gen moved,
+ *    F skips.  (d) W began after F's check: F's put was ordered (under the
+ *    lock) before W's begin, hence before W's delete, which W orders after its
+ *    end and before its acknowledgement; the server executes ops on one key in
+ *    the order they were ordered, so W's delete removes whatever F put.
+ *    So a put of data older than W is always followed by W's delete.
+ *  - A write-update put by W1 is ordered under the lock at W1's end only if
+ *    writers == 1 and gen is still W1's begin value: no other write to the
+ *    stripe began or ended during W1, so W1's data are the disk's.  A later W2
+ *    begins after that point, and orders its own delete (or update) later.
+ *    The update put is preceded by a delete of the same blocks, so a put the
+ *    server refuses (memory full) cannot leave an older page behind.
+ *  - Every write orders a delete of all its blocks regardless of the
+ *    directory, so S does not depend on the directory being exact.  The
+ *    directory only decides which blocks are worth a lookup; a lookup of a
+ *    block whose bit is clear is ignored even if the server answers it.
+ *  - Lost requests: the client tears down a connection on which a request
+ *    failed and resets the pool before using it again (contract 4).
+ * Reads concurrent with an unacknowledged write may see either version, as
+ * with any disk.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "remoca/cache.h"
+#include "dir.h"
+#include "gen.h"
+
+#define BATCH 256u /* blocks per remote get / put call */
+#define BS REMOCA_CACHE_BLOCK
+
+/* Counters, in the order of struct remoca_cache_stats (all uint64_t). */
+#define NSTATS (sizeof(struct remoca_cache_stats) / sizeof(uint64_t))
+
+struct remoca_cache {
+    uint64_t size;    /* bytes */
+    uint64_t nblocks; /* whole blocks: the cacheable ones */
+    enum remoca_write_policy write;
+    const struct remoca_remote_ops *r;
+    void *rctx;
+    struct remoca_dir dir;
+    struct gen_table gens;
+    _Atomic uint64_t st[NSTATS];
+};
+
+#define STAT(field) (offsetof(struct remoca_cache_stats, field) / sizeof(uint64_t))
+#define COUNT(c, field, n) atomic_fetch_add_explicit(&(c)->st[STAT(field)], (n), memory_order_relaxed)
+
+struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *o, char *err, size_t errlen)
+{
+    if (!o->remote || !o->remote->get || !o->remote->put || !o->remote->del) {
+        snprintf(err, errlen, "cache: remote ops missing");
+        return NULL;
+    }
+    if (o->write != REMOCA_WRITE_INVALIDATE && o->write != REMOCA_WRITE_UPDATE) {
+        snprintf(err, errlen, "cache: unknown write policy %d", (int)o->write);
+        return NULL;
+    }
+    struct remoca_cache *c = calloc(1, sizeof *c);
+    if (!c) goto oom;
+    c->size = o->disk_size;
+    c->nblocks = o->disk_size / BS;
+    c->write = o->write;
+    c->r = o->remote;
+    c->rctx = o->remote_ctx;
+    if (dir_init(&c->dir, c->nblocks)) goto oom;
+    if (gen_init(&c->gens)) goto oom;
+    if (!o->no_reset && c->r->reset) c->r->reset(c->rctx);
+    return c;
+oom:
+    snprintf(err, errlen, "cache: out of memory for a %llu-byte disk",
+             (unsigned long long)o->disk_size);
+    remoca_cache_free(c);
+    return NULL;
+}
+
+void remoca_cache_free(struct remoca_cache *c)
+{
+    if (!c) return;
+    dir_destroy(&c->dir);
+    gen_destroy(&c->gens);
+    free(c);
+}
+
+uint64_t remoca_cache_disk_size(const struct remoca_cache *c) { return c->size; }
+
+uint64_t remoca_cache_dir_count(const struct remoca_cache *c) { return dir_count(&c->dir); }
+
+int remoca_cache_reset(struct remoca_cache *c)
+{
+    dir_clear_all(&c->dir);
+    return c->r->reset ? c->r->reset(c->rctx) : 0;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+static inline bool bit(const uint64_t *m, uint64_t i) { return (m[i / 64] >> (i % 64)) & 1; }
+static inline void setbit(uint64_t *m, uint64_t i) { m[i / 64] |= 1ull << (i % 64); }
+
+static int backing_pread(struct remoca_cache *c, const struct remoca_backing *b, char *buf,
+                         uint64_t len, uint64_t off, uint32_t flags, int *err)
+{
+    COUNT(c, backing_reads, 1);
+    COUNT(c, backing_blocks, (off + len + BS - 1) / BS - off / BS);
+    if (b->ops->pread(b->ctx, buf, (uint32_t)len, off, flags, err) == -1) {
+        if (!*err) *err = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* Step 2: one get per window of <= BATCH blocks spanning candidates. */
+static void fetch_remote(struct remoca_cache *c, char *blk0, uint64_t fb, uint64_t n,
+                         const uint64_t *cand, uint64_t *have)
+{
+    uint64_t hits[BATCH / 64];
+    uint64_t i = 0;
+    while (i < n) {
+        while (i < n && !bit(cand, i)) i++;
+        if (i == n) break;
+        uint64_t ws = i, we = i + 1;
+        for (uint64_t j = i + 1; j < n && j < ws + BATCH; j++)
+            if (bit(cand, j)) we = j + 1;
+        memset(hits, 0, sizeof hits);
+        COUNT(c, remote_gets, 1);
+        c->r->get(c->rctx, fb + ws, (uint32_t)(we - ws), blk0 + ws * BS, hits);
+        uint64_t nh = 0, nm = 0, nl = 0;
+        for (uint64_t j = ws; j < we; j++) {
+            if (!bit(cand, j)) continue; /* answered but not trusted: read from disk */
+            nl++;
+            if (bit(hits, j - ws)) {
+                setbit(have, j);
+                nh++;
+            } else {
+                dir_test_clear(&c->dir, fb + j); /* evicted: forget it */
+                nm++;
+            }
+        }
+        COUNT(c, remote_lookups, nl);
+        COUNT(c, remote_hits, nh);
+        COUNT(c, remote_misses, nm);
+        i = we;
+    }
+}
+
+/* Step 4: insert the missed blocks [i, j) of unit u if the race rule allows. */
+static void fill_run(struct remoca_cache *c, const char *blk0, uint64_t fb, uint64_t i,
+                     uint64_t j, uint64_t snap)
+{
+    uint64_t unit = gen_unit(fb + i);
+    struct gen_stripe *s = gen_stripe(&c->gens, unit);
+    pthread_mutex_lock(&s->lock);
+    if (snap != GEN_NONE && s->gen == snap && s->writers == 0) {
+        /* Ordered under the lock: any later write's delete comes after. */
+        if (c->r->put(c->rctx, fb + i, (uint32_t)(j - i), blk0 + i * BS) == -1)
+            COUNT(c, remote_errors, 1);
+        dir_set_range(&c->dir, fb + i, j - i);
+        COUNT(c, fills, j - i);
+    } else {
+        COUNT(c, fills_skipped, j - i);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, void *buf,
+                      uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+    char *p = buf;
+    uint64_t end = offset + count;
+    *err = 0;
+    COUNT(c, reads, 1);
+    if (count == 0) return 0;
+
+    /* Whole blocks inside the request and inside the disk: [fb, lb). */
+    uint64_t fb = (offset + BS - 1) / BS;
+    uint64_t lb = end / BS < c->nblocks ? end / BS : c->nblocks;
+    if (fb >= lb) {
+        if (backing_pread(c, b, p, count, offset, flags, err) == -1) goto fail;
+        return 0;
+    }
+    uint64_t n = lb - fb;
+    char *blk0 = p + (fb * BS - offset); /* block fb in the caller's buffer */
+    COUNT(c, read_blocks, n);
+
+    /* Per-request state: candidate and hit bitmaps, one snapshot per unit. */
+    uint64_t u0 = gen_unit(fb), nunits = gen_unit(lb - 1) - u0 + 1;
+    uint64_t words = n / 64 + 1;
+    uint64_t stack[3 * 8 + 8];
+    uint64_t *mem = stack;
+    if (2 * words + nunits > sizeof stack / sizeof stack[0]) {
+        mem = calloc(2 * words + nunits, sizeof *mem);
+        if (!mem) {
+            *err = ENOMEM;
+            goto fail;
+        }
+    } else {
+        memset(stack, 0, sizeof stack);
+    }
+    uint64_t *cand = mem, *have = mem + words, *snap = mem + 2 * words;
+
+    /* 1. Snapshots before any disk read starts. */
+    for (uint64_t u = 0; u < nunits; u++) snap[u] = gen_snapshot(&c->gens, u0 + u);
+
+    /* 2. Remote lookups for the blocks the directory says may be remote. */
+    bool any = false;
+    for (uint64_t i = 0; i < n; i++)
+        if (dir_test(&c->dir, fb + i)) {
+            setbit(cand, i);
+            any = true;
+        }
+    if (any) fetch_remote(c, blk0, fb, n, cand, have);
+
+    /* 3. Backing reads: maximal byte runs not served remotely. */
+    uint64_t pos = offset;
+    while (pos < end) {
+        /* skip bytes served remotely */
+        uint64_t bi = pos / BS;
+        if (pos % BS == 0 && bi >= fb && bi < lb && bit(have, bi - fb)) {
+            pos += BS;
+            continue;
+        }
+        uint64_t run = pos;
+        while (run < end) {
+            uint64_t bj = run / BS;
+            if (run % BS == 0 && bj >= fb && bj < lb && bit(have, bj - fb)) break;
+            run = (bj + 1) * BS < end ? (bj + 1) * BS : end;
+        }
+        if (backing_pread(c, b, p + (pos - offset), run - pos, pos, flags, err) == -1) {
+            if (mem != stack) free(mem);
+            goto fail;
+        }
+        pos = run;
+    }
+
+    /* 4. Fills: runs of missed blocks, one put per run within a unit. */
+    uint64_t nmiss = 0;
+    for (uint64_t i = 0; i < n;) {
+        if (bit(have, i)) {
+            i++;
+            continue;
+        }
+        uint64_t unit = gen_unit(fb + i);
+        uint64_t j = i + 1;
+        while (j < n && !bit(have, j) && gen_unit(fb + j) == unit && j - i < BATCH) j++;
+        fill_run(c, blk0, fb, i, j, snap[unit - u0]);
+        nmiss += j - i;
+        i = j;
+    }
+    COUNT(c, misses, nmiss);
+    if (mem != stack) free(mem);
+    return 0;
+fail:
+    COUNT(c, errors, 1);
+    return -1;
+}
+
+/* ---- writes, trims, zeroes -------------------------------------------- */
+
+enum wop { OP_WRITE, OP_TRIM, OP_ZERO };
+
+/* Blocks [a, z) of unit touched by [tb, te). */
+static void unit_range(uint64_t unit, uint64_t tb, uint64_t te, uint64_t *a, uint64_t *z)
+{
+    *a = gen_unit_first(unit) > tb ? gen_unit_first(unit) : tb;
+    *z = gen_unit_first(unit + 1) < te ? gen_unit_first(unit + 1) : te;
+}
+
+/* Deletes blocks [a, z) remotely and in the directory. */
+static void invalidate(struct remoca_cache *c, uint64_t a, uint64_t z)
+{
+    uint64_t n = 0;
+    if (c->r->del(c->rctx, a, z - a) == -1) COUNT(c, remote_errors, 1);
+    for (uint64_t k = a; k < z; k++) n += dir_test_clear(&c->dir, k);
+    COUNT(c, invalidations, n);
+}
+
+/* Write-update of unit, under its stripe lock: delete the touched blocks
+ * (so that a refused put leaves nothing older behind), then put the whole
+ * blocks of the request inside the unit. */
+static void update_unit(struct remoca_cache *c, const char *buf, uint64_t offset, uint64_t end,
+                        uint64_t a, uint64_t z)
+{
+    uint64_t fb = (offset + BS - 1) / BS, lb = end / BS;
+    invalidate(c, a, z);
+    if (fb < a) fb = a;
+    if (lb > z) lb = z;
+    if (fb >= lb) return;
+    if (c->r->put(c->rctx, fb, (uint32_t)(lb - fb), buf + (fb * BS - offset)) == -1)
+        COUNT(c, remote_errors, 1);
+    dir_set_range(&c->dir, fb, lb - fb);
+    COUNT(c, updates, lb - fb);
+}
+
+static int modify(struct remoca_cache *c, const struct remoca_backing *b, enum wop op,
+                  const void *buf, uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+    uint64_t end = offset + count;
+    int r;
+    *err = 0;
+    /* Cacheable blocks touched, partial ones included: [tb, te). */
+    uint64_t tb = offset / BS;
+    uint64_t te = (end + BS - 1) / BS;
+    if (te > c->nblocks) te = c->nblocks;
+    if (count == 0 || tb >= te) tb = te = 0; /* nothing cacheable: pass through */
+    uint64_t u0 = tb < te ? gen_unit(tb) : 0, nunits = tb < te ? gen_unit(te - 1) - u0 + 1 : 0;
+    uint64_t stack[16], *mine = stack;
+    if (nunits > 16 && !(mine = malloc(nunits * sizeof *mine))) {
+        *err = ENOMEM;
+        COUNT(c, errors, 1);
+        return -1;
+    }
+
+    for (uint64_t u = 0; u < nunits; u++) mine[u] = gen_write_begin(&c->gens, u0 + u);
+
+    switch (op) {
+    case OP_WRITE: r = b->ops->pwrite(b->ctx, buf, count, offset, flags, err); break;
+    case OP_TRIM: r = b->ops->trim(b->ctx, count, offset, flags, err); break;
+    default: r = b->ops->zero(b->ctx, count, offset, flags, err); break;
+    }
+    if (r == -1 && !*err) *err = EIO;
+
+    bool update = op == OP_WRITE && r == 0 && c->write == REMOCA_WRITE_UPDATE;
+    for (uint64_t u = 0; u < nunits; u++) {
+        struct gen_stripe *s = gen_stripe(&c->gens, u0 + u);
+        pthread_mutex_lock(&s->lock);
+        bool alone = s->writers == 1 && s->gen == mine[u];
+        s->writers--;
+        s->gen++;
+        if (update) { /* per unit, under the lock */
+            uint64_t a, z;
+            unit_range(u0 + u, tb, te, &a, &z);
+            if (alone)
+                update_unit(c, buf, offset, end, a, z);
+            else
+                invalidate(c, a, z);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    /* Write-invalidate: one delete for the whole range, ordered after every
+     * unit's end (see the proof at the top) and before the acknowledgement. */
+    if (!update && tb < te) invalidate(c, tb, te);
+    if (mine != stack) free(mine);
+    if (r == -1) COUNT(c, errors, 1);
+    return r;
+}
+
+int remoca_cache_write(struct remoca_cache *c, const struct remoca_backing *b, const void *buf,
+                       uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+    COUNT(c, writes, 1);
+    return modify(c, b, OP_WRITE, buf, count, offset, flags, err);
+}
+
+int remoca_cache_trim(struct remoca_cache *c, const struct remoca_backing *b, uint32_t count,
+                      uint64_t offset, uint32_t flags, int *err)
+{
+    COUNT(c, trims, 1);
+    return modify(c, b, OP_TRIM, NULL, count, offset, flags, err);
+}
+
+int remoca_cache_zero(struct remoca_cache *c, const struct remoca_backing *b, uint32_t count,
+                      uint64_t offset, uint32_t flags, int *err)
+{
+    COUNT(c, zeroes, 1);
+    return modify(c, b, OP_ZERO, NULL, count, offset, flags, err);
+}
+
+int remoca_cache_flush(struct remoca_cache *c, const struct remoca_backing *b, uint32_t flags,
+                       int *err)
+{
+    *err = 0;
+    COUNT(c, flushes, 1);
+    if (b->ops->flush(b->ctx, flags, err) == -1) {
+        if (!*err) *err = EIO;
+        COUNT(c, errors, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+static const char *const stat_names[NSTATS] = {
+    "reads",         "read_blocks", "remote_lookups", "remote_gets",   "remote_hits",
+    "remote_misses", "misses",      "backing_reads",  "backing_blocks", "fills",
+    "fills_skipped", "writes",      "trims",          "zeroes",        "flushes",
+    "invalidations", "updates",     "errors",         "remote_errors",
+};
+
+void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_stats *st)
+{
+    uint64_t *v = (uint64_t *)st;
+    for (size_t i = 0; i < NSTATS; i++)
+        v[i] = atomic_load_explicit(&((struct remoca_cache *)c)->st[i], memory_order_relaxed);
+}
+
+size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix,
+                                 char *buf, size_t len)
+{
+    const uint64_t *v = (const uint64_t *)st;
+    size_t used = 0;
+    for (size_t i = 0; i < NSTATS; i++) {
+        int k = snprintf(buf ? buf + (used < len ? used : len) : NULL,
+                         used < len ? len - used : 0, "%s%s=%llu\n", prefix ? prefix : "",
+                         stat_names[i], (unsigned long long)v[i]);
+        if (k > 0) used += (size_t)k;
+    }
+    return used;
+}
