@@ -7,6 +7,7 @@
 #   bench_kill PID        stop one background process (TERM, then KILL)
 #   wait_file FILE SECS   wait until FILE exists and is not empty
 #   wait_tcp PORT SECS    wait until 127.0.0.1:PORT accepts connections
+#   wait_sock PATH SECS   wait until the unix socket PATH exists
 #   kv KEY LINE           the value of KEY=VALUE in LINE
 #   median                the median of the numbers on stdin, one a line
 #   ratio A B             A / B with 2 decimals (NA if either is missing)
@@ -78,4 +79,13 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN {
         if (a == "NA" || b == "NA" || a == "" || b == "" || b + 0 == 0) print "NA";
         else printf "%.2f\n", a / b }'
+}
+
+# wait_sock PATH SECS: wait until the unix socket PATH exists.
+wait_sock() {
+    i=0
+    while [ ! -S "$1" ]; do
+        [ $i -ge $(($2 * 10)) ] && return 1
+        sleep 0.1; i=$((i + 1))
+    done
 }

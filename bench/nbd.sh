@@ -1,0 +1,174 @@
+# bench/nbd.sh [--quick]: 4 KiB random reads through nbdkit, with and without REMOCA.
+#
+# fio's nbd engine (one NBD connection, libnbd, iodepth 1 or 16) reads 4 KiB
+# blocks at random over a unix socket from four exports, all in one run:
+#
+#   memory  nbdkit memory plugin: no disk at all, the upper bound
+#   file    nbdkit file plugin over a disk image: no cache of ours
+#   warm    remoca filter over the same file plugin, remote cache filled by a
+#           first full sequential pass, so every random read hits remotely
+#   cold    the same filter, a freshly started remoca-memd (empty pool): every
+#           read misses, goes to the file and is inserted remotely
+#
+# Each fio run reads each block at most once (fio's random map, no time_based:
+# it stops at the runtime or after one full pass), and the page cache is
+# dropped before every file and cold run alike, so those two measure the disk
+# path, not RAM.  Rounds repeat all cases; the median is quoted:
+#   RESULT name=nbd case=CASE iops=N p50_us=X ratio_vs_memory=R
+# CASE is one of memory-qd1 memory-qd16 file-qd1 file-qd16 warm-qd1 warm-qd16
+# cold-qd1 cold-qd16; ratio_vs_memory is iops over the memory case's at the
+# same queue depth.  Then one line says whether the targets are met.
+set -eu
+. "$REMOCA_SRC/bench/lib.sh"
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+MEMD="$REMOCA_BUILD/remoca-memd"
+FILTER="$REMOCA_BUILD/nbdkit-remoca-filter.so"
+if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:-3}
+else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
+MEMD_MB=$((DISK_MB + DISK_MB / 4 + 64))
+
+for c in nbdkit fio python3; do
+    command -v $c >/dev/null || { echo "nbd bench: $c not installed" >&2; exit 1; }
+done
+bench_init
+
+with_remoca=1
+if [ ! -f "$FILTER" ] || [ ! -x "$MEMD" ]; then
+    echo "nbd bench: $FILTER or $MEMD not built: no warm/cold cases" >&2
+    with_remoca=0
+fi
+can_drop=1
+if ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+    echo "nbd bench: cannot drop the page cache (not root?): file and cold read RAM" >&2
+    can_drop=0
+fi
+drop_caches() { [ $can_drop = 1 ] && sync && echo 3 >/proc/sys/vm/drop_caches || true; }
+
+# A disk image of real (random) data, so that reads cost real disk I/O.
+IMG="$T/disk.img"
+dd if=/dev/urandom of="$IMG" bs=1M count="$DISK_MB" status=none
+sync
+
+cat >"$T/fio.py" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    job = json.loads(text[text.index('{'):])['jobs'][0]
+except (ValueError, KeyError, IndexError) as e:
+    sys.exit('nbd bench: unreadable fio output: %s' % e)
+r = job['read']
+if job.get('error'):
+    sys.exit('nbd bench: fio error %s' % job['error'])
+print('%.0f %.1f' % (r['iops'], r['clat_ns']['percentile']['50.000000'] / 1000.0))
+PY
+
+# start_nbdkit NAME ARGS...: nbdkit on $T/NAME.sock; pid in NBDKIT_PID.
+start_nbdkit() {
+    _n=$1; shift
+    rm -f "$T/$_n.sock"
+    bench_bg "nbdkit-$_n" nbdkit -f -U "$T/$_n.sock" "$@"
+    NBDKIT_PID=$BG_PID
+    wait_sock "$T/$_n.sock" 10 || {
+        echo "nbd bench: nbdkit ($_n) did not start: $(head -c 1000 "$T/nbdkit-$_n.log")" >&2
+        exit 1
+    }
+}
+
+# start_memd NAME: remoca-memd on an ephemeral port; MEMD_PID, MEMD_PORT.
+start_memd() {
+    rm -f "$T/$1.port"
+    bench_bg "$1" "$MEMD" --listen 127.0.0.1:0 --port-file "$T/$1.port" \
+        --memory "${MEMD_MB}M" --threads 2
+    MEMD_PID=$BG_PID
+    wait_file "$T/$1.port" 10 || {
+        echo "nbd bench: remoca-memd did not start: $(head -c 1000 "$T/$1.log")" >&2
+        exit 1
+    }
+    MEMD_PORT=$(sed 's/.*://' "$T/$1.port" | tr -d ' \n')
+}
+
+# fio_randread SOCK QD: prints "IOPS P50_US".
+fio_randread() {
+    fio --name=randread --ioengine=nbd --uri="nbd+unix:///?socket=$1" --rw=randread \
+        --bs=4k --iodepth="$2" --runtime="$DUR" --output-format=json >"$T/fio.json" \
+        2>"$T/fio.err" || { echo "nbd bench: fio failed: $(cat "$T/fio.err")" >&2; exit 1; }
+    python3 "$T/fio.py" "$T/fio.json"
+}
+
+remoca_args() { # remoca_args PORT POOL
+    echo "--filter=$FILTER file $IMG remoca-servers=127.0.0.1:$1 remoca-pool=$2 remoca-timeout=1000" \
+        "remoca-statsfile=$T/$2.stats"
+}
+
+CASES="memory file"
+if [ $with_remoca = 1 ]; then
+    CASES="memory file warm cold"
+    # The warm export stays up all run: its cache (and the filter's knowledge
+    # of what is remote) must survive between rounds.
+    start_memd memd-warm
+    WARM_MEMD_PORT=$MEMD_PORT
+    # shellcheck disable=SC2046
+    start_nbdkit warm $(remoca_args "$WARM_MEMD_PORT" warm)
+    fio --name=fill --ioengine=nbd --uri="nbd+unix:///?socket=$T/warm.sock" --rw=read \
+        --bs=256k --iodepth=4 --output-format=json >"$T/fill.json" 2>"$T/fio.err" ||
+        { echo "nbd bench: fill pass failed: $(cat "$T/fio.err")" >&2; exit 1; }
+    echo "nbd bench: warm cache filled ($DISK_MB MiB)" >&2
+fi
+
+: >"$T/results"
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    for qd in 1 16; do
+        for c in $CASES; do
+            case $c in
+            memory)
+                start_nbdkit memory memory "${DISK_MB}M"
+                res=$(fio_randread "$T/memory.sock" $qd)
+                bench_kill "$NBDKIT_PID" ;;
+            file)
+                start_nbdkit file file "$IMG"
+                drop_caches
+                res=$(fio_randread "$T/file.sock" $qd)
+                bench_kill "$NBDKIT_PID" ;;
+            warm)
+                res=$(fio_randread "$T/warm.sock" $qd) ;;
+            cold)
+                start_memd memd-cold
+                # shellcheck disable=SC2046
+                start_nbdkit cold $(remoca_args "$MEMD_PORT" cold)
+                drop_caches
+                res=$(fio_randread "$T/cold.sock" $qd)
+                bench_kill "$NBDKIT_PID"
+                bench_kill "$MEMD_PID" ;;
+            esac
+            echo "$c-qd$qd $res" >>"$T/results"
+        done
+    done
+    r=$((r + 1))
+done
+
+col() { awk -v c="$1" -v f="$2" '$1 == c { print $f }' "$T/results" | median; }
+for c in $CASES; do
+    for qd in 1 16; do
+        mem=$(col "memory-qd$qd" 2)
+        iops=$(col "$c-qd$qd" 2)
+        echo "RESULT name=nbd case=$c-qd$qd iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
+            "ratio_vs_memory=$(ratio "$iops" "$mem")"
+    done
+done
+
+if [ $with_remoca = 1 ]; then
+    awk -v w16="$(col warm-qd16 2)" -v m16="$(col memory-qd16 2)" \
+        -v w1="$(col warm-qd1 3)" -v m1="$(col memory-qd1 3)" \
+        -v c1="$(col cold-qd1 2)" -v f1="$(col file-qd1 2)" \
+        -v c16="$(col cold-qd16 2)" -v f16="$(col file-qd16 2)" 'BEGIN {
+        yn = "no"; if (w16 >= 0.7 * m16) yn = "yes"
+        printf "nbd bench: target warm-qd16 >= 0.7x memory iops: %s (%.2fx)\n", yn, w16 / m16
+        yn = "no"; if (w1 <= 1.5 * m1) yn = "yes"
+        printf "nbd bench: target warm-qd1 p50 <= 1.5x memory: %s (%.2fx)\n", yn, w1 / m1
+        yn = "no"; if (c1 >= 0.95 * f1 && c16 >= 0.95 * f16) yn = "yes"
+        printf "nbd bench: target cold <= 5%% slower than file: %s (qd1 %.2fx, qd16 %.2fx)\n",
+            yn, c1 / f1, c16 / f16 }' >&2
+fi
