@@ -1,0 +1,177 @@
+/* Command line of remoca-memd (see config.h and usage() below). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:7400"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: remoca-memd --memory SIZE [options]\n"
+"\n"
+"REMOCA memory server: holds 4 KiB pages for remote disk caches in a fixed budget.\n"
+"\n"
+"  --memory SIZE       page budget, e.g. 64M, 512M, 2G (required; at least 1M).\n"
+"                      The process uses SIZE plus ~1.1%% metadata plus a few MiB\n"
+"                      per thread (see docs/protocol.md, Memory accounting).\n"
+"  --listen HOST:PORT  TCP address (default " DEFAULT_LISTEN "; port 0 = any free\n"
+"                      port; [::1]:PORT for IPv6).  If only --unix is given, no TCP.\n"
+"  --unix PATH         also (or only) listen on a unix socket.\n"
+"  --port-file FILE    write the bound TCP port to FILE once listening.\n"
+"  --pid-file FILE     write the process id to FILE.\n"
+"  --threads N         worker threads (default: number of CPUs).\n"
+"  --max-conns N       simultaneous connections (default 4096); more are closed.\n"
+"  --max-pools N       pools the server will create (default 1024).\n"
+"  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
+"  --log-level LEVEL   error, warn, info (default) or debug; logs go to stderr.\n"
+"  --help              this text.\n"
+"\n"
+"SIGTERM or SIGINT shuts the server down cleanly (exit status 0).\n");
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s)) return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (*end == 'i' || *end == 'I')) end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return -1;
+    if (shift && v > (UINT64_MAX >> shift)) return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || !isdigit((unsigned char)*s) || *end || v < min || v > max) {
+        fprintf(stderr, "remoca-memd: %s: expected a number from %u to %u, got '%s'\n", opt, min,
+                max, s);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int config_parse(struct memd_config *cfg, int argc, char **argv)
+{
+    enum { O_MEMORY = 256, O_LISTEN, O_UNIX, O_PORT_FILE, O_PID_FILE, O_THREADS, O_MAX_CONNS,
+           O_MAX_POOLS, O_POLICY, O_LOG_LEVEL, O_HELP };
+    static const struct option opts[] = {
+        {"memory", required_argument, NULL, O_MEMORY},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"unix", required_argument, NULL, O_UNIX},
+        {"port-file", required_argument, NULL, O_PORT_FILE},
+        {"pid-file", required_argument, NULL, O_PID_FILE},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"max-conns", required_argument, NULL, O_MAX_CONNS},
+        {"max-pools", required_argument, NULL, O_MAX_POOLS},
+        {"policy", required_argument, NULL, O_POLICY},
+        {"log-level", required_argument, NULL, O_LOG_LEVEL},
+        {"help", no_argument, NULL, O_HELP},
+        {0},
+    };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    *cfg = (struct memd_config){
+        .threads = ncpu > 0 ? (unsigned)ncpu : 1, .max_conns = 4096, .max_pools = 1024,
+        .log_level = LOG_INFO, .policy = POLICY_S3FIFO,
+    };
+    bool listen_set = false;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MEMORY:
+            if (parse_size(optarg, &cfg->memory) < 0 || cfg->memory < (1u << 20)) {
+                fprintf(stderr, "remoca-memd: --memory '%s': expected a size of at least 1M "
+                                "such as 64M, 512M or 2G\n", optarg);
+                return -1;
+            }
+            if (cfg->memory / REMOCA_PAGE_SIZE >= UINT32_MAX) {
+                fprintf(stderr, "remoca-memd: --memory '%s': at most 15T\n", optarg);
+                return -1;
+            }
+            break;
+        case O_LISTEN: cfg->listen = optarg; listen_set = true; break;
+        case O_UNIX: cfg->unix_path = optarg; break;
+        case O_PORT_FILE: cfg->port_file = optarg; break;
+        case O_PID_FILE: cfg->pid_file = optarg; break;
+        case O_THREADS:
+            if (parse_uint("--threads", optarg, 1, 256, &cfg->threads) < 0) return -1;
+            break;
+        case O_MAX_CONNS:
+            if (parse_uint("--max-conns", optarg, 1, 1u << 24, &cfg->max_conns) < 0) return -1;
+            break;
+        case O_MAX_POOLS:
+            if (parse_uint("--max-pools", optarg, 1, 1u << 20, &cfg->max_pools) < 0) return -1;
+            break;
+        case O_POLICY: {
+            int p = policy_parse(optarg);
+            if (p < 0) {
+                fprintf(stderr, "remoca-memd: --policy '%s': expected s3fifo, 2q, clock or lru\n",
+                        optarg);
+                return -1;
+            }
+            cfg->policy = (enum policy_kind)p;
+            break;
+        }
+        case O_LOG_LEVEL:
+            if ((cfg->log_level = log_level_parse(optarg)) < 0) {
+                fprintf(stderr, "remoca-memd: --log-level '%s': expected error, warn, info or "
+                                "debug\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h':
+        case O_HELP:
+            usage(stdout);
+            return 1;
+        default:
+            if (optopt)
+                fprintf(stderr, "remoca-memd: option '%s' needs a value\n", argv[optind - 1]);
+            else
+                fprintf(stderr, "remoca-memd: unknown option '%s'\n", argv[optind - 1]);
+            fprintf(stderr, "Try 'remoca-memd --help'.\n");
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "remoca-memd: unexpected argument '%s'\nTry 'remoca-memd --help'.\n",
+                argv[optind]);
+        return -1;
+    }
+    if (!cfg->memory) {
+        fprintf(stderr, "remoca-memd: --memory SIZE is required (e.g. --memory 512M)\n"
+                        "Try 'remoca-memd --help'.\n");
+        return -1;
+    }
+    if (!listen_set && !cfg->unix_path) cfg->listen = DEFAULT_LISTEN;
+    if (cfg->port_file && !cfg->listen) {
+        fprintf(stderr, "remoca-memd: --port-file needs a TCP listener (--listen)\n");
+        return -1;
+    }
+    return 0;
+}

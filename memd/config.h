@@ -1,0 +1,30 @@
+/* Command line of remoca-memd: parsing and --help. */
+#ifndef MEMD_CONFIG_H
+#define MEMD_CONFIG_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct memd_config {
+    const char *listen;    /* NULL = no TCP */
+    const char *unix_path;
+    const char *port_file;
+    const char *pid_file;
+    uint64_t memory;       /* bytes */
+    unsigned threads;
+    unsigned max_conns;
+    unsigned max_pools;
+    int log_level;
+    enum policy_kind policy;
+};
+
+/* Parses SIZE: a number with an optional K, M, G or T suffix (powers of
+ * 1024, optionally followed by "B" or "iB").  Returns 0, or -1 if malformed. */
+int parse_size(const char *s, uint64_t *out);
+
+/* Parses argv.  Returns 0 to run, 1 if --help was printed (exit 0), or -1
+ * after printing an error (exit 2). */
+int config_parse(struct memd_config *cfg, int argc, char **argv);
+
+#endif

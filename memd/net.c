@@ -1,0 +1,612 @@
+/* Listeners, acceptor and epoll workers (see net.h for the design). */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+
+#define SCRATCH_SIZE (256u * 1024u)
+#define MAX_EVENTS 128
+
+/* One client connection; owned by one worker.
+ *
+ *   fd  session(hello, handles)  in: partial frame or unprocessed input
+ *                                out: unsent responses (while EPOLLOUT)
+ */
+struct conn {
+    int fd;
+    bool closing; /* close once the pending output is written */
+    struct conn *prev, *next;
+    struct session ss;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    struct outbuf out; /* pending output: out.p[out_off .. out.len) */
+    size_t out_off;
+    char peer[72];
+};
+
+struct worker {
+    struct server *srv;
+    unsigned idx;
+    pthread_t th;
+    int epfd, evfd;
+    pthread_mutex_t qlock;
+    int *queue; /* accepted fds waiting to be adopted */
+    size_t qlen, qcap;
+    struct conn *conns;
+    uint8_t *scratch;
+    struct outbuf out;
+};
+
+struct server {
+    struct store *store;
+    struct net_config cfg;
+    int tcp_fd, unix_fd, sig_fd, epfd;
+    unsigned nworkers, next_worker;
+    struct worker *workers;
+    struct proto_ctx ctx;
+    int stop;
+    bool joined;
+    /* counters, updated atomically */
+    uint64_t conns, conns_total, conns_refused, errors;
+};
+
+static void counters(void *arg, struct server_counters *sc)
+{
+    struct server *srv = arg;
+    sc->conns = __atomic_load_n(&srv->conns, __ATOMIC_RELAXED);
+    sc->conns_total = __atomic_load_n(&srv->conns_total, __ATOMIC_RELAXED);
+    sc->conns_refused = __atomic_load_n(&srv->conns_refused, __ATOMIC_RELAXED);
+    sc->errors = __atomic_load_n(&srv->errors, __ATOMIC_RELAXED);
+    sc->threads = srv->nworkers;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void conn_close(struct worker *w, struct conn *c, const char *why)
+{
+    if (why) log_info("%s (%s): connection closed: %s", c->peer, c->ss.client, why);
+    else log_debug("%s (%s): connection closed", c->peer, c->ss.client);
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    session_end(&w->srv->ctx, &c->ss);
+    free(c->in);
+    outbuf_free(&c->out);
+    if (c->prev) c->prev->next = c->next;
+    else w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+    __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+}
+
+static void set_events(struct worker *w, struct conn *c, uint32_t ev)
+{
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+/* Sends the worker's output buffer.  Returns 1 if all was sent, 0 if the rest
+ * is now pending on the connection (EPOLLOUT armed), -1 on a socket error. */
+static int send_out(struct worker *w, struct conn *c)
+{
+    size_t off = 0;
+    while (off < w->out.len) {
+        ssize_t n = send(c->fd, w->out.p + off, w->out.len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* Hand the buffer over to the connection; the worker gets a new one. */
+            c->out = w->out;
+            c->out_off = off;
+            w->out = (struct outbuf){0};
+            set_events(w, c, EPOLLOUT);
+            return 0;
+        } else {
+            return -1;
+        }
+    }
+    w->out.len = 0;
+    return 1;
+}
+
+enum run_result { RUN_MORE, RUN_STOP, RUN_CLOSED };
+
+/* Executes the complete frames of data[0..len); *used = bytes consumed. */
+static enum run_result run(struct worker *w, struct conn *c, const uint8_t *data, size_t len,
+                           size_t *used)
+{
+    *used = 0;
+    for (;;) {
+        size_t u;
+        w->out.len = 0;
+        enum proto_result r = proto_process(&w->srv->ctx, &c->ss, data + *used, len - *used,
+                                            &w->out, &u);
+        *used += u;
+        int s = w->out.len ? send_out(w, c) : 1;
+        if (s < 0) {
+            conn_close(w, c, "send failed");
+            return RUN_CLOSED;
+        }
+        if (r == PROTO_CLOSE) {
+            if (s == 1) {
+                conn_close(w, c, NULL); /* proto logged why */
+                return RUN_CLOSED;
+            }
+            c->closing = true;
+            return RUN_STOP;
+        }
+        if (s == 0) return RUN_STOP;
+        if (r == PROTO_MORE) return RUN_MORE;
+    }
+}
+
+/* Keeps data[0..len) as the connection's pending input. */
+static bool keep_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    size_t need = proto_frame_size(data, len);
+    size_t cap = len > need ? len : need;
+    if (c->in_cap < cap) {
+        uint8_t *p = realloc(c->in, cap);
+        if (!p) return false;
+        c->in = p;
+        c->in_cap = cap;
+    }
+    memmove(c->in, data, len);
+    c->in_len = len;
+    return true;
+}
+
+static void drop_input(struct conn *c)
+{
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+}
+
+/* Reads what the socket has and executes it.  Returns false if closed. */
+static bool conn_readable(struct worker *w, struct conn *c)
+{
+    if (c->out.len || c->closing) return true; /* backpressure: output first */
+    size_t used;
+    if (c->in_len) {
+        size_t need = proto_frame_size(c->in, c->in_len);
+        if (need > c->in_len) {
+            /* Complete the partial frame in place. */
+            if (c->in_cap < need) {
+                uint8_t *p = realloc(c->in, need);
+                if (!p) {
+                    conn_close(w, c, "out of memory");
+                    return false;
+                }
+                c->in = p;
+                c->in_cap = need;
+            }
+            ssize_t n = recv(c->fd, c->in + c->in_len, need - c->in_len, 0);
+            if (n == 0) {
+                conn_close(w, c, "client disconnected in the middle of a frame");
+                return false;
+            }
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+                conn_close(w, c, strerror(errno));
+                return false;
+            }
+            c->in_len += (size_t)n;
+            if (c->in_len < need && proto_frame_size(c->in, c->in_len) != 0) return true;
+        }
+        enum run_result r = run(w, c, c->in, c->in_len, &used);
+        if (r == RUN_CLOSED) return false;
+        if (used == c->in_len) drop_input(c);
+        else {
+            memmove(c->in, c->in + used, c->in_len - used);
+            c->in_len -= used;
+        }
+        if (r == RUN_STOP || c->in_len) return true;
+    }
+    ssize_t n = recv(c->fd, w->scratch, SCRATCH_SIZE, 0);
+    if (n == 0) {
+        conn_close(w, c, NULL);
+        return false;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+        conn_close(w, c, strerror(errno));
+        return false;
+    }
+    enum run_result r = run(w, c, w->scratch, (size_t)n, &used);
+    if (r == RUN_CLOSED) return false;
+    if (used < (size_t)n && !c->closing && !keep_input(c, w->scratch + used, (size_t)n - used)) {
+        conn_close(w, c, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* Writes pending output; once drained, resumes reading. */
+static bool conn_writable(struct worker *w, struct conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return true;
+        } else {
+            conn_close(w, c, "send failed");
+            return false;
+        }
+    }
+    /* Keep the larger buffer as the worker's, free the other. */
+    if (c->out.cap > w->out.cap) {
+        outbuf_free(&w->out);
+        w->out = c->out;
+        w->out.len = 0;
+    } else {
+        outbuf_free(&c->out);
+    }
+    c->out = (struct outbuf){0};
+    c->out_off = 0;
+    if (c->closing) {
+        conn_close(w, c, NULL); /* proto logged why */
+        return false;
+    }
+    set_events(w, c, EPOLLIN);
+    return conn_readable(w, c); /* buffered input may hold complete frames */
+}
+
+static void adopt(struct worker *w, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    c->fd = fd;
+    strcpy(c->ss.client, "-");
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(c->peer, sizeof c->peer, "unix#%d", fd);
+    }
+    c->ss.peer = c->peer;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+        log_warn("epoll_ctl: %s", strerror(errno));
+        close(fd);
+        free(c);
+        __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    log_debug("%s: connected (worker %u)", c->peer, w->idx);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event ev[MAX_EVENTS];
+    while (!__atomic_load_n(&w->srv->stop, __ATOMIC_ACQUIRE)) {
+        int n = epoll_wait(w->epfd, ev, MAX_EVENTS, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            log_error("worker %u: epoll_wait: %s", w->idx, strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct conn *c = ev[i].data.ptr;
+            if (!c) { /* eventfd: new connections or stop */
+                uint64_t v;
+                ssize_t r = read(w->evfd, &v, sizeof v);
+                (void)r;
+                pthread_mutex_lock(&w->qlock);
+                for (size_t k = 0; k < w->qlen; k++) adopt(w, w->queue[k]);
+                w->qlen = 0;
+                pthread_mutex_unlock(&w->qlock);
+                continue;
+            }
+            uint32_t e = ev[i].events;
+            if (e & EPOLLERR) {
+                conn_close(w, c, "socket error");
+                continue;
+            }
+            if ((e & EPOLLOUT) && !conn_writable(w, c)) continue;
+            if (e & (EPOLLIN | EPOLLHUP)) conn_readable(w, c);
+        }
+    }
+    unsigned closed = 0;
+    while (w->conns) {
+        conn_close(w, w->conns, NULL);
+        closed++;
+    }
+    if (closed) log_info("worker %u: closed %u connections", w->idx, closed);
+    return NULL;
+}
+
+/* ---- listeners and acceptor --------------------------------------------- */
+
+static int listen_tcp(const char *spec, uint16_t *bound_port)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || strlen(spec) >= sizeof host) {
+        log_error("--listen %s: expected HOST:PORT", spec);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - spec);
+    memcpy(host, spec, hl);
+    host[hl] = 0;
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0) {
+        log_error("--listen %s: %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
+        log_error("--listen %s: %s", spec, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) return -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) {
+        log_error("--unix %s: path too long", path);
+        return -1;
+    }
+    strcpy(a.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path); /* stale socket */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
+        log_error("--unix %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_port_file(const char *path, uint16_t port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+        log_error("--port-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+struct server *server_start(const struct net_config *cfg, struct store *store)
+{
+    struct server *srv = calloc(1, sizeof *srv);
+    if (!srv) return NULL;
+    srv->store = store;
+    srv->cfg = *cfg;
+    srv->tcp_fd = srv->unix_fd = srv->sig_fd = srv->epfd = -1;
+    srv->ctx = (struct proto_ctx){.store = store, .counters = counters, .arg = srv,
+                                  .errors = &srv->errors};
+    uint16_t port = 0;
+    if (cfg->listen && (srv->tcp_fd = listen_tcp(cfg->listen, &port)) < 0) goto fail;
+    if (cfg->unix_path && (srv->unix_fd = listen_unix(cfg->unix_path)) < 0) goto fail;
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    srv->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->sig_fd < 0 || srv->epfd < 0) {
+        log_error("signalfd/epoll: %s", strerror(errno));
+        goto fail;
+    }
+    int fds[3] = {srv->tcp_fd, srv->unix_fd, srv->sig_fd};
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0) continue;
+        struct epoll_event e = {.events = EPOLLIN, .data.fd = fds[i]};
+        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fds[i], &e);
+    }
+
+    srv->nworkers = cfg->threads;
+    srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
+    if (!srv->workers) goto fail;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->idx = i;
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        w->scratch = malloc(SCRATCH_SIZE);
+        pthread_mutex_init(&w->qlock, NULL);
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+        if (w->epfd < 0 || w->evfd < 0 || !w->scratch ||
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &e) < 0 ||
+            pthread_create(&w->th, NULL, worker_main, w) != 0) {
+            log_error("cannot start worker %u", i);
+            srv->nworkers = i; /* the ones started are joined by server_free */
+            goto fail;
+        }
+    }
+    if (cfg->listen) log_info("listening on %s (port %u)", cfg->listen, port);
+    if (cfg->unix_path) log_info("listening on unix:%s", cfg->unix_path);
+    if (cfg->port_file && cfg->listen && write_port_file(cfg->port_file, port) < 0) goto fail;
+    return srv;
+fail:
+    server_free(srv);
+    return NULL;
+}
+
+static void stop_workers(struct server *srv)
+{
+    __atomic_store_n(&srv->stop, 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        uint64_t one = 1;
+        ssize_t r = write(srv->workers[i].evfd, &one, sizeof one);
+        (void)r;
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) pthread_join(srv->workers[i].th, NULL);
+    srv->joined = true;
+}
+
+/* Hands an accepted fd to the next worker (round robin). */
+static void hand_off(struct server *srv, int fd)
+{
+    struct worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
+    pthread_mutex_lock(&w->qlock);
+    if (w->qlen == w->qcap) {
+        size_t cap = w->qcap ? w->qcap * 2 : 64;
+        int *q = realloc(w->queue, cap * sizeof *q);
+        if (!q) {
+            pthread_mutex_unlock(&w->qlock);
+            close(fd);
+            __atomic_fetch_sub(&srv->conns, 1, __ATOMIC_RELAXED);
+            return;
+        }
+        w->queue = q;
+        w->qcap = cap;
+    }
+    w->queue[w->qlen++] = fd;
+    pthread_mutex_unlock(&w->qlock);
+    uint64_t one = 1;
+    ssize_t r = write(w->evfd, &one, sizeof one);
+    (void)r;
+}
+
+static void accept_all(struct server *srv, int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                log_warn("accept: %s (raise ulimit -n or lower --max-conns)", strerror(errno));
+                usleep(10000);
+            }
+            return;
+        }
+        if (__atomic_load_n(&srv->conns, __ATOMIC_RELAXED) >= srv->cfg.max_conns) {
+            uint64_t n = __atomic_add_fetch(&srv->conns_refused, 1, __ATOMIC_RELAXED);
+            if (n == 1 || n % 1000 == 0)
+                log_warn("connection refused: --max-conns %u reached (%llu refused so far)",
+                         srv->cfg.max_conns, (unsigned long long)n);
+            close(fd);
+            continue;
+        }
+        if (lfd == srv->tcp_fd) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        __atomic_fetch_add(&srv->conns, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&srv->conns_total, 1, __ATOMIC_RELAXED);
+        hand_off(srv, fd);
+    }
+}
+
+void server_run(struct server *srv)
+{
+    struct epoll_event ev[4];
+    for (;;) {
+        int n = epoll_wait(srv->epfd, ev, 4, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            log_error("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = ev[i].data.fd;
+            if (fd == srv->sig_fd) {
+                struct signalfd_siginfo si;
+                ssize_t r = read(srv->sig_fd, &si, sizeof si);
+                log_info("%s received: shutting down (%llu connections open)",
+                         r == sizeof si ? strsignal((int)si.ssi_signo) : "signal",
+                         (unsigned long long)__atomic_load_n(&srv->conns, __ATOMIC_RELAXED));
+                goto out;
+            }
+            accept_all(srv, fd);
+        }
+    }
+out:
+    stop_workers(srv);
+}
+
+void server_free(struct server *srv)
+{
+    if (!srv) return;
+    if (srv->workers && !srv->joined) stop_workers(srv);
+    for (unsigned i = 0; srv->workers && i < srv->cfg.threads; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->epfd > 0) close(w->epfd);
+        if (w->evfd > 0) close(w->evfd);
+        for (size_t k = 0; k < w->qlen; k++) close(w->queue[k]);
+        free(w->queue);
+        free(w->scratch);
+        outbuf_free(&w->out);
+        if (w->srv) pthread_mutex_destroy(&w->qlock);
+    }
+    free(srv->workers);
+    if (srv->tcp_fd >= 0) close(srv->tcp_fd);
+    if (srv->unix_fd >= 0) {
+        close(srv->unix_fd);
+        unlink(srv->cfg.unix_path);
+    }
+    if (srv->sig_fd >= 0) close(srv->sig_fd);
+    if (srv->epfd >= 0) close(srv->epfd);
+    free(srv);
+}

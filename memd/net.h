@@ -1,0 +1,41 @@
+/* Network side of remoca-memd: listeners, one acceptor, N epoll workers.
+ *
+ *   main thread (acceptor)              worker 0..N-1 (one epoll each)
+ *   epoll: tcp fd, unix fd, signalfd    epoll: eventfd + its connections
+ *     accept4 -> round robin ---------> queue + eventfd -> conn owned here
+ *     SIGTERM/SIGINT -> stop workers      EPOLLIN:  read -> proto -> write
+ *                                         EPOLLOUT: drain pending output
+ *
+ * A connection belongs to one worker for its whole life, so its requests are
+ * executed in the order received.  Per wakeup a worker reads once into its
+ * scratch buffer (256 KiB), executes every complete frame, gathers all the
+ * responses in one output buffer and writes it with one send.  Idle
+ * connections own no buffers: only a partial frame or unsent output is kept
+ * per connection (at most one frame in, one batch of responses out), and
+ * while output is pending the connection is not read (backpressure).
+ */
+#ifndef MEMD_NET_H
+#define MEMD_NET_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct net_config {
+    const char *listen;    /* "HOST:PORT" or NULL for none */
+    const char *unix_path; /* or NULL */
+    const char *port_file; /* written with the bound TCP port, or NULL */
+    unsigned threads;
+    unsigned max_conns;
+};
+
+struct server;
+
+/* Binds the listeners and starts the workers; NULL on error (logged). */
+struct server *server_start(const struct net_config *cfg, struct store *store);
+/* Accepts connections until SIGTERM or SIGINT (blocked by the caller in all
+ * threads before server_start); then stops the workers and closes everything. */
+void server_run(struct server *srv);
+void server_free(struct server *srv);
+
+#endif

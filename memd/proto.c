@@ -1,0 +1,286 @@
+/* Frame processing (see proto.h).  One function per opcode; replies are
+ * written straight into the connection's output buffer (no per-request
+ * allocation: the buffer belongs to the worker and only grows). */
+#include "proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+uint8_t *outbuf_reserve(struct outbuf *o, size_t more)
+{
+    if (o->cap - o->len < more) {
+        size_t cap = o->cap ? o->cap : 64 * 1024;
+        while (cap - o->len < more) cap *= 2;
+        uint8_t *p = realloc(o->p, cap);
+        if (!p) return NULL;
+        o->p = p;
+        o->cap = cap;
+    }
+    return o->p + o->len;
+}
+
+void outbuf_free(struct outbuf *o)
+{
+    free(o->p);
+    o->p = NULL;
+    o->len = o->cap = 0;
+}
+
+size_t proto_frame_size(const uint8_t *in, size_t len)
+{
+    if (len < REMOCA_HDR_SIZE) return REMOCA_HDR_SIZE;
+    uint32_t plen = remoca_get_le32(in + 28);
+    if (remoca_get_le32(in) != REMOCA_MAGIC_REQ || plen > REMOCA_MAX_REQ_PAYLOAD) return 0;
+    return REMOCA_HDR_SIZE + (size_t)plen;
+}
+
+/* Appends a response header; payload (len bytes) is written by the caller. */
+static bool put_resp(struct outbuf *out, const struct remoca_hdr *req, uint16_t status,
+                     uint32_t pool, uint32_t len)
+{
+    uint8_t *p = outbuf_reserve(out, REMOCA_HDR_SIZE + (size_t)len);
+    if (!p) return false;
+    struct remoca_hdr h = {
+        .magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION, .op = req->op,
+        .flags = status, .id = req->id, .pool = pool, .key = req->key,
+        .count = req->count, .len = len,
+    };
+    remoca_hdr_encode(p, &h);
+    out->len += REMOCA_HDR_SIZE;
+    return true;
+}
+
+static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct outbuf *out,
+                      const struct remoca_hdr *req, enum remoca_status st, uint32_t pool_id,
+                      const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct outbuf *out,
+                      const struct remoca_hdr *req, enum remoca_status st, uint32_t pool_id,
+                      const char *fmt, ...)
+{
+    bool fatal = req->magic != REMOCA_MAGIC_REQ || req->len > REMOCA_MAX_REQ_PAYLOAD;
+    char msg[REMOCA_MAX_ERRMSG];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof msg) n = sizeof msg - 1;
+    if (put_resp(out, req, (uint16_t)st, req->pool, (uint32_t)n)) {
+        memcpy(out->p + out->len, msg, (size_t)n);
+        out->len += (size_t)n;
+    }
+    ss->errors++;
+    if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
+    if (pool_id) store_count_error(ctx->store, pool_id);
+    if (st == REMOCA_E_FULL || fatal)
+        log_debug("%s (%s): %s id=%u: %s: %s", ss->peer ? ss->peer : "-", ss->client,
+                  remoca_op_name(req->op), req->id, remoca_status_name(st), msg);
+    else
+        log_info("%s (%s): %s id=%u: %s: %s", ss->peer ? ss->peer : "-", ss->client,
+                 remoca_op_name(req->op), req->id, remoca_status_name(st), msg);
+}
+
+static void op_hello(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
+                     const uint8_t *payload, struct outbuf *out)
+{
+    struct remoca_hello b;
+    if (ss->hello) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0, "HELLO already received");
+        return;
+    }
+    if (remoca_hello_decode(payload, h->len, &b) < 0) {
+        reply_err(ctx, ss, out, h, REMOCA_E_PROTO, 0, "malformed HELLO body");
+        return;
+    }
+    /* The credential is accepted and not checked yet (no --secret). */
+    size_t n = b.name_len < sizeof ss->client - 1 ? b.name_len : sizeof ss->client - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)b.name[i];
+        ss->client[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    ss->client[n] = 0;
+    ss->hello = true;
+    put_resp(out, h, REMOCA_OK, 0, 0);
+}
+
+static void op_pool_open(const struct proto_ctx *ctx, struct session *ss,
+                         const struct remoca_hdr *h, const uint8_t *payload, struct outbuf *out)
+{
+    struct remoca_pool_open b;
+    if (remoca_pool_open_decode(payload, h->len, &b) < 0) {
+        reply_err(ctx, ss, out, h, REMOCA_E_PROTO, 0, "malformed POOL_OPEN body");
+        return;
+    }
+    uint32_t id;
+    enum remoca_status st = store_pool_open(ctx->store, &b, &id);
+    if (st != REMOCA_OK) {
+        reply_err(ctx, ss, out, h, st, 0, "cannot open pool: %s",
+                  ctx->store->npools >= ctx->store->max_pools ? "too many pools"
+                                                             : "minimums exceed the budget");
+        return;
+    }
+    for (uint32_t k = 0; k < ss->nhandles; k++) {
+        if (ss->handles[k] == id) { /* reopened: same handle, parameters updated */
+            store_pool_close(ctx->store, id);
+            put_resp(out, h, REMOCA_OK, k + 1, 0);
+            return;
+        }
+    }
+    if (ss->nhandles == ss->cap) {
+        uint32_t cap = ss->cap ? ss->cap * 2 : 4;
+        uint32_t *p = cap <= PROTO_MAX_HANDLES ? realloc(ss->handles, cap * sizeof *p) : NULL;
+        if (!p) {
+            store_pool_close(ctx->store, id);
+            reply_err(ctx, ss, out, h, REMOCA_E_LIMIT, 0, "too many pool handles");
+            return;
+        }
+        ss->handles = p;
+        ss->cap = cap;
+    }
+    ss->handles[ss->nhandles++] = id;
+    put_resp(out, h, REMOCA_OK, ss->nhandles, 0);
+}
+
+static void op_get(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
+                   uint32_t pool, struct outbuf *out)
+{
+    uint32_t bm = remoca_bitmap_bytes(h->count);
+    size_t max = REMOCA_HDR_SIZE + bm + (size_t)h->count * REMOCA_PAGE_SIZE;
+    uint8_t *p = outbuf_reserve(out, max);
+    if (!p) {
+        reply_err(ctx, ss, out, h, REMOCA_E_INTERNAL, pool, "out of memory");
+        return;
+    }
+    memset(p + REMOCA_HDR_SIZE, 0, bm);
+    uint32_t hits = store_get(ctx->store, pool, h->key, h->count, h->op == REMOCA_OP_TAKE,
+                              p + REMOCA_HDR_SIZE, p + REMOCA_HDR_SIZE + bm);
+    put_resp(out, h, REMOCA_OK, h->pool, bm + hits * REMOCA_PAGE_SIZE);
+    out->len += bm + (size_t)hits * REMOCA_PAGE_SIZE;
+}
+
+static void op_stats(const struct proto_ctx *ctx, const struct remoca_hdr *h, struct outbuf *out)
+{
+    struct server_counters sc = {0};
+    if (ctx->counters) ctx->counters(ctx->arg, &sc);
+    uint8_t *p = outbuf_reserve(out, REMOCA_HDR_SIZE + REMOCA_MAX_STATS);
+    if (!p) return;
+    size_t n = store_stats(ctx->store, ctx->counters ? &sc : NULL, h->flags & REMOCA_F_JSON,
+                           (char *)p + REMOCA_HDR_SIZE, REMOCA_MAX_STATS);
+    put_resp(out, h, REMOCA_OK, h->pool, (uint32_t)n);
+    out->len += n;
+}
+
+static void dispatch(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
+                     const uint8_t *payload, struct outbuf *out)
+{
+    if (h->op == REMOCA_OP_HELLO) {
+        op_hello(ctx, ss, h, payload, out);
+        return;
+    }
+    if (!ss->hello) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0, "HELLO must be the first request");
+        return;
+    }
+    switch (h->op) {
+    case REMOCA_OP_POOL_OPEN:
+        op_pool_open(ctx, ss, h, payload, out);
+        return;
+    case REMOCA_OP_STATS:
+        op_stats(ctx, h, out);
+        return;
+    case REMOCA_OP_PING:
+        put_resp(out, h, REMOCA_OK, h->pool, 0);
+        return;
+    default:
+        break;
+    }
+    /* The rest name a pool by handle. */
+    if (h->pool < 1 || h->pool > ss->nhandles) {
+        reply_err(ctx, ss, out, h, REMOCA_E_POOL, 0, "pool handle %u not open here", h->pool);
+        return;
+    }
+    uint32_t pool = ss->handles[h->pool - 1];
+    switch (h->op) {
+    case REMOCA_OP_GET:
+    case REMOCA_OP_TAKE:
+        op_get(ctx, ss, h, pool, out);
+        return;
+    case REMOCA_OP_PUT: {
+        enum remoca_status st = store_put(ctx->store, pool, h->key, h->count, payload);
+        if (st != REMOCA_OK)
+            reply_err(ctx, ss, out, h, st, pool, "no page could be freed (pools at minimum)");
+        else
+            put_resp(out, h, REMOCA_OK, h->pool, 0);
+        return;
+    }
+    case REMOCA_OP_DELETE:
+    case REMOCA_OP_DELETE_RANGE:
+        store_delete(ctx->store, pool, h->key, h->count);
+        put_resp(out, h, REMOCA_OK, h->pool, 0);
+        return;
+    case REMOCA_OP_POOL_RESET:
+        store_reset(ctx->store, pool);
+        put_resp(out, h, REMOCA_OK, h->pool, 0);
+        return;
+    default:
+        reply_err(ctx, ss, out, h, REMOCA_E_OP, 0, "unknown opcode %u", h->op);
+        return;
+    }
+}
+
+enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
+                                const uint8_t *in, size_t len, struct outbuf *out,
+                                size_t *used)
+{
+    size_t off = 0;
+    enum proto_result res = PROTO_MORE;
+    while (len - off >= REMOCA_HDR_SIZE) {
+        if (out->len >= PROTO_OUT_HIGH) {
+            res = PROTO_FULL;
+            break;
+        }
+        struct remoca_hdr h;
+        remoca_hdr_decode(in + off, &h);
+        enum remoca_status st = remoca_req_check(&h);
+        if (h.magic != REMOCA_MAGIC_REQ || h.len > REMOCA_MAX_REQ_PAYLOAD) {
+            /* Out of sync: nothing after this header can be trusted. */
+            reply_err(ctx, ss, out, &h, st, 0, h.magic != REMOCA_MAGIC_REQ
+                                                   ? "bad magic 0x%08x: closing"
+                                                   : "payload length %u too large: closing",
+                      h.magic != REMOCA_MAGIC_REQ ? h.magic : h.len);
+            if (h.magic != REMOCA_MAGIC_REQ)
+                log_warn("%s (%s): bad magic 0x%08x: stream out of sync, connection closed",
+                         ss->peer ? ss->peer : "-", ss->client, h.magic);
+            else
+                log_warn("%s (%s): %s payload of %u bytes exceeds %u: connection closed",
+                         ss->peer ? ss->peer : "-", ss->client, remoca_op_name(h.op), h.len,
+                         REMOCA_MAX_REQ_PAYLOAD);
+            *used = len;
+            return PROTO_CLOSE;
+        }
+        size_t total = REMOCA_HDR_SIZE + (size_t)h.len;
+        if (len - off < total) break;
+        const uint8_t *payload = in + off + REMOCA_HDR_SIZE;
+        off += total;
+        if (st != REMOCA_OK) {
+            reply_err(ctx, ss, out, &h, st, 0, "%s request rejected (%u bytes skipped)",
+                      remoca_op_name(h.op), h.len);
+            continue;
+        }
+        dispatch(ctx, ss, &h, payload, out);
+    }
+    *used = off;
+    return res;
+}
+
+void session_end(const struct proto_ctx *ctx, struct session *ss)
+{
+    for (uint32_t k = 0; k < ss->nhandles; k++) store_pool_close(ctx->store, ss->handles[k]);
+    free(ss->handles);
+    ss->handles = NULL;
+    ss->nhandles = ss->cap = 0;
+}

@@ -1,0 +1,76 @@
+/* Frame processing for one connection: request bytes in, response bytes out.
+ * No I/O here: net.c feeds what it read and writes what comes out, and the
+ * fuzzer (tests/fuzz/fuzz_memd_proto.c) drives the same code in memory.
+ *
+ *   input:  [hdr|payload][hdr|payload][hdr|pay..   (partial frame: left over)
+ *            \____ proto_process consumes complete frames only ____/
+ *   output: [hdr|payload][hdr]...                  appended to struct outbuf
+ *
+ * Each frame's header is checked (remoca_req_check) before its payload is
+ * looked at.  A header with a bad magic or a length above
+ * REMOCA_MAX_REQ_PAYLOAD means the stream cannot be trusted: an error reply is
+ * appended and PROTO_CLOSE returned.  Every other error gets an error reply
+ * (payload = message), the payload is skipped, and processing goes on.
+ */
+#ifndef MEMD_PROTO_H
+#define MEMD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Stop adding responses once this much output is waiting: net.c writes it. */
+#define PROTO_OUT_HIGH (256u * 1024u)
+/* Pool handles one connection may hold (reopening a name reuses its handle). */
+#define PROTO_MAX_HANDLES 1024u
+
+struct outbuf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+/* Makes room for `more` bytes; returns a pointer to the free part or NULL. */
+uint8_t *outbuf_reserve(struct outbuf *o, size_t more);
+void outbuf_free(struct outbuf *o);
+
+struct session {
+    bool hello;
+    char client[64];  /* HELLO name, for logs */
+    const char *peer; /* address, for logs */
+    uint32_t *handles; /* handle h (1-based) -> pool id */
+    uint32_t nhandles, cap;
+    uint64_t errors;  /* error replies sent */
+};
+
+/* Server-wide context the protocol needs besides the store. */
+struct proto_ctx {
+    struct store *store;
+    /* Fills the server counters for STATS; may be NULL. */
+    void (*counters)(void *arg, struct server_counters *sc);
+    void *arg;
+    uint64_t *errors; /* global error counter (atomically incremented), may be NULL */
+};
+
+enum proto_result {
+    PROTO_MORE,  /* every complete frame consumed; need more input */
+    PROTO_FULL,  /* output reached PROTO_OUT_HIGH: write it, then call again */
+    PROTO_CLOSE, /* stream out of sync (reply appended): close after writing */
+};
+
+/* Consumes complete frames from in[0..len), appends responses to out.
+ * *used = bytes consumed. */
+enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
+                                const uint8_t *in, size_t len, struct outbuf *out,
+                                size_t *used);
+
+/* Total size of the frame starting at in: REMOCA_HDR_SIZE while the header is
+ * incomplete, 0 if the header can never be valid (bad magic or length): give
+ * such bytes to proto_process, which answers and closes. */
+size_t proto_frame_size(const uint8_t *in, size_t len);
+
+/* Releases the session's pool handles. */
+void session_end(const struct proto_ctx *ctx, struct session *ss);
+
+#endif

@@ -1,0 +1,161 @@
+/* Stats of the store and the server, as text or JSON (the STATS op).
+ *
+ * Text: one line for the server, then one line per pool, key=value pairs:
+ *   server policy=s3fifo budget_bytes=... pages=... gets=... hits=... ...
+ *   pool name=vm42/vda pages=... bytes=... gets=... hits=... ...
+ * Pool names are escaped (\xNN for spaces, '=', '\\' and non-printables) so a
+ * line always splits on spaces.  JSON: {"server": {...}, "pools": [{...}]}
+ * with names escaped as JSON strings (bytes >= 0x7f as \u00NN).
+ * The output never exceeds `cap`; pools that do not fit are left out and the
+ * server line says how many were (pools_omitted). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool full;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    if (b->full) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->len) {
+        b->full = true;
+        b->p[b->len] = 0;
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+static void sb_name(struct sbuf *b, const struct pool *p, bool json)
+{
+    for (size_t i = 0; i < p->name_len; i++) {
+        unsigned char c = (unsigned char)p->name[i];
+        if (json) {
+            if (c == '"' || c == '\\') sb_printf(b, "\\%c", c);
+            else if (c < 0x20 || c >= 0x7f) sb_printf(b, "\\u%04x", c);
+            else sb_printf(b, "%c", c);
+        } else {
+            if (c <= 0x20 || c >= 0x7f || c == '=' || c == '\\') sb_printf(b, "\\x%02x", c);
+            else sb_printf(b, "%c", c);
+        }
+    }
+}
+
+struct kv {
+    const char *k;
+    uint64_t v;
+};
+
+static void sb_kvs(struct sbuf *b, const struct kv *kv, size_t n, bool json)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (json) sb_printf(b, ", \"%s\": %llu", kv[i].k, (unsigned long long)kv[i].v);
+        else sb_printf(b, " %s=%llu", kv[i].k, (unsigned long long)kv[i].v);
+    }
+}
+
+#define STATS_KVS(st)                                                                       \
+    {"gets", (st).gets}, {"hits", (st).hits}, {"misses", (st).misses},                       \
+        {"ghost_hits", (st).ghost_hits}, {"puts", (st).puts}, {"takes", (st).takes},         \
+        {"deletes", (st).deletes}, {"evictions", (st).evictions}, {"errors", (st).errors}
+
+size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
+                   size_t cap)
+{
+    struct sbuf b = {buf, 0, cap, false};
+    if (cap == 0) return 0;
+    buf[0] = 0;
+    pthread_mutex_lock(&s->lock);
+    struct pool_stats tot = {0};
+    uint64_t used = 0;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        const struct pool *p = s->pools[k];
+        used += p->pages;
+        tot.gets += p->st.gets;
+        tot.hits += p->st.hits;
+        tot.misses += p->st.misses;
+        tot.ghost_hits += p->st.ghost_hits;
+        tot.puts += p->st.puts;
+        tot.takes += p->st.takes;
+        tot.deletes += p->st.deletes;
+        tot.evictions += p->st.evictions;
+        tot.errors += p->st.errors;
+    }
+    tot.errors = sc ? sc->errors : tot.errors;
+    const struct kv server[] = {
+        {"budget_bytes", s->budget},
+        {"pages_total", s->npages},
+        {"pages", used},
+        {"bytes", used * REMOCA_PAGE_SIZE},
+        {"pages_free", s->nfree},
+        {"pools", s->npools},
+        {"max_pools", s->max_pools},
+        {"threads", sc ? sc->threads : 0},
+        {"connections", sc ? sc->conns : 0},
+        {"connections_total", sc ? sc->conns_total : 0},
+        {"connections_refused", sc ? sc->conns_refused : 0},
+        STATS_KVS(tot),
+    };
+    const size_t nserver = sizeof server / sizeof server[0];
+    /* Room kept for the closing of the document and the omitted count. */
+    const size_t reserve = 128;
+    if (cap < 1024) goto out;
+    b.cap = cap - reserve;
+    if (json) {
+        sb_printf(&b, "{\n  \"server\": {\"policy\": \"%s\"", policy_name(s->policy));
+        sb_kvs(&b, server, nserver, true);
+        sb_printf(&b, "},\n  \"pools\": [");
+    } else {
+        sb_printf(&b, "server policy=%s", policy_name(s->policy));
+        sb_kvs(&b, server, nserver, false);
+        sb_printf(&b, "\n");
+    }
+    uint32_t omitted = 0;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        const struct pool *p = s->pools[k];
+        size_t mark = b.len;
+        const struct kv pk[] = {
+            {"pages", p->pages},
+            {"bytes", p->pages * REMOCA_PAGE_SIZE},
+            {"min_bytes", p->min_pages * REMOCA_PAGE_SIZE},
+            {"max_bytes", p->max_pages * REMOCA_PAGE_SIZE},
+            {"weight", p->weight},
+            {"share_bytes", store_fair_share_locked(s, p) * REMOCA_PAGE_SIZE},
+            {"connections", p->conns},
+            STATS_KVS(p->st),
+        };
+        if (json) {
+            sb_printf(&b, "%s\n    {\"name\": \"", k ? "," : "");
+            sb_name(&b, p, true);
+            sb_printf(&b, "\"");
+        } else {
+            sb_printf(&b, "pool name=");
+            sb_name(&b, p, false);
+        }
+        sb_kvs(&b, pk, sizeof pk / sizeof pk[0], json);
+        sb_printf(&b, json ? "}" : "\n");
+        if (b.full) {
+            b.len = mark;
+            b.full = false;
+            b.p[b.len] = 0;
+            omitted = s->npools - k;
+            break;
+        }
+    }
+    b.cap = cap;
+    if (json) sb_printf(&b, "\n  ],\n  \"pools_omitted\": %u\n}\n", omitted);
+    else if (omitted) sb_printf(&b, "pools_omitted %u\n", omitted);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return b.len;
+}

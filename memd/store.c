@@ -1,0 +1,418 @@
+/* The page store (see store.h for the data structures and the rules).
+ *
+ * Every public function takes the store lock itself; the *_locked helpers
+ * expect it held.  Batched operations work in chunks of LOCK_CHUNK pages and
+ * release the lock in between, so that one large request never stalls the
+ * other workers for long. */
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "policy.h"
+
+#define LOCK_CHUNK 16u
+
+static const char *const policy_names[POLICY__MAX] = {
+    [POLICY_LRU] = "lru", [POLICY_CLOCK] = "clock", [POLICY_S3FIFO] = "s3fifo",
+    [POLICY_2Q] = "2q"};
+
+const char *policy_name(enum policy_kind k) { return k < POLICY__MAX ? policy_names[k] : "?"; }
+
+int policy_parse(const char *name)
+{
+    for (int i = 0; i < POLICY__MAX; i++)
+        if (!strcmp(name, policy_names[i])) return i;
+    return -1;
+}
+
+/* splitmix64's finaliser over (pool, key): well mixed in every bit, so the
+ * low bits index buckets and the high bits index the ghost table. */
+static inline uint64_t hash_key(uint32_t pool, uint64_t key)
+{
+    uint64_t x = key + (uint64_t)pool * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    return x;
+}
+
+int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools)
+{
+    memset(s, 0, sizeof *s);
+    uint64_t npages = bytes / REMOCA_PAGE_SIZE;
+    if (npages == 0 || npages >= MEMD_NIL || max_pools == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    s->budget = bytes;
+    s->npages = (uint32_t)npages;
+    s->policy = policy;
+    s->max_pools = max_pools;
+    s->arena = mmap(NULL, npages * REMOCA_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s->arena == MAP_FAILED) {
+        s->arena = NULL;
+        return -1;
+    }
+    uint64_t nb = 1024;
+    while (nb < npages) nb <<= 1;
+    s->slots = malloc(npages * sizeof *s->slots);
+    s->buckets = malloc(nb * sizeof *s->buckets);
+    s->pools = calloc(max_pools, sizeof *s->pools);
+    if (!s->slots || !s->buckets || !s->pools || ghost_init(&s->ghost, npages) < 0) {
+        store_destroy(s);
+        errno = ENOMEM;
+        return -1;
+    }
+    s->bmask = (uint32_t)(nb - 1);
+    memset(s->buckets, 0xff, nb * sizeof *s->buckets);
+    s->free_head = MEMD_NIL;
+    for (uint32_t i = s->npages; i-- > 0;) {
+        struct slot *e = &s->slots[i];
+        memset(e, 0, sizeof *e);
+        e->hnext = e->prev = MEMD_NIL;
+        e->next = s->free_head;
+        s->free_head = i;
+    }
+    s->nfree = s->npages;
+    pthread_mutex_init(&s->lock, NULL);
+    return 0;
+}
+
+void store_destroy(struct store *s)
+{
+    if (s->arena) {
+        munmap(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
+        pthread_mutex_destroy(&s->lock);
+    }
+    if (s->pools)
+        for (uint32_t i = 0; i < s->npools; i++) free(s->pools[i]);
+    free(s->pools);
+    free(s->slots);
+    free(s->buckets);
+    ghost_free(&s->ghost);
+    memset(s, 0, sizeof *s);
+}
+
+static inline uint8_t *page_of(struct store *s, uint32_t i)
+{
+    return s->arena + (size_t)i * REMOCA_PAGE_SIZE;
+}
+
+static uint32_t lookup(struct store *s, uint32_t pool, uint64_t key, uint64_t h)
+{
+    for (uint32_t i = s->buckets[h & s->bmask]; i != MEMD_NIL; i = s->slots[i].hnext)
+        if (s->slots[i].key == key && s->slots[i].pool == pool) return i;
+    return MEMD_NIL;
+}
+
+static void hash_unlink(struct store *s, uint32_t i, uint64_t h)
+{
+    uint32_t *pp = &s->buckets[h & s->bmask];
+    while (*pp != i) pp = &s->slots[*pp].hnext;
+    *pp = s->slots[i].hnext;
+}
+
+/* Removes slot i from its pool, its hash chain and its queue; frees it. */
+static void remove_slot(struct store *s, struct pool *p, uint32_t i, uint64_t h)
+{
+    hash_unlink(s, i, h);
+    policy_unlink(s, p, i);
+    struct slot *e = &s->slots[i];
+    e->pool = 0;
+    e->hnext = MEMD_NIL;
+    e->next = s->free_head;
+    s->free_head = i;
+    s->nfree++;
+    p->pages--;
+}
+
+static void evict_one(struct store *s, struct pool *p)
+{
+    uint32_t i = policy_victim(s, p);
+    uint64_t h = hash_key(p->id, s->slots[i].key);
+    remove_slot(s, p, i, h);
+    ghost_add(&s->ghost, h);
+    p->st.evictions++;
+    /* Utility decay: every `npages` evictions, halve the recent ghost hits. */
+    if (++s->evict_clock >= s->npages) {
+        s->evict_clock = 0;
+        for (uint32_t k = 0; k < s->npools; k++) s->pools[k]->ghost_recent /= 2;
+    }
+}
+
+/* Weight tilted by utility: a pool whose misses often find ghosts (recent
+ * ghost hits per page held) counts up to 4x its weight. Fixed point, x1024. */
+static uint64_t eff_weight(const struct pool *p)
+{
+    uint64_t tilt = p->ghost_recent * 1024 / (p->pages ? p->pages : 1);
+    if (tilt > 3072) tilt = 3072;
+    return (uint64_t)p->weight * (1024 + tilt);
+}
+
+static uint64_t weight_sum(struct store *s, const struct pool *also)
+{
+    uint64_t sum = 0;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        const struct pool *q = s->pools[k];
+        if (q->pages > 0 || q == also) sum += eff_weight(q);
+    }
+    return sum;
+}
+
+static uint64_t share_of(struct store *s, const struct pool *p, uint64_t wsum)
+{
+    uint64_t share = wsum ? (uint64_t)((unsigned __int128)s->npages * eff_weight(p) / wsum) : 0;
+    if (share > p->max_pages) share = p->max_pages;
+    if (share < p->min_pages) share = p->min_pages;
+    return share;
+}
+
+uint64_t store_fair_share_locked(struct store *s, const struct pool *p)
+{
+    return share_of(s, p, weight_sum(s, p));
+}
+
+/* The pool most above its fair share that is above its minimum, or NULL. */
+static struct pool *choose_victim(struct store *s, struct pool *req)
+{
+    uint64_t wsum = weight_sum(s, req);
+    struct pool *best = NULL;
+    int64_t best_over = INT64_MIN;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        struct pool *q = s->pools[k];
+        if (q->pages == 0 || q->pages <= q->min_pages) continue;
+        int64_t over = (int64_t)q->pages + (q == req) - (int64_t)share_of(s, q, wsum);
+        if (over > best_over) {
+            best_over = over;
+            best = q;
+        }
+    }
+    return best;
+}
+
+/* A free page for pool p, evicting if needed; MEMD_NIL if none can be had. */
+static uint32_t alloc_page(struct store *s, struct pool *p)
+{
+    if (p->pages >= p->max_pages) {
+        if (p->pages == 0) return MEMD_NIL;
+        evict_one(s, p);
+    } else if (s->nfree == 0) {
+        struct pool *v = choose_victim(s, p);
+        if (!v) return MEMD_NIL;
+        evict_one(s, v);
+    }
+    uint32_t i = s->free_head;
+    s->free_head = s->slots[i].next;
+    s->nfree--;
+    return i;
+}
+
+enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
+                                   uint32_t *id)
+{
+    uint64_t min_pages = (po->min_bytes + REMOCA_PAGE_SIZE - 1) / REMOCA_PAGE_SIZE;
+    uint64_t max_pages = po->max_bytes ? po->max_bytes / REMOCA_PAGE_SIZE : s->npages;
+    if (po->min_bytes > (uint64_t)s->npages * REMOCA_PAGE_SIZE) min_pages = (uint64_t)s->npages + 1;
+    if (max_pages > s->npages) max_pages = s->npages;
+    if (max_pages < min_pages) max_pages = min_pages;
+    if (max_pages == 0) max_pages = 1;
+    enum remoca_status st = REMOCA_OK;
+
+    pthread_mutex_lock(&s->lock);
+    struct pool *p = NULL;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        struct pool *q = s->pools[k];
+        if (q->name_len == po->name_len && !memcmp(q->name, po->name, po->name_len)) {
+            p = q;
+            break;
+        }
+    }
+    uint64_t old_min = p ? p->min_pages : 0;
+    if (s->min_reserved - old_min + min_pages > s->npages) {
+        st = REMOCA_E_LIMIT; /* the minimums would exceed the budget */
+    } else if (!p) {
+        if (s->npools >= s->max_pools || !(p = calloc(1, sizeof *p))) {
+            st = REMOCA_E_LIMIT;
+        } else {
+            p->id = s->npools + 1;
+            memcpy(p->name, po->name, po->name_len);
+            p->name_len = po->name_len;
+            for (int q = 0; q < 2; q++) p->q[q].head = p->q[q].tail = MEMD_NIL;
+            s->pools[s->npools++] = p;
+        }
+    }
+    if (st == REMOCA_OK) {
+        s->min_reserved = s->min_reserved - old_min + min_pages;
+        p->min_pages = min_pages;
+        p->max_pages = max_pages;
+        p->weight = po->weight ? po->weight : 1;
+        p->conns++;
+        *id = p->id;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+void store_pool_close(struct store *s, uint32_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    struct pool *p = store_pool(s, id);
+    if (p && p->conns) p->conns--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void store_count_error(struct store *s, uint32_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    struct pool *p = store_pool(s, id);
+    if (p) p->st.errors++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count, bool take,
+                   uint8_t *bitmap, uint8_t *pages)
+{
+    uint32_t hits = 0;
+    for (uint32_t base = 0; base < count; base += LOCK_CHUNK) {
+        uint32_t end = count - base > LOCK_CHUNK ? base + LOCK_CHUNK : count;
+        pthread_mutex_lock(&s->lock);
+        struct pool *p = store_pool(s, pool);
+        if (!p) {
+            pthread_mutex_unlock(&s->lock);
+            break;
+        }
+        for (uint32_t n = base; n < end; n++) {
+            uint64_t h = hash_key(pool, key + n);
+            uint32_t i = lookup(s, pool, key + n, h);
+            if (i == MEMD_NIL) {
+                p->st.misses++;
+                if (ghost_test(&s->ghost, h)) {
+                    p->st.ghost_hits++;
+                    p->ghost_recent++;
+                }
+                continue;
+            }
+            memcpy(pages + (size_t)hits * REMOCA_PAGE_SIZE, page_of(s, i), REMOCA_PAGE_SIZE);
+            bitmap[n / 8] |= (uint8_t)(1u << (n % 8));
+            hits++;
+            p->st.hits++;
+            if (take) {
+                remove_slot(s, p, i, h);
+                p->st.takes++;
+            } else {
+                policy_hit(s, p, i);
+            }
+        }
+        p->st.gets += end - base;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return hits;
+}
+
+enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
+                             const uint8_t *pages)
+{
+    enum remoca_status st = REMOCA_OK;
+    for (uint32_t base = 0; base < count && st == REMOCA_OK; base += LOCK_CHUNK) {
+        uint32_t end = count - base > LOCK_CHUNK ? base + LOCK_CHUNK : count;
+        pthread_mutex_lock(&s->lock);
+        struct pool *p = store_pool(s, pool);
+        for (uint32_t n = base; p && n < end; n++) {
+            const uint8_t *src = pages + (size_t)n * REMOCA_PAGE_SIZE;
+            uint64_t h = hash_key(pool, key + n);
+            uint32_t i = lookup(s, pool, key + n, h);
+            if (i != MEMD_NIL) {
+                memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
+                policy_hit(s, p, i);
+                p->st.puts++;
+                continue;
+            }
+            i = alloc_page(s, p);
+            if (i == MEMD_NIL) {
+                st = REMOCA_E_FULL;
+                break;
+            }
+            struct slot *e = &s->slots[i];
+            e->key = key + n;
+            e->pool = pool;
+            e->hnext = s->buckets[h & s->bmask];
+            s->buckets[h & s->bmask] = i;
+            memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
+            policy_insert(s, p, i, ghost_take(&s->ghost, h));
+            p->pages++;
+            p->st.puts++;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return st;
+}
+
+/* Removes every page of queue q of pool p whose key is in [key, key+count). */
+static uint64_t sweep_queue(struct store *s, struct pool *p, int q, uint64_t key, uint64_t count)
+{
+    uint64_t n = 0;
+    uint32_t i = p->q[q].head;
+    while (i != MEMD_NIL) {
+        uint32_t next = s->slots[i].next;
+        uint64_t k = s->slots[i].key;
+        if (k - key < count) {
+            remove_slot(s, p, i, hash_key(p->id, k));
+            n++;
+        }
+        i = next;
+    }
+    return n;
+}
+
+uint64_t store_delete(struct store *s, uint32_t pool, uint64_t key, uint64_t count)
+{
+    uint64_t removed = 0;
+    pthread_mutex_lock(&s->lock);
+    struct pool *p = store_pool(s, pool);
+    if (p && count > p->pages) {
+        /* Range larger than the pool: walk the pool's pages instead. */
+        removed = sweep_queue(s, p, 0, key, count) + sweep_queue(s, p, 1, key, count);
+    } else if (p) {
+        for (uint64_t n = 0; n < count; n++) {
+            uint64_t h = hash_key(pool, key + n);
+            uint32_t i = lookup(s, pool, key + n, h);
+            if (i != MEMD_NIL) {
+                remove_slot(s, p, i, h);
+                removed++;
+            }
+            if ((n + 1) % 1024 == 0) { /* let other workers in */
+                pthread_mutex_unlock(&s->lock);
+                pthread_mutex_lock(&s->lock);
+            }
+        }
+    }
+    if (p) p->st.deletes += removed;
+    pthread_mutex_unlock(&s->lock);
+    return removed;
+}
+
+uint64_t store_reset(struct store *s, uint32_t pool)
+{
+    uint64_t removed = 0;
+    pthread_mutex_lock(&s->lock);
+    struct pool *p = store_pool(s, pool);
+    if (p) {
+        removed = sweep_queue(s, p, 0, 0, UINT64_MAX) + sweep_queue(s, p, 1, 0, UINT64_MAX);
+        /* key UINT64_MAX is outside [0, UINT64_MAX): sweep it by lookup */
+        uint64_t h = hash_key(pool, UINT64_MAX);
+        uint32_t i = lookup(s, pool, UINT64_MAX, h);
+        if (i != MEMD_NIL) {
+            remove_slot(s, p, i, h);
+            removed++;
+        }
+        p->st.deletes += removed;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return removed;
+}

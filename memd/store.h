@@ -1,0 +1,166 @@
+/* The page store of remoca-memd: a preallocated arena of 4 KiB pages, an
+ * O(1) index by (pool, key), named pools with min/max/weight, per-pool
+ * eviction queues (policy.c), a bounded ghost table (ghost.c) and counters.
+ *
+ *   arena (mmap, --memory bytes)       slots[] (one per arena page, 32 B)
+ *   +------+------+------+-----+       +----------------------------------+
+ *   |page 0|page 1|page 2| ... |  <->  | key | pool | hnext | prev | next |
+ *   +------+------+------+-----+       | queue | freq                     |
+ *        ^                             +----------------------------------+
+ *        |  buckets[hash(pool,key) & mask] -> slot -> hnext -> ... (chain)
+ *        |  pool->q[0..1]: doubly linked policy queues through prev/next
+ *        |  free pages: singly linked through next from free_head
+ *
+ *   pools[id-1] -> struct pool { name, min/max/weight, pages, q[2], stats }
+ *
+ * Page i of the arena is described by slots[i]: slot index == page number, so
+ * a page needs no pointer of its own.  A slot is free (pool == 0) or belongs
+ * to exactly one pool, is in exactly one hash chain and one of that pool's
+ * queues.  Pools are never freed: a client that reconnects reopens its pool by
+ * name and finds its pages.
+ *
+ * Allocation (store_put when no page is free): the victim pool is the one most
+ * above its weighted fair share (budget * weight / sum of weights of the pools
+ * holding pages, clamped to [min, max]); a pool never loses pages below its
+ * minimum; a pool at its maximum evicts from itself.  Ghost hits per MiB tilt
+ * the fair share towards pools that would profit from more memory.
+ *
+ * One mutex guards everything.  Critical sections are short: an index
+ * operation and one 4 KiB copy; batches drop and retake the lock every few
+ * pages so that another worker never waits behind a 1 MiB request.
+ *
+ * Memory: the arena (budget) + 32 B per page (slots) + 4 B per page (buckets)
+ * + 8 B per page (ghost table) + ~400 B per pool; about 1.1 % of the budget.
+ */
+#ifndef MEMD_STORE_H
+#define MEMD_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ghost.h"
+#include "remoca/wire.h"
+
+#define MEMD_NIL UINT32_MAX
+
+struct slot {
+    uint64_t key;
+    uint32_t pool;  /* owning pool id, 0 = free */
+    uint32_t hnext; /* next slot in the same hash bucket */
+    uint32_t prev;  /* policy queue links; free list uses next */
+    uint32_t next;
+    uint8_t queue;  /* which of the pool's queues holds the slot */
+    uint8_t freq;   /* policy reference counter / bit */
+    uint16_t pad;
+};
+
+struct queue {
+    uint32_t head; /* most recently inserted / used */
+    uint32_t tail; /* next eviction candidate */
+    uint32_t len;
+};
+
+struct pool_stats {
+    uint64_t gets;       /* keys looked up by GET and TAKE */
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t ghost_hits; /* misses whose key was evicted recently */
+    uint64_t puts;       /* pages stored */
+    uint64_t takes;      /* pages removed by TAKE hits */
+    uint64_t deletes;    /* pages removed by DELETE, DELETE_RANGE, POOL_RESET */
+    uint64_t evictions;  /* pages evicted to make room */
+    uint64_t errors;     /* error replies to requests on this pool */
+};
+
+struct pool {
+    uint32_t id;
+    char name[REMOCA_MAX_NAME + 1];
+    size_t name_len;
+    uint64_t min_pages, max_pages;
+    uint32_t weight;
+    uint64_t pages;  /* pages held */
+    uint32_t conns;  /* open handles on all connections */
+    struct queue q[2];
+    struct pool_stats st;
+    uint64_t ghost_recent; /* ghost hits, decayed: the utility signal */
+};
+
+enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__MAX };
+
+struct store {
+    pthread_mutex_t lock;
+    uint8_t *arena;
+    uint64_t budget;  /* bytes asked for (--memory) */
+    uint32_t npages;
+    struct slot *slots;
+    uint32_t *buckets;
+    uint32_t bmask;
+    uint32_t free_head;
+    uint32_t nfree;
+    struct ghost ghost;
+    enum policy_kind policy;
+    struct pool **pools; /* pools[id - 1] */
+    uint32_t npools, max_pools;
+    uint64_t min_reserved; /* sum of the pools' min_pages */
+    uint64_t evict_clock;  /* evictions since the last utility decay */
+};
+
+/* Creates a store of `bytes` (rounded down to pages).  0 or -1 with errno. */
+int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools);
+void store_destroy(struct store *s);
+
+const char *policy_name(enum policy_kind k);
+int policy_parse(const char *name); /* -1 if unknown */
+
+/* Opens (or creates) a pool by name.  Returns REMOCA_OK and the pool id, or
+ * REMOCA_E_LIMIT (too many pools, or the minimums would exceed the budget). */
+enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
+                                   uint32_t *id);
+void store_pool_close(struct store *s, uint32_t id);
+
+/* Looks up keys [key, key+count).  Sets bit i of `bitmap` (zeroed by the
+ * caller, remoca_bitmap_bytes(count) bytes) for each hit and copies hit pages
+ * one after the other to `pages`.  take removes the hits.  Returns hits. */
+uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count, bool take,
+                   uint8_t *bitmap, uint8_t *pages);
+
+/* Stores count pages.  REMOCA_OK, or REMOCA_E_FULL if some page could not be
+ * placed (the pages before it are stored). */
+enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
+                             const uint8_t *pages);
+
+/* Removes keys [key, key+count) (any count); O(min(count, pool pages)).
+ * Returns pages removed. */
+uint64_t store_delete(struct store *s, uint32_t pool, uint64_t key, uint64_t count);
+
+/* Removes every page of a pool.  Returns pages removed. */
+uint64_t store_reset(struct store *s, uint32_t pool);
+
+/* Counts an error reply against a pool (0 = none). */
+void store_count_error(struct store *s, uint32_t pool);
+
+/* Server-wide counters kept outside the store (net.c fills them in). */
+struct server_counters {
+    uint64_t conns;       /* open connections */
+    uint64_t conns_total; /* accepted since start */
+    uint64_t conns_refused;
+    uint64_t errors;      /* error replies and dropped connections */
+    unsigned threads;
+};
+
+/* Formats the stats as text or JSON into buf (at most cap bytes, always
+ * NUL-terminated).  Returns the length. */
+size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
+                   size_t cap);
+
+/* The fair share of a pool in pages (for stats and tests); lock held. */
+uint64_t store_fair_share_locked(struct store *s, const struct pool *p);
+
+static inline struct pool *store_pool(struct store *s, uint32_t id)
+{
+    return id >= 1 && id <= s->npools ? s->pools[id - 1] : NULL;
+}
+
+#endif
