@@ -1,10 +1,202 @@
-/* Placeholder until the stats command lands: says so and fails. */
+/* remoca stats --server ADDR [--json]: prints a memory server's stats.
+ *
+ * ADDR is HOST:PORT ([v6]:PORT works) or unix:PATH.  The command speaks the
+ * wire protocol directly (remoca/wire.h): HELLO, then STATS (with
+ * REMOCA_F_JSON for --json), and prints the payload as the server sent it.
+ * Exit status: 0 on success, 1 if the server cannot be reached or answers
+ * wrongly, 2 on a usage error.  Every wait is bounded (5 s). */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "remoca/wire.h"
+
+#define TIMEOUT_S 5
+
+static int connect_addr(const char *addr)
+{
+    int fd = -1;
+    if (!strncmp(addr, "unix:", 5)) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(addr + 5) >= sizeof a.sun_path) {
+            fprintf(stderr, "remoca stats: %s: path too long\n", addr);
+            return -1;
+        }
+        strcpy(a.sun_path, addr + 5);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+            fprintf(stderr, "remoca stats: cannot connect to %s: %s\n", addr, strerror(errno));
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+    } else {
+        char host[256];
+        const char *colon = strrchr(addr, ':');
+        if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host) {
+            fprintf(stderr, "remoca stats: --server %s: expected HOST:PORT or unix:PATH\n", addr);
+            return -1;
+        }
+        size_t hl = (size_t)(colon - addr);
+        memcpy(host, addr, hl);
+        host[hl] = 0;
+        if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+            memmove(host, host + 1, hl - 2);
+            host[hl - 2] = 0;
+        }
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+        int rc = getaddrinfo(host, colon + 1, &hints, &res);
+        if (rc) {
+            fprintf(stderr, "remoca stats: %s: %s\n", addr, gai_strerror(rc));
+            return -1;
+        }
+        int err = 0;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+            err = errno;
+            if (fd >= 0) close(fd);
+            fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd < 0) {
+            fprintf(stderr, "remoca stats: cannot connect to %s: %s\n", addr, strerror(err));
+            return -1;
+        }
+    }
+    struct timeval tv = {.tv_sec = TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int recv_all(int fd, uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Sends one request and reads its response; payload is malloc'd into *out. */
+static int call(int fd, const char *addr, struct remoca_hdr *req, const uint8_t *body,
+                uint8_t **out, uint32_t *out_len)
+{
+    uint8_t buf[REMOCA_HDR_SIZE + 4 + 2 * REMOCA_MAX_NAME];
+    remoca_hdr_encode(buf, req);
+    if (req->len) memcpy(buf + REMOCA_HDR_SIZE, body, req->len);
+    struct remoca_hdr resp;
+    if (send_all(fd, buf, REMOCA_HDR_SIZE + req->len) < 0 ||
+        recv_all(fd, buf, REMOCA_HDR_SIZE) < 0) {
+        fprintf(stderr, "remoca stats: %s: connection lost: %s\n", addr,
+                errno ? strerror(errno) : "closed by the server");
+        return -1;
+    }
+    remoca_hdr_decode(buf, &resp);
+    enum remoca_status st = remoca_resp_check(&resp, req->op, req->count);
+    if (st != REMOCA_OK || resp.id != req->id) {
+        fprintf(stderr, "remoca stats: %s: invalid response (%s)\n", addr,
+                remoca_status_name(st));
+        return -1;
+    }
+    uint8_t *payload = malloc((size_t)resp.len + 1);
+    if (!payload || recv_all(fd, payload, resp.len) < 0) {
+        fprintf(stderr, "remoca stats: %s: short response\n", addr);
+        free(payload);
+        return -1;
+    }
+    payload[resp.len] = 0;
+    if (resp.flags != REMOCA_OK) {
+        fprintf(stderr, "remoca stats: %s: %s failed: %s: %s\n", addr, remoca_op_name(req->op),
+                remoca_status_name(resp.flags), (char *)payload);
+        free(payload);
+        return -1;
+    }
+    *out = payload;
+    *out_len = resp.len;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: remoca stats --server ADDR [--json]\n"
+               "  ADDR  HOST:PORT or unix:PATH of a remoca-memd\n"
+               "  --json  print the stats as JSON instead of text\n");
+}
 
 int cmd_stats(int argc, char **argv)
 {
-    fprintf(stderr, "remoca stats: not built yet\n");
-    return 1;
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *server = NULL;
+    bool json = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': server = optarg; break;
+        case 'j': json = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!server || optind < argc) {
+        fprintf(stderr, "remoca stats: %s\n", server ? "unexpected argument" : "--server ADDR is required");
+        usage(stderr);
+        return 2;
+    }
+    int fd = connect_addr(server);
+    if (fd < 0) return 1;
+
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME];
+    struct remoca_hello hello = {.name = "remoca-stats", .name_len = 12};
+    struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                             .op = REMOCA_OP_HELLO, .id = 1};
+    req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &hello);
+    uint8_t *payload;
+    uint32_t len;
+    if (call(fd, server, &req, body, &payload, &len) < 0) {
+        close(fd);
+        return 1;
+    }
+    free(payload);
+    req = (struct remoca_hdr){.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                              .op = REMOCA_OP_STATS, .id = 2,
+                              .flags = json ? REMOCA_F_JSON : 0};
+    if (call(fd, server, &req, NULL, &payload, &len) < 0) {
+        close(fd);
+        return 1;
+    }
+    close(fd);
+    fwrite(payload, 1, len, stdout);
+    if (len && payload[len - 1] != '\n') putchar('\n');
+    free(payload);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
