@@ -190,10 +190,12 @@ static void fill_run(struct remoca_cache *c, const char *blk0, uint64_t fb, uint
     pthread_mutex_lock(&s->lock);
     if (snap != GEN_NONE && s->gen == snap && s->writers == 0) {
         /* Ordered under the lock: any later write's delete comes after. */
-        if (c->r->put(c->rctx, fb + i, (uint32_t)(j - i), blk0 + i * BS) == -1)
-            COUNT(c, remote_errors, 1);
-        dir_set_range(&c->dir, fb + i, j - i);
-        COUNT(c, fills, j - i);
+        if (c->r->put(c->rctx, fb + i, (uint32_t)(j - i), blk0 + i * BS) == -1) {
+            COUNT(c, remote_errors, 1); /* dropped: not remote, don't look it up */
+        } else {
+            dir_set_range(&c->dir, fb + i, j - i);
+            COUNT(c, fills, j - i);
+        }
     } else {
         COUNT(c, fills_skipped, j - i);
     }
@@ -323,8 +325,10 @@ static void update_unit(struct remoca_cache *c, const char *buf, uint64_t offset
     if (fb < a) fb = a;
     if (lb > z) lb = z;
     if (fb >= lb) return;
-    if (c->r->put(c->rctx, fb, (uint32_t)(lb - fb), buf + (fb * BS - offset)) == -1)
+    if (c->r->put(c->rctx, fb, (uint32_t)(lb - fb), buf + (fb * BS - offset)) == -1) {
         COUNT(c, remote_errors, 1);
+        return;
+    }
     dir_set_range(&c->dir, fb, lb - fb);
     COUNT(c, updates, lb - fb);
 }
