@@ -13,7 +13,9 @@
 # limit: a bare 4 KiB ping-pong over loopback TCP with an echo server.
 #
 # The machine has 2 cores shared by the server under test and the generator
-# (one thread, epoll); nothing is pinned.  Output:
+# (one thread, epoll); nothing is pinned.  Because other work on the machine
+# skews throughput, the server's CPU time per operation (from /proc/PID/stat,
+# which contention does not inflate much) is also printed, on stderr.  Output:
 #   RESULT name=memd case=CASE op=get|put remoca_ops=N memcached_ops=N ratio=R remoca_p50_us=X memcached_p50_us=Y
 #   RESULT name=memd case=pingpong op=echo ops=N p50_us=X
 set -eu
@@ -27,7 +29,7 @@ THREADS=2
 MEM_MB=${MEM_MB:-256}
 KEYS=${KEYS:-16384} # 64 MiB of values: fits both servers' 256 MiB with room to spare
 if [ $QUICK = 1 ]; then DUR=${DUR:-0.6}; WARM=0.1; ROUNDS=${ROUNDS:-3}
-else DUR=${DUR:-3}; WARM=0.5; ROUNDS=${ROUNDS:-3}; fi
+else DUR=${DUR:-2}; WARM=0.3; ROUNDS=${ROUNDS:-5}; fi
 
 [ -x "$LG" ] || { echo "memd bench: $LG missing (build first)" >&2; exit 1; }
 command -v memcached >/dev/null || { echo "memd bench: memcached not installed" >&2; exit 1; }
@@ -37,15 +39,22 @@ failures=0
 # run SYSTEM OP LOADGEN-ARGS...: one measurement; prints the loadgen's line.
 run() {
     _sys=$1; _op=$2; shift 2
-    if [ "$_sys" = remoca ]; then _tgt="--proto remoca --server 127.0.0.1:$REMOCA_PORT"
-    else _tgt="--proto memcached --server 127.0.0.1:$MC_PORT"; fi
+    if [ "$_sys" = remoca ]; then _tgt="--proto remoca --server 127.0.0.1:$REMOCA_PORT"; _pid=$REMOCA_PID
+    else _tgt="--proto memcached --server 127.0.0.1:$MC_PORT"; _pid=$MC_PID; fi
+    _cpu0=$(cpu_ticks "$_pid")
     # shellcheck disable=SC2086
     if ! _out=$("$LG" $_tgt --op "$_op" --keys "$KEYS" "$@" 2>"$T/lg.err"); then
         echo "memd bench: $_sys $_op $*: errors: $_out $(head -c 500 "$T/lg.err")" >&2
         failures=$((failures + 1))
     fi
-    printf '%s\n' "$_out"
+    _cpu1=$(cpu_ticks "$_pid")
+    printf '%s server_cpu_us_per_op=%s\n' "$_out" "$(awk -v d=$((_cpu1 - _cpu0)) -v hz="$HZ" \
+        -v n="$(kv all_ops "$_out")" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print "NA" }')"
 }
+
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+HZ=$(getconf CLK_TCK)
 
 # --- the physical limit: 4 KiB ping-pong over loopback ---------------------
 bench_bg echo "$LG" --serve-echo 127.0.0.1:0 --port-file "$T/echo.port"
@@ -80,7 +89,8 @@ if [ -x "$MEMD" ]; then
     bench_bg memd "$MEMD" --listen 127.0.0.1:0 --port-file "$T/memd.port" \
         --memory "${MEM_MB}M" --threads $THREADS
     if wait_file "$T/memd.port" 10; then
-        REMOCA_PORT=$(sed 's/.*://' "$T/memd.port" | tr -d ' \n')
+        REMOCA_PID=$BG_PID
+    REMOCA_PORT=$(sed 's/.*://' "$T/memd.port" | tr -d ' \n')
     else
         echo "memd bench: remoca-memd did not start: $(head -c 1000 "$T/memd.log")" >&2
         exit 1
@@ -115,7 +125,8 @@ while [ $r -lt "$ROUNDS" ]; do
             for s in $order; do
                 # shellcheck disable=SC2046
                 out=$(run "$s" "$op" $(case_args "$c") --duration "$DUR" --warmup "$WARM")
-                echo "$c $op $s $(kv ops_per_s "$out") $(kv p50_us "$out")" >>"$T/results"
+                echo "$c $op $s $(kv ops_per_s "$out") $(kv p50_us "$out")" \
+                    "$(kv server_cpu_us_per_op "$out")" >>"$T/results"
             done
         done
     done
@@ -131,6 +142,8 @@ for c in $CASES; do
         r_p50=$(col "$c" "$op" remoca 5); m_p50=$(col "$c" "$op" memcached 5)
         echo "RESULT name=memd case=$c op=$op remoca_ops=$r_ops memcached_ops=$m_ops" \
             "ratio=$(ratio "$r_ops" "$m_ops") remoca_p50_us=$r_p50 memcached_p50_us=$m_p50"
+        echo "memd bench: case=$c op=$op server CPU per op (median): remoca $(col "$c" "$op" remoca 6) us," \
+            "memcached $(col "$c" "$op" memcached 6) us" >&2
     done
 done
 echo "RESULT name=memd case=pingpong op=echo ops=$pp_ops p50_us=$pp_p50"
