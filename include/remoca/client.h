@@ -50,7 +50,17 @@ struct remoca_client_opts {
     uint64_t pool_min;    /* bytes; 0 = none */
     uint64_t pool_max;    /* bytes; 0 = server budget */
     uint32_t pool_weight; /* 0 = 1 */
+    /* Optional log sink (added after the first version; zero-initialised
+     * opts keep the default): level is REMOCA_LOG_*; msg has no newline.
+     * NULL = errors and warnings go to stderr, prefixed "libremoca: ". */
+    void (*log)(void *opaque, int level, const char *msg);
+    void *log_opaque;
 };
+
+#define REMOCA_LOG_ERROR 0
+#define REMOCA_LOG_WARN 1
+#define REMOCA_LOG_INFO 2  /* server up/down transitions */
+#define REMOCA_LOG_DEBUG 3
 
 /* Creates a client and starts connecting.  Fails only on a configuration error
  * (bad server list, bad pool name), with a message in err.  A server that is

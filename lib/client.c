@@ -1,0 +1,262 @@
+/* libremoca client core: lifecycle, readiness, stats, logging, and the
+ * control requests (pool reset, server stats).  The data path (get, put,
+ * delete) is in client_ops.c; connections in client_conn.c; addresses in
+ * addr.c; placement in placement.c.
+ *
+ *   remoca_client_new ─▶ parse servers ─▶ one conn + thread per server ─▶ return
+ *                        (connecting happens in the background; a server that
+ *                         is down at start just misses until it comes up)
+ *   remoca_client_free ─▶ stopping=1, stop eventfd, shutdown sockets, join
+ *
+ * Callers must have returned from every other call before remoca_client_free.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+
+void client_log(struct remoca_client *c, int level, const char *fmt, ...)
+{
+    if (!c->log && level > REMOCA_LOG_WARN) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->log)
+        c->log(c->log_opaque, level, msg);
+    else
+        fprintf(stderr, "libremoca: %s\n", msg);
+}
+
+void client_notify_ready(struct remoca_client *c)
+{
+    pthread_mutex_lock(&c->ready_lock);
+    pthread_cond_broadcast(&c->ready_cond);
+    pthread_mutex_unlock(&c->ready_lock);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void client_destroy(struct remoca_client *c)
+{
+    if (!c) return;
+    atomic_store(&c->stopping, true);
+    if (c->stop_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(c->stop_fd, &one, sizeof one);
+        (void)r;
+    }
+    for (unsigned i = 0; c->conns && i < c->n; i++) conn_stop(&c->conns[i]);
+    for (unsigned i = 0; c->conns && i < c->n; i++) conn_destroy(&c->conns[i]);
+    free(c->conns);
+    if (c->stop_fd >= 0) close(c->stop_fd);
+    pthread_cond_destroy(&c->ready_cond);
+    pthread_mutex_destroy(&c->ready_lock);
+    free(c);
+}
+
+struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, char *err,
+                                        size_t errlen)
+{
+    if (!opts) {
+        set_err(err, errlen, "no options");
+        return NULL;
+    }
+    const char *name = opts->name ? opts->name : "libremoca";
+    size_t pool_len = opts->pool ? strlen(opts->pool) : 0;
+    if (pool_len < 1 || pool_len > REMOCA_MAX_NAME) {
+        set_err(err, errlen, "pool name must be 1..%u bytes", REMOCA_MAX_NAME);
+        return NULL;
+    }
+    if (strlen(name) < 1 || strlen(name) > REMOCA_MAX_NAME) {
+        set_err(err, errlen, "client name must be 1..%u bytes", REMOCA_MAX_NAME);
+        return NULL;
+    }
+    if (opts->secret && strlen(opts->secret) > REMOCA_MAX_NAME) {
+        set_err(err, errlen, "secret longer than %u bytes", REMOCA_MAX_NAME);
+        return NULL;
+    }
+    if (opts->pool_max && opts->pool_min > opts->pool_max) {
+        set_err(err, errlen, "pool minimum (%llu) above its maximum (%llu)",
+                (unsigned long long)opts->pool_min, (unsigned long long)opts->pool_max);
+        return NULL;
+    }
+
+    struct remoca_addr *addrs = calloc(REMOCA_MAX_SERVERS, sizeof *addrs);
+    if (!addrs) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    int n = remoca_addr_parse_list(opts->servers, addrs, REMOCA_MAX_SERVERS, err, errlen);
+    if (n < 0) {
+        free(addrs);
+        return NULL;
+    }
+
+    struct remoca_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        free(addrs);
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->stop_fd = -1;
+    pthread_mutex_init(&c->ready_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ready_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    memcpy(c->pool, opts->pool, pool_len + 1);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    if (opts->secret) {
+        c->secret_len = strlen(opts->secret);
+        memcpy(c->secret, opts->secret, c->secret_len);
+    }
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 1000;
+    c->pool_min = opts->pool_min;
+    c->pool_max = opts->pool_max;
+    c->pool_weight = opts->pool_weight;
+    c->log = opts->log;
+    c->log_opaque = opts->log_opaque;
+    c->n = (unsigned)n;
+    remoca_placement_init(&c->place, addrs, c->n);
+
+    c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->conns = calloc(c->n, sizeof *c->conns);
+    if (c->stop_fd < 0 || !c->conns) {
+        set_err(err, errlen, "cannot create client: %s", strerror(errno));
+        free(addrs);
+        client_destroy(c);
+        return NULL;
+    }
+    for (unsigned i = 0; i < c->n; i++) {
+        if (conn_init(&c->conns[i], c, i, &addrs[i]) < 0) {
+            set_err(err, errlen, "out of memory");
+            c->n = i;
+            free(addrs);
+            client_destroy(c);
+            return NULL;
+        }
+    }
+    free(addrs);
+    for (unsigned i = 0; i < c->n; i++) {
+        if (conn_start(&c->conns[i]) < 0) {
+            set_err(err, errlen, "cannot start connection thread: %s", strerror(errno));
+            client_destroy(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void remoca_client_free(struct remoca_client *c)
+{
+    client_destroy(c);
+}
+
+static unsigned count_up(struct remoca_client *c)
+{
+    unsigned up = 0;
+    for (unsigned i = 0; i < c->n; i++) up += atomic_load(&c->conns[i].up);
+    return up;
+}
+
+unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms)
+{
+    struct timespec ts;
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&c->ready_lock);
+    unsigned up;
+    while ((up = count_up(c)) < c->n) {
+        if (pthread_cond_timedwait(&c->ready_cond, &c->ready_lock, &ts) == ETIMEDOUT) {
+            up = count_up(c);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->ready_lock);
+    return up;
+}
+
+unsigned remoca_server_of(const struct remoca_client *c, uint64_t key)
+{
+    return remoca_placement_key(&c->place, key);
+}
+
+unsigned remoca_server_count(const struct remoca_client *c)
+{
+    return c->n;
+}
+
+/* One control request to each of the given servers, waiting for all. */
+static int control(struct remoca_client *c, unsigned first, unsigned last, uint8_t op,
+                   uint16_t flags, struct waiter *ws, bool *down)
+{
+    struct completion comp;
+    completion_init(&comp);
+    struct timespec deadline;
+    deadline_in(&deadline, c->timeout_ms);
+    for (unsigned s = first; s < last; s++) {
+        struct waiter *w = &ws[s - first];
+        memset(w, 0, sizeof *w);
+        w->op = op;
+        w->comp = &comp;
+        w->result = -1;
+        struct frame f = {.server = s, .op = op, .flags = flags, .w = w};
+        if (conn_send(&c->conns[s], &f, 1, &deadline) == CONN_DOWN) down[s - first] = true;
+    }
+    waiters_wait(c, &comp, ws, last - first, &deadline);
+    int rc = 0;
+    for (unsigned s = first; s < last; s++)
+        if (!down[s - first] && ws[s - first].result != 0) rc = -1;
+    return rc;
+}
+
+int remoca_pool_reset(struct remoca_client *c)
+{
+    struct waiter ws[REMOCA_MAX_SERVERS];
+    bool down[REMOCA_MAX_SERVERS] = {false};
+    /* A server that is down is reset when it reconnects, so it counts as done;
+     * a failed reset tears its connection down, which also resets on reconnect. */
+    return control(c, 0, c->n, REMOCA_OP_POOL_RESET, 0, ws, down);
+}
+
+int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, char **out)
+{
+    *out = NULL;
+    if (server >= c->n) return -1;
+    struct waiter w;
+    bool down = false;
+    int rc = control(c, server, server + 1, REMOCA_OP_STATS, json ? REMOCA_F_JSON : 0, &w, &down);
+    if (down || rc != 0 || !w.text) {
+        free(w.text);
+        return -1;
+    }
+    *out = w.text;
+    return 0;
+}
+
+void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->requests = atomic_load(&c->requests);
+    st->timeouts = atomic_load(&c->timeouts);
+    st->failures = atomic_load(&c->failures);
+    st->reconnects = atomic_load(&c->reconnects);
+    st->servers_up = count_up(c);
+}

@@ -1,0 +1,616 @@
+/* One connection to one memory server: its thread, its waiter table, its
+ * send path.  (See client_internal.h for the picture.)
+ *
+ * The connection thread runs this state machine for the life of the client:
+ *
+ *      ┌──────────┐ connect ok  ┌───────────┐ HELLO, POOL_OPEN,  ┌──────┐
+ *   ┌─▶│ DOWN     │────────────▶│ HANDSHAKE │──POOL_RESET ok────▶│  UP  │
+ *   │  │ (backoff │◀────────────│ (timeout) │                    │ recv │
+ *   │  │ 50ms..2s)│   failure   └───────────┘                    │ loop │
+ *   │  └──────────┘                                              └──┬───┘
+ *   └──── teardown: fail every waiter, close ◀── EOF, protocol error,┘
+ *                                               conn_kill (timeouts, send errors,
+ *                                               lost invalidations), client free
+ *
+ * Only UP connections accept frames, and a connection becomes UP only after
+ * its pool has been reset (DESIGN.md cache contract 4), on the first connect
+ * too: a previous incarnation of this client may have left stale pages.
+ *
+ * Receive path: header from the buffered reader, waiter claimed from the
+ * table by id (under `lock`), then the payload goes straight where it
+ * belongs: a GET's hit pages into the caller's buffer (readv for what is not
+ * buffered yet), a STATS reply into a malloc'd string.  Responses nobody
+ * waits for (no-wait puts/deletes) are validated and skipped; an error reply
+ * to any invalidation (DELETE, DELETE_RANGE, POOL_RESET) tears the connection
+ * down, because a lost invalidation must not be followed by gets on the same
+ * pool state.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "client_sock.h"
+
+/* ---- waiter table (caller holds cn->lock) ------------------------------ */
+
+static void table_insert(struct conn *cn, struct waiter *w)
+{
+    struct waiter **b = &cn->table[w->id % CONN_BUCKETS];
+    w->next = *b;
+    *b = w;
+    cn->inflight++;
+}
+
+static struct waiter *table_take(struct conn *cn, uint32_t id)
+{
+    for (struct waiter **p = &cn->table[id % CONN_BUCKETS]; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            struct waiter *w = *p;
+            *p = w->next;
+            cn->inflight--;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* Completes a waiter.  Afterwards the waiter may no longer exist. */
+static void complete(struct waiter *w, int result)
+{
+    w->result = result;
+    atomic_store_explicit(&w->done, true, memory_order_release);
+    completion_done(w->comp);
+}
+
+/* ---- buffered reader (connection thread only) -------------------------- */
+
+static void rbuf_reset(struct conn *cn)
+{
+    cn->rb.pos = cn->rb.end = 0;
+}
+
+/* Reads exactly n bytes: from the buffer first, then straight into dst for
+ * big remainders, else via the buffer.  deadline NULL = block. */
+static int rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct timespec *deadline)
+{
+    struct rbuf *rb = &cn->rb;
+    uint8_t *d = dst;
+    int stop_fd = cn->client->stop_fd;
+    while (n > 0) {
+        size_t avail = rb->end - rb->pos;
+        if (avail) {
+            size_t c = avail < n ? avail : n;
+            memcpy(d, rb->buf + rb->pos, c);
+            rb->pos += c;
+            d += c;
+            n -= c;
+            continue;
+        }
+        rb->pos = rb->end = 0;
+        ssize_t r;
+        if (n >= RBUF_SIZE / 2) {
+            r = sock_recv(fd, d, n, deadline, stop_fd);
+            if (r > 0) d += r, n -= (size_t)r;
+        } else {
+            r = sock_recv(fd, rb->buf, RBUF_SIZE, deadline, stop_fd);
+            if (r > 0) rb->end = (size_t)r;
+        }
+        if (r <= 0) return -1;
+    }
+    return 0;
+}
+
+static int rbuf_skip(struct conn *cn, int fd, size_t n)
+{
+    uint8_t tmp[4096];
+    while (n > 0) {
+        size_t c = n < sizeof tmp ? n : sizeof tmp;
+        if (rbuf_read(cn, fd, tmp, c, NULL) < 0) return -1;
+        n -= c;
+    }
+    return 0;
+}
+
+/* Fills iov[0..cnt) completely: buffered bytes first, then readv directly. */
+static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
+{
+    struct rbuf *rb = &cn->rb;
+    while (cnt > 0 && rb->end > rb->pos) {
+        size_t avail = rb->end - rb->pos;
+        size_t c = avail < iov->iov_len ? avail : iov->iov_len;
+        memcpy(iov->iov_base, rb->buf + rb->pos, c);
+        rb->pos += c;
+        iov->iov_base = (uint8_t *)iov->iov_base + c;
+        iov->iov_len -= c;
+        if (iov->iov_len == 0) iov++, cnt--;
+    }
+    while (cnt > 0) {
+        ssize_t r = sock_readv(fd, iov, cnt);
+        if (r <= 0) return -1;
+        size_t n = (size_t)r;
+        while (cnt > 0 && n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= n;
+        }
+    }
+    return 0;
+}
+
+/* ---- handshake --------------------------------------------------------- */
+
+/* One synchronous request on a connection that is not UP yet. */
+static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const void *body,
+                   uint32_t len, const struct timespec *deadline, struct remoca_hdr *resp,
+                   char *why, size_t whylen)
+{
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
+                           .id = cn->next_id++, .pool = pool, .len = len};
+    uint8_t hb[REMOCA_HDR_SIZE];
+    remoca_hdr_encode(hb, &h);
+    struct iovec iov[2] = {{hb, sizeof hb}, {(void *)body, len}};
+    if (sock_send(fd, iov, len ? 2 : 1, deadline, why, whylen) < 0) return -1;
+    if (rbuf_read(cn, fd, hb, sizeof hb, deadline) < 0) goto recv_fail;
+    remoca_hdr_decode(hb, resp);
+    enum remoca_status st = remoca_resp_check(resp, op, 0);
+    if (st != REMOCA_OK || resp->id != h.id) {
+        snprintf(why, whylen, "bad %s response: %s", remoca_op_name(op),
+                 st != REMOCA_OK ? remoca_status_name(st) : "wrong id");
+        return -1;
+    }
+    if (resp->flags != REMOCA_OK) {
+        char msg[REMOCA_MAX_ERRMSG + 1] = "";
+        if (rbuf_read(cn, fd, msg, resp->len, deadline) < 0) goto recv_fail;
+        msg[resp->len] = '\0';
+        snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op),
+                 remoca_status_name(resp->flags), msg[0] ? ": " : "", msg);
+        return -1;
+    }
+    return 0;
+recv_fail:
+    snprintf(why, whylen, "%s: %s", remoca_op_name(op),
+             errno == ETIMEDOUT ? "no response (timed out)"
+             : errno == ECANCELED ? "client stopping"
+                                  : "connection closed by server");
+    return -1;
+}
+
+static int handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    struct timespec deadline;
+    deadline_in(&deadline, c->timeout_ms);
+    struct remoca_hdr resp;
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME + 32];
+
+    struct remoca_hello hello = {.name = c->name, .name_len = strlen(c->name),
+                                 .cred = c->secret, .cred_len = c->secret_len};
+    size_t len = remoca_hello_encode(body, sizeof body, &hello);
+    if (len == 0 || hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, &deadline, &resp, why,
+                            whylen) < 0)
+        return -1;
+
+    struct remoca_pool_open po = {.min_bytes = c->pool_min, .max_bytes = c->pool_max,
+                                  .weight = c->pool_weight, .name = c->pool,
+                                  .name_len = strlen(c->pool)};
+    len = remoca_pool_open_encode(body, sizeof body, &po);
+    if (len == 0 || hs_call(cn, fd, REMOCA_OP_POOL_OPEN, 0, body, (uint32_t)len, &deadline, &resp,
+                            why, whylen) < 0)
+        return -1;
+    *pool = resp.pool;
+
+    return hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, why, whylen);
+}
+
+/* ---- receive loop ------------------------------------------------------ */
+
+static bool is_invalidation(uint8_t op)
+{
+    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE || op == REMOCA_OP_POOL_RESET;
+}
+
+/* Reads a GET/TAKE payload: bitmap, then hit pages into the caller's buffer. */
+static int recv_pages(struct conn *cn, int fd, struct waiter *w, const struct remoca_hdr *h,
+                      char *why, size_t whylen)
+{
+    uint8_t bm[REMOCA_BITMAP_WORDS * 8];
+    uint32_t bmlen = remoca_bitmap_bytes(w->count);
+    if (rbuf_read(cn, fd, bm, bmlen, NULL) < 0) goto closed;
+    unsigned nhits = 0;
+    for (unsigned i = 0; i < bmlen / 8; i++) {
+        w->bits[i] = remoca_get_le64(bm + 8 * i);
+        nhits += (unsigned)__builtin_popcountll(w->bits[i]);
+    }
+    unsigned tail = w->count % 64;
+    if (tail && (w->bits[bmlen / 8 - 1] >> tail)) {
+        snprintf(why, whylen, "protocol error: hit bit beyond count in %s response",
+                 remoca_op_name(w->op));
+        return -1;
+    }
+    if (nhits != (h->len - bmlen) / REMOCA_PAGE_SIZE) {
+        snprintf(why, whylen, "protocol error: %u hit bits but %u pages in %s response", nhits,
+                 (h->len - bmlen) / REMOCA_PAGE_SIZE, remoca_op_name(w->op));
+        return -1;
+    }
+    struct iovec iov[REMOCA_MAX_BATCH];
+    int cnt = 0;
+    for (unsigned wi = 0; wi < bmlen / 8; wi++) {
+        uint64_t b = w->bits[wi];
+        while (b) {
+            unsigned i = wi * 64 + (unsigned)__builtin_ctzll(b);
+            b &= b - 1;
+            iov[cnt].iov_base = w->pages + (size_t)i * REMOCA_PAGE_SIZE;
+            iov[cnt].iov_len = REMOCA_PAGE_SIZE;
+            cnt++;
+        }
+    }
+    if (cnt && rbuf_readv(cn, fd, iov, cnt) < 0) goto closed;
+    w->nhits = nhits;
+    return 0;
+closed:
+    snprintf(why, whylen, "connection closed");
+    return -1;
+}
+
+/* Handles one response; returns -1 (with why) when the connection must go. */
+static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    uint8_t hb[REMOCA_HDR_SIZE];
+    struct remoca_hdr h;
+    if (rbuf_read(cn, fd, hb, sizeof hb, NULL) < 0) {
+        snprintf(why, whylen, "connection closed");
+        return -1;
+    }
+    remoca_hdr_decode(hb, &h);
+
+    pthread_mutex_lock(&cn->lock);
+    struct waiter *w = table_take(cn, h.id);
+    pthread_mutex_unlock(&cn->lock);
+
+    if (!w) {
+        /* A no-wait request's response: validate against itself, skip. */
+        enum remoca_status st = remoca_resp_check(&h, h.op, h.count);
+        if (st != REMOCA_OK || h.op == REMOCA_OP_GET || h.op == REMOCA_OP_TAKE) {
+            snprintf(why, whylen, "protocol error: unexpected %s response id %u (%s)",
+                     remoca_op_name(h.op), h.id, remoca_status_name(st));
+            return -1;
+        }
+        if (rbuf_skip(cn, fd, h.len) < 0) {
+            snprintf(why, whylen, "connection closed");
+            return -1;
+        }
+        if (h.flags != REMOCA_OK) {
+            atomic_fetch_add(&c->failures, 1);
+            if (is_invalidation(h.op)) {
+                snprintf(why, whylen, "%s failed: %s", remoca_op_name(h.op),
+                         remoca_status_name(h.flags));
+                return -1;
+            }
+            client_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s", cn->addr.canon, remoca_op_name(h.op),
+                       remoca_status_name(h.flags));
+        }
+        return 0;
+    }
+
+    enum remoca_status st = remoca_resp_check(&h, w->op, w->count);
+    if (st != REMOCA_OK) {
+        snprintf(why, whylen, "protocol error in %s response: %s", remoca_op_name(w->op),
+                 remoca_status_name(st));
+        complete(w, -1);
+        return -1;
+    }
+    if (h.flags != REMOCA_OK) {
+        char msg[REMOCA_MAX_ERRMSG + 1];
+        if (rbuf_read(cn, fd, msg, h.len, NULL) < 0) {
+            complete(w, -1);
+            snprintf(why, whylen, "connection closed");
+            return -1;
+        }
+        msg[h.len] = '\0';
+        w->status = h.flags;
+        uint8_t op = w->op;
+        complete(w, -1);
+        client_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
+                   remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
+        if (is_invalidation(op)) {
+            snprintf(why, whylen, "%s failed: %s", remoca_op_name(op), remoca_status_name(h.flags));
+            return -1;
+        }
+        return 0;
+    }
+
+    switch (w->op) {
+    case REMOCA_OP_GET:
+    case REMOCA_OP_TAKE:
+        if (recv_pages(cn, fd, w, &h, why, whylen) < 0) {
+            complete(w, -1);
+            return -1;
+        }
+        break;
+    case REMOCA_OP_STATS:
+        w->text = malloc((size_t)h.len + 1);
+        if (!w->text) {
+            rbuf_skip(cn, fd, h.len);
+            complete(w, -1);
+            return 0;
+        }
+        if (rbuf_read(cn, fd, w->text, h.len, NULL) < 0) {
+            free(w->text);
+            w->text = NULL;
+            complete(w, -1);
+            snprintf(why, whylen, "connection closed");
+            return -1;
+        }
+        w->text[h.len] = '\0';
+        break;
+    default:
+        break; /* resp_check guaranteed no payload */
+    }
+    complete(w, 0);
+    return 0;
+}
+
+/* ---- state transitions ------------------------------------------------- */
+
+void conn_kill(struct conn *cn, uint64_t gen, const char *why)
+{
+    pthread_mutex_lock(&cn->lock);
+    if (cn->fd >= 0 && atomic_load(&cn->gen) == gen) {
+        if (atomic_exchange(&cn->up, false) && why)
+            snprintf(cn->why, sizeof cn->why, "%s", why);
+        shutdown(cn->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&cn->lock);
+}
+
+/* After the receive loop ends: no sender can be writing once we hold
+ * send_lock; then every waiter is failed and the socket closed. */
+static void teardown(struct conn *cn, const char *why)
+{
+    struct remoca_client *c = cn->client;
+    pthread_mutex_lock(&cn->lock);
+    if (atomic_exchange(&cn->up, false) || !cn->why[0])
+        snprintf(cn->why, sizeof cn->why, "%s", why);
+    shutdown(cn->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&cn->lock);
+
+    pthread_mutex_lock(&cn->send_lock);
+    pthread_mutex_lock(&cn->lock);
+    int fd = cn->fd;
+    cn->fd = -1;
+    struct waiter *list = NULL;
+    for (unsigned b = 0; b < CONN_BUCKETS; b++) {
+        while (cn->table[b]) {
+            struct waiter *w = cn->table[b];
+            cn->table[b] = w->next;
+            w->next = list;
+            list = w;
+        }
+    }
+    cn->inflight = 0;
+    char reason[sizeof cn->why];
+    memcpy(reason, cn->why, sizeof reason);
+    cn->why[0] = '\0';
+    pthread_mutex_unlock(&cn->lock);
+    pthread_mutex_unlock(&cn->send_lock);
+
+    close(fd);
+    rbuf_reset(cn);
+    while (list) {
+        struct waiter *w = list;
+        list = w->next;
+        complete(w, -1);
+    }
+    if (!atomic_load(&c->stopping))
+        client_log(c, REMOCA_LOG_WARN, "server %s down: %s (its keys miss until reconnected)",
+                   cn->addr.canon, reason);
+}
+
+static void backoff_sleep(struct conn *cn, unsigned *ms)
+{
+    struct timespec ts;
+    deadline_in(&ts, *ms);
+    pthread_mutex_lock(&cn->lock);
+    while (!atomic_load(&cn->client->stopping) &&
+           pthread_cond_timedwait(&cn->wake, &cn->lock, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&cn->lock);
+    *ms = *ms * 2 > 2000 ? 2000 : *ms * 2;
+}
+
+static void *conn_main(void *arg)
+{
+    struct conn *cn = arg;
+    struct remoca_client *c = cn->client;
+    unsigned backoff = 50;
+    char why[160];
+
+    while (!atomic_load(&c->stopping)) {
+        int fd = sock_connect(&cn->addr, c->timeout_ms, c->stop_fd, why, sizeof why);
+        uint32_t pool = 0;
+        if (fd >= 0 && handshake(cn, fd, &pool, why, sizeof why) < 0) {
+            close(fd);
+            fd = -1;
+        }
+        if (fd < 0) {
+            rbuf_reset(cn);
+            if (!cn->logged_down && !atomic_load(&c->stopping)) {
+                client_log(c, REMOCA_LOG_WARN, "server %s: %s (retrying in the background)",
+                           cn->addr.canon, why);
+                cn->logged_down = true;
+            }
+            backoff_sleep(cn, &backoff);
+            continue;
+        }
+
+        pthread_mutex_lock(&cn->send_lock);
+        pthread_mutex_lock(&cn->lock);
+        bool stop = atomic_load(&c->stopping);
+        if (!stop) {
+            cn->fd = fd;
+            cn->pool = pool;
+            cn->why[0] = '\0';
+            atomic_fetch_add(&cn->gen, 1);
+            atomic_store(&cn->up, true);
+        }
+        pthread_mutex_unlock(&cn->lock);
+        pthread_mutex_unlock(&cn->send_lock);
+        if (stop) {
+            close(fd);
+            break;
+        }
+        if (cn->ever_up) atomic_fetch_add(&c->reconnects, 1);
+        client_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
+                   "server %s up (pool '%s' reset)", cn->addr.canon, c->pool);
+        cn->ever_up = true;
+        cn->logged_down = false;
+        backoff = 50;
+        client_notify_ready(c);
+
+        while (recv_one(cn, fd, why, sizeof why) == 0)
+            ;
+        teardown(cn, why);
+        /* The first reconnect attempt is immediate; backoff starts with its
+         * failure. */
+    }
+    return NULL;
+}
+
+/* ---- send path (any thread) -------------------------------------------- */
+
+/* Locks m before a CLOCK_MONOTONIC deadline.  (pthread_mutex_clocklock
+ * would do, but sanitizers do not know it yet; the REALTIME conversion only
+ * matters if the clock jumps while a connection is stuck.) */
+static int lock_until(pthread_mutex_t *m, const struct timespec *deadline)
+{
+    if (pthread_mutex_trylock(m) == 0) return 0;
+    int left = deadline_left_ms(deadline);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    rt.tv_sec += left / 1000;
+    rt.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (rt.tv_nsec >= 1000000000L) {
+        rt.tv_sec++;
+        rt.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(m, &rt);
+}
+
+enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
+                                const struct timespec *deadline)
+{
+    struct remoca_client *c = cn->client;
+    if (!atomic_load_explicit(&cn->up, memory_order_acquire)) return CONN_DOWN;
+    uint64_t gen0 = atomic_load(&cn->gen);
+    if (lock_until(&cn->send_lock, deadline) != 0) {
+        /* Someone is stuck writing to this server: it is hung. */
+        conn_kill(cn, gen0, "send lock timed out (server not reading)");
+        return CONN_DOWN;
+    }
+    if (!atomic_load(&cn->up)) {
+        pthread_mutex_unlock(&cn->send_lock);
+        return CONN_DOWN;
+    }
+    int fd = cn->fd;
+    uint64_t gen = atomic_load(&cn->gen);
+    uint32_t pool = cn->pool;
+
+    bool any_waiter = false;
+    for (unsigned i = 0; i < n; i++) {
+        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                               .op = f[i].op, .flags = f[i].flags, .id = cn->next_id++,
+                               .pool = pool, .key = f[i].key, .count = f[i].count,
+                               .len = f[i].len};
+        remoca_hdr_encode(f[i].hdr, &h);
+        if (f[i].w) {
+            struct waiter *w = f[i].w;
+            w->id = h.id;
+            w->gen = gen;
+            w->conn = cn;
+            w->registered = true;
+            completion_add(w->comp);
+            any_waiter = true;
+        }
+    }
+    if (any_waiter) {
+        pthread_mutex_lock(&cn->lock);
+        for (unsigned i = 0; i < n; i++)
+            if (f[i].w) table_insert(cn, f[i].w);
+        pthread_mutex_unlock(&cn->lock);
+    }
+
+    char why[160];
+    struct iovec iov[128];
+    int cnt = 0, rc = 0;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        iov[cnt++] = (struct iovec){f[i].hdr, REMOCA_HDR_SIZE};
+        if (f[i].len) iov[cnt++] = (struct iovec){(void *)f[i].payload, f[i].len};
+        if (cnt >= 126 || i + 1 == n) {
+            rc = sock_send(fd, iov, cnt, deadline, why, sizeof why);
+            cnt = 0;
+        }
+    }
+    atomic_fetch_add(&c->requests, n);
+    if (rc < 0) conn_kill(cn, gen, why);
+    pthread_mutex_unlock(&cn->send_lock);
+    return rc < 0 ? CONN_FAILED : CONN_SENT;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+int conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
+              const struct remoca_addr *a)
+{
+    memset(cn, 0, sizeof *cn);
+    cn->client = c;
+    cn->index = index;
+    cn->addr = *a;
+    cn->fd = -1;
+    cn->next_id = 1;
+    cn->rb.buf = malloc(RBUF_SIZE);
+    if (!cn->rb.buf) return -1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cn->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&cn->lock, NULL);
+    pthread_mutex_init(&cn->send_lock, NULL);
+    return 0;
+}
+
+int conn_start(struct conn *cn)
+{
+    if (pthread_create(&cn->thread, NULL, conn_main, cn) != 0) return -1;
+    cn->thread_started = true;
+    return 0;
+}
+
+void conn_stop(struct conn *cn)
+{
+    pthread_mutex_lock(&cn->lock);
+    if (cn->fd >= 0) shutdown(cn->fd, SHUT_RDWR);
+    pthread_cond_broadcast(&cn->wake);
+    pthread_mutex_unlock(&cn->lock);
+    if (cn->thread_started) pthread_join(cn->thread, NULL);
+    cn->thread_started = false;
+}
+
+void conn_destroy(struct conn *cn)
+{
+    free(cn->rb.buf);
+    cn->rb.buf = NULL;
+    pthread_cond_destroy(&cn->wake);
+    pthread_mutex_destroy(&cn->lock);
+    pthread_mutex_destroy(&cn->send_lock);
+}

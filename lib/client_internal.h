@@ -1,0 +1,258 @@
+/* Internals of the libremoca client core, shared by lib/addr.c,
+ * lib/placement.c, lib/client*.c and their unit tests (not a public API).
+ *
+ * How the pieces fit:
+ *
+ *   remoca_client ──┬── placement (rendezvous seeds, one per server address)
+ *                   ├── conn[0] ── thread: connect, handshake, receive loop
+ *                   ├── conn[1] ── thread: ...
+ *                   └── counters, stop eventfd, ready condvar
+ *
+ *   caller (any thread)                         conn thread (one per server)
+ *   ─────────────────────────────────────       ─────────────────────────────
+ *   build frames (waiters on the stack)
+ *   lock send_lock
+ *     check up, assign ids, register waiters ─▶ table[id % BUCKETS]
+ *     sendmsg(header + payload) to the socket
+ *   unlock send_lock                            recv header, look up id, claim
+ *   completion_wait(deadline) ◀─ complete() ─ read payload straight into the
+ *   timeout? conn_kill(gen): shutdown(fd) ────▶ caller's pages; or on EOF/error
+ *                                               fail every waiter, reconnect
+ *
+ * Every registered waiter is completed exactly once, by its connection's thread:
+ * either when its response arrives or when the connection is torn down.  A
+ * caller that times out therefore never unregisters anything itself: it shuts
+ * the socket down (which makes the receiver tear the connection down promptly)
+ * and then waits for its completion.  So a caller's stack and page buffer are never
+ * written after the call returns.
+ */
+#ifndef REMOCA_CLIENT_INTERNAL_H
+#define REMOCA_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "remoca/client.h"
+#include "remoca/wire.h"
+
+/* ---- addresses (lib/addr.c) -------------------------------------------- */
+
+enum remoca_addr_kind { REMOCA_ADDR_TCP, REMOCA_ADDR_UNIX };
+
+#define REMOCA_ADDR_MAX_HOST 253u
+#define REMOCA_ADDR_MAX_CANON (REMOCA_ADDR_MAX_HOST + 16u)
+
+struct remoca_addr {
+    enum remoca_addr_kind kind;
+    char host[REMOCA_ADDR_MAX_HOST + 1]; /* TCP: name or IP literal, no brackets */
+    char port[6];                        /* TCP: decimal 1..65535 */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* UNIX */
+    /* Canonical form, "tcp:HOST:PORT" or "unix:PATH": used in logs and as the
+     * server's identity for placement (so it does not depend on list order). */
+    char canon[REMOCA_ADDR_MAX_CANON + sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* Parses one entry: "host:port", "[v6]:port", "tcp:host:port", "unix:/path"
+ * or "/path".  Returns 0, or -1 with a message in err. */
+int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err,
+                      size_t errlen);
+
+/* Parses a comma-separated list (spaces around entries are ignored) into at
+ * most `max` addresses; rejects empty lists, empty entries and duplicates.
+ * Returns the number of addresses, or -1 with a message in err. */
+int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned max, char *err,
+                           size_t errlen);
+
+/* ---- placement (lib/placement.c) --------------------------------------- */
+
+struct remoca_placement {
+    unsigned n;
+    uint64_t seed[REMOCA_MAX_SERVERS]; /* hash of each server's canonical address */
+};
+
+void remoca_placement_init(struct remoca_placement *p, const struct remoca_addr *addrs,
+                           unsigned n);
+/* Server index for a chunk (key / REMOCA_PLACEMENT_CHUNK), and for a key. */
+unsigned remoca_placement_chunk(const struct remoca_placement *p, uint64_t chunk);
+static inline unsigned remoca_placement_key(const struct remoca_placement *p, uint64_t key)
+{
+    return p->n <= 1 ? 0 : remoca_placement_chunk(p, key / REMOCA_PLACEMENT_CHUNK);
+}
+
+/* ---- completions (lib/client_wait.c) ----------------------------------- */
+
+/* What a caller sleeps on: the number of its registered waiters not yet
+ * done, plus a flag saying the caller sleeps (so the last completer makes a
+ * futex wake only when needed).  4 bytes on the caller's stack.
+ *
+ *   word:  [31] SLEEPING | [30..0] pending
+ */
+struct completion {
+    _Atomic uint32_t word;
+};
+
+static inline void completion_init(struct completion *cp)
+{
+    atomic_init(&cp->word, 0);
+}
+/* One more waiter to wait for (before it can possibly complete). */
+static inline void completion_add(struct completion *cp)
+{
+    atomic_fetch_add_explicit(&cp->word, 1, memory_order_relaxed);
+}
+/* Marks one waiter done (release); wakes the caller after the last one. */
+void completion_done(struct completion *cp);
+/* Waits until nothing is pending: 0, or -1 at the deadline (NULL: forever). */
+int completion_wait(struct completion *cp, const struct timespec *deadline);
+
+/* ---- waiters and frames ------------------------------------------------ */
+
+#define REMOCA_BITMAP_WORDS (REMOCA_MAX_BATCH / 64u)
+
+/* One in-flight request that someone waits for.  Lives on the caller's stack
+ * (or in a caller's array); linked into its connection's table by id.
+ *
+ *   conn->table[id % CONN_BUCKETS] ──▶ waiter ──▶ waiter ──▶ NULL
+ *                                      (next)
+ */
+struct waiter {
+    struct waiter *next;  /* table chain (under conn->lock) */
+    struct conn *conn;
+    uint64_t gen;         /* connection generation it was sent on */
+    uint32_t id;
+    uint8_t op;
+    uint32_t count;
+    uint32_t base;        /* index of the frame's first key within the call */
+    bool registered;      /* in a table: will be completed exactly once */
+    bool late;            /* still pending at the caller's deadline */
+    uint8_t *pages;       /* GET/TAKE: page for key i goes to pages + i*4096 */
+    char *text;           /* STATS: malloc'd NUL-terminated reply */
+    uint64_t bits[REMOCA_BITMAP_WORDS]; /* GET/TAKE: hit bitmap of this frame */
+    unsigned nhits;
+    int result;           /* 0 ok, -1 failed (error reply, timeout, conn lost) */
+    uint16_t status;      /* server status when result != 0 and a reply came */
+    atomic_bool done;
+    struct completion *comp; /* the call's; signalled once when done */
+};
+
+/* A frame to send: header fields, optional payload, optional waiter. */
+struct frame {
+    unsigned server;      /* placement result (index into client->conns) */
+    uint32_t base;        /* index of the first key within the call */
+    uint8_t op;
+    uint16_t flags;
+    uint64_t key;
+    uint32_t count;
+    const void *payload;
+    uint32_t len;
+    struct waiter *w;     /* NULL: no-wait (response discarded) */
+    uint8_t hdr[REMOCA_HDR_SIZE];
+};
+
+/* ---- connections (lib/client_conn.c) ----------------------------------- */
+
+#define CONN_BUCKETS 64u
+#define RBUF_SIZE (64u * 1024u)
+
+/* Buffered reader of the connection thread: small frames come out of the
+ * buffer; big payloads are read straight into their destination. */
+struct rbuf {
+    uint8_t *buf;
+    size_t pos, end;
+};
+
+/* One connection to one memory server.
+ *
+ *   send_lock ─ serialises frames on the wire (call order = wire order)
+ *   lock ────── waiter table, fd, gen, up (also the backoff condvar's mutex)
+ *   lock order: send_lock before lock.
+ */
+struct conn {
+    struct remoca_client *client;
+    unsigned index;
+    struct remoca_addr addr;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t send_lock;
+    uint32_t next_id;     /* under send_lock once up */
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;  /* backoff sleep; signalled on stop */
+    int fd;               /* -1 unless up */
+    _Atomic uint64_t gen; /* bumped each time a connection becomes usable */
+    atomic_bool up;       /* handshake done, usable */
+    bool ever_up;
+    uint32_t pool;        /* pool handle on the current connection */
+    struct waiter *table[CONN_BUCKETS];
+    unsigned inflight;
+
+    struct rbuf rb;       /* connection thread only */
+    char why[160];        /* reason of the current teardown (under lock) */
+    bool logged_down;     /* "cannot connect" logged for this down period */
+};
+
+int conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
+              const struct remoca_addr *a);
+int conn_start(struct conn *cn);
+void conn_stop(struct conn *cn); /* after client->stopping is set */
+void conn_destroy(struct conn *cn);
+
+/* Sends frames in order on the connection, under its send lock.
+ * CONN_DOWN: nothing was sent and no waiter registered (server down).
+ * CONN_FAILED: waiters were registered but sending failed; the connection has
+ *   been killed, so they will all be posted as failed.
+ * CONN_SENT: every frame was written; waiters registered. */
+enum conn_send_result { CONN_DOWN, CONN_FAILED, CONN_SENT };
+enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
+                                const struct timespec *deadline);
+
+/* Tears down generation `gen` of the connection if it is still current:
+ * shuts the socket down, which makes its thread fail every waiter. */
+void conn_kill(struct conn *cn, uint64_t gen, const char *why);
+
+/* ---- client (lib/client.c) --------------------------------------------- */
+
+struct remoca_client {
+    unsigned n;
+    struct conn *conns;
+    struct remoca_placement place;
+
+    char pool[REMOCA_MAX_NAME + 1];
+    char name[REMOCA_MAX_NAME + 1];
+    uint8_t secret[REMOCA_MAX_NAME];
+    size_t secret_len;
+    unsigned timeout_ms;
+    uint64_t pool_min, pool_max;
+    uint32_t pool_weight;
+    void (*log)(void *opaque, int level, const char *msg);
+    void *log_opaque;
+
+    atomic_bool stopping;
+    int stop_fd;          /* eventfd, readable once stopping: wakes polls */
+
+    pthread_mutex_t ready_lock;
+    pthread_cond_t ready_cond;
+
+    atomic_uint_least64_t requests, timeouts, failures, reconnects;
+};
+
+void client_log(struct remoca_client *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void client_notify_ready(struct remoca_client *c);
+
+/* Absolute CLOCK_MONOTONIC deadline `ms` from now; and ms left until one. */
+void deadline_in(struct timespec *ts, unsigned ms);
+int deadline_left_ms(const struct timespec *ts);
+
+/* Waits for every registered waiter of a call; on the deadline, kills the
+ * connections of the late ones and keeps waiting (their connection threads
+ * then fail them promptly).  Counts timeouts and failures. */
+void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
+                  const struct timespec *deadline);
+
+#endif

@@ -1,0 +1,289 @@
+/* The data path: get/take, put, delete.
+ *
+ * A call on keys [key, key+count) is cut into frames:
+ *
+ *   keys   |<- chunk 64 ->|<- chunk 64 ->|<- chunk 64 ->|<- chunk 64 ->| ...
+ *   server      A              A              B              A
+ *   frames |<--- frame 0 (A) ----------->|<- 1 (B) ---->|<- 2 (A) ...
+ *
+ * consecutive chunks placed on the same server share a frame, up to
+ * REMOCA_MAX_BATCH keys.  Frames are grouped per server (order of keys kept
+ * within a server, which is all the ordering contract needs: a key lives on
+ * one server) and each group is written under that connection's send lock in
+ * one sendmsg.  Every frame of the call is sent before the caller waits, so a
+ * multi-block read costs one round trip whatever the number of servers.
+ *
+ * Waiters and frames live on the caller's stack for calls of up to
+ * STACK_FRAMES frames (a 1 MiB read on up to 4 servers); bigger calls
+ * allocate.  Hit pages are read by the connection thread straight into the
+ * caller's buffer; hit bits are merged from the waiters after the wait.
+ *
+ * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
+ * DELETE_RANGE to every server instead of being cut per chunk (a trim of a
+ * whole disk costs n frames, not millions); deletes beyond RESET_KEYS become
+ * a pool reset.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+
+#define STACK_FRAMES 8u
+#define BROADCAST_KEYS (64u * REMOCA_PLACEMENT_CHUNK)
+#define RESET_KEYS (1ull << 40)       /* 4 PiB: more than any disk */
+#define RANGE_MAX 0xffffffffull       /* count field of one DELETE_RANGE */
+
+/* Frames for keys [key, key+count) with at most `max` keys per frame. */
+static unsigned max_frames(const struct remoca_client *c, uint64_t count, uint32_t max)
+{
+    uint64_t n = (count + max - 1) / max;
+    if (c->n > 1) n += count / REMOCA_PLACEMENT_CHUNK + 2;
+    return (unsigned)n;
+}
+
+/* Builds the frames (server, base, key, count) in key order. */
+static unsigned build_frames(const struct remoca_client *c, uint64_t key, uint32_t count,
+                             uint32_t max, struct frame *f)
+{
+    unsigned nf = 0;
+    uint32_t i = 0;
+    while (i < count) {
+        uint64_t k = key + i;
+        uint32_t len;
+        unsigned s;
+        if (c->n == 1) {
+            len = count - i;
+            s = 0;
+        } else {
+            uint64_t to_chunk_end = REMOCA_PLACEMENT_CHUNK - k % REMOCA_PLACEMENT_CHUNK;
+            len = to_chunk_end < count - i ? (uint32_t)to_chunk_end : count - i;
+            s = remoca_placement_chunk(&c->place, k / REMOCA_PLACEMENT_CHUNK);
+        }
+        while (len > 0) {
+            struct frame *last = nf ? &f[nf - 1] : NULL;
+            uint32_t take;
+            if (last && last->server == s && last->key + last->count == k && last->count < max) {
+                take = max - last->count < len ? max - last->count : len;
+                last->count += take;
+            } else {
+                take = max < len ? max : len;
+                f[nf] = (struct frame){.server = s, .base = i, .key = k, .count = take};
+                nf++;
+            }
+            k += take;
+            i += take;
+            len -= take;
+        }
+    }
+    return nf;
+}
+
+/* Stable sort of frames by server (insertion sort: few frames). */
+static void sort_by_server(struct frame *f, unsigned n)
+{
+    for (unsigned i = 1; i < n; i++) {
+        struct frame t = f[i];
+        unsigned j = i;
+        while (j > 0 && f[j - 1].server > t.server) {
+            f[j] = f[j - 1];
+            j--;
+        }
+        f[j] = t;
+    }
+}
+
+/* Sends frames grouped by server; marks `sent` for frames handed over. */
+static bool send_groups(struct remoca_client *c, struct frame *f, unsigned n,
+                        const struct timespec *deadline)
+{
+    bool all = true;
+    unsigned i = 0;
+    while (i < n) {
+        unsigned j = i + 1;
+        while (j < n && f[j].server == f[i].server) j++;
+        enum conn_send_result r = conn_send(&c->conns[f[i].server], &f[i], j - i, deadline);
+        if (r != CONN_SENT) {
+            all = false;
+            for (unsigned k = i; k < j; k++)
+                if (!f[k].w) atomic_fetch_add(&c->failures, 1);
+        }
+        i = j;
+    }
+    return all;
+}
+
+static bool range_ok(uint64_t key, uint64_t count)
+{
+    return count >= 1 && key <= UINT64_MAX - (count - 1);
+}
+
+/* Per-call scratch: frames and waiters, on the stack when small. */
+struct call {
+    struct frame sf[STACK_FRAMES];
+    struct waiter sw[STACK_FRAMES];
+    struct frame *f;
+    struct waiter *w;
+};
+
+static int call_alloc(struct call *cl, unsigned n, bool waiters)
+{
+    if (n <= STACK_FRAMES) {
+        cl->f = cl->sf;
+        cl->w = cl->sw;
+        return 0;
+    }
+    cl->f = malloc(n * sizeof *cl->f);
+    cl->w = waiters ? malloc(n * sizeof *cl->w) : NULL;
+    if (!cl->f || (waiters && !cl->w)) {
+        free(cl->f);
+        free(cl->w);
+        return -1;
+    }
+    return 0;
+}
+
+static void call_free(struct call *cl)
+{
+    if (cl->f != cl->sf) free(cl->f);
+    if (cl->w != cl->sw) free(cl->w);
+}
+
+static void waiter_prep(struct waiter *w, struct frame *f, struct completion *cp)
+{
+    w->next = NULL;
+    w->conn = NULL;
+    w->op = f->op;
+    w->count = f->count;
+    w->base = f->base;
+    w->registered = false;
+    w->late = false;
+    w->text = NULL;
+    w->nhits = 0;
+    w->result = -1;
+    w->status = 0;
+    atomic_init(&w->done, false);
+    w->comp = cp;
+    f->w = w;
+}
+
+unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
+                    uint64_t *hits, bool take)
+{
+    if (count == 0) return 0;
+    memset(hits, 0, ((size_t)count + 63) / 64 * sizeof *hits);
+    if (!range_ok(key, count)) return 0;
+
+    struct call cl;
+    if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) return 0;
+    struct timespec deadline;
+    deadline_in(&deadline, c->timeout_ms);
+    struct completion comp;
+    completion_init(&comp);
+
+    unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
+    if (c->n > 1) sort_by_server(cl.f, nf);
+    for (unsigned i = 0; i < nf; i++) {
+        cl.f[i].op = take ? REMOCA_OP_TAKE : REMOCA_OP_GET;
+        waiter_prep(&cl.w[i], &cl.f[i], &comp);
+        cl.w[i].pages = (uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
+    }
+    send_groups(c, cl.f, nf, &deadline);
+    waiters_wait(c, &comp, cl.w, nf, &deadline);
+
+    unsigned total = 0;
+    for (unsigned i = 0; i < nf; i++) {
+        struct waiter *w = &cl.w[i];
+        if (w->result != 0 || w->nhits == 0) continue;
+        total += w->nhits;
+        for (unsigned wi = 0; wi < REMOCA_BITMAP_WORDS && wi * 64 < w->count; wi++) {
+            uint64_t b = w->bits[wi];
+            while (b) {
+                uint32_t bit = w->base + wi * 64 + (unsigned)__builtin_ctzll(b);
+                b &= b - 1;
+                hits[bit / 64] |= 1ull << (bit % 64);
+            }
+        }
+    }
+    call_free(&cl);
+    return total;
+}
+
+/* Sends prepared frames (op, key, count, payload set); with wait, waits for
+ * the replies.  0 when all were sent (and acknowledged), else -1. */
+static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigned nf, bool wait,
+                               const struct timespec *deadline)
+{
+    struct completion comp;
+    completion_init(&comp);
+    if (wait) {
+        for (unsigned i = 0; i < nf; i++) waiter_prep(&cl->w[i], &cl->f[i], &comp);
+    } else {
+        for (unsigned i = 0; i < nf; i++) cl->f[i].w = NULL;
+    }
+    bool ok = send_groups(c, cl->f, nf, deadline);
+    if (wait) {
+        waiters_wait(c, &comp, cl->w, nf, deadline);
+        ok = true;
+        for (unsigned i = 0; i < nf; i++) ok &= cl->w[i].result == 0;
+    }
+    return ok ? 0 : -1;
+}
+
+int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
+               bool wait)
+{
+    if (count == 0) return 0;
+    if (!range_ok(key, count)) return -1;
+    struct call cl;
+    if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
+    struct timespec deadline;
+    deadline_in(&deadline, c->timeout_ms);
+    unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
+    if (c->n > 1) sort_by_server(cl.f, nf);
+    for (unsigned i = 0; i < nf; i++) {
+        cl.f[i].op = REMOCA_OP_PUT;
+        cl.f[i].payload = (const uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
+        cl.f[i].len = cl.f[i].count * REMOCA_PAGE_SIZE;
+    }
+    int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
+    call_free(&cl);
+    return rc;
+}
+
+int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
+{
+    if (count == 0) return 0;
+    if (!range_ok(key, count)) return -1;
+    if (count >= RESET_KEYS) return remoca_pool_reset(c);
+
+    struct timespec deadline;
+    deadline_in(&deadline, c->timeout_ms);
+    struct call cl;
+    unsigned nf;
+    if (c->n > 1 && count <= BROADCAST_KEYS) {
+        /* Small: per placement run, like a put. */
+        if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
+        nf = build_frames(c, key, (uint32_t)count, REMOCA_MAX_BATCH, cl.f);
+        sort_by_server(cl.f, nf);
+        for (unsigned i = 0; i < nf; i++) cl.f[i].op = REMOCA_OP_DELETE;
+    } else {
+        /* One server, or big: DELETE_RANGE frames of up to 2^32-1 keys, sent
+         * to every server (each deletes what it holds). */
+        unsigned per = (unsigned)((count + RANGE_MAX - 1) / RANGE_MAX);
+        if (call_alloc(&cl, per * c->n, wait) < 0) return -1;
+        nf = 0;
+        for (unsigned s = 0; s < c->n; s++) {
+            uint64_t done = 0;
+            while (done < count) {
+                uint64_t n = count - done < RANGE_MAX ? count - done : RANGE_MAX;
+                cl.f[nf++] = (struct frame){
+                    .server = s, .key = key + done, .count = (uint32_t)n,
+                    .op = n <= REMOCA_MAX_BATCH ? REMOCA_OP_DELETE : REMOCA_OP_DELETE_RANGE};
+                done += n;
+            }
+        }
+    }
+    int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
+    call_free(&cl);
+    return rc;
+}

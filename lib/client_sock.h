@@ -1,0 +1,29 @@
+/* Socket helpers of the client core (lib/client_sock.c). */
+#ifndef REMOCA_CLIENT_SOCK_H
+#define REMOCA_CLIENT_SOCK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+struct remoca_addr;
+
+/* Connects to a server (TCP_NODELAY, keepalive for TCP) within timeout_ms;
+ * returns a blocking socket, or -1 with a reason in why. */
+int sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
+                 size_t whylen);
+
+/* Writes every byte of iov before the deadline; the iov array is consumed.
+ * 0, or -1 with a reason in why. */
+int sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline, char *why,
+              size_t whylen);
+
+/* One recv(); with a deadline, waits for data first (errno ETIMEDOUT, or
+ * ECANCELED when stop_fd becomes readable).  >0 bytes, 0 at EOF, -1 error. */
+ssize_t sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd);
+
+/* One readv(), retried on EINTR. */
+ssize_t sock_readv(int fd, struct iovec *iov, int iovcnt);
+
+#endif

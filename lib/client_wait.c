@@ -1,0 +1,81 @@
+/* Waiting for responses: a 4-byte futex completion per call, and the
+ * timeout policy.
+ *
+ *   caller                                     connection thread(s)
+ *   completion_add() per registered waiter
+ *   completion_wait(deadline):
+ *     word has pending > 0: set SLEEPING,
+ *     futex_wait(word) ◀──────────────────── completion_done(): word -= 1;
+ *                                            last one and SLEEPING: futex_wake
+ *
+ * The release/acquire pair on `word` publishes everything the connection
+ * thread wrote for the waiter (result, hit bits, pages) to the caller.  A
+ * wake that arrives after the caller has returned hits a stale address, which
+ * a futex wake tolerates (no memory is touched; spurious wakeups are retried
+ * by every futex user).  No allocation, no syscall when the response came
+ * before the caller slept.
+ *
+ * Timeout policy (waiters_wait): at the deadline, the connection of every
+ * late waiter is killed; its thread then fails all of that connection's
+ * waiters at once, so the second, unbounded wait ends promptly.  A call never
+ * returns while a connection thread may still write into its buffers.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+
+#define SLEEPING 0x80000000u
+#define PENDING 0x7fffffffu
+
+void completion_done(struct completion *cp)
+{
+    uint32_t old = atomic_fetch_sub_explicit(&cp->word, 1, memory_order_acq_rel);
+    if ((old & PENDING) == 1 && (old & SLEEPING))
+        syscall(SYS_futex, &cp->word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+int completion_wait(struct completion *cp, const struct timespec *deadline)
+{
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&cp->word, memory_order_acquire);
+        if ((v & PENDING) == 0) return 0;
+        if (!(v & SLEEPING)) {
+            if (!atomic_compare_exchange_weak_explicit(&cp->word, &v, v | SLEEPING,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue;
+            v |= SLEEPING;
+        }
+        /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+        long r = syscall(SYS_futex, &cp->word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, v,
+                         deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+        if (r < 0 && errno == ETIMEDOUT) {
+            v = atomic_load_explicit(&cp->word, memory_order_acquire);
+            return (v & PENDING) == 0 ? 0 : -1;
+        }
+    }
+}
+
+void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
+                  const struct timespec *deadline)
+{
+    if (completion_wait(cp, deadline) < 0) {
+        for (unsigned i = 0; i < n; i++) {
+            if (w[i].registered && !atomic_load_explicit(&w[i].done, memory_order_acquire)) {
+                w[i].late = true;
+                conn_kill(w[i].conn, w[i].gen, "request timed out");
+            }
+        }
+        completion_wait(cp, NULL);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (w[i].result != 0) {
+            atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+            if (w[i].late) atomic_fetch_add_explicit(&c->timeouts, 1, memory_order_relaxed);
+        }
+    }
+}

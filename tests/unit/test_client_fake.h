@@ -1,0 +1,273 @@
+/* A fake memory server for the client core's unit tests (header-only,
+ * included by the other tests/unit/test_client_*.c; not a test program itself).
+ *
+ * One thread on a unix socket, one connection at a time.  It executes
+ * requests in the order received (as remoca-memd does) against a small page
+ * store, but sends the responses OUT OF ORDER: they are queued and flushed in
+ * a random permutation when no more input is pending or FAKE_QUEUE are
+ * queued.  Knobs, all atomics the test may flip at any time:
+ *   drop_key   a GET/TAKE frame covering this key is executed but never answered
+ *   drop_every every Nth GET frame is never answered (0 = never)
+ *   stall      stop reading the socket (a hung server: the client's sends
+ *              block once the socket buffers fill, and nothing is answered)
+ *   close_now  close the current connection (a crashed server)
+ *
+ *   client ──req──▶ [execute in order: store] ──resp──▶ queue ──shuffle──▶ client
+ */
+#ifndef TEST_CLIENT_FAKE_H
+#define TEST_CLIENT_FAKE_H
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "remoca/wire.h"
+
+#define FAKE_KEYS 65536u
+#define FAKE_QUEUE 32u
+
+struct fake_resp {
+    struct remoca_hdr h;
+    uint8_t *payload;
+};
+
+struct fake {
+    char path[108];
+    int lfd;
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_bool stall;
+    atomic_bool close_now;
+    _Atomic uint64_t drop_key;
+    atomic_uint drop_every;
+    /* observations */
+    atomic_uint connections, hellos, resets, gets, puts, deletes, dropped;
+    /* store */
+    uint8_t *pages;
+    uint8_t *present;
+    unsigned seed;
+};
+
+static bool fake_read_full(int fd, void *p, size_t n)
+{
+    uint8_t *d = p;
+    while (n) {
+        ssize_t r = read(fd, d, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        d += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool fake_write_full(int fd, const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    while (n) {
+        ssize_t r = send(fd, s, n, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        s += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool fake_flush(struct fake *f, int fd, struct fake_resp *q, unsigned *nq)
+{
+    /* Fisher-Yates shuffle, then send. */
+    for (unsigned i = *nq; i > 1; i--) {
+        unsigned j = (unsigned)rand_r(&f->seed) % i;
+        struct fake_resp t = q[i - 1];
+        q[i - 1] = q[j];
+        q[j] = t;
+    }
+    bool ok = true;
+    for (unsigned i = 0; i < *nq; i++) {
+        uint8_t hb[REMOCA_HDR_SIZE];
+        remoca_hdr_encode(hb, &q[i].h);
+        if (ok) ok = fake_write_full(fd, hb, sizeof hb);
+        if (ok && q[i].h.len) ok = fake_write_full(fd, q[i].payload, q[i].h.len);
+        free(q[i].payload);
+    }
+    *nq = 0;
+    return ok;
+}
+
+static bool fake_input_pending(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+/* Executes one request; returns false when the connection must close. */
+static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint8_t *body,
+                        struct fake_resp *q, unsigned *nq)
+{
+    struct fake_resp r = {.h = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
+                                .op = h->op, .id = h->id, .pool = h->pool, .key = h->key,
+                                .count = h->count}};
+    bool answer = true;
+    switch (h->op) {
+    case REMOCA_OP_HELLO:
+        atomic_fetch_add(&f->hellos, 1);
+        break;
+    case REMOCA_OP_POOL_OPEN:
+        r.h.pool = 7;
+        break;
+    case REMOCA_OP_POOL_RESET:
+        atomic_fetch_add(&f->resets, 1);
+        memset(f->present, 0, FAKE_KEYS);
+        break;
+    case REMOCA_OP_GET:
+    case REMOCA_OP_TAKE: {
+        atomic_fetch_add(&f->gets, 1);
+        uint32_t bm = remoca_bitmap_bytes(h->count);
+        r.payload = calloc(1, bm + (size_t)h->count * REMOCA_PAGE_SIZE);
+        uint32_t hits = 0;
+        for (uint32_t i = 0; i < h->count; i++) {
+            uint64_t k = h->key + i;
+            if (k < FAKE_KEYS && f->present[k]) {
+                r.payload[i / 8] |= (uint8_t)(1u << (i % 8));
+                memcpy(r.payload + bm + (size_t)hits * REMOCA_PAGE_SIZE,
+                       f->pages + k * REMOCA_PAGE_SIZE, REMOCA_PAGE_SIZE);
+                hits++;
+                if (h->op == REMOCA_OP_TAKE) f->present[k] = 0;
+            }
+        }
+        r.h.len = bm + hits * REMOCA_PAGE_SIZE;
+        uint64_t dk = atomic_load(&f->drop_key);
+        unsigned every = atomic_load(&f->drop_every);
+        if ((dk >= h->key && dk - h->key < h->count) ||
+            (every && atomic_load(&f->gets) % every == 0))
+            answer = false;
+        break;
+    }
+    case REMOCA_OP_PUT:
+        atomic_fetch_add(&f->puts, 1);
+        for (uint32_t i = 0; i < h->count; i++) {
+            uint64_t k = h->key + i;
+            if (k >= FAKE_KEYS) continue;
+            memcpy(f->pages + k * REMOCA_PAGE_SIZE, body + (size_t)i * REMOCA_PAGE_SIZE,
+                   REMOCA_PAGE_SIZE);
+            f->present[k] = 1;
+        }
+        break;
+    case REMOCA_OP_DELETE:
+    case REMOCA_OP_DELETE_RANGE:
+        atomic_fetch_add(&f->deletes, 1);
+        for (uint64_t i = 0; i < h->count; i++)
+            if (h->key + i < FAKE_KEYS) f->present[h->key + i] = 0;
+        break;
+    case REMOCA_OP_STATS: {
+        const char *t = h->flags & REMOCA_F_JSON ? "{\"fake\":1}" : "fake 1\n";
+        r.h.len = (uint32_t)strlen(t);
+        r.payload = (uint8_t *)strdup(t);
+        break;
+    }
+    default:
+        r.h.flags = REMOCA_E_OP;
+        break;
+    }
+    if (!answer) {
+        atomic_fetch_add(&f->dropped, 1);
+        free(r.payload);
+        return true;
+    }
+    q[(*nq)++] = r;
+    return true;
+}
+
+static void fake_serve(struct fake *f, int fd)
+{
+    struct fake_resp q[FAKE_QUEUE];
+    unsigned nq = 0;
+    uint8_t *body = malloc(REMOCA_MAX_REQ_PAYLOAD);
+    for (;;) {
+        while (atomic_load(&f->stall) && !atomic_load(&f->stop)) usleep(2000);
+        if (atomic_load(&f->stop) || atomic_exchange(&f->close_now, false)) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20) == 0) continue;
+        uint8_t hb[REMOCA_HDR_SIZE];
+        struct remoca_hdr h;
+        if (!fake_read_full(fd, hb, sizeof hb)) break;
+        remoca_hdr_decode(hb, &h);
+        if (remoca_req_check(&h) != REMOCA_OK) break;
+        if (h.len && !fake_read_full(fd, body, h.len)) break;
+        if (!fake_handle(f, fd, &h, body, q, &nq)) break;
+        if ((nq == FAKE_QUEUE || !fake_input_pending(fd)) && !fake_flush(f, fd, q, &nq)) break;
+    }
+    fake_flush(f, -1, q, &nq); /* frees */
+    free(body);
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+    while (!atomic_load(&f->stop)) {
+        struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&p, 1, 20) <= 0) continue;
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        atomic_fetch_add(&f->connections, 1);
+        fake_serve(f, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Binds the socket (path in a fresh temp dir unless given) and starts. */
+static struct fake *fake_start(const char *path)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    f->pages = malloc((size_t)FAKE_KEYS * REMOCA_PAGE_SIZE);
+    f->present = calloc(1, FAKE_KEYS);
+    f->seed = 12345;
+    atomic_store(&f->drop_key, UINT64_MAX);
+    if (path) {
+        snprintf(f->path, sizeof f->path, "%s", path);
+    } else {
+        char dir[] = "/tmp/remoca-fake-XXXXXX";
+        if (!mkdtemp(dir)) abort();
+        snprintf(f->path, sizeof f->path, "%s/memd.sock", dir);
+    }
+    f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", f->path);
+    unlink(f->path);
+    if (bind(f->lfd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(f->lfd, 8) < 0) {
+        perror("fake_memd: bind");
+        abort();
+    }
+    pthread_create(&f->thread, NULL, fake_main, f);
+    return f;
+}
+
+/* Stops the server; keep_path leaves the directory for a restart. */
+static void fake_stop(struct fake *f, bool remove_dir)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+    unlink(f->path);
+    if (remove_dir) {
+        char dir[108];
+        snprintf(dir, sizeof dir, "%s", f->path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        rmdir(dir);
+    }
+    free(f->pages);
+    free(f->present);
+    free(f);
+}
+
+#endif
