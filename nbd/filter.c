@@ -1,0 +1,338 @@
+/* nbdkit-remoca-filter: REMOCA's NBD front end.
+ *
+ * Puts the libremoca cache engine between nbdkit's clients and a backing
+ * plugin, with remote memory servers (remoca-memd) as an inclusive
+ * second-level cache:
+ *
+ *   NBD clients (qemu, nbdcopy, fio)   many connections, parallel threads
+ *        │
+ *   ┌────▼───────────────── this filter (one instance per nbdkit) ────────┐
+ *   │ pread/pwrite/trim/zero/flush ──▶ struct remoca_cache (shared by all  │
+ *   │ connections; created on the first connection, sized by get_size)    │
+ *   │ struct remoca_client (created in .after_fork: it starts threads)    │
+ *   │ stats thread: remoca-statsfile rewritten every second and at exit   │
+ *   └────┬────────────────────────────────────────────┬───────────────────┘
+ *        │ next->pread/pwrite/... (per connection)     │ TCP / unix socket
+ *   backing plugin (file, ...)                     remoca-memd servers
+ *
+ * One engine and one client per filter instance, shared by every connection,
+ * so multi-conn stays consistent: a write acknowledged on one connection has
+ * already invalidated the remote copy that another connection would read.
+ * Everything else (extents, cache, block size, can_*) passes through.
+ *
+ * A dead memory server is a miss (the client's contract): the guest never sees
+ * an error caused by the remote tier, only by the backing plugin.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nbdkit-filter.h>
+
+#include "remoca/cache.h"
+#include "remoca/client.h"
+#include "statsfile.h"
+
+/* ---- configuration ---------------------------------------------------- */
+
+static char *servers;      /* remoca-servers= */
+static char *pool;         /* remoca-pool=, or derived */
+static char *secret;       /* remoca-secret= */
+static char *statsfile;    /* remoca-statsfile= */
+static char *plugin_file;  /* the file plugin's file=, for the default pool */
+static unsigned timeout_ms;
+static enum remoca_write_policy write_policy = REMOCA_WRITE_INVALIDATE;
+
+/* ---- per-instance state ----------------------------------------------- */
+
+static struct remoca_client *client;
+static struct remoca_cache *cache; /* set once, on the first .prepare */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct statsfile *stats;
+
+static void remoca_unload(void)
+{
+    free(servers);
+    free(pool);
+    free(secret);
+    free(statsfile);
+    free(plugin_file);
+}
+
+static int parse_uint(const char *key, const char *value, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno || end == value || *end || v > UINT_MAX) {
+        nbdkit_error("%s: '%s' is not a number", key, value);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int set_string(char **dst, const char *key, const char *value)
+{
+    free(*dst);
+    *dst = strdup(value);
+    if (!*dst) {
+        nbdkit_error("%s: out of memory", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
+                         const char *value)
+{
+    if (!strcmp(key, "remoca-servers")) return set_string(&servers, key, value);
+    if (!strcmp(key, "remoca-pool")) {
+        if (!*value || strlen(value) > REMOCA_MAX_NAME) {
+            nbdkit_error("remoca-pool: name must be 1..%u bytes", REMOCA_MAX_NAME);
+            return -1;
+        }
+        return set_string(&pool, key, value);
+    }
+    if (!strcmp(key, "remoca-secret")) return set_string(&secret, key, value);
+    if (!strcmp(key, "remoca-statsfile")) return set_string(&statsfile, key, value);
+    if (!strcmp(key, "remoca-timeout")) return parse_uint(key, value, &timeout_ms);
+    if (!strcmp(key, "remoca-mode")) {
+        if (!strcmp(value, "inclusive")) return 0;
+        if (!strcmp(value, "exclusive")) {
+            nbdkit_error("remoca-mode=exclusive is not possible in the NBD front end: an NBD "
+                         "server never sees the guest's page-cache evictions, which exclusive "
+                         "caching needs (use remoca-vhost for that); use remoca-mode=inclusive");
+            return -1;
+        }
+        nbdkit_error("remoca-mode: unknown mode '%s' (expected inclusive)", value);
+        return -1;
+    }
+    if (!strcmp(key, "remoca-write")) {
+        if (!strcmp(value, "invalidate"))
+            write_policy = REMOCA_WRITE_INVALIDATE;
+        else if (!strcmp(value, "update"))
+            write_policy = REMOCA_WRITE_UPDATE;
+        else {
+            nbdkit_error("remoca-write: unknown policy '%s' (expected invalidate or update)",
+                         value);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strncmp(key, "remoca-", 7)) {
+        nbdkit_error("unknown parameter '%s' (see nbdkit --filter=remoca --help)", key);
+        return -1;
+    }
+    /* The file plugin's disk names the default pool. */
+    if (!strcmp(key, "file") && set_string(&plugin_file, key, value) == -1) return -1;
+    return next(nxdata, key, value);
+}
+
+/* Default pool: "nbd:" + the disk's absolute path (unique per disk on a host),
+ * or a hash of it when too long for a pool name. */
+static int default_pool(void)
+{
+    char buf[REMOCA_MAX_NAME + 1];
+    if (!plugin_file) {
+        snprintf(buf, sizeof buf, "nbd:default");
+        nbdkit_debug("remoca: no file= parameter and no remoca-pool=: using pool %s", buf);
+    } else {
+        char *abs = nbdkit_realpath(plugin_file);
+        if (!abs) return -1;
+        if (strlen(abs) + 4 <= REMOCA_MAX_NAME) {
+            snprintf(buf, sizeof buf, "nbd:%s", abs);
+        } else {
+            uint64_t h = 1469598103934665603ull; /* FNV-1a */
+            for (const char *p = abs; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+            snprintf(buf, sizeof buf, "nbd:hash:%016" PRIx64, h);
+        }
+        free(abs);
+    }
+    return set_string(&pool, "remoca-pool", buf);
+}
+
+static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
+{
+    if (!servers) {
+        nbdkit_error("remoca-servers= is required (e.g. remoca-servers=127.0.0.1:7410 or "
+                     "remoca-servers=unix:/run/remoca.sock)");
+        return -1;
+    }
+    if (!pool && default_pool() == -1) return -1;
+    return next(nxdata);
+}
+
+#define remoca_config_help                                                                 \
+    "remoca-servers=LIST     (required) memory servers: host:port or unix:PATH, comma list.\n" \
+    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>).\n"     \
+    "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"          \
+    "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"        \
+    "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"         \
+    "remoca-secret=SECRET    credential for the memory servers.\n"                            \
+    "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void client_log(void *opaque, int level, const char *msg)
+{
+    if (level <= REMOCA_LOG_WARN)
+        nbdkit_error("remoca: %s", msg); /* logged, never returned to a client */
+    else
+        nbdkit_debug("remoca: %s", msg);
+}
+
+/* Threads (the client's and the stats writer) start after nbdkit forks. */
+static int remoca_after_fork(nbdkit_backend *nxdata)
+{
+    char err[256];
+    struct remoca_client_opts o = {
+        .servers = servers,
+        .pool = pool,
+        .name = "nbdkit-remoca-filter",
+        .secret = secret,
+        .timeout_ms = timeout_ms,
+        .log = client_log,
+    };
+    client = remoca_client_new(&o, err, sizeof err);
+    if (!client) {
+        nbdkit_error("remoca: %s", err);
+        return -1;
+    }
+    unsigned up = remoca_client_wait_ready(client, timeout_ms ? timeout_ms : 1000);
+    nbdkit_debug("remoca: pool %s, %u of %u servers up", pool, up, remoca_server_count(client));
+    if (statsfile && !(stats = statsfile_start(statsfile, &cache, client))) return -1;
+    return 0;
+}
+
+static void remoca_cleanup(nbdkit_backend *nxdata)
+{
+    if (stats) statsfile_stop(stats); /* writes the final counters */
+    stats = NULL;
+    remoca_cache_free(cache);
+    cache = NULL;
+    remoca_client_free(client);
+    client = NULL;
+}
+
+/* The engine is sized by the disk, known on the first connection. */
+static int remoca_prepare(nbdkit_next *next, void *handle, int readonly)
+{
+    int r = 0;
+    pthread_mutex_lock(&cache_lock);
+    if (!__atomic_load_n(&cache, __ATOMIC_ACQUIRE)) {
+        int64_t size = next->get_size(next);
+        if (size < 0) {
+            r = -1;
+        } else {
+            char err[256];
+            struct remoca_cache_opts o = {.disk_size = (uint64_t)size,
+                                          .write = write_policy,
+                                          .remote = &remoca_client_remote_ops,
+                                          .remote_ctx = client};
+            struct remoca_cache *c = remoca_cache_new(&o, err, sizeof err);
+            if (!c) {
+                nbdkit_error("remoca: %s", err);
+                r = -1;
+            } else {
+                __atomic_store_n(&cache, c, __ATOMIC_RELEASE);
+                nbdkit_debug("remoca: engine for %" PRIi64 " bytes, write-%s", size,
+                             write_policy == REMOCA_WRITE_UPDATE ? "update" : "invalidate");
+            }
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return r;
+}
+
+/* ---- I/O -------------------------------------------------------------- */
+
+static int b_pread(void *ctx, void *buf, uint32_t n, uint64_t off, uint32_t fl, int *err)
+{
+    nbdkit_next *next = ctx;
+    return next->pread(next, buf, n, off, fl, err);
+}
+static int b_pwrite(void *ctx, const void *buf, uint32_t n, uint64_t off, uint32_t fl, int *err)
+{
+    nbdkit_next *next = ctx;
+    return next->pwrite(next, buf, n, off, fl, err);
+}
+static int b_trim(void *ctx, uint32_t n, uint64_t off, uint32_t fl, int *err)
+{
+    nbdkit_next *next = ctx;
+    return next->trim(next, n, off, fl, err);
+}
+static int b_zero(void *ctx, uint32_t n, uint64_t off, uint32_t fl, int *err)
+{
+    nbdkit_next *next = ctx;
+    return next->zero(next, n, off, fl, err);
+}
+static int b_flush(void *ctx, uint32_t fl, int *err)
+{
+    nbdkit_next *next = ctx;
+    return next->flush(next, fl, err);
+}
+
+static const struct remoca_backing_ops next_ops = {b_pread, b_pwrite, b_trim, b_zero, b_flush};
+
+static struct remoca_cache *engine(void) { return __atomic_load_n(&cache, __ATOMIC_ACQUIRE); }
+
+/* A request beyond the size the engine was built for (the disk grew under
+ * us) only touches uncacheable blocks: the engine passes it through. */
+static int remoca_pread(nbdkit_next *next, void *handle, void *buf, uint32_t count,
+                        uint64_t offset, uint32_t flags, int *err)
+{
+    struct remoca_backing b = {&next_ops, next};
+    return remoca_cache_read(engine(), &b, buf, count, offset, flags, err);
+}
+
+static int remoca_pwrite(nbdkit_next *next, void *handle, const void *buf, uint32_t count,
+                         uint64_t offset, uint32_t flags, int *err)
+{
+    struct remoca_backing b = {&next_ops, next};
+    return remoca_cache_write(engine(), &b, buf, count, offset, flags, err);
+}
+
+static int remoca_trim(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+                       uint32_t flags, int *err)
+{
+    struct remoca_backing b = {&next_ops, next};
+    return remoca_cache_trim(engine(), &b, count, offset, flags, err);
+}
+
+static int remoca_zero(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+                       uint32_t flags, int *err)
+{
+    struct remoca_backing b = {&next_ops, next};
+    return remoca_cache_zero(engine(), &b, count, offset, flags, err);
+}
+
+static int remoca_flush(nbdkit_next *next, void *handle, uint32_t flags, int *err)
+{
+    struct remoca_backing b = {&next_ops, next};
+    return remoca_cache_flush(engine(), &b, flags, err);
+}
+
+static struct nbdkit_filter filter = {
+    .name = "remoca",
+    .longname = "nbdkit REMOCA remote memory cache filter",
+    .unload = remoca_unload,
+    .config = remoca_config,
+    .config_complete = remoca_config_complete,
+    .config_help = remoca_config_help,
+    .after_fork = remoca_after_fork,
+    .cleanup = remoca_cleanup,
+    .prepare = remoca_prepare,
+    .pread = remoca_pread,
+    .pwrite = remoca_pwrite,
+    .trim = remoca_trim,
+    .zero = remoca_zero,
+    .flush = remoca_flush,
+};
+
+NBDKIT_REGISTER_FILTER(filter)

@@ -1,0 +1,119 @@
+/* The filter's stats file (remoca-statsfile=PATH).
+ *
+ * A thread wakes every second (and once more when stopped) and replaces PATH
+ * atomically (write PATH.tmp, rename) with key=value lines:
+ *
+ *   disk_size=1049576          engine: the counters of struct remoca_cache_stats
+ *   dir_blocks=212                     and the directory's population
+ *   reads=...  remote_hits=...  misses=...  fills=...  fills_skipped=...
+ *   client_requests=...        client: struct remoca_client_stats
+ *   client_servers_up=1
+ *
+ * Readers (tests, `remoca stats`, scripts) never see a half-written file.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nbdkit-filter.h>
+
+#include "remoca/cache.h"
+#include "remoca/client.h"
+#include "statsfile.h"
+
+struct statsfile {
+    char *path, *tmp;
+    struct remoca_cache *const *cache;
+    struct remoca_client *client;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+};
+
+static void write_stats(struct statsfile *s)
+{
+    struct remoca_cache *c = __atomic_load_n(s->cache, __ATOMIC_ACQUIRE);
+    struct remoca_cache_stats st = {0};
+    struct remoca_client_stats cs = {0};
+    FILE *f = fopen(s->tmp, "w");
+    if (!f) {
+        nbdkit_debug("remoca-statsfile: %s: %s", s->tmp, strerror(errno));
+        return;
+    }
+    if (c) remoca_cache_get_stats(c, &st);
+    fprintf(f, "disk_size=%llu\n", c ? (unsigned long long)remoca_cache_disk_size(c) : 0ull);
+    fprintf(f, "dir_blocks=%llu\n", c ? (unsigned long long)remoca_cache_dir_count(c) : 0ull);
+    char buf[2048];
+    size_t n = remoca_cache_format_stats(&st, "", buf, sizeof buf);
+    fwrite(buf, 1, n < sizeof buf ? n : sizeof buf - 1, f);
+    if (s->client) remoca_client_get_stats(s->client, &cs);
+    fprintf(f,
+            "client_requests=%llu\nclient_timeouts=%llu\nclient_failures=%llu\n"
+            "client_reconnects=%llu\nclient_servers_up=%u\n",
+            (unsigned long long)cs.requests, (unsigned long long)cs.timeouts,
+            (unsigned long long)cs.failures, (unsigned long long)cs.reconnects, cs.servers_up);
+    if (fclose(f) == 0 && rename(s->tmp, s->path) == -1)
+        nbdkit_debug("remoca-statsfile: rename %s: %s", s->path, strerror(errno));
+}
+
+static void *stats_main(void *arg)
+{
+    struct statsfile *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        pthread_mutex_unlock(&s->lock);
+        write_stats(s);
+        pthread_mutex_lock(&s->lock);
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += 1;
+        while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &t) != ETIMEDOUT) {
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+struct statsfile *statsfile_start(const char *path, struct remoca_cache *const *cache,
+                                  struct remoca_client *client)
+{
+    struct statsfile *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path)) || asprintf(&s->tmp, "%s.tmp", path) < 0) {
+        nbdkit_error("remoca-statsfile: out of memory");
+        goto fail;
+    }
+    s->cache = cache;
+    s->client = client;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    int e = pthread_create(&s->thread, NULL, stats_main, s);
+    if (e) {
+        nbdkit_error("remoca-statsfile: pthread_create: %s", strerror(e));
+        goto fail;
+    }
+    return s;
+fail:
+    if (s) {
+        free(s->path);
+        free(s->tmp);
+        free(s);
+    }
+    return NULL;
+}
+
+void statsfile_stop(struct statsfile *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    write_stats(s); /* final counters, at close */
+    free(s->path);
+    free(s->tmp);
+    free(s);
+}

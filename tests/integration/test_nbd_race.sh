@@ -1,0 +1,110 @@
+#!/bin/bash
+# The fill race with real processes (DESIGN.md cache contract 3).
+#
+# 1. A write completes between a miss's disk read and its insert.
+#
+#   qemu-io A ──read block 5──▶ remoca filter ─▶ sh plugin: dd the block out of
+#                                                 disk.img, THEN sleep 2 s
+#   qemu-io B ──write block 5─▶ (another connection, completes during A's sleep)
+#
+#   A's disk read got the old bytes; B's write was acknowledged before A's
+#   insert.  A may return the old data (it raced with an unacknowledged
+#   write), but its fill must be skipped: afterwards the old page is never
+#   served (C reads B's pattern, twice, the second time through the cache).
+#   (nbdkit's delay filter sleeps *before* reading, so below our filter it
+#   cannot hold old bytes across a write; a tiny sh plugin can.)
+#
+# 2. A read starts while a write to its block is in progress: nbdkit's delay
+#    filter BELOW ours (delay-write=2) keeps the write in progress; the read
+#    gets the old bytes from disk and must not insert them for good.
+#
+# Both write policies.  The log filter between ours and the disk records the
+# order in which things really happened; the test concludes only when the
+# interleaving it wants did happen.
+set -euo pipefail
+: "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
+FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
+T=$(mktemp -d /tmp/remoca-nbd-race.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -30 "$f"; done >&2; exit 1; }
+waitfor() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.02; done; }
+stat_of() { sed -n "s/^$2=//p" "$1"; }
+qio() { qemu-io -f raw "nbd+unix:///?socket=$T/nbd.sock" "$@"; }
+line_of() { grep -n -- "$1" "$T/req.log" | head -1 | cut -d: -f1; }
+
+"$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory 16M --threads 1 2>>"$T/memd.log" &
+MEMD=$!; PIDS+=("$MEMD")
+waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
+
+start_nbdkit() {
+    rm -f "$T/nbd.pid" "$T/nbd.sock" "$T/req.log"
+    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" --filter=log --filter=delay \
+        file "$T/disk.img" logfile="$T/req.log" remoca-servers="unix:$T/memd.sock" \
+        remoca-statsfile="$T/nbd.stats" "$@" 2>>"$T/nbd.log" &
+    NBDKIT=$!; PIDS+=("$NBDKIT")
+    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
+}
+stop_nbdkit() { kill "$NBDKIT"; wait "$NBDKIT" || true; }
+
+for mode in invalidate update; do
+    # 1. Write completes between a miss's disk read and its insert.
+    head -c $((1048576 + 1000)) /dev/zero | tr '\0' '\1' > "$T/disk.img"
+    cat > "$T/disk.sh" <<SH
+#!/bin/bash
+case "\$1" in
+  thread_model) echo parallel ;;
+  get_size) stat -L -c %s "$T/disk.img" ;;
+  can_write|can_flush) exit 0 ;;
+  flush) ;;
+  pread) dd if="$T/disk.img" skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none
+         if [ -e "$T/slow" ] && [ "\$4" = 20480 ]; then rm -f "$T/slow"; touch "$T/read_done"; sleep 2; fi ;;
+  pwrite) dd of="$T/disk.img" seek=\$4 oflag=seek_bytes conv=notrunc status=none ;;
+  *) exit 2 ;;
+esac
+SH
+    chmod +x "$T/disk.sh"
+    rm -f "$T/nbd.pid" "$T/nbd.sock" "$T/read_done"
+    touch "$T/slow"
+    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" sh "$T/disk.sh" \
+        remoca-servers="unix:$T/memd.sock" remoca-pool=race-$mode \
+        remoca-statsfile="$T/nbd.stats" remoca-write=$mode 2>>"$T/nbd.log" &
+    NBDKIT=$!; PIDS+=("$NBDKIT")
+    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit (sh plugin) did not start"
+    qio -c 'read 20k 4k' > "$T/a.out" 2>&1 &   # A: miss; old bytes, then 2 s
+    A=$!; PIDS+=("$A")
+    waitfor 20 test -e "$T/read_done" || fail "A's read never reached the disk"
+    qio -c 'write -P 0x5a 20k 4k' > "$T/b.out" || fail "B's write failed"
+    kill -0 "$A" 2>/dev/null || fail "inconclusive: A finished before B's write completed"
+    wait "$A" || fail "A's read failed"
+    # C: must see B's data, from disk and then from the cache.
+    qio -c 'read -P 0x5a 20k 4k' -c 'read -P 0x5a 20k 4k' > "$T/c.out" || fail "C read failed"
+    grep -q "Pattern verification failed" "$T/c.out" && fail "$mode: STALE block served after the race"
+    qio -c 'read -P 0x5a 20k 4k' > "$T/c.out" || fail "C2 read failed"
+    grep -q "Pattern verification failed" "$T/c.out" && fail "$mode: STALE block served after the race"
+    stop_nbdkit
+    echo "$mode write-between-read-and-insert: $(grep -E '^(fills|fills_skipped|remote_hits)=' "$T/nbd.stats" | tr '\n' ' ')"
+    [ "$(stat_of "$T/nbd.stats" fills_skipped)" -ge 1 ] || fail "$mode: the racing fill was not skipped"
+    [ "$(stat_of "$T/nbd.stats" remote_hits)" -ge 1 ] || fail "$mode: C2 was not served remotely"
+
+    # 2. A read starts while a write to its block is in progress (delayed).
+    head -c $((1048576 + 1000)) /dev/zero | tr '\0' '\2' > "$T/disk.img"
+    start_nbdkit delay-write=2 remoca-write=$mode
+    qio -c 'write -P 0x6b 36k 4k' > "$T/b.out" 2>&1 &  # B: 2 s in progress
+    B=$!; PIDS+=("$B")
+    waitfor 20 grep -q "Write id=[0-9]* offset=0x9000" "$T/req.log" || fail "B's write never started"
+    qio -c 'read 36k 4k' > "$T/a.out" || fail "A's read failed"
+    wait "$B" || fail "B's write failed"
+    rl=$(line_of "\.\.\.Read id=[0-9]* return"); wl=$(line_of "\.\.\.Write id=[0-9]* return")
+    [ "$rl" -lt "$wl" ] || fail "inconclusive: the read did not complete inside the write's window"
+    qio -c 'read -P 0x6b 36k 4k' -c 'read -P 0x6b 36k 4k' > "$T/c.out" || fail "C read failed"
+    grep -q "Pattern verification failed" "$T/c.out" && fail "$mode: STALE block served after a read during a write"
+    stop_nbdkit
+    echo "$mode read-during-write: $(grep -E '^(fills|fills_skipped|remote_hits)=' "$T/nbd.stats" | tr '\n' ' ')"
+done
+echo PASS
