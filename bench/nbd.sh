@@ -7,8 +7,16 @@
 #   file    nbdkit file plugin over a disk image: no cache of ours
 #   warm    remoca filter over the same file plugin, remote cache filled by a
 #           first full sequential pass, so every random read hits remotely
-#   cold    the same filter, a freshly started remoca-memd (empty pool): every
-#           read misses, goes to the file and is inserted remotely
+#   cold    the same filter in a freshly started nbdkit (empty directory, and
+#           the filter resets its remote pool when it starts): every read
+#           misses, goes to the file and is inserted remotely
+#
+# One remoca-memd (2x the disk + 64 MiB) holds both pools: `warm`, filled
+# once and kept by one nbdkit that stays up all run, and `cold`, reset by each
+# cold run's new nbdkit.  Before the rounds, one full pass through a cold
+# export makes memd touch its arena, so cold runs measure steady-state puts,
+# not first-touch page faults.  The filter's stats file is checked: warm runs
+# must have no misses, cold runs no remote hits.
 #
 # Each fio run reads each block at most once (fio's random map, no time_based:
 # it stops at the runtime or after one full pass), and the page cache is
@@ -27,7 +35,7 @@ MEMD="$REMOCA_BUILD/remoca-memd"
 FILTER="$REMOCA_BUILD/nbdkit-remoca-filter.so"
 if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:-3}
 else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
-MEMD_MB=$((DISK_MB + DISK_MB / 4 + 64))
+MEMD_MB=$((2 * DISK_MB + 64))
 
 for c in nbdkit fio python3; do
     command -v $c >/dev/null || { echo "nbd bench: $c not installed" >&2; exit 1; }
@@ -78,7 +86,6 @@ start_nbdkit() {
 
 # start_memd NAME: remoca-memd on an ephemeral port; MEMD_PID, MEMD_PORT.
 start_memd() {
-    rm -f "$T/$1.port"
     bench_bg "$1" "$MEMD" --listen 127.0.0.1:0 --port-file "$T/$1.port" \
         --memory "${MEMD_MB}M" --threads 2
     MEMD_PID=$BG_PID
@@ -97,9 +104,19 @@ fio_randread() {
     python3 "$T/fio.py" "$T/fio.json"
 }
 
-remoca_args() { # remoca_args PORT POOL
-    echo "--filter=$FILTER file $IMG remoca-servers=127.0.0.1:$1 remoca-pool=$2 remoca-timeout=1000" \
-        "remoca-statsfile=$T/$2.stats"
+remoca_args() { # remoca_args POOL
+    echo "--filter=$FILTER file $IMG remoca-servers=127.0.0.1:$MEMD_PORT remoca-pool=$1" \
+        "remoca-timeout=1000 remoca-statsfile=$T/$1.stats"
+}
+
+# counter FILE NAME: a counter from a filter stats file (0 if absent).
+counter() { v=$(sed -n "s/^$2=//p" "$1" 2>/dev/null); echo "${v:-0}"; }
+
+# fill_pass SOCK: reads the whole export once, sequentially.
+fill_pass() {
+    fio --name=fill --ioengine=nbd --uri="nbd+unix:///?socket=$1" --rw=read \
+        --bs=256k --iodepth=4 --output-format=json >"$T/fill.json" 2>"$T/fio.err" ||
+        { echo "nbd bench: fill pass failed: $(cat "$T/fio.err")" >&2; exit 1; }
 }
 
 CASES="memory file"
@@ -107,15 +124,23 @@ if [ $with_remoca = 1 ]; then
     CASES="memory file warm cold"
     # The warm export stays up all run: its cache (and the filter's knowledge
     # of what is remote) must survive between rounds.
-    start_memd memd-warm
-    WARM_MEMD_PORT=$MEMD_PORT
+    start_memd memd
     # shellcheck disable=SC2046
-    start_nbdkit warm $(remoca_args "$WARM_MEMD_PORT" warm)
-    fio --name=fill --ioengine=nbd --uri="nbd+unix:///?socket=$T/warm.sock" --rw=read \
-        --bs=256k --iodepth=4 --output-format=json >"$T/fill.json" 2>"$T/fio.err" ||
-        { echo "nbd bench: fill pass failed: $(cat "$T/fio.err")" >&2; exit 1; }
-    echo "nbd bench: warm cache filled ($DISK_MB MiB)" >&2
+    start_nbdkit cold $(remoca_args cold)
+    fill_pass "$T/cold.sock"
+    bench_kill "$NBDKIT_PID"
+    # The warm export stays up all run: its cache (and the filter's knowledge
+    # of what is remote) must survive between rounds.
+    # shellcheck disable=SC2046
+    start_nbdkit warm $(remoca_args warm)
+    WARM_PID=$NBDKIT_PID
+    fill_pass "$T/warm.sock"
+    blocks=$((DISK_MB * 256)); i=0
+    while [ "$(counter "$T/warm.stats" fills)" -lt $blocks ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    warm_misses0=$(counter "$T/warm.stats" misses); warm_hits0=$(counter "$T/warm.stats" remote_hits)
+    echo "nbd bench: warm cache filled ($DISK_MB MiB, $(counter "$T/warm.stats" fills) blocks put)" >&2
 fi
+cold_reads=0; cold_hits=0
 
 : >"$T/results"
 r=0
@@ -135,13 +160,14 @@ while [ $r -lt "$ROUNDS" ]; do
             warm)
                 res=$(fio_randread "$T/warm.sock" $qd) ;;
             cold)
-                start_memd memd-cold
+                rm -f "$T/cold.stats"
                 # shellcheck disable=SC2046
-                start_nbdkit cold $(remoca_args "$MEMD_PORT" cold)
+                start_nbdkit cold $(remoca_args cold)
                 drop_caches
                 res=$(fio_randread "$T/cold.sock" $qd)
                 bench_kill "$NBDKIT_PID"
-                bench_kill "$MEMD_PID" ;;
+                cold_reads=$((cold_reads + $(counter "$T/cold.stats" reads)))
+                cold_hits=$((cold_hits + $(counter "$T/cold.stats" remote_hits))) ;;
             esac
             echo "$c-qd$qd $res" >>"$T/results"
         done
@@ -160,6 +186,10 @@ for c in $CASES; do
 done
 
 if [ $with_remoca = 1 ]; then
+    bench_kill "$WARM_PID" # its stats file is written a last time at exit
+    echo "nbd bench: warm runs: $(($(counter "$T/warm.stats" remote_hits) - warm_hits0)) remote hits," \
+        "$(($(counter "$T/warm.stats" misses) - warm_misses0)) misses (must be 0)" >&2
+    echo "nbd bench: cold runs: $cold_reads reads, $cold_hits remote hits (must be 0)" >&2
     awk -v w16="$(col warm-qd16 2)" -v m16="$(col memory-qd16 2)" \
         -v w1="$(col warm-qd1 3)" -v m1="$(col memory-qd1 3)" \
         -v c1="$(col cold-qd1 2)" -v f1="$(col file-qd1 2)" \
