@@ -20,10 +20,11 @@
  * table by id (under `lock`), then the payload goes straight where it
  * belongs: a GET's hit pages into the caller's buffer (readv for what is not
  * buffered yet), a STATS reply into a malloc'd string.  Responses nobody
- * waits for (no-wait puts/deletes) are validated and skipped; an error reply
- * to any invalidation (DELETE, DELETE_RANGE, POOL_RESET) tears the connection
- * down, because a lost invalidation must not be followed by gets on the same
- * pool state.
+ * waits for (no-wait puts/deletes) are validated and skipped.  An error reply
+ * to an invalidation (DELETE, DELETE_RANGE, POOL_RESET) or to a PUT tears the
+ * connection down, because a lost invalidation (or a half-executed put batch
+ * that left older pages behind) must not be followed by gets on the same pool
+ * state.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -213,9 +214,14 @@ static int handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t 
 
 /* ---- receive loop ------------------------------------------------------ */
 
-static bool is_invalidation(uint8_t op)
+/* Ops whose failure may leave stale pages on the server: a lost
+ * invalidation, or a PUT batch the server stopped executing part way (keys
+ * after the failing one may keep older pages).  Their error replies tear the
+ * connection down, so the pool is reset before it is used again. */
+static bool must_reset_on_error(uint8_t op)
 {
-    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE || op == REMOCA_OP_POOL_RESET;
+    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE ||
+           op == REMOCA_OP_POOL_RESET || op == REMOCA_OP_PUT;
 }
 
 /* Reads a GET/TAKE payload: bitmap, then hit pages into the caller's buffer. */
@@ -291,7 +297,7 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         }
         if (h.flags != REMOCA_OK) {
             atomic_fetch_add(&c->failures, 1);
-            if (is_invalidation(h.op)) {
+            if (must_reset_on_error(h.op)) {
                 snprintf(why, whylen, "%s failed: %s", remoca_op_name(h.op),
                          remoca_status_name(h.flags));
                 return -1;
@@ -322,7 +328,7 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         complete(w, -1);
         client_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
                    remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
-        if (is_invalidation(op)) {
+        if (must_reset_on_error(op)) {
             snprintf(why, whylen, "%s failed: %s", remoca_op_name(op), remoca_status_name(h.flags));
             return -1;
         }
