@@ -1,0 +1,243 @@
+# tests/vm/lib.sh: the host side of REMOCA's VM runs, sourced by tests/vm/test_vm.sh,
+# bench/vm.sh and tools/demo.sh (bash).
+#
+# One run is a stack of real processes, each started here, recorded by its pid file and
+# stopped by pid (vm_cleanup, installed as an EXIT trap by vm_init):
+#
+#     QEMU (TCG) guest: tests/vm/init runs the workload named on the kernel command line
+#        | virtio-blk, -drive nbd:unix:TAG.nbd.sock          QMP: TAG.qmp (balloon)
+#        v
+#     nbdkit -U TAG.nbd.sock
+#        [remoca filter]  --- unix socket --->  remoca-memd (MEMD.sock)   only in mode remoca
+#        [delay/latency]  emulated slow disk: hdd = nbdkit delay 5ms, ssd = latency 150us
+#        [stats] [log]    count what reaches the backing store (TAG.stats at exit, TAG.nbdlog)
+#        file plugin      TAG.img (a sparse copy of the data image, so runs never share state)
+#
+# While the guest runs, vm_boot copies every `RESULT-GUEST` line of the serial console into
+# TAG.steps and appends how many reads (and bytes) had reached the backing store at that
+# moment (from the log filter) and the REMOCA filter's read_blocks and remote_hits (from its
+# stats file, rewritten every second), so a caller can split the counts by workload step
+# (warm-up pass vs. later passes).  The guest idles 1.2 s after each step so the attribution is
+# clean.  Every wait has a timeout; QEMU runs under `timeout`.
+#
+# Environment: REMOCA_BUILD (build dir: remoca-memd, nbdkit-remoca-filter.so, remoca),
+# REMOCA_SRC (repo).  VM_ACCEL=tcg|kvm overrides the accelerator probe.
+
+VM_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM_PIDFILES=()
+
+vm_log() { echo "vm: $*" >&2; }
+vm_die() { echo "vm: error: $*" >&2; exit 1; }
+
+# vm_init WORKDIR: checks tools, builds (or reuses) the guest, arms the cleanup trap.
+vm_init() {
+    VM_WORK=$1
+    mkdir -p "$VM_WORK"
+    : "${REMOCA_BUILD:?REMOCA_BUILD must name the build directory}"
+    for t in qemu-system-x86_64 nbdkit timeout python3 mke2fs; do
+        command -v "$t" >/dev/null || vm_die "$t not found (run scripts/deps.sh)"
+    done
+    VM_GUEST=$REMOCA_BUILD/vm/guest
+    "$VM_HERE/mkguest.sh" "$VM_GUEST" || vm_die "building the guest failed"
+    VM_FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
+    VM_MEMD=$REMOCA_BUILD/remoca-memd
+    VM_LATENCY=$REMOCA_BUILD/tests/vm/nbdkit-latency-filter.so
+    trap vm_cleanup EXIT
+    trap 'exit 130' INT TERM
+    vm_accel_probe
+}
+
+# True when the REMOCA stack (filter + memory server) is built.
+vm_have_remoca() { [ -f "$VM_FILTER" ] && [ -x "$VM_MEMD" ]; }
+
+# Stops every process started here, by pid, newest first; waits up to 5 s each, then SIGKILL.
+vm_cleanup() {
+    local i pf pid n
+    for ((i = ${#VM_PIDFILES[@]} - 1; i >= 0; i--)); do
+        pf=${VM_PIDFILES[$i]}
+        [ -f "$pf" ] || continue
+        pid=$(cat "$pf" 2>/dev/null)
+        [ -n "$pid" ] || continue
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null
+            n=0
+            while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+        fi
+        rm -f "$pf"
+    done
+    VM_PIDFILES=()
+}
+
+# vm_stop PIDFILE: stops one process (same rules as vm_cleanup).
+vm_stop() {
+    local pf=$1 pid n
+    [ -f "$pf" ] || return 0
+    pid=$(cat "$pf")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid"
+        n=0
+        while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+        kill -0 "$pid" 2>/dev/null && { vm_log "pid $pid did not stop, killing"; kill -9 "$pid"; }
+    fi
+    rm -f "$pf"
+}
+
+# vm_wait_for PATH SECONDS: waits until PATH exists (socket, file).
+vm_wait_for() {
+    local n=0 max=$(($2 * 10))
+    while [ ! -e "$1" ] && [ $n -lt $max ]; do sleep 0.1; n=$((n + 1)); done
+    [ -e "$1" ]
+}
+
+# KVM where it works, else TCG.  /dev/kvm may exist and still not run a guest (nested
+# virtualisation without VMX: QEMU hangs in the firmware), so the first time a short boot is
+# tried; the verdict is cached next to the guest.
+vm_accel_probe() {
+    if [ -n "${VM_ACCEL:-}" ]; then return; fi
+    if [ -f "$VM_GUEST/accel" ]; then VM_ACCEL=$(cat "$VM_GUEST/accel"); return; fi
+    VM_ACCEL=tcg
+    if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+        local log=$VM_WORK/kvm-probe.log
+        timeout 10 qemu-system-x86_64 -accel kvm -m 128 -nodefaults -display none -no-reboot \
+            -serial "file:$log" -kernel "$VM_GUEST/vmlinuz" -initrd "$VM_GUEST/initrd.gz" \
+            -append "console=ttyS0 quiet vm.wl=none" >/dev/null 2>&1 || true
+        grep -aq 'step=boot' "$log" 2>/dev/null && VM_ACCEL=kvm
+    fi
+    echo "$VM_ACCEL" > "$VM_GUEST/accel"
+    vm_log "accelerator: $VM_ACCEL"
+}
+
+# vm_memd_start NAME MEMORY: starts remoca-memd on unix socket $VM_WORK/NAME.sock.
+vm_memd_start() {
+    local name=$1 mem=$2
+    local sock=$VM_WORK/$name.sock pf=$VM_WORK/$name.pid
+    rm -f "$sock" "$pf"
+    "$VM_MEMD" --unix "$sock" --memory "$mem" --threads 1 --pid-file "$pf" \
+        >"$VM_WORK/$name.out" 2>&1 &
+    echo $! > "$pf"
+    VM_PIDFILES+=("$pf")
+    vm_wait_for "$sock" 10 || vm_die "remoca-memd did not start: $(tail -3 "$VM_WORK/$name.out")"
+}
+
+# vm_memd_stats NAME: memory server's counters as key=value lines (from `remoca stats --json`).
+vm_memd_stats() {
+    timeout 10 "$REMOCA_BUILD/remoca" stats --server "unix:$VM_WORK/$1.sock" --json 2>/dev/null |
+        python3 "$VM_HERE/flatjson.py"
+}
+
+# vm_export_start TAG IMAGE MODE DISK [MEMD]
+#   MODE: base (no REMOCA filter) | remoca (filter -> memd MEMD)
+#   DISK: none | hdd (nbdkit delay filter, 5 ms per read/write) | ssd (latency filter, 150 us)
+vm_export_start() {
+    local tag=$1 image=$2 mode=$3 disk=$4 memd=${5:-memd}
+    local sock=$VM_WORK/$tag.nbd.sock pf=$VM_WORK/$tag.nbdkit.pid
+    local args=()
+    rm -f "$sock" "$pf" "$VM_WORK/$tag.stats" "$VM_WORK/$tag.nbdlog" "$VM_WORK/$tag.rstats"
+    cp --sparse=always "$image" "$VM_WORK/$tag.img"
+    if [ "$mode" = remoca ]; then
+        args+=(--filter="$VM_FILTER")
+    fi
+    case $disk in
+        none) ;;
+        hdd) args+=(--filter=delay) ;;
+        ssd) args+=(--filter="$VM_LATENCY") ;;
+        *) vm_die "unknown disk kind $disk" ;;
+    esac
+    args+=(--filter=stats --filter=log file "$VM_WORK/$tag.img"
+           statsfile="$VM_WORK/$tag.stats" logfile="$VM_WORK/$tag.nbdlog")
+    case $disk in
+        hdd) args+=(delay-read=${VM_HDD_MS:-5}ms delay-write=${VM_HDD_MS:-5}ms) ;;
+        ssd) args+=(latency-read=${VM_SSD_US:-150} latency-write=${VM_SSD_US:-150}) ;;
+    esac
+    if [ "$mode" = remoca ]; then
+        args+=(remoca-servers="unix:$VM_WORK/$memd.sock" remoca-pool="vm-$tag/vda"
+               remoca-statsfile="$VM_WORK/$tag.rstats")
+    fi
+    nbdkit -f -U "$sock" -P "$pf" "${args[@]}" >"$VM_WORK/$tag.nbdkit.out" 2>&1 &
+    echo $! > "$pf"
+    VM_PIDFILES+=("$pf")
+    vm_wait_for "$sock" 10 || vm_die "nbdkit ($tag) did not start: $(tail -3 "$VM_WORK/$tag.nbdkit.out")"
+}
+
+# vm_export_stop TAG: stops nbdkit; the stats filter writes TAG.stats as it exits.
+vm_export_stop() {
+    vm_stop "$VM_WORK/$1.nbdkit.pid"
+}
+
+# vm_backing TAG: "READS BYTES" that reached the backing store so far (from the log filter).
+vm_backing() {
+    awk 'function hex(s,   v, i) { v = 0; s = tolower(substr(s, 3))
+             for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+             return v }
+         / Read id=[0-9]+ offset=/ { n++; for (i = 1; i <= NF; i++) if ($i ~ /^count=/) b += hex(substr($i, 7)) }
+         END { printf "%d %.0f\n", n, b }' "$VM_WORK/$1.nbdlog" 2>/dev/null || echo "0 0"
+}
+
+# vm_boot TAG MEM_MB TIMEOUT_S APPEND [BALLOON_MB]
+#   Boots the guest on TAG's export with MEM_MB of RAM and kernel parameters APPEND; waits for
+#   it to power off (at most TIMEOUT_S).  If the guest prints BALLOON-REQUEST, the balloon is
+#   set to BALLOON_MB over QMP.  Output: TAG.console, TAG.steps.  Fails on GUEST-ERROR.
+vm_boot() {
+    local tag=$1 mem=$2 tmo=$3 append=$4 balloon=${5:-}
+    local con=$VM_WORK/$tag.console steps=$VM_WORK/$tag.steps qmp=$VM_WORK/$tag.qmp
+    local pf=$VM_WORK/$tag.qemu.pid seen=0 ballooned=0 n line
+    rm -f "$con" "$steps" "$qmp"
+    : > "$steps"
+    timeout "$tmo" qemu-system-x86_64 -accel "$VM_ACCEL" -m "$mem" -smp 1 \
+        -nodefaults -display none -no-reboot -serial "file:$con" \
+        -kernel "$VM_GUEST/vmlinuz" -initrd "$VM_GUEST/initrd.gz" \
+        -append "console=ttyS0 quiet $append" \
+        -drive "file=nbd:unix:$VM_WORK/$tag.nbd.sock,format=raw,if=virtio,cache=none" \
+        -device virtio-balloon-pci -qmp "unix:$qmp,server=on,wait=off" \
+        >"$VM_WORK/$tag.qemu.out" 2>&1 &
+    echo $! > "$pf"
+    VM_PIDFILES+=("$pf")
+    local qpid
+    qpid=$(cat "$pf")
+    while :; do
+        local alive=0
+        kill -0 "$qpid" 2>/dev/null && alive=1
+        if [ -f "$con" ]; then
+            n=$(grep -ac '^RESULT-GUEST' "$con")
+            if [ "$n" -gt "$seen" ]; then
+                local b r=""
+                b=$(vm_backing "$tag")
+                [ -f "$VM_WORK/$tag.rstats" ] && r=" r_read_blocks=$(vm_kv "$VM_WORK/$tag.rstats" read_blocks) r_remote_hits=$(vm_kv "$VM_WORK/$tag.rstats" remote_hits)"
+                grep -a '^RESULT-GUEST' "$con" | tail -n +$((seen + 1)) | tr -d '\r' |
+                    while read -r line; do
+                        echo "$line backing_reads=${b% *} backing_bytes=${b#* }$r"
+                    done >> "$steps"
+                seen=$n
+            fi
+            if [ -n "$balloon" ] && [ $ballooned = 0 ] && grep -aq '^BALLOON-REQUEST' "$con"; then
+                python3 "$VM_HERE/qmp.py" "$qmp" balloon "{\"value\": $((balloon * 1024 * 1024))}" >/dev/null ||
+                    vm_log "QMP balloon failed"
+                ballooned=1
+            fi
+        fi
+        [ $alive = 1 ] || break
+        sleep 0.1
+    done
+    wait "$qpid" 2>/dev/null
+    local rc=$?
+    rm -f "$pf"
+    if grep -aq '^GUEST-ERROR' "$con"; then
+        vm_log "guest $tag failed: $(grep -a '^GUEST-ERROR' "$con" | head -1)"
+        return 1
+    fi
+    grep -aq '^GUEST-DONE' "$con" || { vm_log "guest $tag did not finish (qemu rc=$rc); console tail:"; tail -5 "$con" >&2; return 1; }
+    return 0
+}
+
+# vm_step TAG STEP KEY: value of KEY on the steps line of STEP (e.g. vm_step t1 pass2 s).
+vm_step() {
+    awk -v st="step=$2" -v k="$3=" '{ f = 0; for (i = 1; i <= NF; i++) if ($i == st) f = 1
+        if (f) for (i = 1; i <= NF; i++) if (index($i, k) == 1) { print substr($i, length(k) + 1); exit } }' \
+        "$VM_WORK/$1.steps"
+}
+
+# vm_kv FILE KEY: value of KEY in a key=value file (remoca statsfile, flattened memd stats).
+vm_kv() {
+    awk -F= -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null
+}
