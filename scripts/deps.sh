@@ -8,7 +8,7 @@ build-essential cmake pkg-config clang libclang-rt-14-dev
 libcmocka-dev libxxhash-dev libssl-dev
 nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
 memcached fio qemu-utils qemu-system-x86 linux-image-amd64 busybox-static
-cpio kmod socat xz-utils gnuplot-nox e2fsprogs procps
+cpio kmod socat xz-utils gnuplot-nox e2fsprogs procps sqlite3
 "
 
 missing=""
