@@ -8,7 +8,9 @@
 #   b. write-update;
 #   c. write-invalidate while memd is SIGKILLed mid-run and restarted later:
 #      the client sees no error and no wrong byte, and the filter reconnects
-#      and serves from remote memory again.
+#      and serves from remote memory again;
+#   d. two memory servers (blocks spread over both), write-update, one of them
+#      SIGKILLed mid-run and never restarted: the other keeps serving its share.
 # After each run the disk file must equal the checker's model (write-through).
 set -euo pipefail
 : "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
@@ -97,4 +99,23 @@ finish c
 [ "$(stat_of "$T/nbd.stats" client_reconnects)" -ge 1 ] || fail "c: client did not reconnect"
 "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" > "$T/memd.txt" 2>&1 || true
 echo "c: restarted memd: $(head -1 "$T/memd.txt")"
+stop "$MEMD"
+
+# d. two servers, one dies for good.
+rm -f "$T/memd2.sock"
+"$REMOCA_BUILD/remoca-memd" --unix "$T/memd2.sock" --memory 64M --threads 1 2>>"$T/memd2.log" &
+MEMD2=$!; PIDS+=("$MEMD2")
+waitfor 10 test -S "$T/memd2.sock" || fail "second remoca-memd did not start"
+start_memd 64M
+start_nbdkit remoca-write=update remoca-servers="unix:$T/memd.sock,unix:$T/memd2.sock"
+rm -f "$T/progress"
+run d 4 --ops 2000
+waitfor 120 progress_at_least 3000 || fail "d: checker made no progress"
+kill -9 "$MEMD2"; wait "$MEMD2" 2>/dev/null || true
+echo "d: second memd SIGKILLed at $(cat "$T/progress") ops"
+finish d
+"$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" > "$T/memd.txt" 2>&1 || true
+echo "d: surviving memd: $(head -1 "$T/memd.txt")"
+hits=$(sed -n 's/^server .* hits=\([0-9]*\) .*/\1/p' "$T/memd.txt")
+[ "${hits:-0}" -gt 0 ] || fail "d: the surviving server served nothing"
 echo PASS
