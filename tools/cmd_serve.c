@@ -16,6 +16,7 @@
  * exit.  Readiness: memd's socket accepts a connection; nbdkit has written its
  * pid file (it does so once it listens).  Then the NBD URI and a ready-to-paste
  * QEMU command line are printed, and a line "remoca serve: ready".
+ * Children get PR_SET_PDEATHSIG, so even a SIGKILLed supervisor leaves nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -63,6 +65,8 @@ static pid_t spawn(char *const argv[], const sigset_t *oldmask)
 {
     pid_t p = fork();
     if (p == 0) {
+        /* If the supervisor dies (even SIGKILL), the children follow it. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         sigprocmask(SIG_SETMASK, oldmask, NULL);
         execvp(argv[0], argv);
         fprintf(stderr, "remoca serve: exec %s: %s\n", argv[0], strerror(errno));

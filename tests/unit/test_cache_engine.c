@@ -161,8 +161,8 @@ static int fd_pread(void *ctx, void *buf, uint32_t n, uint64_t off, uint32_t fl,
 {
     struct fake_disk *d = ctx;
     assert_true(off + n <= d->size);
-    d->preads++;
-    d->pread_bytes += n;
+    __atomic_add_fetch(&d->preads, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&d->pread_bytes, n, __ATOMIC_RELAXED);
     if (d->fail_reads) {
         *err = EIO;
         return -1;
@@ -180,7 +180,7 @@ static int fd_pwrite(void *ctx, const void *buf, uint32_t n, uint64_t off, uint3
 {
     struct fake_disk *d = ctx;
     assert_true(off + n <= d->size);
-    d->pwrites++;
+    __atomic_add_fetch(&d->pwrites, 1, __ATOMIC_RELAXED);
     memcpy(d->bytes + off, buf, n);
     if (d->in_pwrite) {
         void (*h)(struct fake_disk *, uint64_t, uint32_t) = d->in_pwrite;
