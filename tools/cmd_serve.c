@@ -68,6 +68,11 @@ static pid_t spawn(char *const argv[], const sigset_t *oldmask)
         /* If the supervisor dies (even SIGKILL), the children follow it. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         sigprocmask(SIG_SETMASK, oldmask, NULL);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull > 0) { /* servers read nothing from the terminal */
+            dup2(devnull, 0);
+            close(devnull);
+        }
         execvp(argv[0], argv);
         fprintf(stderr, "remoca serve: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
