@@ -4,29 +4,51 @@
  * The connection thread runs this state machine for the life of the client:
  *
  *      ┌──────────┐ connect ok  ┌───────────┐ HELLO, POOL_OPEN,  ┌──────┐
- *   ┌─▶│ DOWN     │────────────▶│ HANDSHAKE │──POOL_RESET ok────▶│  UP  │
- *   │  │ (backoff │◀────────────│ (timeout) │                    │ recv │
- *   │  │ 50ms..2s)│   failure   └───────────┘                    │ loop │
- *   │  └──────────┘                                              └──┬───┘
- *   └──── teardown: fail every waiter, close ◀── EOF, protocol error,┘
- *                                               conn_kill (timeouts, send errors,
- *                                               lost invalidations), client free
+ *   ┌─▶│ DOWN     │────────────▶│ HANDSHAKE │──POOL_RESET ok────▶│  UP  │◀───────┐
+ *   │  │ (backoff │◀────────────│ (timeout) │                    │ recv │        │
+ *   │  │ 50ms..2s)│   failure   └───────────┘                    │ loop │        │
+ *   │  └──────────┘                                              └┬──┬──┘        │
+ *   │                   timeout, send stall, failed invalidation  │  │  POOL_RESET│
+ *   │                          ┌──────────────────────────────────┘  │  answered  │
+ *   │                          ▼                                     │            │
+ *   │                   ┌─────────────┐  send rest of a cut frame,   │            │
+ *   │                   │ QUARANTINE  │  then POOL_RESET on the same ├────────────┘
+ *   │                   │ (misses)    │  connection; skip replies    │
+ *   │                   └──────┬──────┘                              │
+ *   └── teardown: fail every ◀─┴── EOF, socket error, protocol error ┘
+ *       waiter, close             (the server process is gone or broken)
  *
  * Only UP connections accept frames, and a connection becomes UP only after
  * its pool has been reset (DESIGN.md cache contract 4), on the first connect
  * too: a previous incarnation of this client may have left stale pages.
  *
+ * Why QUARANTINE rather than closing on a timeout: a hung server (stopped,
+ * overloaded) still holds the requests we sent in its socket buffer and
+ * executes them when it resumes.  Had we closed and reconnected, those old
+ * puts could execute *after* the new connection's pool reset (different
+ * connections run on different server threads) and bring back pages whose
+ * invalidation was lost.  On the same connection, the server executes in
+ * order, so a POOL_RESET sent behind the old requests runs after all of
+ * them.  Callers see misses meanwhile, exactly as with a closed connection.
+ * A frame cut by a send timeout is completed from a copy (the caller's
+ * buffer is gone) so the stream stays well formed.  A dead server (EOF,
+ * reset, keepalive failure) executes nothing more, so closing is safe then.
+ *
  * Receive path: header from the buffered reader, waiter claimed from the
  * table by id (under `lock`), then the payload goes straight where it
  * belongs: a GET's hit pages into the caller's buffer (readv for what is not
  * buffered yet), a STATS reply into a malloc'd string.  Responses nobody
- * waits for (no-wait puts/deletes) are validated and skipped.  An error reply
- * to an invalidation (DELETE, DELETE_RANGE, POOL_RESET) or to a PUT tears the
- * connection down, because a lost invalidation (or a half-executed put batch
- * that left older pages behind) must not be followed by gets on the same pool
- * state.
+ * waits for (no-wait puts/deletes, and requests whose callers gave up) are
+ * validated and skipped.  An error reply to an invalidation (DELETE,
+ * DELETE_RANGE, POOL_RESET) or to a PUT quarantines the connection, because a
+ * lost invalidation (or a half-executed put batch that left older pages
+ * behind) must not be followed by gets on the same pool state.
+ *
+ * The socket has SO_RCVTIMEO (<= 250 ms) so the blocked receiver notices a
+ * quarantine decided by a caller; idle connections wake a few times a second.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +97,16 @@ static void rbuf_reset(struct conn *cn)
     cn->rb.pos = cn->rb.end = 0;
 }
 
+/* After SO_RCVTIMEO expired in the middle of a frame: keep waiting, unless
+ * the connection was quarantined meanwhile (then a response is stuck half
+ * way and the connection is given up) -- except while draining, when
+ * waiting is all there is to do. */
+static bool recv_idle(struct conn *cn)
+{
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+    return cn->draining || !atomic_load(&cn->quarantined);
+}
+
 /* Reads exactly n bytes: from the buffer first, then straight into dst for
  * big remainders, else via the buffer.  deadline NULL = block. */
 static int rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct timespec *deadline)
@@ -101,6 +133,7 @@ static int rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct 
             r = sock_recv(fd, rb->buf, RBUF_SIZE, deadline, stop_fd);
             if (r > 0) rb->end = (size_t)r;
         }
+        if (r < 0 && !deadline && recv_idle(cn)) continue;
         if (r <= 0) return -1;
     }
     return 0;
@@ -132,6 +165,7 @@ static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
     }
     while (cnt > 0) {
         ssize_t r = sock_readv(fd, iov, cnt);
+        if (r < 0 && recv_idle(cn)) continue;
         if (r <= 0) return -1;
         size_t n = (size_t)r;
         while (cnt > 0 && n >= iov->iov_len) {
@@ -159,7 +193,7 @@ static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const voi
     uint8_t hb[REMOCA_HDR_SIZE];
     remoca_hdr_encode(hb, &h);
     struct iovec iov[2] = {{hb, sizeof hb}, {(void *)body, len}};
-    if (sock_send(fd, iov, len ? 2 : 1, deadline, why, whylen) < 0) return -1;
+    if (sock_send(fd, iov, len ? 2 : 1, deadline, NULL, why, whylen) < 0) return -1;
     if (rbuf_read(cn, fd, hb, sizeof hb, deadline) < 0) goto recv_fail;
     remoca_hdr_decode(hb, resp);
     enum remoca_status st = remoca_resp_check(resp, op, 0);
@@ -267,12 +301,56 @@ closed:
     return -1;
 }
 
-/* Handles one response; returns -1 (with why) when the connection must go. */
+/* Waits for the start of the next frame.  1: data buffered; 0: the
+ * connection was quarantined while idle; -1: closed or failed. */
+static int wait_frame(struct conn *cn, int fd)
+{
+    struct rbuf *rb = &cn->rb;
+    while (rb->end == rb->pos) {
+        if (atomic_load(&cn->quarantined)) return 0;
+        rb->pos = rb->end = 0;
+        ssize_t r = sock_recv(fd, rb->buf, RBUF_SIZE, NULL, -1);
+        if (r > 0) {
+            rb->end = (size_t)r;
+            break;
+        }
+        if (r == 0) return -1;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+    }
+    return 1;
+}
+
+static void quarantine_locked(struct conn *cn, const char *why, struct waiter **list);
+static void complete_list(struct waiter *list);
+
+/* Reads a response nobody waits for and skips it.  Returns its header. */
+static int skip_frame(struct conn *cn, int fd, struct remoca_hdr *h, char *why, size_t whylen)
+{
+    enum remoca_status st = remoca_resp_check(h, h->op, h->count);
+    if (st != REMOCA_OK) {
+        snprintf(why, whylen, "protocol error: bad %s response id %u (%s)", remoca_op_name(h->op),
+                 h->id, remoca_status_name(st));
+        return -1;
+    }
+    if (rbuf_skip(cn, fd, h->len) < 0) {
+        snprintf(why, whylen, "connection closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Handles one response.  0: go on; 1: quarantined, drain; -1 (with why):
+ * the connection must go. */
 static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
     uint8_t hb[REMOCA_HDR_SIZE];
     struct remoca_hdr h;
+    int ready = wait_frame(cn, fd);
+    if (ready <= 0) {
+        if (ready < 0) snprintf(why, whylen, "connection closed");
+        return ready < 0 ? -1 : 1;
+    }
     if (rbuf_read(cn, fd, hb, sizeof hb, NULL) < 0) {
         snprintf(why, whylen, "connection closed");
         return -1;
@@ -284,26 +362,18 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
     pthread_mutex_unlock(&cn->lock);
 
     if (!w) {
-        /* A no-wait request's response: validate against itself, skip. */
-        enum remoca_status st = remoca_resp_check(&h, h.op, h.count);
-        if (st != REMOCA_OK || h.op == REMOCA_OP_GET || h.op == REMOCA_OP_TAKE) {
-            snprintf(why, whylen, "protocol error: unexpected %s response id %u (%s)",
-                     remoca_op_name(h.op), h.id, remoca_status_name(st));
-            return -1;
-        }
-        if (rbuf_skip(cn, fd, h.len) < 0) {
-            snprintf(why, whylen, "connection closed");
-            return -1;
-        }
+        /* A no-wait request's response, or one whose caller gave up. */
+        if (skip_frame(cn, fd, &h, why, whylen) < 0) return -1;
         if (h.flags != REMOCA_OK) {
             atomic_fetch_add(&c->failures, 1);
-            if (must_reset_on_error(h.op)) {
-                snprintf(why, whylen, "%s failed: %s", remoca_op_name(h.op),
-                         remoca_status_name(h.flags));
-                return -1;
-            }
             client_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s", cn->addr.canon, remoca_op_name(h.op),
                        remoca_status_name(h.flags));
+            if (must_reset_on_error(h.op)) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "%s failed: %s", remoca_op_name(h.op),
+                         remoca_status_name(h.flags));
+                conn_quarantine(cn, atomic_load(&cn->gen), msg);
+            }
         }
         return 0;
     }
@@ -329,8 +399,9 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         client_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
                    remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
         if (must_reset_on_error(op)) {
-            snprintf(why, whylen, "%s failed: %s", remoca_op_name(op), remoca_status_name(h.flags));
-            return -1;
+            char m2[200];
+            snprintf(m2, sizeof m2, "%s failed: %s", remoca_op_name(op), remoca_status_name(h.flags));
+            conn_quarantine(cn, atomic_load(&cn->gen), m2);
         }
         return 0;
     }
@@ -346,8 +417,11 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
     case REMOCA_OP_STATS:
         w->text = malloc((size_t)h.len + 1);
         if (!w->text) {
-            rbuf_skip(cn, fd, h.len);
             complete(w, -1);
+            if (rbuf_skip(cn, fd, h.len) < 0) {
+                snprintf(why, whylen, "connection closed");
+                return -1;
+            }
             return 0;
         }
         if (rbuf_read(cn, fd, w->text, h.len, NULL) < 0) {
@@ -368,15 +442,156 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
 
 /* ---- state transitions ------------------------------------------------- */
 
+static void complete_list(struct waiter *list)
+{
+    while (list) {
+        struct waiter *w = list;
+        list = w->next;
+        complete(w, -1);
+    }
+}
+
+/* Moves every waiter of the table to *list (cn->lock held). */
+static void drain_table(struct conn *cn, struct waiter **list)
+{
+    for (unsigned b = 0; b < CONN_BUCKETS; b++) {
+        while (cn->table[b]) {
+            struct waiter *w = cn->table[b];
+            cn->table[b] = w->next;
+            w->next = *list;
+            *list = w;
+        }
+    }
+    cn->inflight = 0;
+}
+
+/* cn->lock held, connection up. */
+static void quarantine_locked(struct conn *cn, const char *why, struct waiter **list)
+{
+    atomic_store(&cn->up, false);
+    atomic_store(&cn->quarantined, true);
+    snprintf(cn->why, sizeof cn->why, "%s", why);
+    drain_table(cn, list);
+}
+
+void conn_quarantine(struct conn *cn, uint64_t gen, const char *why)
+{
+    struct waiter *list = NULL;
+    bool done = false;
+    pthread_mutex_lock(&cn->lock);
+    if (cn->fd >= 0 && atomic_load(&cn->up) && atomic_load(&cn->gen) == gen) {
+        quarantine_locked(cn, why, &list);
+        done = true;
+    }
+    pthread_mutex_unlock(&cn->lock);
+    complete_list(list);
+    if (done)
+        client_log(cn->client, REMOCA_LOG_WARN,
+                   "server %s: %s; its keys miss until it answers a pool reset", cn->addr.canon,
+                   why);
+}
+
 void conn_kill(struct conn *cn, uint64_t gen, const char *why)
 {
     pthread_mutex_lock(&cn->lock);
     if (cn->fd >= 0 && atomic_load(&cn->gen) == gen) {
-        if (atomic_exchange(&cn->up, false) && why)
+        if ((atomic_exchange(&cn->up, false) || atomic_load(&cn->quarantined)) && why)
             snprintf(cn->why, sizeof cn->why, "%s", why);
         shutdown(cn->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&cn->lock);
+}
+
+/* QUARANTINE: finish a frame cut by a send timeout, send POOL_RESET behind
+ * everything sent so far, skip responses until its answer, then UP again.
+ * No time limit: while the server is alive but hung there is nothing better
+ * to do (a reconnect would race with its old requests); a dead one closes
+ * the socket or fails keepalive.  Returns 0 when UP again, -1 to tear down. */
+static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+
+    /* Barrier: no sender is writing once we hold send_lock, and none will
+     * (up is false) until we are done. */
+    pthread_mutex_lock(&cn->send_lock);
+    pthread_mutex_lock(&cn->lock);
+    uint8_t *rest = cn->qbuf;
+    size_t rest_len = cn->qlen;
+    cn->qbuf = NULL;
+    cn->qlen = 0;
+    uint32_t reset_id = cn->next_id++;
+    uint32_t pool = cn->pool;
+    char reason[sizeof cn->why];
+    memcpy(reason, cn->why, sizeof reason);
+    pthread_mutex_unlock(&cn->lock);
+    pthread_mutex_unlock(&cn->send_lock);
+
+    size_t out_len = rest_len + REMOCA_HDR_SIZE, out_pos = 0;
+    uint8_t *out = malloc(out_len);
+    if (!out) {
+        free(rest);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    if (rest_len) memcpy(out, rest, rest_len);
+    free(rest);
+    struct remoca_hdr rh = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                            .op = REMOCA_OP_POOL_RESET, .id = reset_id, .pool = pool};
+    remoca_hdr_encode(out + rest_len, &rh);
+
+    cn->draining = true;
+    int rc = -1;
+    for (;;) {
+        if (atomic_load(&c->stopping)) {
+            snprintf(why, whylen, "client stopping");
+            break;
+        }
+        short ev = POLLIN | (out_pos < out_len ? POLLOUT : 0);
+        struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = c->stop_fd, .events = POLLIN}};
+        if (cn->rb.end == cn->rb.pos && poll(p, 2, 1000) <= 0) continue;
+        if (p[0].revents & POLLOUT) {
+            ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n > 0) out_pos += (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                snprintf(why, whylen, "send: %s", strerror(errno));
+                break;
+            }
+        }
+        if (cn->rb.end == cn->rb.pos && !(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        uint8_t hb[REMOCA_HDR_SIZE];
+        struct remoca_hdr h;
+        if (rbuf_read(cn, fd, hb, sizeof hb, NULL) < 0) {
+            snprintf(why, whylen, "connection closed");
+            break;
+        }
+        remoca_hdr_decode(hb, &h);
+        if (skip_frame(cn, fd, &h, why, whylen) < 0) break;
+        if (h.id == reset_id && out_pos == out_len) {
+            if (h.op != REMOCA_OP_POOL_RESET || h.flags != REMOCA_OK) {
+                snprintf(why, whylen, "pool reset failed: %s", remoca_status_name(h.flags));
+                break;
+            }
+            rc = 0;
+            break;
+        }
+    }
+    cn->draining = false;
+    free(out);
+    if (rc < 0) return -1;
+
+    pthread_mutex_lock(&cn->send_lock);
+    pthread_mutex_lock(&cn->lock);
+    atomic_store(&cn->quarantined, false);
+    cn->why[0] = '\0';
+    atomic_fetch_add(&cn->gen, 1);
+    atomic_store(&cn->up, true);
+    pthread_mutex_unlock(&cn->lock);
+    pthread_mutex_unlock(&cn->send_lock);
+    atomic_fetch_add(&c->reconnects, 1);
+    client_log(c, REMOCA_LOG_WARN, "server %s answers again (after: %s); pool '%s' reset",
+               cn->addr.canon, reason, c->pool);
+    client_notify_ready(c);
+    return 0;
 }
 
 /* After the receive loop ends: no sender can be writing once we hold
@@ -395,15 +610,11 @@ static void teardown(struct conn *cn, const char *why)
     int fd = cn->fd;
     cn->fd = -1;
     struct waiter *list = NULL;
-    for (unsigned b = 0; b < CONN_BUCKETS; b++) {
-        while (cn->table[b]) {
-            struct waiter *w = cn->table[b];
-            cn->table[b] = w->next;
-            w->next = list;
-            list = w;
-        }
-    }
-    cn->inflight = 0;
+    drain_table(cn, &list);
+    atomic_store(&cn->quarantined, false);
+    free(cn->qbuf);
+    cn->qbuf = NULL;
+    cn->qlen = 0;
     char reason[sizeof cn->why];
     memcpy(reason, cn->why, sizeof reason);
     cn->why[0] = '\0';
@@ -412,11 +623,7 @@ static void teardown(struct conn *cn, const char *why)
 
     close(fd);
     rbuf_reset(cn);
-    while (list) {
-        struct waiter *w = list;
-        list = w->next;
-        complete(w, -1);
-    }
+    complete_list(list);
     if (!atomic_load(&c->stopping))
         client_log(c, REMOCA_LOG_WARN, "server %s down: %s (its keys miss until reconnected)",
                    cn->addr.canon, reason);
@@ -458,6 +665,9 @@ static void *conn_main(void *arg)
             backoff_sleep(cn, &backoff);
             continue;
         }
+        unsigned rcv_ms = c->timeout_ms < 250 ? c->timeout_ms : 250;
+        struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)rcv_ms * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
         pthread_mutex_lock(&cn->send_lock);
         pthread_mutex_lock(&cn->lock);
@@ -483,8 +693,11 @@ static void *conn_main(void *arg)
         backoff = 50;
         client_notify_ready(c);
 
-        while (recv_one(cn, fd, why, sizeof why) == 0)
-            ;
+        for (;;) {
+            int r = recv_one(cn, fd, why, sizeof why);
+            if (r < 0) break;
+            if (r > 0 && quarantine_drain(cn, fd, why, sizeof why) < 0) break;
+        }
         teardown(cn, why);
         /* The first reconnect attempt is immediate; backoff starts with its
          * failure. */
@@ -512,6 +725,29 @@ static int lock_until(pthread_mutex_t *m, const struct timespec *deadline)
     return pthread_mutex_timedlock(m, &rt);
 }
 
+/* After a send timeout that cut frame f at byte `off` (of its header +
+ * payload): keep a copy of the rest, for quarantine_drain to send before
+ * anything else.  send_lock held. */
+static void keep_rest(struct conn *cn, const struct frame *f, size_t off)
+{
+    size_t total = REMOCA_HDR_SIZE + f->len;
+    size_t n = total - off;
+    uint8_t *b = malloc(n);
+    if (!b) return; /* the quarantine then cannot complete the frame */
+    size_t pos = 0;
+    if (off < REMOCA_HDR_SIZE) {
+        memcpy(b, f->hdr + off, REMOCA_HDR_SIZE - off);
+        pos = REMOCA_HDR_SIZE - off;
+        off = REMOCA_HDR_SIZE;
+    }
+    memcpy(b + pos, (const uint8_t *)f->payload + (off - REMOCA_HDR_SIZE), n - pos);
+    pthread_mutex_lock(&cn->lock);
+    free(cn->qbuf);
+    cn->qbuf = b;
+    cn->qlen = n;
+    pthread_mutex_unlock(&cn->lock);
+}
+
 enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
                                 const struct timespec *deadline)
 {
@@ -520,7 +756,7 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
     uint64_t gen0 = atomic_load(&cn->gen);
     if (lock_until(&cn->send_lock, deadline) != 0) {
         /* Someone is stuck writing to this server: it is hung. */
-        conn_kill(cn, gen0, "send lock timed out (server not reading)");
+        conn_quarantine(cn, gen0, "send lock timed out (server not reading)");
         return CONN_DOWN;
     }
     if (!atomic_load(&cn->up)) {
@@ -555,19 +791,41 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
         pthread_mutex_unlock(&cn->lock);
     }
 
+    /* Up to 63 frames per sendmsg; on failure, find the frame it cut. */
     char why[160];
     struct iovec iov[128];
-    int cnt = 0, rc = 0;
-    for (unsigned i = 0; i < n && rc == 0; i++) {
-        iov[cnt++] = (struct iovec){f[i].hdr, REMOCA_HDR_SIZE};
-        if (f[i].len) iov[cnt++] = (struct iovec){(void *)f[i].payload, f[i].len};
-        if (cnt >= 126 || i + 1 == n) {
-            rc = sock_send(fd, iov, cnt, deadline, why, sizeof why);
-            cnt = 0;
+    int rc = 0, err = 0;
+    unsigned first = 0;
+    while (first < n && rc == 0) {
+        int cnt = 0;
+        unsigned last = first;
+        while (last < n && cnt + 2 <= 126) {
+            iov[cnt++] = (struct iovec){f[last].hdr, REMOCA_HDR_SIZE};
+            if (f[last].len) iov[cnt++] = (struct iovec){(void *)f[last].payload, f[last].len};
+            last++;
         }
+        size_t sent = 0;
+        rc = sock_send(fd, iov, cnt, deadline, &sent, why, sizeof why);
+        if (rc < 0) {
+            err = errno;
+            for (unsigned i = first; i < last; i++) {
+                size_t sz = REMOCA_HDR_SIZE + f[i].len;
+                if (sent < sz) {
+                    if (sent > 0) keep_rest(cn, &f[i], sent);
+                    break;
+                }
+                sent -= sz;
+            }
+        }
+        first = last;
     }
     atomic_fetch_add(&c->requests, n);
-    if (rc < 0) conn_kill(cn, gen, why);
+    if (rc < 0) {
+        if (err == ETIMEDOUT)
+            conn_quarantine(cn, gen, why);
+        else
+            conn_kill(cn, gen, why);
+    }
     pthread_mutex_unlock(&cn->send_lock);
     return rc < 0 ? CONN_FAILED : CONN_SENT;
 }
@@ -614,6 +872,7 @@ void conn_stop(struct conn *cn)
 
 void conn_destroy(struct conn *cn)
 {
+    free(cn->qbuf);
     free(cn->rb.buf);
     cn->rb.buf = NULL;
     pthread_cond_destroy(&cn->wake);

@@ -16,14 +16,17 @@
  *     sendmsg(header + payload) to the socket
  *   unlock send_lock                            recv header, look up id, claim
  *   completion_wait(deadline) ◀─ complete() ─ read payload straight into the
- *   timeout? conn_kill(gen): shutdown(fd) ────▶ caller's pages; or on EOF/error
- *                                               fail every waiter, reconnect
+ *   timeout? conn_quarantine(gen) ───────────▶ caller's pages; or on EOF/error
+ *   (fails all waiters of the connection)       fail every waiter, reconnect
  *
- * Every registered waiter is completed exactly once, by its connection's thread:
- * either when its response arrives or when the connection is torn down.  A
- * caller that times out therefore never unregisters anything itself: it shuts
- * the socket down (which makes the receiver tear the connection down promptly)
- * and then waits for its completion.  So a caller's stack and page buffer are never
+ * Every registered waiter is completed exactly once: when its response
+ * arrives (by the connection thread, which claims it from the table first),
+ * or when the connection is quarantined or torn down (by whoever drains the
+ * table).  A caller that times out never unregisters anything itself: it
+ * quarantines the connection, which fails every waiter still in the table at
+ * once; a waiter already claimed (its response half read) completes as soon
+ * as the receiver gives up on it, and if even that takes too long the caller
+ * shuts the socket down.  So a caller's stack and page buffer are never
  * written after the call returns.
  */
 #ifndef REMOCA_CLIENT_INTERNAL_H
@@ -191,6 +194,11 @@ struct conn {
     struct waiter *table[CONN_BUCKETS];
     unsigned inflight;
 
+    atomic_bool quarantined; /* hung: waiting for a POOL_RESET on this connection */
+    uint8_t *qbuf;        /* rest of a frame cut by a send timeout (under lock) */
+    size_t qlen;
+    bool draining;        /* connection thread only: in quarantine_drain */
+
     struct rbuf rb;       /* connection thread only */
     char why[160];        /* reason of the current teardown (under lock) */
     bool logged_down;     /* "cannot connect" logged for this down period */
@@ -210,6 +218,12 @@ void conn_destroy(struct conn *cn);
 enum conn_send_result { CONN_DOWN, CONN_FAILED, CONN_SENT };
 enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
                                 const struct timespec *deadline);
+
+/* Quarantines generation `gen` of the connection if it is still current and
+ * up: fails every waiter now (misses), refuses new frames, and has its
+ * thread send a POOL_RESET on the same connection, behind everything already
+ * sent; the connection is usable again once the server answers it. */
+void conn_quarantine(struct conn *cn, uint64_t gen, const char *why);
 
 /* Tears down generation `gen` of the connection if it is still current:
  * shuts the socket down, which makes its thread fail every waiter. */

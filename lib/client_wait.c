@@ -16,8 +16,10 @@
  * before the caller slept.
  *
  * Timeout policy (waiters_wait): at the deadline, the connection of every
- * late waiter is killed; its thread then fails all of that connection's
- * waiters at once, so the second, unbounded wait ends promptly.  A call never
+ * late waiter is quarantined, which fails all of that connection's waiters
+ * at once (see client_conn.c); a waiter whose response is being read right
+ * then completes when the receiver gives up (SO_RCVTIMEO), or at worst when
+ * the socket is shut down one more timeout later.  A call never
  * returns while a connection thread may still write into its buffers.
  */
 #include <errno.h>
@@ -67,10 +69,19 @@ void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter 
         for (unsigned i = 0; i < n; i++) {
             if (w[i].registered && !atomic_load_explicit(&w[i].done, memory_order_acquire)) {
                 w[i].late = true;
-                conn_kill(w[i].conn, w[i].gen, "request timed out");
+                conn_quarantine(w[i].conn, w[i].gen, "request timed out");
             }
         }
-        completion_wait(cp, NULL);
+        /* Waiters claimed by a receiver (response half read) finish when it
+         * gives up on them; if not within another timeout, force it. */
+        struct timespec again;
+        deadline_in(&again, c->timeout_ms);
+        if (completion_wait(cp, &again) < 0) {
+            for (unsigned i = 0; i < n; i++)
+                if (w[i].registered && !atomic_load_explicit(&w[i].done, memory_order_acquire))
+                    conn_kill(w[i].conn, w[i].gen, "response stuck half way");
+            completion_wait(cp, NULL);
+        }
     }
     for (unsigned i = 0; i < n; i++) {
         if (w[i].result != 0) {

@@ -347,6 +347,47 @@ static void test_hung_server(void **state)
     fake_stop(f, true);
 }
 
+/* A send that times out half way through a frame: the rest of the frame is
+ * sent from a copy once the server reads again, then a POOL_RESET on the
+ * SAME connection (the server executes it after everything sent before),
+ * and the connection is usable again: no reconnect, no corrupt stream. */
+static void test_cut_frame_quarantine(void **state)
+{
+    struct fake *f = fake_start(NULL);
+    struct remoca_client *c = connect_to(unix_list(f, NULL), 200);
+    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
+    uint8_t *buf = malloc(REMOCA_MAX_BATCH * PG);
+    uint64_t hits[REMOCA_MAX_BATCH / 64];
+    for (unsigned i = 0; i < REMOCA_MAX_BATCH; i++) fill(buf + i * PG, 20000 + i, 1);
+    assert_int_equal(remoca_put(c, 20000, REMOCA_MAX_BATCH, buf, true), 0);
+
+    atomic_store(&f->stall, true);
+    usleep(60000); /* the fake is now in its stall loop */
+    /* Several 1 MiB puts: the socket buffers fill, a send times out mid-frame. */
+    for (unsigned i = 0; i < 4; i++) remoca_put(c, 30000 + i * 256, REMOCA_MAX_BATCH, buf, false);
+    struct remoca_client_stats st;
+    remoca_client_get_stats(c, &st);
+    assert_int_equal(st.servers_up, 0); /* quarantined */
+    assert_int_equal(remoca_get(c, 20000, 1, buf, hits, false), 0); /* misses meanwhile */
+
+    atomic_store(&f->stall, false);
+    assert_int_equal(remoca_client_wait_ready(c, 10000), 1);
+    remoca_client_get_stats(c, &st);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(atomic_load(&f->connections), 1); /* same connection */
+    assert_int_equal(atomic_load(&f->resets), 2);
+    /* The reset ran after the old puts: nothing old is served. */
+    assert_int_equal(remoca_get(c, 20000, REMOCA_MAX_BATCH, buf, hits, false), 0);
+    assert_int_equal(remoca_get(c, 30000, REMOCA_MAX_BATCH, buf, hits, false), 0);
+    fill(buf, 5, 5);
+    assert_int_equal(remoca_put(c, 5, 1, buf, true), 0);
+    assert_int_equal(remoca_get(c, 5, 1, buf, hits, false), 1);
+    assert_true(check(buf, 5, 5));
+    remoca_client_free(c);
+    free(buf);
+    fake_stop(f, true);
+}
+
 static void test_server_down_at_start(void **state)
 {
     char dir[] = "/tmp/remoca-fake-XXXXXX";
@@ -474,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_threads_with_drops),
         cmocka_unit_test(test_timeout_resets_pool),
         cmocka_unit_test(test_hung_server),
+        cmocka_unit_test(test_cut_frame_quarantine),
         cmocka_unit_test(test_server_down_at_start),
         cmocka_unit_test(test_free_while_connecting),
         cmocka_unit_test(test_two_servers),

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Client core with real remoca-memd servers that hang (SIGSTOP/SIGCONT), die
+# and restart on the same port (SIGKILL), and one of two that dies
+# (tests/integration/client_failover.c): misses meanwhile, never a hang or an
+# error, reconnect with a pool reset, the surviving server's keys still hit.
+set -euo pipefail
+: "${REMOCA_BUILD:?}"
+dir=$(mktemp -d)
+cleanup() {
+    for f in "$dir"/*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+for c in hang kill two; do
+    if ! timeout 120 "$REMOCA_BUILD/tests/client_failover" --memd "$REMOCA_BUILD/remoca-memd" \
+            --dir "$dir" --case "$c"; then
+        echo "client_failover --case $c failed; server logs:"
+        tail -n 20 "$dir"/*.log || true
+        exit 1
+    fi
+done
+echo "PASS"
