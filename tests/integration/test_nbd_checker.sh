@@ -10,7 +10,9 @@
 #      the client sees no error and no wrong byte, and the filter reconnects
 #      and serves from remote memory again;
 #   d. two memory servers (blocks spread over both), write-update, one of them
-#      SIGKILLed mid-run and never restarted: the other keeps serving its share.
+#      SIGKILLed mid-run and never restarted: the other keeps serving its share;
+#   e. write-invalidate while memd hangs (SIGSTOP) mid-run, then resumes
+#      (SIGCONT): requests time out (remoca-timeout=500) and become misses.
 # After each run the disk file must equal the checker's model (write-through).
 set -euo pipefail
 : "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
@@ -99,6 +101,8 @@ finish c
 [ "$(stat_of "$T/nbd.stats" client_reconnects)" -ge 1 ] || fail "c: client did not reconnect"
 "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" > "$T/memd.txt" 2>&1 || true
 echo "c: restarted memd: $(head -1 "$T/memd.txt")"
+hits=$(sed -n 's/^server .* hits=\([0-9]*\) .*/\1/p' "$T/memd.txt")
+[ "${hits:-0}" -gt 0 ] || fail "c: the restarted server was never used again"
 stop "$MEMD"
 
 # d. two servers, one dies for good.
@@ -118,4 +122,20 @@ finish d
 echo "d: surviving memd: $(head -1 "$T/memd.txt")"
 hits=$(sed -n 's/^server .* hits=\([0-9]*\) .*/\1/p' "$T/memd.txt")
 [ "${hits:-0}" -gt 0 ] || fail "d: the surviving server served nothing"
+stop "$MEMD"
+
+# e. the memory server hangs, then resumes.
+start_memd 64M
+start_nbdkit remoca-write=invalidate
+rm -f "$T/progress"
+run e 5 --ops 1500
+waitfor 120 progress_at_least 1500 || fail "e: checker made no progress"
+kill -STOP "$MEMD"
+p0=$(cat "$T/progress")
+echo "e: memd SIGSTOPped at $p0 ops"
+waitfor 120 progress_at_least $((p0 + 400)) || { kill -CONT "$MEMD"; fail "e: checker stalled while memd hung"; }
+kill -CONT "$MEMD"
+echo "e: memd SIGCONTinued at $(cat "$T/progress") ops"
+finish e
+[ "$(stat_of "$T/nbd.stats" client_timeouts)" -ge 1 ] || fail "e: no timeouts counted"
 echo PASS
