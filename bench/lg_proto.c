@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -152,6 +153,9 @@ int lg_proto_connect(struct lg_conn_proto *cp, const char *host, int port,
 {
     int fd = dial(host, port, unix_path);
     if (fd < 0 || cp->proto != LG_REMOCA) return fd;
+    /* A server that does not answer the handshake must not hang us. */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
     uint8_t body[1024];
     struct remoca_hello hello = {.name = "remoca-loadgen", .name_len = 14,
