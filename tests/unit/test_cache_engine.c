@@ -17,9 +17,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "remoca/cache.h"
 
@@ -140,6 +142,8 @@ struct fake_disk {
     /* Hook run inside pwrite after the data were written. */
     void (*in_pwrite)(struct fake_disk *d, uint64_t off, uint32_t len);
     void *arg;
+    pthread_mutex_t io; /* makes each pread/pwrite atomic (like a disk's 4 KiB) */
+    unsigned yield_every; /* stress: sleep a little inside some preads */
 };
 
 static struct fake_disk *fd_new(uint64_t size)
@@ -147,6 +151,7 @@ static struct fake_disk *fd_new(uint64_t size)
     struct fake_disk *d = calloc(1, sizeof *d);
     d->size = size;
     d->bytes = malloc(size);
+    pthread_mutex_init(&d->io, NULL);
     for (uint64_t i = 0; i < size; i++) d->bytes[i] = (char)(i * 7 + (i >> 12) * 13 + 1);
     return d;
 }
@@ -167,7 +172,10 @@ static int fd_pread(void *ctx, void *buf, uint32_t n, uint64_t off, uint32_t fl,
         *err = EIO;
         return -1;
     }
+    pthread_mutex_lock(&d->io);
     memcpy(buf, d->bytes + off, n);
+    pthread_mutex_unlock(&d->io);
+    if (d->yield_every && (off / BS) % d->yield_every == 0) usleep(50); /* widen the race */
     if (d->after_pread) {
         void (*h)(struct fake_disk *, uint64_t, uint32_t) = d->after_pread;
         d->after_pread = NULL; /* once */
@@ -181,7 +189,9 @@ static int fd_pwrite(void *ctx, const void *buf, uint32_t n, uint64_t off, uint3
     struct fake_disk *d = ctx;
     assert_true(off + n <= d->size);
     __atomic_add_fetch(&d->pwrites, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&d->io);
     memcpy(d->bytes + off, buf, n);
+    pthread_mutex_unlock(&d->io);
     if (d->in_pwrite) {
         void (*h)(struct fake_disk *, uint64_t, uint32_t) = d->in_pwrite;
         d->in_pwrite = NULL;
@@ -667,6 +677,121 @@ static void test_threads(void **state)
     fx_free(x);
 }
 
+/* Concurrent stress with real races: every block has one writer thread (so
+ * its versions on disk only grow), any thread reads any range, and a thread
+ * evicts remote pages at random.  Each block's bytes carry (block, version).
+ * A read that starts after version v of block b was acknowledged must return
+ * a version >= v: anything older is a stale block served by the cache. */
+#define ST_BLOCKS 512u
+#define ST_THREADS 4u
+static _Atomic uint64_t st_acked[ST_BLOCKS];
+static atomic_bool st_stop;
+static atomic_uint_fast64_t st_stale, st_reads;
+
+struct st_arg {
+    struct fx *x;
+    unsigned id;
+};
+
+static void st_stamp(char *page, uint64_t block, uint64_t version)
+{
+    for (unsigned i = 0; i < BS; i += 16) {
+        memcpy(page + i, &block, 8);
+        memcpy(page + i + 8, &version, 8);
+    }
+}
+
+static void *st_worker(void *arg)
+{
+    struct st_arg *a = arg;
+    struct fx *x = a->x;
+    uint64_t s = a->id * 2654435761u + 7, version[ST_BLOCKS] = {0};
+    char *buf = malloc(16 * BS);
+    for (int it = 0; it < 4000; it++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int err;
+        if ((s >> 33) % 3 == 0) {
+            /* write 1..4 blocks, all owned by this thread (b % ST_THREADS == id) */
+            uint64_t n = (s >> 40) % 4 + 1;
+            uint64_t b0 = ((s >> 20) % (ST_BLOCKS / ST_THREADS - 4)) * ST_THREADS + a->id;
+            /* owned blocks are ST_THREADS apart: write them one request each */
+            for (uint64_t k = 0; k < n; k++) {
+                uint64_t b = b0 + k * ST_THREADS;
+                st_stamp(buf, b, ++version[b]);
+                assert_int_equal(remoca_cache_write(x->c, &x->b, buf, BS, b * BS, 0, &err), 0);
+                atomic_store(&st_acked[b], version[b]);
+            }
+        } else {
+            uint64_t n = (s >> 40) % 16 + 1;
+            uint64_t b0 = (s >> 20) % (ST_BLOCKS - n);
+            uint64_t floor[16];
+            for (uint64_t k = 0; k < n; k++) floor[k] = atomic_load(&st_acked[b0 + k]);
+            assert_int_equal(remoca_cache_read(x->c, &x->b, buf, (uint32_t)(n * BS), b0 * BS, 0,
+                                               &err), 0);
+            for (uint64_t k = 0; k < n; k++) {
+                uint64_t blk, ver;
+                memcpy(&blk, buf + k * BS, 8);
+                memcpy(&ver, buf + k * BS + 8, 8);
+                if (blk != b0 + k || ver < floor[k]) {
+                    fprintf(stderr, "stale: block %llu read (%llu, v%llu) after v%llu acked\n",
+                            (unsigned long long)(b0 + k), (unsigned long long)blk,
+                            (unsigned long long)ver, (unsigned long long)floor[k]);
+                    atomic_fetch_add(&st_stale, 1);
+                }
+            }
+            atomic_fetch_add(&st_reads, 1);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void *st_evictor(void *arg)
+{
+    struct fx *x = arg;
+    uint64_t s = 12345;
+    while (!atomic_load(&st_stop)) {
+        s = s * 6364136223846793005ull + 1;
+        fr_evict(x->r, (s >> 33) % ST_BLOCKS);
+        usleep(100);
+    }
+    return NULL;
+}
+
+static void stress_run(enum remoca_write_policy w)
+{
+    struct fx *x = fx_new(ST_BLOCKS * BS, w);
+    for (uint64_t b = 0; b < ST_BLOCKS; b++) {
+        st_stamp(x->d->bytes + b * BS, b, 0);
+        atomic_store(&st_acked[b], 0);
+    }
+    x->d->yield_every = 3;
+    atomic_store(&st_stop, false);
+    atomic_store(&st_stale, 0);
+    pthread_t th[ST_THREADS], ev;
+    struct st_arg args[ST_THREADS];
+    pthread_create(&ev, NULL, st_evictor, x);
+    for (unsigned i = 0; i < ST_THREADS; i++) {
+        args[i] = (struct st_arg){x, i};
+        pthread_create(&th[i], NULL, st_worker, &args[i]);
+    }
+    for (unsigned i = 0; i < ST_THREADS; i++) pthread_join(th[i], NULL);
+    atomic_store(&st_stop, true);
+    pthread_join(ev, NULL);
+    struct remoca_cache_stats st = stats(x);
+    fprintf(stderr, "stress %s: reads=%llu remote_hits=%llu fills=%llu skipped=%llu stale=%llu\n",
+            w == REMOCA_WRITE_UPDATE ? "update" : "invalidate", (unsigned long long)st.reads,
+            (unsigned long long)st.remote_hits, (unsigned long long)st.fills,
+            (unsigned long long)st.fills_skipped, (unsigned long long)atomic_load(&st_stale));
+    assert_int_equal(atomic_load(&st_stale), 0);
+    assert_true(st.remote_hits > 0);
+    read_check(x, 0, ST_BLOCKS * BS);
+    fx_free(x);
+}
+
+static void test_stress_invalidate(void **state) { stress_run(REMOCA_WRITE_INVALIDATE); }
+static void test_stress_update(void **state) { stress_run(REMOCA_WRITE_UPDATE); }
+
 static void test_stats_format(void **state)
 {
     struct fx *x = fx_new(1 << 20, REMOCA_WRITE_INVALIDATE);
@@ -700,6 +825,8 @@ int main(void)
         cmocka_unit_test(test_random_invalidate),
         cmocka_unit_test(test_random_update),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_stress_invalidate),
+        cmocka_unit_test(test_stress_update),
         cmocka_unit_test(test_stats_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
