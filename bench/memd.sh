@@ -28,7 +28,7 @@ MEMD="$REMOCA_BUILD/remoca-memd"
 THREADS=2
 MEM_MB=${MEM_MB:-256}
 KEYS=${KEYS:-16384} # 64 MiB of values: fits both servers' 256 MiB with room to spare
-if [ $QUICK = 1 ]; then DUR=${DUR:-0.6}; WARM=0.1; ROUNDS=${ROUNDS:-3}
+if [ $QUICK = 1 ]; then DUR=${DUR:-0.4}; WARM=0.1; ROUNDS=${ROUNDS:-5}
 else DUR=${DUR:-2}; WARM=0.3; ROUNDS=${ROUNDS:-5}; fi
 
 [ -x "$LG" ] || { echo "memd bench: $LG missing (build first)" >&2; exit 1; }

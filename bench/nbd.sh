@@ -25,7 +25,8 @@
 #   RESULT name=nbd case=CASE iops=N p50_us=X ratio_vs_memory=R
 # CASE is one of memory-qd1 memory-qd16 file-qd1 file-qd16 warm-qd1 warm-qd16
 # cold-qd1 cold-qd16; ratio_vs_memory is iops over the memory case's at the
-# same queue depth.  Then one line says whether the targets are met.
+# same queue depth.  Odd rounds run the cases in reverse order.  Then stderr
+# says whether the targets are met.
 set -eu
 . "$REMOCA_SRC/bench/lib.sh"
 
@@ -145,8 +146,10 @@ cold_reads=0; cold_hits=0
 : >"$T/results"
 r=0
 while [ $r -lt "$ROUNDS" ]; do
+    order=$CASES # odd rounds run the cases in reverse order
+    [ $((r % 2)) = 1 ] && order=$(echo "$CASES" | awk '{ for (i = NF; i > 0; i--) printf "%s ", $i }')
     for qd in 1 16; do
-        for c in $CASES; do
+        for c in $order; do
             case $c in
             memory)
                 start_nbdkit memory memory "${DISK_MB}M"
