@@ -15,7 +15,7 @@
 #   cannot hold old bytes across a write; a tiny sh plugin can.)
 #
 # 2. A read starts while a write to its block is in progress: nbdkit's delay
-#    filter BELOW ours (delay-write=2) keeps the write in progress; the read
+#    filter BELOW ours (delay-write=3) keeps the write in progress; the read
 #    gets the old bytes from disk and must not insert them for good.
 #
 # Both write policies.  The log filter between ours and the disk records the
@@ -63,7 +63,7 @@ case "\$1" in
   can_write|can_flush) exit 0 ;;
   flush) ;;
   pread) dd if="$T/disk.img" skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none
-         if [ -e "$T/slow" ] && [ "\$4" = 20480 ]; then rm -f "$T/slow"; touch "$T/read_done"; sleep 2; fi ;;
+         if [ -e "$T/slow" ] && [ "\$4" = 20480 ]; then rm -f "$T/slow"; touch "$T/read_done"; sleep 3; fi ;;
   pwrite) dd of="$T/disk.img" seek=\$4 oflag=seek_bytes conv=notrunc status=none ;;
   *) exit 2 ;;
 esac
@@ -76,7 +76,7 @@ SH
         remoca-statsfile="$T/nbd.stats" remoca-write=$mode 2>>"$T/nbd.log" &
     NBDKIT=$!; PIDS+=("$NBDKIT")
     waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit (sh plugin) did not start"
-    qio -c 'read 20k 4k' > "$T/a.out" 2>&1 &   # A: miss; old bytes, then 2 s
+    qio -c 'read 20k 4k' > "$T/a.out" 2>&1 &   # A: miss; old bytes, then 3 s
     A=$!; PIDS+=("$A")
     waitfor 20 test -e "$T/read_done" || fail "A's read never reached the disk"
     qio -c 'write -P 0x5a 20k 4k' > "$T/b.out" || fail "B's write failed"
@@ -94,8 +94,8 @@ SH
 
     # 2. A read starts while a write to its block is in progress (delayed).
     head -c $((1048576 + 1000)) /dev/zero | tr '\0' '\2' > "$T/disk.img"
-    start_nbdkit delay-write=2 remoca-write=$mode
-    qio -c 'write -P 0x6b 36k 4k' > "$T/b.out" 2>&1 &  # B: 2 s in progress
+    start_nbdkit delay-write=3 remoca-write=$mode
+    qio -c 'write -P 0x6b 36k 4k' > "$T/b.out" 2>&1 &  # B: 3 s in progress
     B=$!; PIDS+=("$B")
     waitfor 20 grep -q "Write id=[0-9]* offset=0x9000" "$T/req.log" || fail "B's write never started"
     qio -c 'read 36k 4k' > "$T/a.out" || fail "A's read failed"
