@@ -4,7 +4,7 @@
 # 1. A write completes between a miss's disk read and its insert.
 #
 #   qemu-io A ──read block 5──▶ remoca filter ─▶ sh plugin: dd the block out of
-#                                                 disk.img, THEN sleep 2 s
+#                                                 disk.img, THEN sleep 3 s
 #   qemu-io B ──write block 5─▶ (another connection, completes during A's sleep)
 #
 #   A's disk read got the old bytes; B's write was acknowledged before A's
