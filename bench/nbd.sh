@@ -25,8 +25,9 @@
 #   RESULT name=nbd case=CASE iops=N p50_us=X ratio_vs_memory=R
 # CASE is one of memory-qd1 memory-qd16 file-qd1 file-qd16 warm-qd1 warm-qd16
 # cold-qd1 cold-qd16; ratio_vs_memory is iops over the memory case's at the
-# same queue depth.  Odd rounds run the cases in reverse order.  Then stderr
-# says whether the targets are met.
+# same queue depth.  Odd rounds run the cases in reverse order.  On stderr:
+# the CPU time nbdkit (+ remoca-memd) spent per read, which other load on the
+# machine distorts less than IOPS, and whether the targets are met.
 set -eu
 . "$REMOCA_SRC/bench/lib.sh"
 
@@ -37,6 +38,7 @@ FILTER="$REMOCA_BUILD/nbdkit-remoca-filter.so"
 if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:-3}
 else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
 MEMD_MB=$((2 * DISK_MB + 64))
+RUNTIME_MS=$(awk -v d="$DUR" 'BEGIN { printf "%d", d * 1000 }')
 
 for c in nbdkit fio python3; do
     command -v $c >/dev/null || { echo "nbd bench: $c not installed" >&2; exit 1; }
@@ -70,7 +72,8 @@ except (ValueError, KeyError, IndexError) as e:
 r = job['read']
 if job.get('error'):
     sys.exit('nbd bench: fio error %s' % job['error'])
-print('%.0f %.1f' % (r['iops'], r['clat_ns']['percentile']['50.000000'] / 1000.0))
+print('%.0f %.1f %d' % (r['iops'], r['clat_ns']['percentile']['50.000000'] / 1000.0,
+                       r['total_ios']))
 PY
 
 # start_nbdkit NAME ARGS...: nbdkit on $T/NAME.sock; pid in NBDKIT_PID.
@@ -97,12 +100,21 @@ start_memd() {
     MEMD_PORT=$(sed 's/.*://' "$T/$1.port" | tr -d ' \n')
 }
 
-# fio_randread SOCK QD: prints "IOPS P50_US".
+# cpu_ticks PID...: user + system CPU time of the PIDs so far, in clock ticks.
+cpu_ticks() { for p in "$@"; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ t += $12 + $13 } END { print t }'; }
+HZ=$(getconf CLK_TCK)
+
+# fio_randread SOCK QD PID...: prints "IOPS P50_US CPU_US_PER_IO", the last
+# being the CPU time the server processes PID... spent per read.
 fio_randread() {
-    fio --name=randread --ioengine=nbd --uri="nbd+unix:///?socket=$1" --rw=randread \
-        --bs=4k --iodepth="$2" --runtime="$DUR" --output-format=json >"$T/fio.json" \
+    _sock=$1; _qd=$2; shift 2
+    _c0=$(cpu_ticks "$@")
+    fio --name=randread --ioengine=nbd --uri="nbd+unix:///?socket=$_sock" --rw=randread \
+        --bs=4k --iodepth="$_qd" --runtime="${RUNTIME_MS}ms" --output-format=json >"$T/fio.json" \
         2>"$T/fio.err" || { echo "nbd bench: fio failed: $(cat "$T/fio.err")" >&2; exit 1; }
-    python3 "$T/fio.py" "$T/fio.json"
+    _c1=$(cpu_ticks "$@")
+    python3 "$T/fio.py" "$T/fio.json" | awk -v d=$((_c1 - _c0)) -v hz="$HZ" \
+        '{ printf "%s %s %.1f\n", $1, $2, ($3 > 0 ? d * 1e6 / hz / $3 : 0) }'
 }
 
 remoca_args() { # remoca_args POOL
@@ -153,21 +165,21 @@ while [ $r -lt "$ROUNDS" ]; do
             case $c in
             memory)
                 start_nbdkit memory memory "${DISK_MB}M"
-                res=$(fio_randread "$T/memory.sock" $qd)
+                res=$(fio_randread "$T/memory.sock" $qd "$NBDKIT_PID")
                 bench_kill "$NBDKIT_PID" ;;
             file)
                 start_nbdkit file file "$IMG"
                 drop_caches
-                res=$(fio_randread "$T/file.sock" $qd)
+                res=$(fio_randread "$T/file.sock" $qd "$NBDKIT_PID")
                 bench_kill "$NBDKIT_PID" ;;
             warm)
-                res=$(fio_randread "$T/warm.sock" $qd) ;;
+                res=$(fio_randread "$T/warm.sock" $qd "$WARM_PID" "$MEMD_PID") ;;
             cold)
                 rm -f "$T/cold.stats"
                 # shellcheck disable=SC2046
                 start_nbdkit cold $(remoca_args cold)
                 drop_caches
-                res=$(fio_randread "$T/cold.sock" $qd)
+                res=$(fio_randread "$T/cold.sock" $qd "$NBDKIT_PID" "$MEMD_PID")
                 bench_kill "$NBDKIT_PID"
                 cold_reads=$((cold_reads + $(counter "$T/cold.stats" reads)))
                 cold_hits=$((cold_hits + $(counter "$T/cold.stats" remote_hits))) ;;
@@ -185,6 +197,7 @@ for c in $CASES; do
         iops=$(col "$c-qd$qd" 2)
         echo "RESULT name=nbd case=$c-qd$qd iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
             "ratio_vs_memory=$(ratio "$iops" "$mem")"
+        echo "nbd bench: case=$c-qd$qd server CPU per read (nbdkit + memd, median): $(col "$c-qd$qd" 4) us" >&2
     done
 done
 
