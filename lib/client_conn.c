@@ -728,12 +728,12 @@ static int lock_until(pthread_mutex_t *m, const struct timespec *deadline)
 /* After a send timeout that cut frame f at byte `off` (of its header +
  * payload): keep a copy of the rest, for quarantine_drain to send before
  * anything else.  send_lock held. */
-static void keep_rest(struct conn *cn, const struct frame *f, size_t off)
+static bool keep_rest(struct conn *cn, const struct frame *f, size_t off)
 {
     size_t total = REMOCA_HDR_SIZE + f->len;
     size_t n = total - off;
     uint8_t *b = malloc(n);
-    if (!b) return; /* the quarantine then cannot complete the frame */
+    if (!b) return false; /* the frame cannot be completed: close instead */
     size_t pos = 0;
     if (off < REMOCA_HDR_SIZE) {
         memcpy(b, f->hdr + off, REMOCA_HDR_SIZE - off);
@@ -746,6 +746,7 @@ static void keep_rest(struct conn *cn, const struct frame *f, size_t off)
     cn->qbuf = b;
     cn->qlen = n;
     pthread_mutex_unlock(&cn->lock);
+    return true;
 }
 
 enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
@@ -795,6 +796,7 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
     char why[160];
     struct iovec iov[128];
     int rc = 0, err = 0;
+    bool cut_lost = false;
     unsigned first = 0;
     while (first < n && rc == 0) {
         int cnt = 0;
@@ -811,7 +813,7 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
             for (unsigned i = first; i < last; i++) {
                 size_t sz = REMOCA_HDR_SIZE + f[i].len;
                 if (sent < sz) {
-                    if (sent > 0) keep_rest(cn, &f[i], sent);
+                    if (sent > 0 && !keep_rest(cn, &f[i], sent)) cut_lost = true;
                     break;
                 }
                 sent -= sz;
@@ -821,7 +823,7 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
     }
     atomic_fetch_add(&c->requests, n);
     if (rc < 0) {
-        if (err == ETIMEDOUT)
+        if (err == ETIMEDOUT && !cut_lost)
             conn_quarantine(cn, gen, why);
         else
             conn_kill(cn, gen, why);

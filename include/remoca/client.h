@@ -18,8 +18,12 @@
  *   that key is executed after the put.
  * - Failure is a miss: a dead, hung or erroring server makes gets return no
  *   hits and puts/deletes be dropped; no call blocks longer than about the
- *   timeout.  A request that times out tears its connection down (a lost
- *   delete must not be followed by gets on the same pool state).
+ *   timeout.  A request that times out takes its connection out of service
+ *   until the pool has been reset on the server (a lost delete must not be
+ *   followed by gets on the same pool state): a dead server's connection is
+ *   closed and reconnected; a hung one is quarantined and gets its POOL_RESET
+ *   on the same connection, behind the requests it has not executed yet, so
+ *   none of those can run after the reset (lib/client_conn.c).
  * - Reconnect resets: before a reconnected server is used again, the client
  *   re-opens its pool and resets it (DESIGN.md, cache contract 4), since
  *   invalidations may have been lost while it was unreachable.
@@ -74,8 +78,8 @@ unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms);
 
 /* Gets keys [key, key+count), count <= REMOCA_MAX_BATCH * servers (split per
  * server internally).  For each hit, writes the page at pages + i*4096 and
- * sets bit i of hits (hits[i/64] >> (i%64) & 1).  Pages of misses are left
- * untouched.  take=true removes the hits from the server.  Returns the number
+ * sets bit i of hits (hits[i/64] >> (i%64) & 1); hits[0 .. (count+63)/64)
+ * is overwritten (misses are 0 bits).  Pages of misses are left untouched.  take=true removes the hits from the server.  Returns the number
  * of hits (0 on any failure). */
 unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
                     uint64_t *hits, bool take);
@@ -103,7 +107,8 @@ struct remoca_client_stats {
     uint64_t requests;    /* frames sent */
     uint64_t timeouts;    /* requests that timed out */
     uint64_t failures;    /* requests failed: server down, error reply, dropped */
-    uint64_t reconnects;  /* successful reconnects (each followed by a pool reset) */
+    uint64_t reconnects;  /* successful reconnects and recoveries of a hung
+                             connection (each followed by a pool reset) */
     unsigned servers_up;  /* connected now */
 };
 void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
