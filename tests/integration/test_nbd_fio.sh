@@ -7,6 +7,7 @@ set -euo pipefail
 : "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
 FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
 T=$(mktemp -d /tmp/remoca-nbd-fio.XXXXXX)
+cd "$T" # fio writes its verify state files into the working directory
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
