@@ -193,10 +193,10 @@ int main(int argc, char **argv)
         keys < MAX_BATCH_KEYS)
         die("bad --threads/--pools/--keys");
     uint64_t budget = parse_size(m.memory);
-    /* memd --help: "SIZE plus ~1.1% metadata plus a few MiB per thread";
-     * allowed here: 1/64 of the budget + 24 MiB (binary, libc, heap) + 8 MiB
-     * per worker thread. */
-    uint64_t rss_allowed = budget + budget / 64 + (24ull << 20) + (uint64_t)m.threads * (8ull << 20);
+    /* docs/protocol.md, Memory accounting: the process stays within
+     * B + B/64 + 16 MiB, plus about 2.3 MiB per connection that keeps large
+     * requests in flight (here: one per pool and the monitor's). */
+    uint64_t rss_allowed = budget + budget / 64 + (16ull << 20) + (npools + 1) * (2560ull << 10);
 
     if (memd_start(&m) < 0) die("cannot start %s (see %s/stress.log)", m.bin, m.dir);
     char servers[64];
