@@ -9,7 +9,7 @@
 #        v
 #     nbdkit -U TAG.nbd.sock
 #        [remoca filter]  --- unix socket --->  remoca-memd (MEMD.sock)   only in mode remoca
-#        [delay/latency]  emulated slow disk: hdd = nbdkit delay 5ms, ssd = latency 150us
+#        [delay/latency]  emulated slow disk: hdd = nbdkit delay 8ms, ssd = latency 150us
 #        [stats] [log]    count what reaches the backing store (TAG.stats at exit, TAG.nbdlog)
 #        file plugin      TAG.img (a sparse copy of the data image, so runs never share state)
 #
@@ -128,7 +128,8 @@ vm_memd_stats() {
 
 # vm_export_start TAG IMAGE MODE DISK [MEMD]
 #   MODE: base (no REMOCA filter) | remoca (filter -> memd MEMD)
-#   DISK: none | hdd (nbdkit delay filter, 5 ms per read/write) | ssd (latency filter, 150 us)
+#   DISK: none | hdd (nbdkit delay filter, 8 ms per read/write) | ssd (latency filter, 150 us)
+#   (VM_HDD_MS, VM_SSD_US override the latencies)
 vm_export_start() {
     local tag=$1 image=$2 mode=$3 disk=$4 memd=${5:-memd}
     local sock=$VM_WORK/$tag.nbd.sock pf=$VM_WORK/$tag.nbdkit.pid
@@ -147,7 +148,7 @@ vm_export_start() {
     args+=(--filter=stats --filter=log file "$VM_WORK/$tag.img"
            statsfile="$VM_WORK/$tag.stats" logfile="$VM_WORK/$tag.nbdlog")
     case $disk in
-        hdd) args+=(delay-read=${VM_HDD_MS:-5}ms delay-write=${VM_HDD_MS:-5}ms) ;;
+        hdd) args+=(delay-read=${VM_HDD_MS:-8}ms delay-write=${VM_HDD_MS:-8}ms) ;;
         ssd) args+=(latency-read=${VM_SSD_US:-150} latency-write=${VM_SSD_US:-150}) ;;
     esac
     if [ "$mode" = remoca ]; then
@@ -201,7 +202,14 @@ vm_boot() {
         if [ -f "$con" ]; then
             n=$(grep -ac '^RESULT-GUEST' "$con")
             if [ "$n" -gt "$seen" ]; then
-                local b r=""
+                local b r="" ino w=0
+                if [ -f "$VM_WORK/$tag.rstats" ]; then
+                    # wait for the filter's next rewrite (a rename: new inode) to count this step
+                    ino=$(stat -c %i "$VM_WORK/$tag.rstats")
+                    while [ "$(stat -c %i "$VM_WORK/$tag.rstats")" = "$ino" ] && [ $w -lt 15 ]; do
+                        sleep 0.1; w=$((w + 1))
+                    done
+                fi
                 b=$(vm_backing "$tag")
                 [ -f "$VM_WORK/$tag.rstats" ] && r=" r_read_blocks=$(vm_kv "$VM_WORK/$tag.rstats" read_blocks) r_remote_hits=$(vm_kv "$VM_WORK/$tag.rstats" remote_hits)"
                 grep -a '^RESULT-GUEST' "$con" | tail -n +$((seen + 1)) | tr -d '\r' |

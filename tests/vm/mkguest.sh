@@ -5,6 +5,7 @@
 #   OUTDIR/initrd.gz  a busybox-static root filesystem:
 #                       /init                 tests/vm/init (runs the workload named on the cmdline)
 #                       /bin/*                busybox applets
+#                       /usr/bin/rread        tests/vm/rread.c, built static (random-order reads)
 #                       /usr/bin/*            real host programs the application workloads use
 #                                             (sqlite3, GNU grep/find/sha256sum/tar), with every
 #                                             shared library ldd names copied under /lib*, /usr/lib*
@@ -33,7 +34,7 @@ MODULES="virtio_pci virtio_blk virtio_balloon crc32c_generic ext4"
 # workloads should run the real, optimised tools an operator would run).
 PROGRAMS="/usr/bin/sqlite3 /bin/grep /usr/bin/find /usr/bin/sha256sum /bin/tar /usr/bin/xargs"
 
-stamp=$( { cat "$0" "$here/init"; echo "$kver"; ls -l "$kernel" "$busybox";
+stamp=$( { cat "$0" "$here/init" "$here/rread.c"; echo "$kver"; ls -l "$kernel" "$busybox";
            for p in $PROGRAMS; do ls -lL "$p" 2>/dev/null || echo "missing $p"; done; } | sha256sum | cut -c1-16)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/initrd.gz" ] && [ -f "$out/vmlinuz" ]; then
     exit 0
@@ -92,6 +93,10 @@ for p in $PROGRAMS; do
     done
 done
 # /lib64 -> the dynamic loader path ldd printed is kept as is (copied above)
+
+# the guest's random-order reader, static so it needs nothing from the initramfs
+${CC:-cc} -static -O2 -Wall -Wextra -o "$root/usr/bin/rread" "$here/rread.c" ||
+    { echo "mkguest: building rread failed (needs gcc and libc6-dev)" >&2; exit 1; }
 
 cp "$here/init" "$root/init"
 chmod +x "$root/init"
