@@ -41,6 +41,28 @@ static inline uint64_t hash_key(uint32_t pool, uint64_t key)
     return x;
 }
 
+/* Memory for the big metadata arrays: 2 MiB aligned and backed by
+ * transparent huge pages when the kernel allows it (madvise mode), since
+ * they are indexed at random on every request.  Freed with huge_free. */
+#define HUGE_SZ (2u << 20)
+
+static void *huge_alloc(size_t len)
+{
+    uint8_t *map = mmap(NULL, len + HUGE_SZ, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (map == MAP_FAILED) return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)map + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
+    if (p > map) munmap(map, (size_t)(p - map));
+    munmap(p + len, (size_t)(map + HUGE_SZ - p));
+    madvise(p, len, MADV_HUGEPAGE);
+    return p;
+}
+
+static void huge_free(void *p, size_t len)
+{
+    if (p) munmap(p, len);
+}
+
 int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools)
 {
     memset(s, 0, sizeof *s);
@@ -53,23 +75,28 @@ int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_
     s->npages = (uint32_t)npages;
     s->policy = policy;
     s->max_pools = max_pools;
-    s->arena = mmap(NULL, npages * REMOCA_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (s->arena == MAP_FAILED) {
-        s->arena = NULL;
-        return -1;
-    }
+    /* Adaptive: spin briefly before sleeping; critical sections are short. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&s->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    /* The arena is reserved, not touched: pages become resident as they are
+     * first filled, and never exceed the budget.  Huge pages: a GET copies
+     * from a random page, and 4 KiB mappings cost a TLB miss on nearly each. */
     uint64_t nb = 1024;
     while (nb < npages) nb <<= 1;
-    s->slots = malloc(npages * sizeof *s->slots);
-    s->buckets = malloc(nb * sizeof *s->buckets);
+    s->bmask = (uint32_t)(nb - 1);
+    s->arena = huge_alloc(npages * REMOCA_PAGE_SIZE);
+    s->slots = huge_alloc(npages * sizeof *s->slots);
+    s->buckets = huge_alloc(nb * sizeof *s->buckets);
     s->pools = calloc(max_pools, sizeof *s->pools);
-    if (!s->slots || !s->buckets || !s->pools || ghost_init(&s->ghost, npages) < 0) {
+    if (!s->arena || !s->slots || !s->buckets || !s->pools ||
+        ghost_init(&s->ghost, npages) < 0) {
         store_destroy(s);
         errno = ENOMEM;
         return -1;
     }
-    s->bmask = (uint32_t)(nb - 1);
     memset(s->buckets, 0xff, nb * sizeof *s->buckets);
     s->free_head = MEMD_NIL;
     for (uint32_t i = s->npages; i-- > 0;) {
@@ -80,26 +107,19 @@ int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_
         s->free_head = i;
     }
     s->nfree = s->npages;
-    /* Adaptive: spin briefly before sleeping; critical sections are short. */
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&s->lock, &ma);
-    pthread_mutexattr_destroy(&ma);
     return 0;
 }
 
 void store_destroy(struct store *s)
 {
-    if (s->arena) {
-        munmap(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
-        pthread_mutex_destroy(&s->lock);
-    }
+    if (!s->npages) return; /* never initialised */
+    huge_free(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
+    pthread_mutex_destroy(&s->lock);
     if (s->pools)
         for (uint32_t i = 0; i < s->npools; i++) free(s->pools[i]);
     free(s->pools);
-    free(s->slots);
-    free(s->buckets);
+    huge_free(s->slots, (size_t)s->npages * sizeof *s->slots);
+    huge_free(s->buckets, ((size_t)s->bmask + 1) * sizeof *s->buckets);
     ghost_free(&s->ghost);
     memset(s, 0, sizeof *s);
 }
