@@ -7,6 +7,8 @@
  * a random permutation when no more input is pending or FAKE_QUEUE are
  * queued.  Knobs, all atomics the test may flip at any time:
  *   drop_key   a GET/TAKE frame covering this key is executed but never answered
+ *   half_key   a GET/TAKE frame covering this key is answered half way, then
+ *              the server stalls (a response stuck in the middle)
  *   drop_every every Nth GET frame is never answered (0 = never)
  *   stall      stop reading the socket (a hung server: the client's sends
  *              block once the socket buffers fill, and nothing is answered)
@@ -36,6 +38,7 @@
 struct fake_resp {
     struct remoca_hdr h;
     uint8_t *payload;
+    bool half;
 };
 
 struct fake {
@@ -46,6 +49,7 @@ struct fake {
     atomic_bool stall;
     atomic_bool close_now;
     _Atomic uint64_t drop_key;
+    _Atomic uint64_t half_key;
     atomic_uint drop_every;
     /* observations */
     atomic_uint connections, hellos, resets, gets, puts, deletes, dropped;
@@ -90,12 +94,17 @@ static bool fake_flush(struct fake *f, int fd, struct fake_resp *q, unsigned *nq
         q[i - 1] = q[j];
         q[j] = t;
     }
-    bool ok = true;
+    bool ok = true, stuck = false;
     for (unsigned i = 0; i < *nq; i++) {
         uint8_t hb[REMOCA_HDR_SIZE];
         remoca_hdr_encode(hb, &q[i].h);
-        if (ok) ok = fake_write_full(fd, hb, sizeof hb);
-        if (ok && q[i].h.len) ok = fake_write_full(fd, q[i].payload, q[i].h.len);
+        if (ok && !stuck) ok = fake_write_full(fd, hb, sizeof hb);
+        if (ok && !stuck && q[i].half) {
+            fake_write_full(fd, q[i].payload, q[i].h.len / 2);
+            atomic_store(&f->stall, true);
+            stuck = true; /* nothing more is written on this connection */
+        }
+        if (ok && !stuck && q[i].h.len) ok = fake_write_full(fd, q[i].payload, q[i].h.len);
         free(q[i].payload);
     }
     *nq = 0;
@@ -144,6 +153,8 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
             }
         }
         r.h.len = bm + hits * REMOCA_PAGE_SIZE;
+        uint64_t hk = atomic_load(&f->half_key);
+        if (hk >= h->key && hk - h->key < h->count && r.h.len > 0) r.half = true;
         uint64_t dk = atomic_load(&f->drop_key);
         unsigned every = atomic_load(&f->drop_every);
         if ((dk >= h->key && dk - h->key < h->count) ||
@@ -232,6 +243,7 @@ static struct fake *fake_start(const char *path)
     f->present = calloc(1, FAKE_KEYS);
     f->seed = 12345;
     atomic_store(&f->drop_key, UINT64_MAX);
+    atomic_store(&f->half_key, UINT64_MAX);
     if (path) {
         snprintf(f->path, sizeof f->path, "%s", path);
     } else {

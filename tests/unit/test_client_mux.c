@@ -388,6 +388,45 @@ static void test_cut_frame_quarantine(void **state)
     fake_stop(f, true);
 }
 
+/* The server stalls in the middle of a response the receiver is reading
+ * into the caller's buffer: the caller still returns (a miss) within about
+ * two timeouts, the connection is closed (it cannot be resynchronised), and
+ * a new one is made once the server serves again. */
+static void test_response_stuck_half_way(void **state)
+{
+    struct fake *f = fake_start(NULL);
+    const unsigned timeout = 200;
+    struct remoca_client *c = connect_to(unix_list(f, NULL), timeout);
+    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
+    uint8_t *buf = malloc(64 * PG);
+    uint64_t hits[1];
+    for (unsigned i = 0; i < 64; i++) fill(buf + i * PG, 640 + i, 1);
+    assert_int_equal(remoca_put(c, 640, 64, buf, true), 0);
+
+    atomic_store(&f->half_key, 650);
+    memset(buf, 0, 64 * PG);
+    double t0 = now_ms();
+    assert_int_equal(remoca_get(c, 640, 64, buf, hits, false), 0);
+    double dt = now_ms() - t0;
+    if (dt > 10.0 * timeout) fail_msg("get took %.0f ms", dt);
+    assert_int_equal(hits[0], 0);
+    struct remoca_client_stats st;
+    remoca_client_get_stats(c, &st);
+    assert_int_equal(st.timeouts, 1);
+
+    atomic_store(&f->half_key, UINT64_MAX);
+    atomic_store(&f->stall, false);
+    for (int i = 0; i < 500 && atomic_load(&f->connections) < 2; i++) usleep(10000);
+    assert_int_equal(remoca_client_wait_ready(c, 10000), 1);
+    remoca_client_get_stats(c, &st);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(atomic_load(&f->connections), 2);
+    assert_int_equal(remoca_get(c, 640, 64, buf, hits, false), 0); /* pool was reset */
+    remoca_client_free(c);
+    free(buf);
+    fake_stop(f, true);
+}
+
 static void test_server_down_at_start(void **state)
 {
     char dir[] = "/tmp/remoca-fake-XXXXXX";
@@ -516,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_timeout_resets_pool),
         cmocka_unit_test(test_hung_server),
         cmocka_unit_test(test_cut_frame_quarantine),
+        cmocka_unit_test(test_response_stuck_half_way),
         cmocka_unit_test(test_server_down_at_start),
         cmocka_unit_test(test_free_while_connecting),
         cmocka_unit_test(test_two_servers),
