@@ -53,6 +53,7 @@ struct fake {
     atomic_uint drop_every;
     /* observations */
     atomic_uint connections, hellos, resets, gets, puts, deletes, dropped;
+    atomic_uint reordered; /* responses sent in another order than received */
     /* store */
     uint8_t *pages;
     uint8_t *present;
@@ -94,6 +95,8 @@ static bool fake_flush(struct fake *f, int fd, struct fake_resp *q, unsigned *nq
         q[i - 1] = q[j];
         q[j] = t;
     }
+    for (unsigned i = 1; i < *nq; i++)
+        if (q[i].h.id < q[i - 1].h.id) atomic_fetch_add(&f->reordered, 1);
     bool ok = true, stuck = false;
     for (unsigned i = 0; i < *nq; i++) {
         uint8_t hb[REMOCA_HDR_SIZE];
