@@ -303,6 +303,30 @@ static void test_ghost_hits(void **state)
     check_invariants(s);
 }
 
+/* Utility: with equal weights, the pool whose misses keep finding ghosts (it
+ * would profit from more memory) ends up with more than half the arena; the
+ * pool that only scans (no reuse) with less. */
+static void test_ghost_utility_tilts_share(void **state)
+{
+    struct store *s = *state;
+    uint32_t a = open_pool(s, "reuser", 0, 0, 1);
+    uint32_t b = open_pool(s, "scanner", 0, 0, 1);
+    uint64_t scan = 1000000;
+    for (int round = 0; round < 40; round++) {
+        for (uint64_t k = 0; k < 200; k++) {
+            if (!has(s, a, k)) put1(s, a, k); /* loop over 200 keys: reuse */
+            uint64_t key = scan++;
+            if (!has(s, b, key)) put1(s, b, key); /* never reused */
+        }
+    }
+    uint64_t pa = store_pool(s, a)->pages, pb = store_pool(s, b)->pages;
+    assert_true(store_pool(s, a)->st.ghost_hits > 0);
+    assert_int_equal(store_pool(s, b)->st.ghost_hits, 0);
+    assert_int_equal(pa + pb, 256);
+    assert_true(pa > 150);
+    check_invariants(s);
+}
+
 static void test_stats_text_json(void **state)
 {
     struct store *s = *state;
@@ -340,6 +364,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_weights_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ghost_hits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ghost_utility_tilts_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_text_json, setup, teardown),
     };
     return cmocka_run_group_tests_name("memd_store", tests, NULL, NULL);

@@ -1,0 +1,276 @@
+/* Unit tests of remoca-memd's frame processing (memd/proto.c) without
+ * sockets: request bytes in, response bytes out.  Checks HELLO-first, pool
+ * handles per session, the GET/TAKE response layout (bitmap + pages), error
+ * replies that keep the stream in sync, closing on bad magic / oversized
+ * length, partial frames, and the output high-water mark. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "proto.h"
+#include "store.h"
+
+#define PAGE REMOCA_PAGE_SIZE
+
+struct fx {
+    struct store store;
+    struct proto_ctx ctx;
+    struct session ss;
+    struct outbuf out;
+    uint8_t in[2 << 20];
+    size_t in_len;
+    size_t rd; /* read offset into out */
+};
+
+static int setup(void **state)
+{
+    memd_log_level = LOG_ERROR;
+    struct fx *f = calloc(1, sizeof *f);
+    assert_int_equal(store_init(&f->store, 64 * PAGE, POLICY_S3FIFO, 8), 0);
+    f->ctx.store = &f->store;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    session_end(&f->ctx, &f->ss);
+    outbuf_free(&f->out);
+    store_destroy(&f->store);
+    free(f);
+    return 0;
+}
+
+static void req(struct fx *f, uint8_t op, uint32_t id, uint32_t pool, uint64_t key,
+                uint32_t count, const void *payload, uint32_t len)
+{
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
+                           .id = id, .pool = pool, .key = key, .count = count, .len = len};
+    remoca_hdr_encode(f->in + f->in_len, &h);
+    if (len) memcpy(f->in + f->in_len + REMOCA_HDR_SIZE, payload, len);
+    f->in_len += REMOCA_HDR_SIZE + len;
+}
+
+static enum proto_result run(struct fx *f)
+{
+    size_t used;
+    enum proto_result r = proto_process(&f->ctx, &f->ss, f->in, f->in_len, &f->out, &used);
+    memmove(f->in, f->in + used, f->in_len - used);
+    f->in_len -= used;
+    return r;
+}
+
+/* Next response; checks id and status; returns its payload (in out). */
+static const uint8_t *resp(struct fx *f, uint32_t id, uint16_t status, struct remoca_hdr *h)
+{
+    assert_true(f->out.len - f->rd >= REMOCA_HDR_SIZE);
+    remoca_hdr_decode(f->out.p + f->rd, h);
+    assert_int_equal(h->magic, REMOCA_MAGIC_RESP);
+    assert_int_equal(h->id, id);
+    assert_int_equal(h->flags, status);
+    const uint8_t *p = f->out.p + f->rd + REMOCA_HDR_SIZE;
+    f->rd += REMOCA_HDR_SIZE + h->len;
+    assert_true(f->rd <= f->out.len);
+    return p;
+}
+
+static void hello_and_open(struct fx *f, uint32_t *handle)
+{
+    uint8_t b[600];
+    struct remoca_hello hb = {.name = "t", .name_len = 1};
+    req(f, REMOCA_OP_HELLO, 1, 0, 0, 0, b, (uint32_t)remoca_hello_encode(b, sizeof b, &hb));
+    struct remoca_pool_open pb = {.name = "vm/d", .name_len = 4};
+    req(f, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b,
+        (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
+    assert_int_equal(run(f), PROTO_MORE);
+    struct remoca_hdr h;
+    resp(f, 1, REMOCA_OK, &h);
+    resp(f, 2, REMOCA_OK, &h);
+    assert_int_equal(h.op, REMOCA_OP_POOL_OPEN);
+    *handle = h.pool;
+    assert_int_equal(*handle, 1);
+}
+
+static void test_hello_first(void **state)
+{
+    struct fx *f = *state;
+    struct remoca_hdr h;
+    req(f, REMOCA_OP_PING, 7, 0, 0, 0, NULL, 0);
+    assert_int_equal(run(f), PROTO_MORE);
+    const uint8_t *msg = resp(f, 7, REMOCA_E_STATE, &h);
+    assert_true(h.len > 0 && h.len <= REMOCA_MAX_ERRMSG);
+    assert_non_null(memmem(msg, h.len, "HELLO", 5));
+    uint32_t handle;
+    hello_and_open(f, &handle);
+    req(f, REMOCA_OP_PING, 8, 0, 0, 0, NULL, 0);
+    run(f);
+    resp(f, 8, REMOCA_OK, &h);
+    assert_int_equal(h.op, REMOCA_OP_PING);
+}
+
+static void test_get_layout(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    static uint8_t pages[3 * PAGE];
+    for (int i = 0; i < 3; i++) memset(pages + i * PAGE, 'a' + i, PAGE);
+    req(f, REMOCA_OP_PUT, 10, p, 70, 1, pages, PAGE);            /* key 70 = 'a' */
+    req(f, REMOCA_OP_PUT, 11, p, 5, 2, pages + PAGE, 2 * PAGE);  /* 5 = 'b', 6 = 'c' */
+    req(f, REMOCA_OP_GET, 12, p, 5, 66, NULL, 0);                /* keys 5..70 */
+    req(f, REMOCA_OP_TAKE, 13, p, 6, 1, NULL, 0);
+    req(f, REMOCA_OP_GET, 14, p, 6, 1, NULL, 0);
+    assert_int_equal(run(f), PROTO_MORE);
+    struct remoca_hdr h;
+    resp(f, 10, REMOCA_OK, &h);
+    resp(f, 11, REMOCA_OK, &h);
+    const uint8_t *b = resp(f, 12, REMOCA_OK, &h);
+    uint32_t bm = remoca_bitmap_bytes(66);
+    assert_int_equal(bm, 16);
+    assert_int_equal(h.count, 66);
+    assert_int_equal(h.key, 5);
+    assert_int_equal(h.len, bm + 3 * PAGE);
+    assert_int_equal(b[0], 0x03); /* keys 5, 6 */
+    for (int i = 1; i < 8; i++) assert_int_equal(b[i], 0);
+    assert_int_equal(b[8], 0x02); /* key 70 = bit 65 */
+    assert_int_equal(b[9], 0);
+    assert_int_equal(b[bm], 'b');
+    assert_int_equal(b[bm + PAGE], 'c');
+    assert_int_equal(b[bm + 2 * PAGE], 'a');
+    b = resp(f, 13, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8 + PAGE);
+    assert_int_equal(b[8], 'c');
+    b = resp(f, 14, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8); /* taken: a miss now */
+    assert_int_equal(b[0], 0);
+}
+
+static void test_errors_keep_sync(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    static uint8_t junk[3 * PAGE];
+    struct remoca_hdr h;
+    req(f, 42, 20, p, 0, 0, junk, 100);                    /* unknown op, payload skipped */
+    req(f, REMOCA_OP_PUT, 21, p, 0, 2, junk, 3 * PAGE);    /* wrong length */
+    req(f, REMOCA_OP_GET, 22, p + 1, 0, 1, NULL, 0);       /* handle not opened here */
+    req(f, REMOCA_OP_DELETE, 23, p, 0, 300, NULL, 0);      /* count above batch */
+    req(f, REMOCA_OP_DELETE_RANGE, 24, p, 10, 1u << 31, NULL, 0); /* fine */
+    req(f, REMOCA_OP_PING, 25, 0, 0, 0, NULL, 0);
+    assert_int_equal(run(f), PROTO_MORE);
+    assert_int_equal(f->in_len, 0);
+    resp(f, 20, REMOCA_E_OP, &h);
+    resp(f, 21, REMOCA_E_SIZE, &h);
+    resp(f, 22, REMOCA_E_POOL, &h);
+    resp(f, 23, REMOCA_E_RANGE, &h);
+    resp(f, 24, REMOCA_OK, &h);
+    resp(f, 25, REMOCA_OK, &h);
+    assert_int_equal(f->ss.errors, 4);
+}
+
+static void test_close_on_desync(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    struct remoca_hdr h;
+    req(f, REMOCA_OP_PING, 30, 0, 0, 0, NULL, 0);
+    struct remoca_hdr big = {.magic = REMOCA_MAGIC_REQ, .version = 1, .op = REMOCA_OP_PUT,
+                             .id = 31, .pool = p, .count = 1, .len = REMOCA_MAX_REQ_PAYLOAD + 1};
+    remoca_hdr_encode(f->in + f->in_len, &big);
+    f->in_len += REMOCA_HDR_SIZE;
+    req(f, REMOCA_OP_PING, 32, 0, 0, 0, NULL, 0); /* never executed */
+    assert_int_equal(proto_frame_size(f->in + REMOCA_HDR_SIZE, REMOCA_HDR_SIZE), 0);
+    assert_int_equal(run(f), PROTO_CLOSE);
+    resp(f, 30, REMOCA_OK, &h);
+    resp(f, 31, REMOCA_E_SIZE, &h);
+    assert_int_equal(f->rd, f->out.len);
+
+    /* bad magic */
+    f->out.len = f->rd = 0;
+    f->in_len = 0;
+    memset(f->in, 0x5a, 40);
+    f->in_len = 40;
+    assert_int_equal(run(f), PROTO_CLOSE);
+    resp(f, 0x5a5a5a5a, REMOCA_E_PROTO, &h);
+}
+
+static void test_partial_frames(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    static uint8_t page[PAGE];
+    memset(page, 7, PAGE);
+    req(f, REMOCA_OP_PUT, 40, p, 1, 1, page, PAGE);
+    size_t total = f->in_len;
+    /* Feed it one piece at a time: nothing happens until the frame is whole. */
+    static uint8_t whole[REMOCA_HDR_SIZE + PAGE];
+    memcpy(whole, f->in, total);
+    size_t cuts[] = {5, 32, 33, 4000, total};
+    f->in_len = 0;
+    size_t fed = 0;
+    for (size_t i = 0; i < 5; i++) {
+        memcpy(f->in + f->in_len, whole + fed, cuts[i] - fed);
+        f->in_len += cuts[i] - fed;
+        fed = cuts[i];
+        size_t out_before = f->out.len;
+        assert_int_equal(run(f), PROTO_MORE);
+        if (fed < total) {
+            assert_int_equal(f->out.len, out_before);
+            assert_int_equal(f->in_len, fed);
+            assert_int_equal(proto_frame_size(f->in, f->in_len),
+                             fed < REMOCA_HDR_SIZE ? REMOCA_HDR_SIZE : total);
+        }
+    }
+    assert_int_equal(f->in_len, 0);
+    struct remoca_hdr h;
+    resp(f, 40, REMOCA_OK, &h);
+}
+
+static void test_output_high_water(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    static uint8_t pages[64 * PAGE];
+    req(f, REMOCA_OP_PUT, 50, p, 0, 64, pages, sizeof pages);
+    for (uint32_t i = 0; i < 8; i++) req(f, REMOCA_OP_GET, 51 + i, p, 0, 64, NULL, 0);
+    /* 8 x 256 KiB of responses: processing stops at the high-water mark. */
+    f->out.len = f->rd = 0;
+    assert_int_equal(run(f), PROTO_FULL);
+    assert_true(f->in_len > 0);
+    size_t n = 0;
+    while (f->rd < f->out.len) {
+        struct remoca_hdr h;
+        resp(f, 50 + (uint32_t)n, REMOCA_OK, &h);
+        n++;
+    }
+    assert_true(n >= 2 && n < 9);
+    for (int round = 0; round < 10 && f->in_len; round++) {
+        f->out.len = f->rd = 0;
+        run(f);
+    }
+    assert_int_equal(f->in_len, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hello_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_keep_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_on_desync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_high_water, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("memd_proto", tests, NULL, NULL);
+}
