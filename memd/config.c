@@ -31,6 +31,9 @@ static void usage(FILE *f)
 "  --threads N         worker threads (default: number of CPUs).\n"
 "  --max-conns N       simultaneous connections (default 4096); more are closed.\n"
 "  --max-pools N       pools the server will create (default 1024).\n"
+"  --max-buffers SIZE  memory all connections' buffers may hold together for\n"
+"                      partial requests and unread responses (default 64M, at\n"
+"                      least 4M); a connection that would exceed it is closed.\n"
 "  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
 "  --log-level LEVEL   error, warn, info (default) or debug; logs go to stderr.\n"
 "  --help              this text.\n"
@@ -78,7 +81,7 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 int config_parse(struct memd_config *cfg, int argc, char **argv)
 {
     enum { O_MEMORY = 256, O_LISTEN, O_UNIX, O_PORT_FILE, O_PID_FILE, O_THREADS, O_MAX_CONNS,
-           O_MAX_POOLS, O_POLICY, O_LOG_LEVEL, O_HELP };
+           O_MAX_POOLS, O_MAX_BUFFERS, O_POLICY, O_LOG_LEVEL, O_HELP };
     static const struct option opts[] = {
         {"memory", required_argument, NULL, O_MEMORY},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -88,6 +91,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         {"threads", required_argument, NULL, O_THREADS},
         {"max-conns", required_argument, NULL, O_MAX_CONNS},
         {"max-pools", required_argument, NULL, O_MAX_POOLS},
+        {"max-buffers", required_argument, NULL, O_MAX_BUFFERS},
         {"policy", required_argument, NULL, O_POLICY},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"help", no_argument, NULL, O_HELP},
@@ -96,6 +100,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     *cfg = (struct memd_config){
         .threads = ncpu > 0 ? (unsigned)ncpu : 1, .max_conns = 4096, .max_pools = 1024,
+        .max_buffers = 64u << 20,
         .log_level = LOG_INFO, .policy = POLICY_S3FIFO,
     };
     bool listen_set = false;
@@ -127,6 +132,13 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
             break;
         case O_MAX_POOLS:
             if (parse_uint("--max-pools", optarg, 1, 1u << 20, &cfg->max_pools) < 0) return -1;
+            break;
+        case O_MAX_BUFFERS:
+            if (parse_size(optarg, &cfg->max_buffers) < 0 || cfg->max_buffers < (4u << 20)) {
+                fprintf(stderr, "remoca-memd: --max-buffers '%s': expected a size of at least "
+                                "4M\n", optarg);
+                return -1;
+            }
             break;
         case O_POLICY: {
             int p = policy_parse(optarg);

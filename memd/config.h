@@ -15,6 +15,7 @@ struct memd_config {
     unsigned threads;
     unsigned max_conns;
     unsigned max_pools;
+    uint64_t max_buffers;
     int log_level;
     enum policy_kind policy;
 };

@@ -62,7 +62,7 @@ int main(int argc, char **argv)
     }
     struct net_config nc = {.listen = cfg.listen, .unix_path = cfg.unix_path,
                             .port_file = cfg.port_file, .threads = cfg.threads,
-                            .max_conns = cfg.max_conns};
+                            .max_conns = cfg.max_conns, .max_buffers = cfg.max_buffers};
     struct server *srv = server_start(&nc, &store);
     if (!srv) {
         store_destroy(&store);

@@ -40,6 +40,7 @@ struct conn {
     size_t in_len, in_cap;
     struct outbuf out; /* pending output: out.p[out_off .. out.len) */
     size_t out_off;
+    size_t charged; /* in_cap + out.cap, counted in server.buf_bytes */
     char peer[72];
 };
 
@@ -67,6 +68,7 @@ struct server {
     bool joined;
     /* counters, updated atomically */
     uint64_t conns, conns_total, conns_refused, errors;
+    uint64_t buf_bytes; /* all connections' buffers (bounded by cfg.max_buffers) */
 };
 
 static void counters(void *arg, struct server_counters *sc)
@@ -81,6 +83,26 @@ static void counters(void *arg, struct server_counters *sc)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* Brings the server-wide count of connection buffer bytes up to date after
+ * c's buffers changed.  Returns false if growing them would exceed
+ * --max-buffers: the caller closes the connection. */
+static bool account(struct worker *w, struct conn *c)
+{
+    size_t now = c->in_cap + c->out.cap;
+    if (now > c->charged) {
+        uint64_t d = now - c->charged;
+        uint64_t total = __atomic_add_fetch(&w->srv->buf_bytes, d, __ATOMIC_RELAXED);
+        c->charged = now;
+        if (total > w->srv->cfg.max_buffers) return false;
+    } else if (now < c->charged) {
+        __atomic_fetch_sub(&w->srv->buf_bytes, c->charged - now, __ATOMIC_RELAXED);
+        c->charged = now;
+    }
+    return true;
+}
+
+#define OVER_LIMIT "connection buffers would exceed --max-buffers"
+
 static void conn_close(struct worker *w, struct conn *c, const char *why)
 {
     if (why) log_info("%s (%s): connection closed: %s", c->peer, c->ss.client, why);
@@ -90,6 +112,7 @@ static void conn_close(struct worker *w, struct conn *c, const char *why)
     session_end(&w->srv->ctx, &c->ss);
     free(c->in);
     outbuf_free(&c->out);
+    __atomic_fetch_sub(&w->srv->buf_bytes, c->charged, __ATOMIC_RELAXED);
     if (c->prev) c->prev->next = c->next;
     else w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -155,6 +178,10 @@ static enum run_result run(struct worker *w, struct conn *c, const uint8_t *data
             c->closing = true;
             return RUN_STOP;
         }
+        if (s == 0 && !account(w, c)) {
+            conn_close(w, c, OVER_LIMIT);
+            return RUN_CLOSED;
+        }
         if (s == 0) return RUN_STOP;
         if (r == PROTO_MORE) return RUN_MORE;
     }
@@ -200,6 +227,10 @@ static bool conn_readable(struct worker *w, struct conn *c)
                 }
                 c->in = p;
                 c->in_cap = need;
+                if (!account(w, c)) {
+                    conn_close(w, c, OVER_LIMIT);
+                    return false;
+                }
             }
             ssize_t n = recv(c->fd, c->in + c->in_len, need - c->in_len, 0);
             if (n == 0) {
@@ -216,8 +247,10 @@ static bool conn_readable(struct worker *w, struct conn *c)
         }
         enum run_result r = run(w, c, c->in, c->in_len, &used);
         if (r == RUN_CLOSED) return false;
-        if (used == c->in_len) drop_input(c);
-        else {
+        if (used == c->in_len) {
+            drop_input(c);
+            account(w, c);
+        } else {
             memmove(c->in, c->in + used, c->in_len - used);
             c->in_len -= used;
         }
@@ -235,9 +268,15 @@ static bool conn_readable(struct worker *w, struct conn *c)
     }
     enum run_result r = run(w, c, w->scratch, (size_t)n, &used);
     if (r == RUN_CLOSED) return false;
-    if (used < (size_t)n && !c->closing && !keep_input(c, w->scratch + used, (size_t)n - used)) {
-        conn_close(w, c, "out of memory");
-        return false;
+    if (used < (size_t)n && !c->closing) {
+        if (!keep_input(c, w->scratch + used, (size_t)n - used)) {
+            conn_close(w, c, "out of memory");
+            return false;
+        }
+        if (!account(w, c)) {
+            conn_close(w, c, OVER_LIMIT);
+            return false;
+        }
     }
     return true;
 }
@@ -268,6 +307,7 @@ static bool conn_writable(struct worker *w, struct conn *c)
     }
     c->out = (struct outbuf){0};
     c->out_off = 0;
+    account(w, c);
     if (c->closing) {
         conn_close(w, c, NULL); /* proto logged why */
         return false;

@@ -12,7 +12,9 @@
  * responses in one output buffer and writes it with one send.  Idle
  * connections own no buffers: only a partial frame or unsent output is kept
  * per connection (at most one frame in, one batch of responses out), and
- * while output is pending the connection is not read (backpressure).
+ * while output is pending the connection is not read (backpressure).  The
+ * buffers of all connections together are bounded by --max-buffers: a
+ * connection that would go beyond is closed (and logged).
  */
 #ifndef MEMD_NET_H
 #define MEMD_NET_H
@@ -27,6 +29,7 @@ struct net_config {
     const char *port_file; /* written with the bound TCP port, or NULL */
     unsigned threads;
     unsigned max_conns;
+    uint64_t max_buffers; /* bytes all connections' buffers may hold together */
 };
 
 struct server;

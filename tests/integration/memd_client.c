@@ -7,6 +7,9 @@
  *                                     checked (bytes compared) after each one
  *   memd_client ADDR idle N           N idle connections (some mid-HELLO, some
  *                                     mid-frame), then a good client, then STATS
+ *   memd_client ADDR hog N            N connections each stalled in the middle of
+ *                                     a 1 MiB PUT: the server must close those
+ *                                     beyond --max-buffers, and keep serving
  *   memd_client ADDR fill MB          PUT MB MiB of distinct pages into pool "fill"
  *   memd_client ADDR ops              a known set of operations on pool "stats/p"
  *                                     whose counts the test reads back in STATS
@@ -420,6 +423,37 @@ static void idle(int n)
     printf("idle: %d idle connections held, good client fine\n", n);
 }
 
+static void hog(int n)
+{
+    int *fds = malloc(n * sizeof *fds);
+    static uint8_t part[512 * 1024];
+    for (int i = 0; i < n; i++) {
+        fds[i] = dial();
+        hello(fds[i], "hog");
+        uint32_t p = pool_open(fds[i], "hog/pool", 0, 0, 1);
+        uint8_t h[REMOCA_HDR_SIZE];
+        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                                .op = REMOCA_OP_PUT, .id = 9, .pool = p,
+                                .count = REMOCA_MAX_BATCH, .len = REMOCA_MAX_REQ_PAYLOAD};
+        remoca_hdr_encode(h, &hd);
+        send_all(fds[i], h, sizeof h);
+        send_all(fds[i], part, sizeof part);
+    }
+    good_check("connections hogging buffers");
+    int closed = 0;
+    for (int i = 0; i < n; i++) {
+        struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+        uint8_t b;
+        if (poll(&pfd, 1, 2000) == 1 && recv(fds[i], &b, 1, MSG_DONTWAIT) <= 0) closed++;
+        close(fds[i]);
+    }
+    free(fds);
+    if (closed == 0) die("hog: no connection was closed for exceeding --max-buffers");
+    if (closed == n) die("hog: every connection was closed");
+    good_check("hogs gone");
+    printf("hog: %d of %d stalled 1 MiB frames closed by the buffer limit\n", closed, n);
+}
+
 static void fill(unsigned mb)
 {
     int fd = dial();
@@ -487,7 +521,7 @@ static void ops(void)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|fill MB|ops\n");
+        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops\n");
         return 2;
     }
     addr = argv[1];
@@ -496,6 +530,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "badinput")) badinput();
     else if (!strcmp(cmd, "idle") && argc > 3) idle(atoi(argv[3]));
     else if (!strcmp(cmd, "fill") && argc > 3) fill((unsigned)atoi(argv[3]));
+    else if (!strcmp(cmd, "hog") && argc > 3) hog(atoi(argv[3]));
     else if (!strcmp(cmd, "ops")) ops();
     else die("unknown command %s", cmd);
     return 0;

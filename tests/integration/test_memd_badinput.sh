@@ -1,7 +1,8 @@
 #!/bin/bash
 # remoca-memd under bad input: random bytes, bad magic, oversized lengths,
 # unknown opcodes, invalid pool handles, errors that keep the stream in sync,
-# clients that disconnect mid-frame, 2000 idle connections.  A well-behaved
+# clients that disconnect mid-frame, 2000 idle connections, connections that
+# stall in the middle of 1 MiB frames beyond --max-buffers.  A well-behaved
 # client (tests/integration/memd_client.c) checks its bytes after every
 # scenario, over TCP and over the unix socket; the server must survive, log
 # the dropped connections, count the errors, and exit 0 on SIGTERM.
@@ -22,7 +23,7 @@ wait_file() { # FILE SECONDS
 }
 
 "$B/remoca-memd" --listen 127.0.0.1:0 --port-file "$T/port" --unix "$T/memd.sock" \
-    --memory 32M --threads 2 --max-conns 4096 2>"$T/memd.log" &
+    --memory 32M --threads 2 --max-conns 4096 --max-buffers 4M 2>"$T/memd.log" &
 PID=$!
 wait_file "$T/port" 10 || fail "server did not start"
 TCP=127.0.0.1:$(cat "$T/port")
@@ -32,6 +33,8 @@ TCP=127.0.0.1:$(cat "$T/port")
 kill -0 "$PID" || fail "server died"
 "$B/tests/memd_client" "$TCP" idle 2000 || fail "2000 idle connections"
 "$B/tests/memd_client" "unix:$T/memd.sock" check || fail "good client after idle connections"
+"$B/tests/memd_client" "$TCP" hog 8 || fail "connections stalled mid-frame beyond --max-buffers"
+grep -q "would exceed --max-buffers" "$T/memd.log" || fail "buffer limit not logged"
 
 # The dropped connections were logged, one line each, and errors counted.
 grep -q "bad magic 0x00000000: stream out of sync, connection closed" "$T/memd.log" ||

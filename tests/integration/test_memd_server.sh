@@ -20,7 +20,7 @@ M="$B/remoca-memd"
 # --- command line -------------------------------------------------------------
 "$M" --help >"$T/help" || fail "--help exit status"
 for f in --memory --listen --unix --port-file --pid-file --threads --max-conns --max-pools \
-         --policy --log-level; do
+         --max-buffers --policy --log-level; do
     grep -q -- "$f" "$T/help" || fail "--help does not document $f"
 done
 expect_2() { # ARGS...: must exit 2 with a message
@@ -36,6 +36,7 @@ expect_2 --memory 64M --threads 0
 expect_2 --memory 64M --bogus
 expect_2 --memory 64M --policy mru
 expect_2 --memory 64M --log-level loud
+expect_2 --memory 64M --max-buffers 1M
 expect_2 --memory 64M stray-argument
 grep -q "unexpected argument 'stray-argument'" "$T/err" || fail "stray argument message"
 
