@@ -34,6 +34,10 @@ static void usage(FILE *f)
 "  --max-buffers SIZE  memory all connections' buffers may hold together for\n"
 "                      partial requests and unread responses (default 64M, at\n"
 "                      least 4M); a connection that would exceed it is closed.\n"
+"  --secret SECRET     require clients to prove they know SECRET (HMAC-SHA256\n"
+"                      challenge-response in HELLO; see docs/protocol.md).\n"
+"  --secret-file FILE  the same, with the secret read from FILE's first line\n"
+"                      (keeps it out of the process list).\n"
 "  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
 "  --log-level LEVEL   error, warn, info (default) or debug; logs go to stderr.\n"
 "  --help              this text.\n"
@@ -81,7 +85,8 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 int config_parse(struct memd_config *cfg, int argc, char **argv)
 {
     enum { O_MEMORY = 256, O_LISTEN, O_UNIX, O_PORT_FILE, O_PID_FILE, O_THREADS, O_MAX_CONNS,
-           O_MAX_POOLS, O_MAX_BUFFERS, O_POLICY, O_LOG_LEVEL, O_HELP };
+           O_MAX_POOLS, O_MAX_BUFFERS, O_POLICY, O_LOG_LEVEL, O_SECRET, O_SECRET_FILE,
+           O_HELP };
     static const struct option opts[] = {
         {"memory", required_argument, NULL, O_MEMORY},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -93,6 +98,8 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         {"max-pools", required_argument, NULL, O_MAX_POOLS},
         {"max-buffers", required_argument, NULL, O_MAX_BUFFERS},
         {"policy", required_argument, NULL, O_POLICY},
+        {"secret", required_argument, NULL, O_SECRET},
+        {"secret-file", required_argument, NULL, O_SECRET_FILE},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"help", no_argument, NULL, O_HELP},
         {0},
@@ -140,6 +147,32 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
                 return -1;
             }
             break;
+        case O_SECRET:
+        case O_SECRET_FILE: {
+            char line[512];
+            const char *sec = optarg;
+            if (c == O_SECRET_FILE) {
+                FILE *f = fopen(optarg, "r");
+                if (!f || !fgets(line, sizeof line, f)) {
+                    fprintf(stderr, "remoca-memd: --secret-file %s: %s\n", optarg,
+                            f ? "empty" : strerror(errno));
+                    if (f) fclose(f);
+                    return -1;
+                }
+                fclose(f);
+                line[strcspn(line, "\r\n")] = 0;
+                sec = line;
+            }
+            size_t n = strlen(sec);
+            if (n == 0 || n > sizeof cfg->auth.secret) {
+                fprintf(stderr, "remoca-memd: the secret must be 1 to %zu bytes\n",
+                        sizeof cfg->auth.secret);
+                return -1;
+            }
+            memcpy(cfg->auth.secret, sec, n);
+            cfg->auth.len = n;
+            break;
+        }
         case O_POLICY: {
             int p = policy_parse(optarg);
             if (p < 0) {

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "store.h"
 
 struct memd_config {
@@ -18,6 +19,7 @@ struct memd_config {
     uint64_t max_buffers;
     int log_level;
     enum policy_kind policy;
+    struct auth auth; /* --secret / --secret-file */
 };
 
 /* Parses SIZE: a number with an optional K, M, G or T suffix (powers of

@@ -62,16 +62,17 @@ int main(int argc, char **argv)
     }
     struct net_config nc = {.listen = cfg.listen, .unix_path = cfg.unix_path,
                             .port_file = cfg.port_file, .threads = cfg.threads,
-                            .max_conns = cfg.max_conns, .max_buffers = cfg.max_buffers};
+                            .max_conns = cfg.max_conns, .max_buffers = cfg.max_buffers,
+                            .auth = &cfg.auth};
     struct server *srv = server_start(&nc, &store);
     if (!srv) {
         store_destroy(&store);
         return 1;
     }
     log_info("remoca-memd ready: %llu MiB in %u pages, policy %s, %u threads, max %u "
-             "connections, max %u pools",
+             "connections, max %u pools, authentication %s",
              (unsigned long long)(cfg.memory >> 20), store.npages, policy_name(cfg.policy),
-             cfg.threads, cfg.max_conns, cfg.max_pools);
+             cfg.threads, cfg.max_conns, cfg.max_pools, cfg.auth.len ? "on" : "off");
     server_run(srv);
     server_free(srv);
     store_destroy(&store);

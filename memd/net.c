@@ -482,7 +482,7 @@ struct server *server_start(const struct net_config *cfg, struct store *store)
     srv->cfg = *cfg;
     srv->tcp_fd = srv->unix_fd = srv->sig_fd = srv->epfd = -1;
     srv->ctx = (struct proto_ctx){.store = store, .counters = counters, .arg = srv,
-                                  .errors = &srv->errors};
+                                  .errors = &srv->errors, .auth = cfg->auth};
     uint16_t port = 0;
     if (cfg->listen && (srv->tcp_fd = listen_tcp(cfg->listen, &port)) < 0) goto fail;
     if (cfg->unix_path && (srv->unix_fd = listen_unix(cfg->unix_path)) < 0) goto fail;

@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "store.h"
 
 struct net_config {
@@ -30,6 +31,7 @@ struct net_config {
     unsigned threads;
     unsigned max_conns;
     uint64_t max_buffers; /* bytes all connections' buffers may hold together */
+    const struct auth *auth; /* --secret (len 0 = none) */
 };
 
 struct server;

@@ -73,6 +73,8 @@ static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct ou
         memcpy(out->p + out->len, msg, (size_t)n);
         out->len += (size_t)n;
     }
+    bool challenge = st == REMOCA_E_AUTH && !strncmp(msg, "challenge ", 10);
+    if (challenge) return; /* step one of authentication, not an error */
     ss->errors++;
     if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
     if (pool_id) store_count_error(ctx->store, pool_id);
@@ -96,13 +98,34 @@ static void op_hello(const struct proto_ctx *ctx, struct session *ss, const stru
         reply_err(ctx, ss, out, h, REMOCA_E_PROTO, 0, "malformed HELLO body");
         return;
     }
-    /* The credential is accepted and not checked yet (no --secret). */
+    /* Record the name first: log lines name the client even if it fails. */
     size_t n = b.name_len < sizeof ss->client - 1 ? b.name_len : sizeof ss->client - 1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)b.name[i];
         ss->client[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
     ss->client[n] = 0;
+    if (ctx->auth && ctx->auth->len) { /* --secret: challenge-response (auth.h) */
+        bool ok = ss->challenged &&
+                  auth_verify(ctx->auth, ss->nonce, b.name, b.name_len, b.cred, b.cred_len);
+        if (!ok) {
+            if (ss->challenged && ++ss->auth_failures >= 3) {
+                reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "authentication failed 3 times");
+                log_warn("%s (%s): authentication failed 3 times: connection closed",
+                         ss->peer ? ss->peer : "-", ss->client);
+                ss->close_now = true;
+                return;
+            }
+            if (ss->challenged)
+                log_info("%s (%s): authentication failed", ss->peer ? ss->peer : "-", ss->client);
+            auth_new_nonce(ss->nonce);
+            ss->challenged = true;
+            char hex[2 * AUTH_NONCE + 1];
+            for (unsigned i = 0; i < AUTH_NONCE; i++) sprintf(hex + 2 * i, "%02x", ss->nonce[i]);
+            reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "challenge %s", hex);
+            return;
+        }
+    }
     ss->hello = true;
     put_resp(out, h, REMOCA_OK, 0, 0);
 }
@@ -272,6 +295,10 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
             continue;
         }
         dispatch(ctx, ss, &h, payload, out);
+        if (ss->close_now) {
+            *used = len;
+            return PROTO_CLOSE;
+        }
     }
     *used = off;
     return res;

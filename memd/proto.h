@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "store.h"
 
 /* Stop adding responses once this much output is waiting: net.c writes it. */
@@ -42,6 +43,10 @@ struct session {
     uint32_t *handles; /* handle h (1-based) -> pool id */
     uint32_t nhandles, cap;
     uint64_t errors;  /* error replies sent */
+    bool challenged;  /* --secret: a challenge was sent, nonce holds it */
+    bool close_now;   /* close after this frame (authentication failures) */
+    uint8_t auth_failures;
+    uint8_t nonce[AUTH_NONCE];
 };
 
 /* Server-wide context the protocol needs besides the store. */
@@ -51,6 +56,7 @@ struct proto_ctx {
     void (*counters)(void *arg, struct server_counters *sc);
     void *arg;
     uint64_t *errors; /* global error counter (atomically incremented), may be NULL */
+    const struct auth *auth; /* --secret, or NULL / len 0 for none */
 };
 
 enum proto_result {

@@ -1,8 +1,12 @@
-/* remoca stats --server ADDR [--json]: prints a memory server's stats.
+/* remoca stats --server ADDR [--json] [--secret-file FILE]: prints a memory
+ * server's stats.
  *
  * ADDR is HOST:PORT ([v6]:PORT works) or unix:PATH.  The command speaks the
  * wire protocol directly (remoca/wire.h): HELLO, then STATS (with
  * REMOCA_F_JSON for --json), and prints the payload as the server sent it.
+ * A server started with --secret answers the first HELLO with a challenge;
+ * the command then proves it knows the secret (HMAC-SHA256 of the nonce and
+ * the client name, docs/protocol.md "Authentication").
  * Exit status: 0 on success, 1 if the server cannot be reached or answers
  * wrongly, 2 on a usage error.  Every wait is bounded (5 s). */
 #include <errno.h>
@@ -15,6 +19,9 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "commands.h"
 #include "remoca/wire.h"
@@ -101,9 +108,10 @@ static int recv_all(int fd, uint8_t *p, size_t n)
     return 0;
 }
 
-/* Sends one request and reads its response; payload is malloc'd into *out. */
+/* Sends one request and reads its response; payload is malloc'd into *out.
+ * With `status` set, a non-OK status is returned there instead of reported. */
 static int call(int fd, const char *addr, struct remoca_hdr *req, const uint8_t *body,
-                uint8_t **out, uint32_t *out_len)
+                uint8_t **out, uint32_t *out_len, uint16_t *status)
 {
     uint8_t buf[REMOCA_HDR_SIZE + 4 + 2 * REMOCA_MAX_NAME];
     remoca_hdr_encode(buf, req);
@@ -129,7 +137,8 @@ static int call(int fd, const char *addr, struct remoca_hdr *req, const uint8_t 
         return -1;
     }
     payload[resp.len] = 0;
-    if (resp.flags != REMOCA_OK) {
+    if (status) *status = resp.flags;
+    if (resp.flags != REMOCA_OK && !status) {
         fprintf(stderr, "remoca stats: %s: %s failed: %s: %s\n", addr, remoca_op_name(req->op),
                 remoca_status_name(resp.flags), (char *)payload);
         free(payload);
@@ -142,9 +151,11 @@ static int call(int fd, const char *addr, struct remoca_hdr *req, const uint8_t 
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: remoca stats --server ADDR [--json]\n"
+    fprintf(f, "usage: remoca stats --server ADDR [--json] [--secret-file FILE]\n"
                "  ADDR  HOST:PORT or unix:PATH of a remoca-memd\n"
-               "  --json  print the stats as JSON instead of text\n");
+               "  --json  print the stats as JSON instead of text\n"
+               "  --secret-file FILE  the server's --secret (first line of FILE)\n"
+               "  --secret SECRET     the same, on the command line\n");
 }
 
 int cmd_stats(int argc, char **argv)
@@ -152,17 +163,33 @@ int cmd_stats(int argc, char **argv)
     static const struct option opts[] = {
         {"server", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
+        {"secret", required_argument, NULL, 'S'},
+        {"secret-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *server = NULL;
     bool json = false;
+    char secret[512] = "";
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's': server = optarg; break;
         case 'j': json = true; break;
+        case 'S': snprintf(secret, sizeof secret, "%s", optarg); break;
+        case 'F': {
+            FILE *f = fopen(optarg, "r");
+            if (!f || !fgets(secret, sizeof secret, f)) {
+                fprintf(stderr, "remoca stats: --secret-file %s: %s\n", optarg,
+                        f ? "empty" : strerror(errno));
+                if (f) fclose(f);
+                return 1;
+            }
+            fclose(f);
+            secret[strcspn(secret, "\r\n")] = 0;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -182,7 +209,42 @@ int cmd_stats(int argc, char **argv)
     req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &hello);
     uint8_t *payload;
     uint32_t len;
-    if (call(fd, server, &req, body, &payload, &len) < 0) {
+    uint16_t st;
+    if (call(fd, server, &req, body, &payload, &len, &st) < 0) {
+        close(fd);
+        return 1;
+    }
+    if (st == REMOCA_E_AUTH && !strncmp((char *)payload, "challenge ", 10) && len == 42) {
+        if (!secret[0]) {
+            fprintf(stderr, "remoca stats: %s needs a secret (--secret-file FILE)\n", server);
+            free(payload);
+            close(fd);
+            return 1;
+        }
+        /* cred = HMAC-SHA256(secret, nonce || name) */
+        uint8_t msg[16 + 12], mac[32];
+        for (int i = 0; i < 16; i++) {
+            unsigned v = 0;
+            sscanf((char *)payload + 10 + 2 * i, "%2x", &v);
+            msg[i] = (uint8_t)v;
+        }
+        memcpy(msg + 16, hello.name, hello.name_len);
+        unsigned mlen = sizeof mac;
+        HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, sizeof msg, mac, &mlen);
+        free(payload);
+        hello.cred = mac;
+        hello.cred_len = sizeof mac;
+        req.id = 3;
+        req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &hello);
+        if (call(fd, server, &req, body, &payload, &len, &st) < 0) {
+            close(fd);
+            return 1;
+        }
+    }
+    if (st != REMOCA_OK) {
+        fprintf(stderr, "remoca stats: %s: HELLO refused: %s%s\n", server,
+                remoca_status_name(st), st == REMOCA_E_AUTH ? " (wrong secret?)" : "");
+        free(payload);
         close(fd);
         return 1;
     }
@@ -190,7 +252,7 @@ int cmd_stats(int argc, char **argv)
     req = (struct remoca_hdr){.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
                               .op = REMOCA_OP_STATS, .id = 2,
                               .flags = json ? REMOCA_F_JSON : 0};
-    if (call(fd, server, &req, NULL, &payload, &len) < 0) {
+    if (call(fd, server, &req, NULL, &payload, &len, NULL) < 0) {
         close(fd);
         return 1;
     }

@@ -13,6 +13,10 @@
  *   memd_client ADDR fill MB          PUT MB MiB of distinct pages into pool "fill"
  *   memd_client ADDR ops              a known set of operations on pool "stats/p"
  *                                     whose counts the test reads back in STATS
+ *   memd_client ADDR auth SECRET      HMAC-SHA256 challenge-response against a
+ *                                     server started with --secret: wrong and
+ *                                     replayed answers fail, the right one works,
+ *                                     3 failures close the connection
  *
  * ADDR is HOST:PORT or unix:PATH.  Exit 0 if every expectation held; otherwise
  * the first failure is printed and the exit status is 1.  Every wait is
@@ -29,6 +33,9 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "remoca/wire.h"
 
@@ -518,10 +525,86 @@ static void ops(void)
     printf("ops: done\n");
 }
 
+/* Sends HELLO with cred; expects E_AUTH "challenge HEX"; returns the nonce. */
+static void hello_challenged(int fd, const char *name, const uint8_t *cred, size_t cred_len,
+                             uint32_t id, uint8_t nonce[16])
+{
+    uint8_t b[600];
+    struct remoca_hello hb = {.name = name, .name_len = strlen(name), .cred = cred,
+                              .cred_len = cred_len};
+    size_t n = remoca_hello_encode(b, sizeof b, &hb);
+    send_req(fd, REMOCA_OP_HELLO, id, 0, 0, 0, b, (uint32_t)n, 0);
+    struct resp r = expect(fd, id, REMOCA_E_AUTH, "HELLO with a wrong credential");
+    const char *c = (const char *)r.payload;
+    if (r.h.len != 10 + 32 || strncmp(c, "challenge ", 10)) die("no challenge: '%s'", c);
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(c + 10 + 2 * i, "%2x", &v) != 1) die("bad challenge '%s'", c);
+        nonce[i] = (uint8_t)v;
+    }
+    free(r.payload);
+}
+
+static void mac(const char *secret, const uint8_t nonce[16], const char *name, uint8_t out[32])
+{
+    uint8_t msg[16 + 256];
+    memcpy(msg, nonce, 16);
+    memcpy(msg + 16, name, strlen(name));
+    unsigned len = 32;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, 16 + strlen(name), out, &len);
+}
+
+static void auth(const char *secret)
+{
+    int fd = dial();
+    uint8_t n1[16], n2[16], n3[16], m[32];
+    send_req(fd, REMOCA_OP_PING, 60, 0, 0, 0, NULL, 0, 0);
+    free(expect(fd, 60, REMOCA_E_STATE, "PING before authentication").payload);
+    hello_challenged(fd, "authed", NULL, 0, 61, n1);
+    mac("not the secret", n1, "authed", m);
+    hello_challenged(fd, "authed", m, 32, 62, n2); /* wrong secret: new challenge */
+    if (!memcmp(n1, n2, 16)) die("the server reused a nonce");
+    mac(secret, n1, "authed", m);                  /* right secret, old nonce: replay */
+    hello_challenged(fd, "authed", m, 32, 63, n3);
+    send_req(fd, REMOCA_OP_GET, 64, 1, 0, 1, NULL, 0, 0);
+    free(expect(fd, 64, REMOCA_E_STATE, "GET while unauthenticated").payload);
+    mac(secret, n3, "authed", m);
+    uint8_t b[600];
+    struct remoca_hello hb = {.name = "authed", .name_len = 6, .cred = m, .cred_len = 32};
+    size_t n = remoca_hello_encode(b, sizeof b, &hb);
+    send_req(fd, REMOCA_OP_HELLO, 65, 0, 0, 0, b, (uint32_t)n, 0);
+    free(expect(fd, 65, REMOCA_OK, "HELLO with the right answer").payload);
+    uint32_t p = pool_open(fd, "auth/pool", 0, 0, 1);
+    static uint8_t pg[PAGE];
+    fill_page(pg, 3, 3);
+    send_req(fd, REMOCA_OP_PUT, 66, p, 3, 1, pg, PAGE, 0);
+    free(expect(fd, 66, REMOCA_OK, "PUT after authentication").payload);
+    send_req(fd, REMOCA_OP_GET, 67, p, 3, 1, NULL, 0, 0);
+    struct resp r = expect(fd, 67, REMOCA_OK, "GET after authentication");
+    if (r.h.len != 8 + PAGE || memcmp(r.payload + 8, pg, PAGE)) die("auth: wrong bytes");
+    free(r.payload);
+    close(fd);
+
+    /* Three wrong answers: the connection is closed. */
+    fd = dial();
+    hello_challenged(fd, "guesser", NULL, 0, 70, n1);
+    for (uint32_t i = 0; i < 2; i++) {
+        memset(m, (int)i, sizeof m);
+        hello_challenged(fd, "guesser", m, 32, 71 + i, n1);
+    }
+    struct remoca_hello hg = {.name = "guesser", .name_len = 7, .cred = m, .cred_len = 32};
+    n = remoca_hello_encode(b, sizeof b, &hg);
+    send_req(fd, REMOCA_OP_HELLO, 80, 0, 0, 0, b, (uint32_t)n, 0);
+    free(expect(fd, 80, REMOCA_E_AUTH, "third wrong answer").payload);
+    if (read_resp(fd, &r) == 0) die("connection not closed after 3 failures");
+    close(fd);
+    printf("auth: challenge-response verified\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops\n");
+        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops|auth SECRET\n");
         return 2;
     }
     addr = argv[1];
@@ -531,6 +614,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "idle") && argc > 3) idle(atoi(argv[3]));
     else if (!strcmp(cmd, "fill") && argc > 3) fill((unsigned)atoi(argv[3]));
     else if (!strcmp(cmd, "hog") && argc > 3) hog(atoi(argv[3]));
+    else if (!strcmp(cmd, "auth") && argc > 3) auth(argv[3]);
     else if (!strcmp(cmd, "ops")) ops();
     else die("unknown command %s", cmd);
     return 0;

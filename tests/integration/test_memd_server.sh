@@ -20,7 +20,7 @@ M="$B/remoca-memd"
 # --- command line -------------------------------------------------------------
 "$M" --help >"$T/help" || fail "--help exit status"
 for f in --memory --listen --unix --port-file --pid-file --threads --max-conns --max-pools \
-         --max-buffers --policy --log-level; do
+         --max-buffers --policy --log-level --secret --secret-file; do
     grep -q -- "$f" "$T/help" || fail "--help does not document $f"
 done
 expect_2() { # ARGS...: must exit 2 with a message
