@@ -44,8 +44,22 @@
  * lost invalidation (or a half-executed put batch that left older pages
  * behind) must not be followed by gets on the same pool state.
  *
- * The socket has SO_RCVTIMEO (<= 250 ms) so the blocked receiver notices a
- * quarantine decided by a caller; idle connections wake a few times a second.
+ * Who reads: whoever holds recv_lock.  A caller waiting on one connection
+ * takes the reader role itself when it is free (conn_read_until), so the
+ * server's answer wakes the caller directly: at queue depth 1 a round trip
+ * costs no thread hop.  It reads other callers' responses too, until its own
+ * arrives, then leaves; if responses are still outstanding, the connection
+ * thread takes over (kick).  The connection thread otherwise sleeps until
+ * kicked (no-wait frames, a quarantine, a kill) and reads while `outstanding`
+ * > 0; every 250 ms it also peeks at an idle socket for EOF.
+ *
+ *   caller: send ─▶ trylock(recv_lock)? ─yes─▶ read frames, complete waiters
+ *                        │no                   until ours is done ─▶ leave:
+ *                        ▼                     outstanding > 0 ? kick thread
+ *                   sleep on completion ◀──── (reader completes ours)
+ *
+ * The socket has SO_RCVTIMEO (<= 250 ms) so a reader blocked in the middle
+ * of a frame notices a quarantine, or its own deadline.
  */
 #include <errno.h>
 #include <poll.h>
@@ -104,7 +118,13 @@ static void rbuf_reset(struct conn *cn)
 static bool recv_idle(struct conn *cn)
 {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
-    return cn->draining || !atomic_load(&cn->quarantined);
+    if (cn->draining) return true;
+    if (cn->reader_deadline && deadline_left_ms(cn->reader_deadline) == 0) {
+        /* A caller reading for itself, past its deadline, mid-frame. */
+        conn_quarantine(cn, atomic_load(&cn->gen), "request timed out");
+        return false;
+    }
+    return !atomic_load(&cn->quarantined);
 }
 
 /* Reads exactly n bytes: from the buffer first, then straight into dst for
@@ -301,14 +321,33 @@ closed:
     return -1;
 }
 
-/* Waits for the start of the next frame.  1: data buffered; 0: the
- * connection was quarantined while idle; -1: closed or failed. */
-static int wait_frame(struct conn *cn, int fd)
+/* One response read: one less outstanding (never below zero: responses
+ * from before a quarantine recovery may come late, uncounted). */
+static void outstanding_dec(struct conn *cn)
+{
+    int v = atomic_load(&cn->outstanding);
+    while (v > 0 && !atomic_compare_exchange_weak(&cn->outstanding, &v, v - 1))
+        ;
+}
+
+/* Waits for the start of the next frame (recv_lock held).  1: data
+ * buffered; 0: the connection was quarantined, or nothing is outstanding any
+ * more; -1: closed or failed.  With a deadline (a caller reading for
+ * itself), 0 also when it passes. */
+static int wait_frame(struct conn *cn, int fd, const struct timespec *deadline)
 {
     struct rbuf *rb = &cn->rb;
     while (rb->end == rb->pos) {
         if (atomic_load(&cn->quarantined)) return 0;
         rb->pos = rb->end = 0;
+        if (deadline) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            int left = deadline_left_ms(deadline);
+            if (left == 0) return 0;
+            int pr = poll(&p, 1, left);
+            if (pr < 0 && errno != EINTR) return -1;
+            if (pr <= 0) continue;
+        }
         ssize_t r = sock_recv(fd, rb->buf, RBUF_SIZE, NULL, -1);
         if (r > 0) {
             rb->end = (size_t)r;
@@ -316,6 +355,7 @@ static int wait_frame(struct conn *cn, int fd)
         }
         if (r == 0) return -1;
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+        if (!deadline && atomic_load(&cn->outstanding) <= 0) return 0;
     }
     return 1;
 }
@@ -346,7 +386,7 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
     struct remoca_client *c = cn->client;
     uint8_t hb[REMOCA_HDR_SIZE];
     struct remoca_hdr h;
-    int ready = wait_frame(cn, fd);
+    int ready = wait_frame(cn, fd, NULL);
     if (ready <= 0) {
         if (ready < 0) snprintf(why, whylen, "connection closed");
         return ready < 0 ? -1 : 1;
@@ -356,6 +396,7 @@ static int recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         return -1;
     }
     remoca_hdr_decode(hb, &h);
+    outstanding_dec(cn);
 
     pthread_mutex_lock(&cn->lock);
     struct waiter *w = table_take(cn, h.id);
@@ -474,6 +515,55 @@ static void quarantine_locked(struct conn *cn, const char *why, struct waiter **
     drain_table(cn, list);
 }
 
+/* Wakes the connection thread to read (or notice a state change). */
+static void kick(struct conn *cn)
+{
+    pthread_mutex_lock(&cn->lock);
+    cn->kicked = true;
+    pthread_cond_signal(&cn->wake);
+    pthread_mutex_unlock(&cn->lock);
+}
+
+void conn_need_reader(struct conn *cn)
+{
+    if (!atomic_load(&cn->reader_active)) kick(cn);
+}
+
+/* Gives the reader role up.  A sender that counted a frame while we were
+ * still reader relies on us to see it (seq_cst: it bumps `outstanding`
+ * then looks at `reader_active`; we clear that, then look at the count). */
+static void reader_leave(struct conn *cn)
+{
+    atomic_store(&cn->reader_active, false);
+    pthread_mutex_unlock(&cn->recv_lock);
+    if (atomic_load(&cn->outstanding) > 0 || atomic_load(&cn->quarantined)) kick(cn);
+}
+
+void conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
+                     const struct timespec *deadline)
+{
+    if (pthread_mutex_trylock(&cn->recv_lock) != 0) return; /* someone reads */
+    atomic_store(&cn->reader_active, true);
+    pthread_mutex_lock(&cn->lock);
+    int fd = cn->fd;
+    bool ok = fd >= 0 && atomic_load(&cn->up) && atomic_load(&cn->gen) == gen;
+    pthread_mutex_unlock(&cn->lock);
+    char why[160];
+    cn->reader_deadline = deadline;
+    while (ok && completion_pending(cp) && !atomic_load(&cn->quarantined)) {
+        int r = wait_frame(cn, fd, deadline);
+        if (r == 0) break; /* deadline, or quarantined */
+        if (r > 0) r = recv_one(cn, fd, why, sizeof why);
+        else snprintf(why, sizeof why, "connection closed");
+        if (r < 0) {
+            conn_kill(cn, gen, why); /* the connection thread tears it down */
+            break;
+        }
+    }
+    cn->reader_deadline = NULL;
+    reader_leave(cn);
+}
+
 void conn_quarantine(struct conn *cn, uint64_t gen, const char *why)
 {
     struct waiter *list = NULL;
@@ -482,6 +572,10 @@ void conn_quarantine(struct conn *cn, uint64_t gen, const char *why)
     if (cn->fd >= 0 && atomic_load(&cn->up) && atomic_load(&cn->gen) == gen) {
         quarantine_locked(cn, why, &list);
         done = true;
+    }
+    if (done) {
+        cn->kicked = true;
+        pthread_cond_signal(&cn->wake);
     }
     pthread_mutex_unlock(&cn->lock);
     complete_list(list);
@@ -498,6 +592,8 @@ void conn_kill(struct conn *cn, uint64_t gen, const char *why)
         if ((atomic_exchange(&cn->up, false) || atomic_load(&cn->quarantined)) && why)
             snprintf(cn->why, sizeof cn->why, "%s", why);
         shutdown(cn->fd, SHUT_RDWR);
+        cn->kicked = true;
+        pthread_cond_signal(&cn->wake);
     }
     pthread_mutex_unlock(&cn->lock);
 }
@@ -565,6 +661,7 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
             break;
         }
         remoca_hdr_decode(hb, &h);
+        outstanding_dec(cn);
         if (skip_frame(cn, fd, &h, why, whylen) < 0) break;
         if (h.id == reset_id && out_pos == out_len) {
             if (h.op != REMOCA_OP_POOL_RESET || h.flags != REMOCA_OK) {
@@ -582,6 +679,9 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
     pthread_mutex_lock(&cn->send_lock);
     pthread_mutex_lock(&cn->lock);
     atomic_store(&cn->quarantined, false);
+    /* Responses still due (a server may answer out of order) are read as
+     * unknown ids; the count restarts here. */
+    atomic_store(&cn->outstanding, 0);
     cn->why[0] = '\0';
     atomic_fetch_add(&cn->gen, 1);
     atomic_store(&cn->up, true);
@@ -605,6 +705,7 @@ static void teardown(struct conn *cn, const char *why)
     shutdown(cn->fd, SHUT_RDWR);
     pthread_mutex_unlock(&cn->lock);
 
+    pthread_mutex_lock(&cn->recv_lock); /* no caller reads the socket now */
     pthread_mutex_lock(&cn->send_lock);
     pthread_mutex_lock(&cn->lock);
     int fd = cn->fd;
@@ -620,9 +721,9 @@ static void teardown(struct conn *cn, const char *why)
     cn->why[0] = '\0';
     pthread_mutex_unlock(&cn->lock);
     pthread_mutex_unlock(&cn->send_lock);
-
     close(fd);
     rbuf_reset(cn);
+    pthread_mutex_unlock(&cn->recv_lock);
     complete_list(list);
     if (!atomic_load(&c->stopping))
         client_log(c, REMOCA_LOG_WARN, "server %s down: %s (its keys miss until reconnected)",
@@ -639,6 +740,63 @@ static void backoff_sleep(struct conn *cn, unsigned *ms)
         ;
     pthread_mutex_unlock(&cn->lock);
     *ms = *ms * 2 > 2000 ? 2000 : *ms * 2;
+}
+
+/* One round of the connection thread while the connection is up: sleep
+ * until kicked (a frame whose response nobody else will read, a quarantine,
+ * a kill) or for a short while; then read while responses are outstanding,
+ * drain a quarantine, or notice an idle connection's EOF.  0 to go on, -1
+ * (with why) to tear down. */
+static int serve(struct conn *cn, int fd, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    pthread_mutex_lock(&cn->lock);
+    if (!cn->kicked && !atomic_load(&c->stopping)) {
+        struct timespec ts;
+        deadline_in(&ts, 250);
+        pthread_cond_timedwait(&cn->wake, &cn->lock, &ts);
+    }
+    cn->kicked = false;
+    pthread_mutex_unlock(&cn->lock);
+    if (atomic_load(&c->stopping)) {
+        snprintf(why, whylen, "client stopping");
+        return -1;
+    }
+
+    pthread_mutex_lock(&cn->recv_lock);
+    atomic_store(&cn->reader_active, true);
+    int rc = 0;
+    for (;;) {
+        if (atomic_load(&cn->quarantined)) {
+            if (quarantine_drain(cn, fd, why, whylen) < 0) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
+        if (cn->rb.end == cn->rb.pos && atomic_load(&cn->outstanding) <= 0) {
+            /* Idle: only an EOF or an error can be waiting. */
+            uint8_t b;
+            ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                snprintf(why, whylen, "connection closed");
+                rc = -1;
+            }
+            if (r <= 0) break;
+        }
+        int r = recv_one(cn, fd, why, whylen);
+        if (r < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc < 0) {
+        atomic_store(&cn->reader_active, false);
+        pthread_mutex_unlock(&cn->recv_lock);
+        return -1;
+    }
+    reader_leave(cn);
+    return 0;
 }
 
 static void *conn_main(void *arg)
@@ -676,6 +834,7 @@ static void *conn_main(void *arg)
             cn->fd = fd;
             cn->pool = pool;
             cn->why[0] = '\0';
+            atomic_store(&cn->outstanding, 0);
             atomic_fetch_add(&cn->gen, 1);
             atomic_store(&cn->up, true);
         }
@@ -693,11 +852,8 @@ static void *conn_main(void *arg)
         backoff = 50;
         client_notify_ready(c);
 
-        for (;;) {
-            int r = recv_one(cn, fd, why, sizeof why);
-            if (r < 0) break;
-            if (r > 0 && quarantine_drain(cn, fd, why, sizeof why) < 0) break;
-        }
+        while (serve(cn, fd, why, sizeof why) == 0)
+            ;
         teardown(cn, why);
         /* The first reconnect attempt is immediate; backoff starts with its
          * failure. */
@@ -792,6 +948,9 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
         pthread_mutex_unlock(&cn->lock);
     }
 
+    /* Counted before they can be answered (see reader_leave). */
+    atomic_fetch_add(&cn->outstanding, (int)n);
+
     /* Up to 63 frames per sendmsg; on failure, find the frame it cut. */
     char why[160];
     struct iovec iov[128];
@@ -829,6 +988,11 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
             conn_kill(cn, gen, why);
     }
     pthread_mutex_unlock(&cn->send_lock);
+    /* Responses nobody waits for are read by whoever reads; make sure
+     * someone does.  (Callers that wait read or kick themselves.) */
+    bool nowait = false;
+    for (unsigned i = 0; i < n && !nowait; i++) nowait = !f[i].w;
+    if (rc == 0 && nowait) conn_need_reader(cn);
     return rc < 0 ? CONN_FAILED : CONN_SENT;
 }
 
@@ -852,6 +1016,7 @@ int conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&cn->lock, NULL);
     pthread_mutex_init(&cn->send_lock, NULL);
+    pthread_mutex_init(&cn->recv_lock, NULL);
     return 0;
 }
 
@@ -880,4 +1045,5 @@ void conn_destroy(struct conn *cn)
     pthread_cond_destroy(&cn->wake);
     pthread_mutex_destroy(&cn->lock);
     pthread_mutex_destroy(&cn->send_lock);
+    pthread_mutex_destroy(&cn->recv_lock);
 }

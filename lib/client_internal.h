@@ -8,9 +8,9 @@
  *                   ├── conn[1] ── thread: ...
  *                   └── counters, stop eventfd, ready condvar
  *
- *   caller (any thread)                         conn thread (one per server)
- *   ─────────────────────────────────────       ─────────────────────────────
- *   build frames (waiters on the stack)
+ *   caller (any thread)                         reader: the conn thread, or the
+ *   ─────────────────────────────────────       caller itself if recv_lock is free
+ *   build frames (waiters on the stack)         ─────────────────────────────
  *   lock send_lock
  *     check up, assign ids, register waiters ─▶ table[id % BUCKETS]
  *     sendmsg(header + payload) to the socket
@@ -111,6 +111,10 @@ static inline void completion_add(struct completion *cp)
 void completion_done(struct completion *cp);
 /* Waits until nothing is pending: 0, or -1 at the deadline (NULL: forever). */
 int completion_wait(struct completion *cp, const struct timespec *deadline);
+static inline bool completion_pending(struct completion *cp)
+{
+    return (atomic_load_explicit(&cp->word, memory_order_acquire) & 0x7fffffffu) != 0;
+}
 
 /* ---- waiters and frames ------------------------------------------------ */
 
@@ -170,9 +174,12 @@ struct rbuf {
 
 /* One connection to one memory server.
  *
+ *   recv_lock ─ held by whoever reads the socket: the connection thread, or
+ *               a caller reading its own response (no thread hop); guards
+ *               rb, draining, reader_deadline
  *   send_lock ─ serialises frames on the wire (call order = wire order)
- *   lock ────── waiter table, fd, gen, up (also the backoff condvar's mutex)
- *   lock order: send_lock before lock.
+ *   lock ────── waiter table, fd, gen, up, kicked (and the wake condvar)
+ *   lock order: recv_lock, then send_lock, then lock.
  */
 struct conn {
     struct remoca_client *client;
@@ -181,11 +188,17 @@ struct conn {
     pthread_t thread;
     bool thread_started;
 
+    pthread_mutex_t recv_lock;
+    atomic_bool reader_active; /* someone holds recv_lock to read */
+    atomic_int outstanding;    /* frames sent whose response was not read yet */
+    const struct timespec *reader_deadline; /* a caller-reader's deadline */
+
     pthread_mutex_t send_lock;
     uint32_t next_id;     /* under send_lock once up */
 
     pthread_mutex_t lock;
-    pthread_cond_t wake;  /* backoff sleep; signalled on stop */
+    pthread_cond_t wake;  /* backoff sleep, kicks; signalled on stop */
+    bool kicked;          /* the connection thread should read (under lock) */
     int fd;               /* -1 unless up */
     _Atomic uint64_t gen; /* bumped each time a connection becomes usable */
     atomic_bool up;       /* handshake done, usable */
@@ -224,6 +237,16 @@ enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
  * thread send a POOL_RESET on the same connection, behind everything already
  * sent; the connection is usable again once the server answers it. */
 void conn_quarantine(struct conn *cn, uint64_t gen, const char *why);
+
+/* Makes sure someone reads the connection's responses: wakes its thread
+ * unless a reader is active. */
+void conn_need_reader(struct conn *cn);
+
+/* Reads the connection's responses in the calling thread, if nobody else is
+ * reading, until cp has nothing pending or the deadline passes.  Saves the
+ * hop through the connection thread for a caller waiting on one server. */
+void conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
+                     const struct timespec *deadline);
 
 /* Tears down generation `gen` of the connection if it is still current:
  * shuts the socket down, which makes its thread fail every waiter. */

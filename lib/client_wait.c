@@ -65,6 +65,28 @@ int completion_wait(struct completion *cp, const struct timespec *deadline)
 void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
                   const struct timespec *deadline)
 {
+    /* Someone must read each connection we wait on.  On one connection (the
+     * common case: placement keeps a read on one server), read it ourselves
+     * if nobody is: the server's answer then wakes this thread directly. */
+    struct conn *only = NULL;
+    uint64_t gen = 0;
+    bool single = true;
+    for (unsigned i = 0; i < n; i++) {
+        if (!w[i].registered) continue;
+        if (!only) {
+            only = w[i].conn;
+            gen = w[i].gen;
+        } else if (w[i].conn != only) {
+            single = false;
+        }
+    }
+    if (only && single && completion_pending(cp)) {
+        conn_read_until(only, gen, cp, deadline);
+    } else if (only) {
+        for (unsigned i = 0; i < n; i++)
+            if (w[i].registered) conn_need_reader(w[i].conn);
+    }
+
     if (completion_wait(cp, deadline) < 0) {
         for (unsigned i = 0; i < n; i++) {
             if (w[i].registered && !atomic_load_explicit(&w[i].done, memory_order_acquire)) {
@@ -83,10 +105,14 @@ void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter 
             completion_wait(cp, NULL);
         }
     }
+    /* A sent request that failed once the deadline had passed timed out
+     * (whether we read for ourselves or slept). */
+    bool expired = deadline_left_ms(deadline) == 0;
     for (unsigned i = 0; i < n; i++) {
         if (w[i].result != 0) {
             atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
-            if (w[i].late) atomic_fetch_add_explicit(&c->timeouts, 1, memory_order_relaxed);
+            if (w[i].late || (w[i].registered && expired && w[i].status == 0))
+                atomic_fetch_add_explicit(&c->timeouts, 1, memory_order_relaxed);
         }
     }
 }

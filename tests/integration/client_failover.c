@@ -212,9 +212,17 @@ static void case_kill(const char *bin, const char *dir)
 
     memd_restart(&srv[0]);
     printf("kill: server restarted on port %d\n", srv[0].port);
+    /* B was idle: it notices the old connection's end within a moment (or
+     * at its next request) and reconnects. */
+    struct remoca_client_stats sa, sb;
+    for (int i = 0; i < 300; i++) {
+        remoca_client_get_stats(a, &sa);
+        remoca_client_get_stats(b, &sb);
+        if (sa.reconnects >= 1 && sb.reconnects >= 1) break;
+        usleep(50000);
+    }
     if (remoca_client_wait_ready(a, 15000) != 1 || remoca_client_wait_ready(b, 15000) != 1)
         die("no reconnect after restart");
-    struct remoca_client_stats sa, sb;
     remoca_client_get_stats(a, &sa);
     remoca_client_get_stats(b, &sb);
     printf("kill: reconnects a=%llu b=%llu failures a=%llu\n", (unsigned long long)sa.reconnects,
