@@ -58,8 +58,8 @@
  *                        ▼                     outstanding > 0 ? kick thread
  *                   sleep on completion ◀──── (reader completes ours)
  *
- * The socket has SO_RCVTIMEO (<= 250 ms) so a reader blocked in the middle
- * of a frame notices a quarantine, or its own deadline.
+ * The socket has SO_RCVTIMEO (timeout/4, at most 250 ms) so a reader blocked
+ * in recv notices a quarantine, or its own deadline.
  */
 #include <errno.h>
 #include <poll.h>
@@ -339,15 +339,10 @@ static int wait_frame(struct conn *cn, int fd, const struct timespec *deadline)
     struct rbuf *rb = &cn->rb;
     while (rb->end == rb->pos) {
         if (atomic_load(&cn->quarantined)) return 0;
+        if (deadline && deadline_left_ms(deadline) == 0) return 0;
         rb->pos = rb->end = 0;
-        if (deadline) {
-            struct pollfd p = {.fd = fd, .events = POLLIN};
-            int left = deadline_left_ms(deadline);
-            if (left == 0) return 0;
-            int pr = poll(&p, 1, left);
-            if (pr < 0 && errno != EINTR) return -1;
-            if (pr <= 0) continue;
-        }
+        /* A blocking recv, one syscall per response; SO_RCVTIMEO bounds it,
+         * so a deadline is noticed within timeout/4 (at most 250 ms). */
         ssize_t r = sock_recv(fd, rb->buf, RBUF_SIZE, NULL, -1);
         if (r > 0) {
             rb->end = (size_t)r;
@@ -823,7 +818,8 @@ static void *conn_main(void *arg)
             backoff_sleep(cn, &backoff);
             continue;
         }
-        unsigned rcv_ms = c->timeout_ms < 250 ? c->timeout_ms : 250;
+        unsigned rcv_ms = c->timeout_ms / 4 < 250 ? c->timeout_ms / 4 : 250;
+        if (rcv_ms < 1) rcv_ms = 1;
         struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)rcv_ms * 1000};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
