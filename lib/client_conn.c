@@ -61,7 +61,10 @@
  * The socket has SO_RCVTIMEO (timeout/4, at most 250 ms) so a reader blocked
  * in recv notices a quarantine, or its own deadline.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,6 +75,8 @@
 
 #include "client_internal.h"
 #include "client_sock.h"
+
+#define AUTH_NONCE_BYTES 16u /* docs/protocol.md, Authentication */
 
 /* ---- waiter table (caller holds cn->lock) ------------------------------ */
 
@@ -203,16 +208,19 @@ static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
 
 /* ---- handshake --------------------------------------------------------- */
 
-/* One synchronous request on a connection that is not UP yet. */
+/* One synchronous request on a connection that is not UP yet.  0: OK;
+ * 1: the server answered with an error status (resp->flags, its message in
+ * msg); -1: transport or protocol failure (reason in why). */
 static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const void *body,
                    uint32_t len, const struct timespec *deadline, struct remoca_hdr *resp,
-                   char *why, size_t whylen)
+                   char msg[REMOCA_MAX_ERRMSG + 1], char *why, size_t whylen)
 {
     struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
                            .id = cn->next_id++, .pool = pool, .len = len};
     uint8_t hb[REMOCA_HDR_SIZE];
     remoca_hdr_encode(hb, &h);
     struct iovec iov[2] = {{hb, sizeof hb}, {(void *)body, len}};
+    msg[0] = '\0';
     if (sock_send(fd, iov, len ? 2 : 1, deadline, NULL, why, whylen) < 0) return -1;
     if (rbuf_read(cn, fd, hb, sizeof hb, deadline) < 0) goto recv_fail;
     remoca_hdr_decode(hb, resp);
@@ -223,12 +231,11 @@ static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const voi
         return -1;
     }
     if (resp->flags != REMOCA_OK) {
-        char msg[REMOCA_MAX_ERRMSG + 1] = "";
         if (rbuf_read(cn, fd, msg, resp->len, deadline) < 0) goto recv_fail;
         msg[resp->len] = '\0';
         snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op),
                  remoca_status_name(resp->flags), msg[0] ? ": " : "", msg);
-        return -1;
+        return 1;
     }
     return 0;
 recv_fail:
@@ -239,31 +246,91 @@ recv_fail:
     return -1;
 }
 
+/* Parses "challenge <32 hex digits>" (docs/protocol.md, Authentication). */
+static bool parse_challenge(const char *msg, uint8_t nonce[AUTH_NONCE_BYTES])
+{
+    static const char prefix[] = "challenge ";
+    if (strncmp(msg, prefix, sizeof prefix - 1) != 0) return false;
+    const char *hex = msg + sizeof prefix - 1;
+    if (strlen(hex) != 2 * AUTH_NONCE_BYTES) return false;
+    for (unsigned i = 0; i < AUTH_NONCE_BYTES; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return false;
+        nonce[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* HELLO, answering the server's challenge when it requires a secret:
+ * credential = HMAC-SHA256(key = secret, message = nonce || name). */
+static int hello(struct conn *cn, int fd, const struct timespec *deadline, char *why,
+                 size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME];
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    size_t name_len = strlen(c->name);
+    struct remoca_hdr resp;
+    char msg[REMOCA_MAX_ERRMSG + 1];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct remoca_hello hb = {.name = c->name, .name_len = name_len, .cred = mac,
+                                  .cred_len = mac_len};
+        size_t len = remoca_hello_encode(body, sizeof body, &hb);
+        if (len == 0) {
+            snprintf(why, whylen, "cannot encode HELLO");
+            return -1;
+        }
+        int r = hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, msg, why,
+                        whylen);
+        if (r <= 0) return r;
+        uint8_t nonce[AUTH_NONCE_BYTES];
+        if (resp.flags == REMOCA_E_AUTH && attempt > 0) {
+            snprintf(why, whylen, "authentication failed (wrong secret?)");
+            return -1;
+        }
+        if (resp.flags != REMOCA_E_AUTH || !parse_challenge(msg, nonce))
+            return -1; /* why says what the server refused */
+        if (c->secret_len == 0) {
+            snprintf(why, whylen, "the server requires a secret (none configured)");
+            return -1;
+        }
+        uint8_t m[AUTH_NONCE_BYTES + REMOCA_MAX_NAME];
+        memcpy(m, nonce, AUTH_NONCE_BYTES);
+        memcpy(m + AUTH_NONCE_BYTES, c->name, name_len);
+        if (!HMAC(EVP_sha256(), c->secret, (int)c->secret_len, m, AUTH_NONCE_BYTES + name_len, mac,
+                  &mac_len)) {
+            snprintf(why, whylen, "HMAC-SHA256 failed");
+            return -1;
+        }
+    }
+    return -1;
+}
+
 static int handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
     struct timespec deadline;
     deadline_in(&deadline, c->timeout_ms);
     struct remoca_hdr resp;
+    char msg[REMOCA_MAX_ERRMSG + 1];
     uint8_t body[4 + 2 * REMOCA_MAX_NAME + 32];
 
-    struct remoca_hello hello = {.name = c->name, .name_len = strlen(c->name),
-                                 .cred = c->secret, .cred_len = c->secret_len};
-    size_t len = remoca_hello_encode(body, sizeof body, &hello);
-    if (len == 0 || hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, &deadline, &resp, why,
-                            whylen) < 0)
-        return -1;
+    if (hello(cn, fd, &deadline, why, whylen) != 0) return -1;
 
     struct remoca_pool_open po = {.min_bytes = c->pool_min, .max_bytes = c->pool_max,
                                   .weight = c->pool_weight, .name = c->pool,
                                   .name_len = strlen(c->pool)};
-    len = remoca_pool_open_encode(body, sizeof body, &po);
+    size_t len = remoca_pool_open_encode(body, sizeof body, &po);
     if (len == 0 || hs_call(cn, fd, REMOCA_OP_POOL_OPEN, 0, body, (uint32_t)len, &deadline, &resp,
-                            why, whylen) < 0)
+                            msg, why, whylen) != 0)
         return -1;
     *pool = resp.pool;
 
-    return hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, why, whylen);
+    return hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, msg, why,
+                   whylen) == 0 ? 0 : -1;
 }
 
 /* ---- receive loop ------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /* client_failover: the client core against real remoca-memd servers that
  * hang, die and come back.
  *
- *   client_failover --memd BIN --dir DIR --case hang|kill|two
+ *   client_failover --memd BIN --dir DIR --case hang|kill|two|auth
  *
  * hang  SIGSTOP the server while 4 threads hammer it: every call returns
  *       (misses) within a few timeouts, none hangs; SIGCONT: the client
@@ -13,6 +13,8 @@
  *       With two clients on one pool: B's reconnect reset drops A's pages.
  * two   two servers: keys spread over both as placement says (checked in
  *       each server's stats); SIGKILL one: the other's keys still hit.
+ * auth  a server with --secret: the HMAC challenge-response of HELLO lets
+ *       the right secret in, and keeps a wrong or missing one out.
  * Exit 0 on success; the servers' logs are DIR/NAME.log.
  */
 #include <pthread.h>
@@ -279,6 +281,33 @@ static void case_two(const char *bin, const char *dir)
     memd_kill(&srv[0], SIGTERM);
 }
 
+/* A server with --secret: the right secret connects and works; a wrong one
+ * or none never gets the server (misses, no error, no hang). */
+static void case_auth(const char *bin, const char *dir)
+{
+    snprintf(srv[0].secret, sizeof srv[0].secret, "s3cret-for-tests");
+    start(&srv[0], bin, dir, "auth");
+    struct remoca_client *good = client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS,
+                                                    "s3cret-for-tests");
+    struct remoca_client *bad = client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS,
+                                                   "wrong");
+    struct remoca_client *none = client_open(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS);
+    if (remoca_client_wait_ready(good, 10000) != 1) die("the right secret was refused");
+    if (put_range(good, 0, 64, 1) != 0 || get_range(good, 0, 64, 1) != 64)
+        die("authenticated client does not work");
+    if (remoca_client_wait_ready(bad, 1000) != 0) die("a wrong secret was accepted");
+    if (remoca_client_wait_ready(none, 200) != 0) die("no secret was accepted");
+    if (get_range(bad, 0, 64, 1) != 0 || get_range(none, 0, 64, 1) != 0)
+        die("unauthenticated clients got pages");
+    if (put_range(bad, 1000, 8, 1) == 0) die("an unauthenticated put was acknowledged");
+    printf("auth: right secret up, wrong and missing secrets kept out\n");
+    remoca_client_free(good);
+    remoca_client_free(bad);
+    remoca_client_free(none);
+    memd_kill(&srv[0], SIGTERM);
+    srv[0].secret[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
     const char *bin = NULL, *dir = NULL, *which = NULL;
@@ -288,10 +317,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--case")) which = argv[i + 1];
         else die("unknown option %s", argv[i]);
     }
-    if (!bin || !dir || !which) die("usage: client_failover --memd BIN --dir DIR --case hang|kill|two");
+    if (!bin || !dir || !which) die("usage: client_failover --memd BIN --dir DIR --case hang|kill|two|auth");
     if (!strcmp(which, "hang")) case_hang(bin, dir);
     else if (!strcmp(which, "kill")) case_kill(bin, dir);
     else if (!strcmp(which, "two")) case_two(bin, dir);
+    else if (!strcmp(which, "auth")) case_auth(bin, dir);
     else die("unknown case %s", which);
     printf("client_failover %s: PASS\n", which);
     return 0;

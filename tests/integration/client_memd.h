@@ -31,6 +31,7 @@ struct memd {
     char bin[300];
     char memory[32];
     int threads;
+    char secret[64]; /* non-empty: --secret */
 };
 
 static inline double mono_ms(void)
@@ -70,8 +71,13 @@ static inline int memd_start(struct memd *m)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execl(m->bin, m->bin, "--listen", listen, "--port-file", port_file, "--pid-file",
-              pid_file, "--memory", m->memory, "--threads", threads, (char *)NULL);
+        if (m->secret[0])
+            execl(m->bin, m->bin, "--listen", listen, "--port-file", port_file, "--pid-file",
+                  pid_file, "--memory", m->memory, "--threads", threads, "--secret", m->secret,
+                  (char *)NULL);
+        else
+            execl(m->bin, m->bin, "--listen", listen, "--port-file", port_file, "--pid-file",
+                  pid_file, "--memory", m->memory, "--threads", threads, (char *)NULL);
         _exit(127);
     }
     m->pid = pid;
@@ -166,6 +172,17 @@ static inline long long server_stat(struct remoca_client *c, unsigned server, co
     long long v = stats_value(text, prefix, key);
     free(text);
     return v;
+}
+
+static inline struct remoca_client *client_open_secret(const char *servers, const char *pool,
+                                                       unsigned timeout_ms, const char *secret)
+{
+    char err[256];
+    struct remoca_client_opts o = {.servers = servers, .pool = pool, .name = "client-test",
+                                   .timeout_ms = timeout_ms, .secret = secret};
+    struct remoca_client *c = remoca_client_new(&o, err, sizeof err);
+    if (!c) die("remoca_client_new(%s): %s", servers, err);
+    return c;
 }
 
 static inline struct remoca_client *client_open(const char *servers, const char *pool,

@@ -2,7 +2,8 @@
 # Client core with real remoca-memd servers that hang (SIGSTOP/SIGCONT), die
 # and restart on the same port (SIGKILL), and one of two that dies
 # (tests/integration/client_failover.c): misses meanwhile, never a hang or an
-# error, reconnect with a pool reset, the surviving server's keys still hit.
+# error, reconnect with a pool reset, the surviving server's keys still hit;
+# and a server with --secret (HMAC challenge-response in HELLO).
 set -euo pipefail
 : "${REMOCA_BUILD:?}"
 dir=$(mktemp -d)
@@ -16,7 +17,7 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-for c in hang kill two; do
+for c in hang kill two auth; do
     if ! timeout 120 "$REMOCA_BUILD/tests/client_failover" --memd "$REMOCA_BUILD/remoca-memd" \
             --dir "$dir" --case "$c"; then
         echo "client_failover --case $c failed; server logs:"
