@@ -230,7 +230,9 @@ static uint32_t alloc_page(struct store *s, struct pool *p)
 {
     if (p->pages >= p->max_pages) {
         if (p->pages == 0) return MEMD_NIL;
-        evict_one(s, p);
+        /* At (or, after a reopen lowered max, above) its maximum: shrink to
+         * max - 1 from itself, then take the page freed. */
+        while (p->pages >= p->max_pages) evict_one(s, p);
     } else if (s->nfree == 0) {
         struct pool *v = choose_victim(s, p);
         if (!v) return MEMD_NIL;

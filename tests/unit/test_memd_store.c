@@ -208,6 +208,12 @@ static void test_max_honoured(void **state)
     assert_int_equal(s->nfree, 256 - 64);
     for (uint64_t k = 0; k < 1000; k++) put1(s, b, k);
     assert_int_equal(store_pool(s, b)->pages + store_pool(s, a)->pages, 256);
+    /* Reopening with a lower max: the next put shrinks the pool to it. */
+    uint32_t a2 = open_pool(s, "small", 0, 16 * PAGE, 1);
+    assert_int_equal(a2, a);
+    put1(s, a, 5000);
+    assert_int_equal(store_pool(s, a)->pages, 16);
+    assert_int_equal(has(s, a, 5000), 1);
     check_invariants(s);
 }
 
