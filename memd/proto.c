@@ -78,7 +78,10 @@ static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct ou
     ss->errors++;
     if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
     if (pool_id) store_count_error(ctx->store, pool_id);
-    if (st == REMOCA_E_FULL || fatal)
+    if (ss->errors == PROTO_LOG_ERRORS + 1)
+        log_info("%s (%s): more than %u errors: no further error lines for this connection",
+                 ss->peer ? ss->peer : "-", ss->client, PROTO_LOG_ERRORS);
+    if (st == REMOCA_E_FULL || fatal || ss->errors > PROTO_LOG_ERRORS)
         log_debug("%s (%s): %s id=%u: %s: %s", ss->peer ? ss->peer : "-", ss->client,
                   remoca_op_name(req->op), req->id, remoca_status_name(st), msg);
     else

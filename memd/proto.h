@@ -24,6 +24,8 @@
 
 /* Stop adding responses once this much output is waiting: net.c writes it. */
 #define PROTO_OUT_HIGH (256u * 1024u)
+/* Error replies logged (level info) per connection; the rest at debug. */
+#define PROTO_LOG_ERRORS 20u
 /* Pool handles one connection may hold (reopening a name reuses its handle). */
 #define PROTO_MAX_HANDLES 1024u
 
