@@ -95,7 +95,8 @@ struct hammer {
     unsigned id;
     atomic_bool *stop;
     double max_ms;
-    uint64_t calls, hits;
+    _Atomic uint64_t calls;
+    uint64_t hits;
 };
 
 static void *hammer_main(void *arg)
@@ -122,7 +123,7 @@ static void *hammer_main(void *arg)
         }
         double dt = mono_ms() - t0;
         if (dt > h->max_ms) h->max_ms = dt;
-        h->calls++;
+        atomic_fetch_add(&h->calls, 1);
     }
     free(buf);
     return NULL;
