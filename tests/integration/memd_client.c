@@ -13,6 +13,10 @@
  *   memd_client ADDR fill MB          PUT MB MiB of distinct pages into pool "fill"
  *   memd_client ADDR ops              a known set of operations on pool "stats/p"
  *                                     whose counts the test reads back in STATS
+ *   memd_client ADDR stress N         N threads, one connection each, PUT / GET /
+ *                                     TAKE / DELETE the same keys of one small
+ *                                     pool under eviction; every page read back
+ *                                     must be whole (one writer's bytes, right key)
  *   memd_client ADDR auth SECRET      HMAC-SHA256 challenge-response against a
  *                                     server started with --secret: wrong and
  *                                     replayed answers fail, the right one works,
@@ -34,6 +38,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -601,10 +606,96 @@ static void auth(const char *secret)
     printf("auth: challenge-response verified\n");
 }
 
+/* A stress page: every 8-byte word is (key << 24 | writer << 16 | seq). */
+static void stress_page(uint8_t *p, uint64_t key, uint32_t writer, uint32_t seq)
+{
+    uint64_t v = (key << 24) | ((uint64_t)(writer & 0xff) << 16) | (seq & 0xffff);
+    for (size_t i = 0; i < PAGE; i += 8) memcpy(p + i, &v, 8);
+}
+
+static void stress_check(const uint8_t *p, uint64_t key)
+{
+    uint64_t v0;
+    memcpy(&v0, p, 8);
+    if (v0 >> 24 != key) die("stress: key %llu returned the page of key %llu",
+                             (unsigned long long)key, (unsigned long long)(v0 >> 24));
+    for (size_t i = 8; i < PAGE; i += 8)
+        if (memcmp(p + i, &v0, 8)) die("stress: torn page for key %llu", (unsigned long long)key);
+}
+
+struct stress_arg {
+    uint32_t writer;
+    uint64_t hits, ops;
+};
+
+static void *stress_thread(void *arg)
+{
+    struct stress_arg *a = arg;
+    int fd = dial();
+    hello(fd, "stress");
+    uint32_t p = pool_open(fd, "stress/pool", 0, 0, 1);
+    static __thread uint8_t batch[8 * PAGE];
+    uint64_t r = 0x9E3779B97F4A7C15ull * (a->writer + 1);
+    for (uint32_t seq = 0; seq < 3000; seq++) {
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        uint64_t key = r % 4096; /* 16 MiB of keys in an 8 MiB server: evictions */
+        uint32_t n = 1 + (uint32_t)(r >> 40) % 8;
+        uint32_t id = seq * 4;
+        switch ((r >> 32) % 4) {
+        case 0:
+        case 1: {
+            for (uint32_t i = 0; i < n; i++) stress_page(batch + i * PAGE, key + i, a->writer, seq);
+            send_req(fd, REMOCA_OP_PUT, id, p, key, n, batch, n * PAGE, 0);
+            free(expect(fd, id, REMOCA_OK, "stress PUT").payload);
+            break;
+        }
+        case 2: {
+            bool take = (r >> 50) & 1;
+            send_req(fd, take ? REMOCA_OP_TAKE : REMOCA_OP_GET, id, p, key, n, NULL, 0, 0);
+            struct resp rs = expect(fd, id, REMOCA_OK, "stress GET");
+            uint32_t bm = remoca_bitmap_bytes(n), h = 0;
+            for (uint32_t i = 0; i < n; i++)
+                if (rs.payload[i / 8] >> (i % 8) & 1) stress_check(rs.payload + bm + (size_t)h++ * PAGE, key + i);
+            if (rs.h.len != bm + h * PAGE) die("stress: GET length and bitmap disagree");
+            a->hits += h;
+            free(rs.payload);
+            break;
+        }
+        default:
+            send_req(fd, REMOCA_OP_DELETE, id, p, key, n, NULL, 0, 0);
+            free(expect(fd, id, REMOCA_OK, "stress DELETE").payload);
+            break;
+        }
+        a->ops++;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void stress(int n)
+{
+    pthread_t th[64];
+    struct stress_arg args[64];
+    if (n < 1 || n > 64) die("stress: 1..64 threads");
+    for (int i = 0; i < n; i++) {
+        args[i] = (struct stress_arg){.writer = (uint32_t)i};
+        pthread_create(&th[i], NULL, stress_thread, &args[i]);
+    }
+    uint64_t ops = 0, hits = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        ops += args[i].ops;
+        hits += args[i].hits;
+    }
+    if (hits == 0) die("stress: no hit at all");
+    printf("stress: %d threads, %llu requests, %llu pages read back whole\n", n,
+           (unsigned long long)ops, (unsigned long long)hits);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops|auth SECRET\n");
+        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops|auth SECRET|stress N\n");
         return 2;
     }
     addr = argv[1];
@@ -615,6 +706,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "fill") && argc > 3) fill((unsigned)atoi(argv[3]));
     else if (!strcmp(cmd, "hog") && argc > 3) hog(atoi(argv[3]));
     else if (!strcmp(cmd, "auth") && argc > 3) auth(argv[3]);
+    else if (!strcmp(cmd, "stress") && argc > 3) stress(atoi(argv[3]));
     else if (!strcmp(cmd, "ops")) ops();
     else die("unknown command %s", cmd);
     return 0;

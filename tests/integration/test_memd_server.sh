@@ -96,6 +96,18 @@ print("fill: pages=%d evictions=%d misses=%d ghost_hits=%d" %
       (p["pages"], p["evictions"], p["misses"], p["ghost_hits"]))
 PY
 
+# --- concurrency: 8 connections on the same keys under eviction, whole pages --------
+for pol in s3fifo 2q clock lru; do
+    rm -f "$T/small.sock"
+    "$M" --unix "$T/small.sock" --memory 8M --threads 2 --policy $pol 2>"$T/small.log" &
+    SMALL=$!
+    for _ in $(seq 1 50); do [ -S "$T/small.sock" ] && break; sleep 0.1; done
+    "$B/tests/memd_client" "unix:$T/small.sock" stress 8 || { kill "$SMALL"; fail "stress ($pol)"; }
+    "$B/remoca" stats --server "unix:$T/small.sock" >"$T/small.stats"
+    kill -TERM "$SMALL"; wait "$SMALL" || fail "small server exit status ($pol)"
+    grep -q "^pool name=stress/pool .* evictions=[1-9]" "$T/small.stats" || fail "stress: no evictions ($pol)"
+done
+
 # --- unreachable server: clear error, exit 1 -------------------------------------
 rc=0; "$B/remoca" stats --server 127.0.0.1:1 2>"$T/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "cannot connect" "$T/err" || fail "stats of a dead server: rc=$rc $(cat "$T/err")"
