@@ -524,6 +524,26 @@ static void test_two_servers(void **state)
     assert_int_equal(remoca_get(c, 1000, CALL, buf, hits, false), CALL);
     for (unsigned i = 0; i < CALL; i++) assert_true(check(buf + i * PG, 1000 + i, 3));
 
+    /* A small delete goes per placement run; a big one (DELETE_RANGE to
+     * every server) and a huge one (pool reset) reach both servers. */
+    assert_int_equal(remoca_delete(c, 100, 300, true), 0);
+    assert_int_equal(count_present(a, 100, 300) + count_present(b, 100, 300), 0);
+    assert_int_equal(count_present(a, 0, 100) + count_present(b, 0, 100), 100);
+    assert_int_equal(remoca_delete(c, 0, 10000, true), 0);
+    assert_int_equal(count_present(a, 0, N) + count_present(b, 0, N), 0);
+    for (unsigned base = 0; base < N; base += CALL) {
+        for (unsigned i = 0; i < CALL; i++) fill(buf + i * PG, base + i, 3);
+        assert_int_equal(remoca_put(c, base, CALL, buf, true), 0);
+    }
+    unsigned resets = atomic_load(&a->resets) + atomic_load(&b->resets);
+    assert_int_equal(remoca_delete(c, 0, UINT64_MAX, true), 0);
+    assert_int_equal(atomic_load(&a->resets) + atomic_load(&b->resets), resets + 2);
+    assert_int_equal(count_present(a, 0, N) + count_present(b, 0, N), 0);
+    for (unsigned base = 0; base < N; base += CALL) {
+        for (unsigned i = 0; i < CALL; i++) fill(buf + i * PG, base + i, 3);
+        assert_int_equal(remoca_put(c, base, CALL, buf, true), 0);
+    }
+
     /* Kill b: its keys miss, a's keys still hit, nothing fails loudly. */
     fake_stop(b, true);
     unsigned got = 0, expect_a = 0;
