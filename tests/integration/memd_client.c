@@ -82,6 +82,11 @@ static int dial(void)
     const char *colon = strrchr(addr, ':');
     if (!colon) die("bad address %s", addr);
     snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { /* [v6]:port */
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
     if (getaddrinfo(host, colon + 1, &hints, &res)) die("cannot resolve %s", addr);
     fd = socket(res->ai_family, SOCK_STREAM, 0);
