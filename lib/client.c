@@ -20,7 +20,7 @@
 
 #include "client_internal.h"
 
-void client_log(struct remoca_client *c, int level, const char *fmt, ...)
+void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
 {
     if (!c->log && level > REMOCA_LOG_WARN) return;
     char msg[512];
@@ -34,7 +34,7 @@ void client_log(struct remoca_client *c, int level, const char *fmt, ...)
         fprintf(stderr, "libremoca: %s\n", msg);
 }
 
-void client_notify_ready(struct remoca_client *c)
+void rc_notify_ready(struct remoca_client *c)
 {
     pthread_mutex_lock(&c->ready_lock);
     pthread_cond_broadcast(&c->ready_cond);
@@ -61,8 +61,8 @@ static void client_destroy(struct remoca_client *c)
         ssize_t r = write(c->stop_fd, &one, sizeof one);
         (void)r;
     }
-    for (unsigned i = 0; c->conns && i < c->n; i++) conn_stop(&c->conns[i]);
-    for (unsigned i = 0; c->conns && i < c->n; i++) conn_destroy(&c->conns[i]);
+    for (unsigned i = 0; c->conns && i < c->n; i++) rc_conn_stop(&c->conns[i]);
+    for (unsigned i = 0; c->conns && i < c->n; i++) rc_conn_destroy(&c->conns[i]);
     free(c->conns);
     if (c->stop_fd >= 0) close(c->stop_fd);
     pthread_cond_destroy(&c->ready_cond);
@@ -146,7 +146,7 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
         return NULL;
     }
     for (unsigned i = 0; i < c->n; i++) {
-        if (conn_init(&c->conns[i], c, i, &addrs[i]) < 0) {
+        if (rc_conn_init(&c->conns[i], c, i, &addrs[i]) < 0) {
             set_err(err, errlen, "out of memory");
             c->n = i;
             free(addrs);
@@ -156,7 +156,7 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
     }
     free(addrs);
     for (unsigned i = 0; i < c->n; i++) {
-        if (conn_start(&c->conns[i]) < 0) {
+        if (rc_conn_start(&c->conns[i]) < 0) {
             set_err(err, errlen, "cannot start connection thread: %s", strerror(errno));
             client_destroy(c);
             return NULL;
@@ -180,7 +180,7 @@ static unsigned count_up(struct remoca_client *c)
 unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms)
 {
     struct timespec ts;
-    deadline_in(&ts, timeout_ms);
+    rc_deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&c->ready_lock);
     unsigned up;
     while ((up = count_up(c)) < c->n) {
@@ -210,7 +210,7 @@ static int control(struct remoca_client *c, unsigned first, unsigned last, uint8
     struct completion comp;
     completion_init(&comp);
     struct timespec deadline;
-    deadline_in(&deadline, c->timeout_ms);
+    rc_deadline_in(&deadline, c->timeout_ms);
     for (unsigned s = first; s < last; s++) {
         struct waiter *w = &ws[s - first];
         memset(w, 0, sizeof *w);
@@ -218,9 +218,9 @@ static int control(struct remoca_client *c, unsigned first, unsigned last, uint8
         w->comp = &comp;
         w->result = -1;
         struct frame f = {.server = s, .op = op, .flags = flags, .w = w};
-        if (conn_send(&c->conns[s], &f, 1, &deadline) == CONN_DOWN) down[s - first] = true;
+        if (rc_conn_send(&c->conns[s], &f, 1, &deadline) == CONN_DOWN) down[s - first] = true;
     }
-    waiters_wait(c, &comp, ws, last - first, &deadline);
+    rc_waiters_wait(c, &comp, ws, last - first, &deadline);
     int rc = 0;
     for (unsigned s = first; s < last; s++)
         if (!down[s - first] && ws[s - first].result != 0) rc = -1;

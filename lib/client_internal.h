@@ -15,8 +15,8 @@
  *     check up, assign ids, register waiters ─▶ table[id % BUCKETS]
  *     sendmsg(header + payload) to the socket
  *   unlock send_lock                            recv header, look up id, claim
- *   completion_wait(deadline) ◀─ complete() ─ read payload straight into the
- *   timeout? conn_quarantine(gen) ───────────▶ caller's pages; or on EOF/error
+ *   rc_completion_wait(deadline) ◀─ rc_waiter_complete() ─ read payload straight into the
+ *   timeout? rc_conn_quarantine(gen) ───────────▶ caller's pages; or on EOF/error
  *   (fails all waiters of the connection)       fail every waiter, reconnect
  *
  * Every registered waiter is completed exactly once: when its response
@@ -108,9 +108,9 @@ static inline void completion_add(struct completion *cp)
     atomic_fetch_add_explicit(&cp->word, 1, memory_order_relaxed);
 }
 /* Marks one waiter done (release); wakes the caller after the last one. */
-void completion_done(struct completion *cp);
+void rc_completion_done(struct completion *cp);
 /* Waits until nothing is pending: 0, or -1 at the deadline (NULL: forever). */
-int completion_wait(struct completion *cp, const struct timespec *deadline);
+int rc_completion_wait(struct completion *cp, const struct timespec *deadline);
 static inline bool completion_pending(struct completion *cp)
 {
     return (atomic_load_explicit(&cp->word, memory_order_acquire) & 0x7fffffffu) != 0;
@@ -160,7 +160,7 @@ struct frame {
     uint8_t hdr[REMOCA_HDR_SIZE];
 };
 
-/* ---- connections (lib/client_conn.c) ----------------------------------- */
+/* ---- connections (lib/client_conn.c, client_recv.c, client_send.c) ----- */
 
 #define CONN_BUCKETS 64u
 #define RBUF_SIZE (64u * 1024u)
@@ -217,11 +217,11 @@ struct conn {
     bool logged_down;     /* "cannot connect" logged for this down period */
 };
 
-int conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
+int rc_conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
               const struct remoca_addr *a);
-int conn_start(struct conn *cn);
-void conn_stop(struct conn *cn); /* after client->stopping is set */
-void conn_destroy(struct conn *cn);
+int rc_conn_start(struct conn *cn);
+void rc_conn_stop(struct conn *cn); /* after client->stopping is set */
+void rc_conn_destroy(struct conn *cn);
 
 /* Sends frames in order on the connection, under its send lock.
  * CONN_DOWN: nothing was sent and no waiter registered (server down).
@@ -229,28 +229,28 @@ void conn_destroy(struct conn *cn);
  *   been killed, so they will all be posted as failed.
  * CONN_SENT: every frame was written; waiters registered. */
 enum conn_send_result { CONN_DOWN, CONN_FAILED, CONN_SENT };
-enum conn_send_result conn_send(struct conn *cn, struct frame *f, unsigned n,
+enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
                                 const struct timespec *deadline);
 
 /* Quarantines generation `gen` of the connection if it is still current and
  * up: fails every waiter now (misses), refuses new frames, and has its
  * thread send a POOL_RESET on the same connection, behind everything already
  * sent; the connection is usable again once the server answers it. */
-void conn_quarantine(struct conn *cn, uint64_t gen, const char *why);
+void rc_conn_quarantine(struct conn *cn, uint64_t gen, const char *why);
 
 /* Makes sure someone reads the connection's responses: wakes its thread
  * unless a reader is active. */
-void conn_need_reader(struct conn *cn);
+void rc_conn_need_reader(struct conn *cn);
 
 /* Reads the connection's responses in the calling thread, if nobody else is
  * reading, until cp has nothing pending or the deadline passes.  Saves the
  * hop through the connection thread for a caller waiting on one server. */
-void conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
+void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
                      const struct timespec *deadline);
 
 /* Tears down generation `gen` of the connection if it is still current:
  * shuts the socket down, which makes its thread fail every waiter. */
-void conn_kill(struct conn *cn, uint64_t gen, const char *why);
+void rc_conn_kill(struct conn *cn, uint64_t gen, const char *why);
 
 /* ---- client (lib/client.c) --------------------------------------------- */
 
@@ -278,18 +278,18 @@ struct remoca_client {
     atomic_uint_least64_t requests, timeouts, failures, reconnects;
 };
 
-void client_log(struct remoca_client *c, int level, const char *fmt, ...)
+void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void client_notify_ready(struct remoca_client *c);
+void rc_notify_ready(struct remoca_client *c);
 
 /* Absolute CLOCK_MONOTONIC deadline `ms` from now; and ms left until one. */
-void deadline_in(struct timespec *ts, unsigned ms);
-int deadline_left_ms(const struct timespec *ts);
+void rc_deadline_in(struct timespec *ts, unsigned ms);
+int rc_deadline_left_ms(const struct timespec *ts);
 
 /* Waits for every registered waiter of a call; on the deadline, kills the
  * connections of the late ones and keeps waiting (their connection threads
  * then fail them promptly).  Counts timeouts and failures. */
-void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
+void rc_waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
                   const struct timespec *deadline);
 
 #endif

@@ -101,7 +101,7 @@ static bool send_groups(struct remoca_client *c, struct frame *f, unsigned n,
     while (i < n) {
         unsigned j = i + 1;
         while (j < n && f[j].server == f[i].server) j++;
-        enum conn_send_result r = conn_send(&c->conns[f[i].server], &f[i], j - i, deadline);
+        enum conn_send_result r = rc_conn_send(&c->conns[f[i].server], &f[i], j - i, deadline);
         if (r != CONN_SENT) {
             all = false;
             for (unsigned k = i; k < j; k++)
@@ -176,7 +176,7 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
     struct call cl;
     if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) return 0;
     struct timespec deadline;
-    deadline_in(&deadline, c->timeout_ms);
+    rc_deadline_in(&deadline, c->timeout_ms);
     struct completion comp;
     completion_init(&comp);
 
@@ -188,7 +188,7 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
         cl.w[i].pages = (uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
     }
     send_groups(c, cl.f, nf, &deadline);
-    waiters_wait(c, &comp, cl.w, nf, &deadline);
+    rc_waiters_wait(c, &comp, cl.w, nf, &deadline);
 
     unsigned total = 0;
     for (unsigned i = 0; i < nf; i++) {
@@ -222,7 +222,7 @@ static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigne
     }
     bool ok = send_groups(c, cl->f, nf, deadline);
     if (wait) {
-        waiters_wait(c, &comp, cl->w, nf, deadline);
+        rc_waiters_wait(c, &comp, cl->w, nf, deadline);
         ok = true;
         for (unsigned i = 0; i < nf; i++) ok &= cl->w[i].result == 0;
     }
@@ -237,7 +237,7 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
     struct call cl;
     if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
     struct timespec deadline;
-    deadline_in(&deadline, c->timeout_ms);
+    rc_deadline_in(&deadline, c->timeout_ms);
     unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
     if (c->n > 1) sort_by_server(cl.f, nf);
     for (unsigned i = 0; i < nf; i++) {
@@ -257,7 +257,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
     if (count >= RESET_KEYS) return remoca_pool_reset(c);
 
     struct timespec deadline;
-    deadline_in(&deadline, c->timeout_ms);
+    rc_deadline_in(&deadline, c->timeout_ms);
     struct call cl;
     unsigned nf;
     if (c->n > 1 && count <= BROADCAST_KEYS) {

@@ -25,7 +25,7 @@
 #include "client_internal.h"
 #include "client_sock.h"
 
-void deadline_in(struct timespec *ts, unsigned ms)
+void rc_deadline_in(struct timespec *ts, unsigned ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -36,7 +36,7 @@ void deadline_in(struct timespec *ts, unsigned ms)
     }
 }
 
-int deadline_left_ms(const struct timespec *ts)
+int rc_deadline_left_ms(const struct timespec *ts)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -52,7 +52,7 @@ static int wait_fd(int fd, short events, const struct timespec *deadline, int st
 {
     for (;;) {
         struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = stop_fd, .events = POLLIN}};
-        int left = deadline ? deadline_left_ms(deadline) : -1;
+        int left = deadline ? rc_deadline_left_ms(deadline) : -1;
         if (left == 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -105,11 +105,11 @@ fail:;
     return -1;
 }
 
-int sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
+int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
                  size_t whylen)
 {
     struct timespec deadline;
-    deadline_in(&deadline, timeout_ms);
+    rc_deadline_in(&deadline, timeout_ms);
     int fd = -1;
 
     if (a->kind == REMOCA_ADDR_UNIX) {
@@ -158,7 +158,7 @@ int sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, 
     return fd;
 }
 
-int sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
+int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
               size_t *sent, char *why, size_t whylen)
 {
     size_t total = 0;
@@ -199,7 +199,7 @@ int sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *dead
     return 0;
 }
 
-ssize_t sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd)
+ssize_t rc_sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd)
 {
     for (;;) {
         if (deadline && wait_fd(fd, POLLIN, deadline, stop_fd) < 0) return -1;
@@ -210,7 +210,7 @@ ssize_t sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, in
     }
 }
 
-ssize_t sock_readv(int fd, struct iovec *iov, int iovcnt)
+ssize_t rc_sock_readv(int fd, struct iovec *iov, int iovcnt)
 {
     for (;;) {
         ssize_t r = readv(fd, iov, iovcnt > 1024 ? 1024 : iovcnt);

@@ -11,22 +11,22 @@ struct remoca_addr;
 
 /* Connects to a server (TCP_NODELAY, keepalive for TCP) within timeout_ms;
  * returns a blocking socket, or -1 with a reason in why. */
-int sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
+int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
                  size_t whylen);
 
 /* Writes every byte of iov before the deadline; the iov array is consumed.
  * 0, or -1 with errno (ETIMEDOUT: the peer is not reading) and a reason in
  * why; *sent (if not NULL) says how many bytes were written either way. */
-int sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
+int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
               size_t *sent, char *why, size_t whylen);
 
 /* One recv(); with a deadline, waits for data first (errno ETIMEDOUT, or
  * ECANCELED when stop_fd becomes readable).  Without one, it blocks, up to
  * the socket's SO_RCVTIMEO (then -1, errno EAGAIN).  >0 bytes, 0 at EOF,
  * -1 error. */
-ssize_t sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd);
+ssize_t rc_sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd);
 
 /* One readv(), retried on EINTR. */
-ssize_t sock_readv(int fd, struct iovec *iov, int iovcnt);
+ssize_t rc_sock_readv(int fd, struct iovec *iov, int iovcnt);
 
 #endif

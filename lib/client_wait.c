@@ -3,9 +3,9 @@
  *
  *   caller                                     connection thread(s)
  *   completion_add() per registered waiter
- *   completion_wait(deadline):
+ *   rc_completion_wait(deadline):
  *     word has pending > 0: set SLEEPING,
- *     futex_wait(word) ◀──────────────────── completion_done(): word -= 1;
+ *     futex_wait(word) ◀──────────────────── rc_completion_done(): word -= 1;
  *                                            last one and SLEEPING: futex_wake
  *
  * The release/acquire pair on `word` publishes everything the connection
@@ -15,7 +15,7 @@
  * by every futex user).  No allocation, no syscall when the response came
  * before the caller slept.
  *
- * Timeout policy (waiters_wait): at the deadline, the connection of every
+ * Timeout policy (rc_waiters_wait): at the deadline, the connection of every
  * late waiter is quarantined, which fails all of that connection's waiters
  * at once (see client_conn.c); a waiter whose response is being read right
  * then completes when the receiver gives up (SO_RCVTIMEO), or at worst when
@@ -33,14 +33,14 @@
 #define SLEEPING 0x80000000u
 #define PENDING 0x7fffffffu
 
-void completion_done(struct completion *cp)
+void rc_completion_done(struct completion *cp)
 {
     uint32_t old = atomic_fetch_sub_explicit(&cp->word, 1, memory_order_acq_rel);
     if ((old & PENDING) == 1 && (old & SLEEPING))
         syscall(SYS_futex, &cp->word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-int completion_wait(struct completion *cp, const struct timespec *deadline)
+int rc_completion_wait(struct completion *cp, const struct timespec *deadline)
 {
     for (;;) {
         uint32_t v = atomic_load_explicit(&cp->word, memory_order_acquire);
@@ -62,7 +62,7 @@ int completion_wait(struct completion *cp, const struct timespec *deadline)
     }
 }
 
-void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
+void rc_waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
                   const struct timespec *deadline)
 {
     /* Someone must read each connection we wait on.  On one connection (the
@@ -81,33 +81,33 @@ void waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter 
         }
     }
     if (only && single && completion_pending(cp)) {
-        conn_read_until(only, gen, cp, deadline);
+        rc_conn_read_until(only, gen, cp, deadline);
     } else if (only) {
         for (unsigned i = 0; i < n; i++)
-            if (w[i].registered) conn_need_reader(w[i].conn);
+            if (w[i].registered) rc_conn_need_reader(w[i].conn);
     }
 
-    if (completion_wait(cp, deadline) < 0) {
+    if (rc_completion_wait(cp, deadline) < 0) {
         for (unsigned i = 0; i < n; i++) {
             if (w[i].registered && !atomic_load_explicit(&w[i].done, memory_order_acquire)) {
                 w[i].late = true;
-                conn_quarantine(w[i].conn, w[i].gen, "request timed out");
+                rc_conn_quarantine(w[i].conn, w[i].gen, "request timed out");
             }
         }
         /* Waiters claimed by a receiver (response half read) finish when it
          * gives up on them; if not within another timeout, force it. */
         struct timespec again;
-        deadline_in(&again, c->timeout_ms);
-        if (completion_wait(cp, &again) < 0) {
+        rc_deadline_in(&again, c->timeout_ms);
+        if (rc_completion_wait(cp, &again) < 0) {
             for (unsigned i = 0; i < n; i++)
                 if (w[i].registered && !atomic_load_explicit(&w[i].done, memory_order_acquire))
-                    conn_kill(w[i].conn, w[i].gen, "response stuck half way");
-            completion_wait(cp, NULL);
+                    rc_conn_kill(w[i].conn, w[i].gen, "response stuck half way");
+            rc_completion_wait(cp, NULL);
         }
     }
     /* A sent request that failed once the deadline had passed timed out
      * (whether we read for ourselves or slept). */
-    bool expired = deadline_left_ms(deadline) == 0;
+    bool expired = rc_deadline_left_ms(deadline) == 0;
     for (unsigned i = 0; i < n; i++) {
         if (w[i].result != 0) {
             atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);

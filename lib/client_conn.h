@@ -1,0 +1,42 @@
+/* Internals shared by the files of one connection (not the rest of the
+ * client core, which uses client_internal.h):
+ *
+ *   client_conn.c       thread, state machine (up, quarantine, teardown), readers
+ *   client_recv.c       waiter table, buffered reader, decoding responses
+ *   client_send.c       writing frames under the send lock
+ *   client_handshake.c  HELLO (+ challenge), POOL_OPEN, POOL_RESET
+ */
+#ifndef REMOCA_CLIENT_CONN_H
+#define REMOCA_CLIENT_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "client_internal.h"
+
+/* Waiter table (cn->lock held). */
+void rc_table_insert(struct conn *cn, struct waiter *w);
+/* Completes a waiter (result 0 or -1).  Afterwards it may no longer exist. */
+void rc_waiter_complete(struct waiter *w, int result);
+
+/* Buffered reader (recv_lock held, or during the handshake). */
+void rc_rbuf_reset(struct conn *cn);
+/* Reads exactly n bytes.  deadline NULL: blocks (through SO_RCVTIMEO
+ * expiries, unless the connection got quarantined mid-frame). */
+int rc_rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct timespec *deadline);
+/* Waits for the start of the next frame.  1: data buffered; 0: quarantined,
+ * nothing outstanding (deadline NULL) or the deadline passed; -1: closed. */
+int rc_wait_frame(struct conn *cn, int fd, const struct timespec *deadline);
+/* Validates and skips a response nobody waits for (header already read). */
+int rc_skip_frame(struct conn *cn, int fd, struct remoca_hdr *h, char *why, size_t whylen);
+/* Reads and dispatches one response.  0: go on; 1: quarantined (drain);
+ * -1: the connection must go (reason in why). */
+int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen);
+/* One response read: one less outstanding (never below zero). */
+void rc_outstanding_dec(struct conn *cn);
+
+/* HELLO, POOL_OPEN, POOL_RESET on a fresh socket; *pool = the handle. */
+int rc_handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whylen);
+
+#endif

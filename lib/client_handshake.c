@@ -1,0 +1,144 @@
+/* The handshake of a new connection, before it may carry data: HELLO
+ * (answering the server's HMAC-SHA256 challenge when it requires a secret),
+ * POOL_OPEN, POOL_RESET (DESIGN.md cache contract 4).  Synchronous, on the
+ * connection thread, bounded by one timeout overall.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client_conn.h"
+#include "client_sock.h"
+
+#define AUTH_NONCE_BYTES 16u /* docs/protocol.md, Authentication */
+
+/* ---- handshake --------------------------------------------------------- */
+
+/* One synchronous request on a connection that is not UP yet.  0: OK;
+ * 1: the server answered with an error status (resp->flags, its message in
+ * msg); -1: transport or protocol failure (reason in why). */
+static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const void *body,
+                   uint32_t len, const struct timespec *deadline, struct remoca_hdr *resp,
+                   char msg[REMOCA_MAX_ERRMSG + 1], char *why, size_t whylen)
+{
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
+                           .id = cn->next_id++, .pool = pool, .len = len};
+    uint8_t hb[REMOCA_HDR_SIZE];
+    remoca_hdr_encode(hb, &h);
+    struct iovec iov[2] = {{hb, sizeof hb}, {(void *)body, len}};
+    msg[0] = '\0';
+    if (rc_sock_send(fd, iov, len ? 2 : 1, deadline, NULL, why, whylen) < 0) return -1;
+    if (rc_rbuf_read(cn, fd, hb, sizeof hb, deadline) < 0) goto recv_fail;
+    remoca_hdr_decode(hb, resp);
+    enum remoca_status st = remoca_resp_check(resp, op, 0);
+    if (st != REMOCA_OK || resp->id != h.id) {
+        snprintf(why, whylen, "bad %s response: %s", remoca_op_name(op),
+                 st != REMOCA_OK ? remoca_status_name(st) : "wrong id");
+        return -1;
+    }
+    if (resp->flags != REMOCA_OK) {
+        if (rc_rbuf_read(cn, fd, msg, resp->len, deadline) < 0) goto recv_fail;
+        msg[resp->len] = '\0';
+        snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op),
+                 remoca_status_name(resp->flags), msg[0] ? ": " : "", msg);
+        return 1;
+    }
+    return 0;
+recv_fail:
+    snprintf(why, whylen, "%s: %s", remoca_op_name(op),
+             errno == ETIMEDOUT ? "no response (timed out)"
+             : errno == ECANCELED ? "client stopping"
+                                  : "connection closed by server");
+    return -1;
+}
+
+/* Parses "challenge <32 hex digits>" (docs/protocol.md, Authentication). */
+static bool parse_challenge(const char *msg, uint8_t nonce[AUTH_NONCE_BYTES])
+{
+    static const char prefix[] = "challenge ";
+    if (strncmp(msg, prefix, sizeof prefix - 1) != 0) return false;
+    const char *hex = msg + sizeof prefix - 1;
+    if (strlen(hex) != 2 * AUTH_NONCE_BYTES) return false;
+    for (unsigned i = 0; i < AUTH_NONCE_BYTES; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return false;
+        nonce[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* HELLO, answering the server's challenge when it requires a secret:
+ * credential = HMAC-SHA256(key = secret, message = nonce || name). */
+static int hello(struct conn *cn, int fd, const struct timespec *deadline, char *why,
+                 size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME];
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    size_t name_len = strlen(c->name);
+    struct remoca_hdr resp;
+    char msg[REMOCA_MAX_ERRMSG + 1];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct remoca_hello hb = {.name = c->name, .name_len = name_len, .cred = mac,
+                                  .cred_len = mac_len};
+        size_t len = remoca_hello_encode(body, sizeof body, &hb);
+        if (len == 0) {
+            snprintf(why, whylen, "cannot encode HELLO");
+            return -1;
+        }
+        int r = hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, msg, why,
+                        whylen);
+        if (r <= 0) return r;
+        uint8_t nonce[AUTH_NONCE_BYTES];
+        if (resp.flags == REMOCA_E_AUTH && attempt > 0) {
+            snprintf(why, whylen, "authentication failed (wrong secret?)");
+            return -1;
+        }
+        if (resp.flags != REMOCA_E_AUTH || !parse_challenge(msg, nonce))
+            return -1; /* why says what the server refused */
+        if (c->secret_len == 0) {
+            snprintf(why, whylen, "the server requires a secret (none configured)");
+            return -1;
+        }
+        uint8_t m[AUTH_NONCE_BYTES + REMOCA_MAX_NAME];
+        memcpy(m, nonce, AUTH_NONCE_BYTES);
+        memcpy(m + AUTH_NONCE_BYTES, c->name, name_len);
+        if (!HMAC(EVP_sha256(), c->secret, (int)c->secret_len, m, AUTH_NONCE_BYTES + name_len, mac,
+                  &mac_len)) {
+            snprintf(why, whylen, "HMAC-SHA256 failed");
+            return -1;
+        }
+    }
+    return -1;
+}
+
+int rc_handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    struct timespec deadline;
+    rc_deadline_in(&deadline, c->timeout_ms);
+    struct remoca_hdr resp;
+    char msg[REMOCA_MAX_ERRMSG + 1];
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME + 32];
+
+    if (hello(cn, fd, &deadline, why, whylen) != 0) return -1;
+
+    struct remoca_pool_open po = {.min_bytes = c->pool_min, .max_bytes = c->pool_max,
+                                  .weight = c->pool_weight, .name = c->pool,
+                                  .name_len = strlen(c->pool)};
+    size_t len = remoca_pool_open_encode(body, sizeof body, &po);
+    if (len == 0 || hs_call(cn, fd, REMOCA_OP_POOL_OPEN, 0, body, (uint32_t)len, &deadline, &resp,
+                            msg, why, whylen) != 0)
+        return -1;
+    *pool = resp.pool;
+
+    return hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, msg, why,
+                   whylen) == 0 ? 0 : -1;
+}
+

@@ -1,0 +1,355 @@
+/* The receive side of a connection: the waiter table, the buffered reader,
+ * and the decoding of one response into its waiter (see client_conn.c for
+ * who reads and when).  The reader functions run with recv_lock held; the
+ * table operations with cn->lock held.
+ *
+ * The buffered reader: small frames come out of a 64 KiB buffer filled by one
+ * recv(); big payloads -- a GET's hit pages -- are read straight into the
+ * caller's page buffer with readv once the buffer is drained.
+ *
+ *   socket ──recv──▶ rb.buf [pos ... end) ──memcpy──▶ header, bitmap
+ *          ──readv──────────────────────────────────▶ caller's pages
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_conn.h"
+#include "client_sock.h"
+
+/* ---- waiter table (caller holds cn->lock) ------------------------------ */
+
+void rc_table_insert(struct conn *cn, struct waiter *w)
+{
+    struct waiter **b = &cn->table[w->id % CONN_BUCKETS];
+    w->next = *b;
+    *b = w;
+    cn->inflight++;
+}
+
+static struct waiter *table_take(struct conn *cn, uint32_t id)
+{
+    for (struct waiter **p = &cn->table[id % CONN_BUCKETS]; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            struct waiter *w = *p;
+            *p = w->next;
+            cn->inflight--;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* Completes a waiter.  Afterwards the waiter may no longer exist. */
+void rc_waiter_complete(struct waiter *w, int result)
+{
+    w->result = result;
+    atomic_store_explicit(&w->done, true, memory_order_release);
+    rc_completion_done(w->comp);
+}
+
+/* ---- buffered reader (recv_lock holder only) --------------------------- */
+
+void rc_rbuf_reset(struct conn *cn)
+{
+    cn->rb.pos = cn->rb.end = 0;
+}
+
+/* After SO_RCVTIMEO expired in the middle of a frame: keep waiting, unless
+ * the connection was quarantined meanwhile (then a response is stuck half
+ * way and the connection is given up) -- except while draining, when
+ * waiting is all there is to do. */
+static bool recv_idle(struct conn *cn)
+{
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+    if (cn->draining) return true;
+    if (cn->reader_deadline && rc_deadline_left_ms(cn->reader_deadline) == 0) {
+        /* A caller reading for itself, past its deadline, mid-frame. */
+        rc_conn_quarantine(cn, atomic_load(&cn->gen), "request timed out");
+        return false;
+    }
+    return !atomic_load(&cn->quarantined);
+}
+
+/* Reads exactly n bytes: from the buffer first, then straight into dst for
+ * big remainders, else via the buffer.  deadline NULL = block. */
+int rc_rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct timespec *deadline)
+{
+    struct rbuf *rb = &cn->rb;
+    uint8_t *d = dst;
+    int stop_fd = cn->client->stop_fd;
+    while (n > 0) {
+        size_t avail = rb->end - rb->pos;
+        if (avail) {
+            size_t c = avail < n ? avail : n;
+            memcpy(d, rb->buf + rb->pos, c);
+            rb->pos += c;
+            d += c;
+            n -= c;
+            continue;
+        }
+        rb->pos = rb->end = 0;
+        ssize_t r;
+        if (n >= RBUF_SIZE / 2) {
+            r = rc_sock_recv(fd, d, n, deadline, stop_fd);
+            if (r > 0) d += r, n -= (size_t)r;
+        } else {
+            r = rc_sock_recv(fd, rb->buf, RBUF_SIZE, deadline, stop_fd);
+            if (r > 0) rb->end = (size_t)r;
+        }
+        if (r < 0 && !deadline && recv_idle(cn)) continue;
+        if (r <= 0) return -1;
+    }
+    return 0;
+}
+
+static int rbuf_skip(struct conn *cn, int fd, size_t n)
+{
+    uint8_t tmp[4096];
+    while (n > 0) {
+        size_t c = n < sizeof tmp ? n : sizeof tmp;
+        if (rc_rbuf_read(cn, fd, tmp, c, NULL) < 0) return -1;
+        n -= c;
+    }
+    return 0;
+}
+
+/* Fills iov[0..cnt) completely: buffered bytes first, then readv directly. */
+static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
+{
+    struct rbuf *rb = &cn->rb;
+    while (cnt > 0 && rb->end > rb->pos) {
+        size_t avail = rb->end - rb->pos;
+        size_t c = avail < iov->iov_len ? avail : iov->iov_len;
+        memcpy(iov->iov_base, rb->buf + rb->pos, c);
+        rb->pos += c;
+        iov->iov_base = (uint8_t *)iov->iov_base + c;
+        iov->iov_len -= c;
+        if (iov->iov_len == 0) iov++, cnt--;
+    }
+    while (cnt > 0) {
+        ssize_t r = rc_sock_readv(fd, iov, cnt);
+        if (r < 0 && recv_idle(cn)) continue;
+        if (r <= 0) return -1;
+        size_t n = (size_t)r;
+        while (cnt > 0 && n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= n;
+        }
+    }
+    return 0;
+}
+
+/* ---- receive loop ------------------------------------------------------ */
+
+/* Ops whose failure may leave stale pages on the server: a lost
+ * invalidation, or a PUT batch the server stopped executing part way (keys
+ * after the failing one may keep older pages).  Their error replies tear the
+ * connection down, so the pool is reset before it is used again. */
+static bool must_reset_on_error(uint8_t op)
+{
+    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE ||
+           op == REMOCA_OP_POOL_RESET || op == REMOCA_OP_PUT;
+}
+
+/* Reads a GET/TAKE payload: bitmap, then hit pages into the caller's buffer. */
+static int recv_pages(struct conn *cn, int fd, struct waiter *w, const struct remoca_hdr *h,
+                      char *why, size_t whylen)
+{
+    uint8_t bm[REMOCA_BITMAP_WORDS * 8];
+    uint32_t bmlen = remoca_bitmap_bytes(w->count);
+    if (rc_rbuf_read(cn, fd, bm, bmlen, NULL) < 0) goto closed;
+    unsigned nhits = 0;
+    for (unsigned i = 0; i < bmlen / 8; i++) {
+        w->bits[i] = remoca_get_le64(bm + 8 * i);
+        nhits += (unsigned)__builtin_popcountll(w->bits[i]);
+    }
+    unsigned tail = w->count % 64;
+    if (tail && (w->bits[bmlen / 8 - 1] >> tail)) {
+        snprintf(why, whylen, "protocol error: hit bit beyond count in %s response",
+                 remoca_op_name(w->op));
+        return -1;
+    }
+    if (nhits != (h->len - bmlen) / REMOCA_PAGE_SIZE) {
+        snprintf(why, whylen, "protocol error: %u hit bits but %u pages in %s response", nhits,
+                 (h->len - bmlen) / REMOCA_PAGE_SIZE, remoca_op_name(w->op));
+        return -1;
+    }
+    struct iovec iov[REMOCA_MAX_BATCH];
+    int cnt = 0;
+    for (unsigned wi = 0; wi < bmlen / 8; wi++) {
+        uint64_t b = w->bits[wi];
+        while (b) {
+            unsigned i = wi * 64 + (unsigned)__builtin_ctzll(b);
+            b &= b - 1;
+            iov[cnt].iov_base = w->pages + (size_t)i * REMOCA_PAGE_SIZE;
+            iov[cnt].iov_len = REMOCA_PAGE_SIZE;
+            cnt++;
+        }
+    }
+    if (cnt && rbuf_readv(cn, fd, iov, cnt) < 0) goto closed;
+    w->nhits = nhits;
+    return 0;
+closed:
+    snprintf(why, whylen, "connection closed");
+    return -1;
+}
+
+/* One response read: one less outstanding (never below zero: responses
+ * from before a quarantine recovery may come late, uncounted). */
+void rc_outstanding_dec(struct conn *cn)
+{
+    int v = atomic_load(&cn->outstanding);
+    while (v > 0 && !atomic_compare_exchange_weak(&cn->outstanding, &v, v - 1))
+        ;
+}
+
+/* Waits for the start of the next frame (recv_lock held).  1: data
+ * buffered; 0: the connection was quarantined, or nothing is outstanding any
+ * more; -1: closed or failed.  With a deadline (a caller reading for
+ * itself), 0 also when it passes. */
+int rc_wait_frame(struct conn *cn, int fd, const struct timespec *deadline)
+{
+    struct rbuf *rb = &cn->rb;
+    while (rb->end == rb->pos) {
+        if (atomic_load(&cn->quarantined)) return 0;
+        if (deadline && rc_deadline_left_ms(deadline) == 0) return 0;
+        rb->pos = rb->end = 0;
+        /* A blocking recv, one syscall per response; SO_RCVTIMEO bounds it,
+         * so a deadline is noticed within timeout/4 (at most 250 ms). */
+        ssize_t r = rc_sock_recv(fd, rb->buf, RBUF_SIZE, NULL, -1);
+        if (r > 0) {
+            rb->end = (size_t)r;
+            break;
+        }
+        if (r == 0) return -1;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+        if (!deadline && atomic_load(&cn->outstanding) <= 0) return 0;
+    }
+    return 1;
+}
+
+/* Reads a response nobody waits for and skips it.  Returns its header. */
+int rc_skip_frame(struct conn *cn, int fd, struct remoca_hdr *h, char *why, size_t whylen)
+{
+    enum remoca_status st = remoca_resp_check(h, h->op, h->count);
+    if (st != REMOCA_OK) {
+        snprintf(why, whylen, "protocol error: bad %s response id %u (%s)", remoca_op_name(h->op),
+                 h->id, remoca_status_name(st));
+        return -1;
+    }
+    if (rbuf_skip(cn, fd, h->len) < 0) {
+        snprintf(why, whylen, "connection closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Handles one response.  0: go on; 1: quarantined, drain; -1 (with why):
+ * the connection must go. */
+int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    uint8_t hb[REMOCA_HDR_SIZE];
+    struct remoca_hdr h;
+    int ready = rc_wait_frame(cn, fd, NULL);
+    if (ready <= 0) {
+        if (ready < 0) snprintf(why, whylen, "connection closed");
+        return ready < 0 ? -1 : 1;
+    }
+    if (rc_rbuf_read(cn, fd, hb, sizeof hb, NULL) < 0) {
+        snprintf(why, whylen, "connection closed");
+        return -1;
+    }
+    remoca_hdr_decode(hb, &h);
+    rc_outstanding_dec(cn);
+
+    pthread_mutex_lock(&cn->lock);
+    struct waiter *w = table_take(cn, h.id);
+    pthread_mutex_unlock(&cn->lock);
+
+    if (!w) {
+        /* A no-wait request's response, or one whose caller gave up. */
+        if (rc_skip_frame(cn, fd, &h, why, whylen) < 0) return -1;
+        if (h.flags != REMOCA_OK) {
+            atomic_fetch_add(&c->failures, 1);
+            rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s", cn->addr.canon, remoca_op_name(h.op),
+                       remoca_status_name(h.flags));
+            if (must_reset_on_error(h.op)) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "%s failed: %s", remoca_op_name(h.op),
+                         remoca_status_name(h.flags));
+                rc_conn_quarantine(cn, atomic_load(&cn->gen), msg);
+            }
+        }
+        return 0;
+    }
+
+    enum remoca_status st = remoca_resp_check(&h, w->op, w->count);
+    if (st != REMOCA_OK) {
+        snprintf(why, whylen, "protocol error in %s response: %s", remoca_op_name(w->op),
+                 remoca_status_name(st));
+        rc_waiter_complete(w, -1);
+        return -1;
+    }
+    if (h.flags != REMOCA_OK) {
+        char msg[REMOCA_MAX_ERRMSG + 1];
+        if (rc_rbuf_read(cn, fd, msg, h.len, NULL) < 0) {
+            rc_waiter_complete(w, -1);
+            snprintf(why, whylen, "connection closed");
+            return -1;
+        }
+        msg[h.len] = '\0';
+        w->status = h.flags;
+        uint8_t op = w->op;
+        rc_waiter_complete(w, -1);
+        rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
+                   remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
+        if (must_reset_on_error(op)) {
+            char m2[200];
+            snprintf(m2, sizeof m2, "%s failed: %s", remoca_op_name(op), remoca_status_name(h.flags));
+            rc_conn_quarantine(cn, atomic_load(&cn->gen), m2);
+        }
+        return 0;
+    }
+
+    switch (w->op) {
+    case REMOCA_OP_GET:
+    case REMOCA_OP_TAKE:
+        if (recv_pages(cn, fd, w, &h, why, whylen) < 0) {
+            rc_waiter_complete(w, -1);
+            return -1;
+        }
+        break;
+    case REMOCA_OP_STATS:
+        w->text = malloc((size_t)h.len + 1);
+        if (!w->text) {
+            rc_waiter_complete(w, -1);
+            if (rbuf_skip(cn, fd, h.len) < 0) {
+                snprintf(why, whylen, "connection closed");
+                return -1;
+            }
+            return 0;
+        }
+        if (rc_rbuf_read(cn, fd, w->text, h.len, NULL) < 0) {
+            free(w->text);
+            w->text = NULL;
+            rc_waiter_complete(w, -1);
+            snprintf(why, whylen, "connection closed");
+            return -1;
+        }
+        w->text[h.len] = '\0';
+        break;
+    default:
+        break; /* resp_check guaranteed no payload */
+    }
+    rc_waiter_complete(w, 0);
+    return 0;
+}
+
