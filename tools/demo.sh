@@ -84,9 +84,13 @@ print()
 if rs > 0:
     print("With REMOCA the VM re-read its data %.1fx faster (%.1f s instead of %.1f s)." % (bs / rs, rs, bs))
 if br > 0:
-    print("It sent %.0f%% fewer reads to the slow disk (%d instead of %d): the blocks its own RAM could"
-          % (100.0 * (1 - rr / br), rr, br))
-    print("not hold came from the memory server's RAM instead.")
+    if rr == 0:
+        print("It sent no reads at all to the slow disk during the re-reads (instead of %d): the blocks"
+              % br)
+    else:
+        print("It sent %.1f%% fewer reads to the slow disk (%d instead of %d): the blocks"
+              % (100.0 * (1 - rr / br), rr, br))
+    print("its own RAM could not hold came from the memory server's RAM instead.")
 if blocks > 0:
     print("Remote memory served %.1f%% of the 4 KiB blocks the VM asked for during the re-reads"
           % (100.0 * hits / blocks))

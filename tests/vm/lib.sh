@@ -200,7 +200,14 @@ vm_boot() {
         local alive=0
         kill -0 "$qpid" 2>/dev/null && alive=1
         if [ -f "$con" ]; then
-            n=$(grep -ac '^RESULT-GUEST' "$con")
+            # complete lines only: a snapshot of the console without its unfinished last line
+            cp "$con" "$VM_WORK/$tag.snap"
+            if [ -n "$(tail -c1 "$VM_WORK/$tag.snap")" ]; then
+                head -n -1 "$VM_WORK/$tag.snap"
+            else
+                cat "$VM_WORK/$tag.snap"
+            fi | grep -a '^RESULT-GUEST' | tr -d '\r' > "$VM_WORK/$tag.lines" || true
+            n=$(wc -l < "$VM_WORK/$tag.lines")
             if [ "$n" -gt "$seen" ]; then
                 local b r="" ino w=0
                 if [ -f "$VM_WORK/$tag.rstats" ]; then
@@ -212,7 +219,7 @@ vm_boot() {
                 fi
                 b=$(vm_backing "$tag")
                 [ -f "$VM_WORK/$tag.rstats" ] && r=" r_read_blocks=$(vm_kv "$VM_WORK/$tag.rstats" read_blocks) r_remote_hits=$(vm_kv "$VM_WORK/$tag.rstats" remote_hits)"
-                grep -a '^RESULT-GUEST' "$con" | tail -n +$((seen + 1)) | tr -d '\r' |
+                tail -n +$((seen + 1)) "$VM_WORK/$tag.lines" |
                     while read -r line; do
                         echo "$line backing_reads=${b% *} backing_bytes=${b#* }$r"
                     done >> "$steps"
