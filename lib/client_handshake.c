@@ -30,7 +30,7 @@ static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const voi
     remoca_hdr_encode(hb, &h);
     struct iovec iov[2] = {{hb, sizeof hb}, {(void *)body, len}};
     msg[0] = '\0';
-    if (rc_sock_send(fd, iov, len ? 2 : 1, deadline, NULL, why, whylen) < 0) return -1;
+    if (rc_sock_send(fd, iov, len ? 2 : 1, deadline, 0, NULL, why, whylen) < 0) return -1;
     if (rc_rbuf_read(cn, fd, hb, sizeof hb, deadline) < 0) goto recv_fail;
     remoca_hdr_decode(hb, resp);
     enum remoca_status st = remoca_resp_check(resp, op, 0);

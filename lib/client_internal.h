@@ -194,6 +194,7 @@ struct conn {
     const struct timespec *reader_deadline; /* a caller-reader's deadline */
 
     pthread_mutex_t send_lock;
+    atomic_int senders;   /* callers queued on send_lock (MSG_MORE hint) */
     uint32_t next_id;     /* under send_lock once up */
 
     pthread_mutex_t lock;

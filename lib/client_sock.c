@@ -159,13 +159,13 @@ int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_f
 }
 
 int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
-              size_t *sent, char *why, size_t whylen)
+                 int flags, size_t *sent, char *why, size_t whylen)
 {
     size_t total = 0;
     if (sent) *sent = 0;
     while (iovcnt > 0) {
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > 1024 ? 1024 : iovcnt)};
-        ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
         if (r < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {

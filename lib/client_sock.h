@@ -16,9 +16,10 @@ int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_f
 
 /* Writes every byte of iov before the deadline; the iov array is consumed.
  * 0, or -1 with errno (ETIMEDOUT: the peer is not reading) and a reason in
- * why; *sent (if not NULL) says how many bytes were written either way. */
+ * why; *sent (if not NULL) says how many bytes were written either way.
+ * flags: extra sendmsg flags (MSG_MORE). */
 int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
-              size_t *sent, char *why, size_t whylen);
+                 int flags, size_t *sent, char *why, size_t whylen);
 
 /* One recv(); with a deadline, waits for data first (errno ETIMEDOUT, or
  * ECANCELED when stop_fd becomes readable).  Without one, it blocks, up to
