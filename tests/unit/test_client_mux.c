@@ -277,7 +277,7 @@ static void test_threads_with_drops(void **state)
 static void test_timeout_resets_pool(void **state)
 {
     struct fake *f = fake_start(NULL);
-    struct remoca_client *c = connect_to(unix_list(f, NULL), 200);
+    struct remoca_client *c = connect_to(unix_list(f, NULL), 500);
     assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
@@ -502,7 +502,7 @@ static unsigned count_present(struct fake *f, uint64_t from, uint64_t n)
 static void test_two_servers(void **state)
 {
     struct fake *a = fake_start(NULL), *b = fake_start(NULL);
-    struct remoca_client *c = connect_to(unix_list(a, b), 300);
+    struct remoca_client *c = connect_to(unix_list(a, b), 1000);
     assert_int_equal(remoca_server_count(c), 2);
     assert_int_equal(remoca_client_wait_ready(c, 5000), 2);
     enum { N = 4096, CALL = 512 };
