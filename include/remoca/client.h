@@ -49,7 +49,8 @@ struct remoca_client_opts {
     const char *servers;  /* "host:port[,host:port|unix:/path...]" */
     const char *pool;     /* pool name, e.g. "vm42/vda" */
     const char *name;     /* client name for server logs; NULL = "libremoca" */
-    const char *secret;   /* credential; NULL = none */
+    const char *secret;   /* shared secret for servers run with --secret (HMAC-SHA256
+                             challenge-response, never sent itself); NULL = none */
     unsigned timeout_ms;  /* per request; 0 = 1000 */
     uint64_t pool_min;    /* bytes; 0 = none */
     uint64_t pool_max;    /* bytes; 0 = server budget */
@@ -79,8 +80,9 @@ unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms);
 /* Gets keys [key, key+count), count <= REMOCA_MAX_BATCH * servers (split per
  * server internally).  For each hit, writes the page at pages + i*4096 and
  * sets bit i of hits (hits[i/64] >> (i%64) & 1); hits[0 .. (count+63)/64)
- * is overwritten (misses are 0 bits).  Pages of misses are left untouched.  take=true removes the hits from the server.  Returns the number
- * of hits (0 on any failure). */
+ * is overwritten (misses are 0 bits).  Pages of misses are left untouched.
+ * take=true removes the hits from the server.  Returns the number of hits
+ * (0 on any failure). */
 unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
                     uint64_t *hits, bool take);
 
