@@ -83,9 +83,14 @@ static void counters(void *arg, struct server_counters *sc)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* Each connection may hold this much whatever the others hold, so that a
+ * client sending ordinary frames is never refused because others hog
+ * --max-buffers with stalled 1 MiB frames. */
+#define CONN_BUF_FREE (64u * 1024u)
+
 /* Brings the server-wide count of connection buffer bytes up to date after
- * c's buffers changed.  Returns false if growing them would exceed
- * --max-buffers: the caller closes the connection. */
+ * c's buffers changed.  Returns false if growing them beyond CONN_BUF_FREE
+ * would exceed --max-buffers: the caller closes the connection. */
 static bool account(struct worker *w, struct conn *c)
 {
     size_t now = c->in_cap + c->out.cap;
@@ -93,7 +98,7 @@ static bool account(struct worker *w, struct conn *c)
         uint64_t d = now - c->charged;
         uint64_t total = __atomic_add_fetch(&w->srv->buf_bytes, d, __ATOMIC_RELAXED);
         c->charged = now;
-        if (total > w->srv->cfg.max_buffers) return false;
+        if (now > CONN_BUF_FREE && total > w->srv->cfg.max_buffers) return false;
     } else if (now < c->charged) {
         __atomic_fetch_sub(&w->srv->buf_bytes, c->charged - now, __ATOMIC_RELAXED);
         c->charged = now;

@@ -1,0 +1,44 @@
+#!/bin/bash
+# remoca-memd built with ThreadSanitizer and with AddressSanitizer+UBSan
+# (build/tests/remoca-memd-{tsan,asan}, from memd/CMakeLists.txt) under the
+# 8-connection stress, the bad-input barrage, buffer hogs and idle
+# connections; then SIGTERM.  Any sanitizer report, or an exit status other
+# than 0, fails the test (leaks are checked at exit by ASan).
+set -eu
+B=${REMOCA_BUILD:?}
+T=$(mktemp -d)
+PID=""
+cleanup() {
+    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; echo "--- server log (head)"; head -60 "$T/memd.log" 2>/dev/null || true; exit 1; }
+C="$B/tests/memd_client"
+ran=0
+for san in tsan asan; do
+    M="$B/tests/remoca-memd-$san"
+    [ -x "$M" ] || { echo "skip $san: $M not built (no clang)"; continue; }
+    rm -f "$T/s.sock"
+    TSAN_OPTIONS="halt_on_error=1 exitcode=66" ASAN_OPTIONS="detect_leaks=1 exitcode=66" \
+        "$M" --unix "$T/s.sock" --memory 8M --threads 2 --max-buffers 4M --log-level warn \
+        2>"$T/memd.log" &
+    PID=$!
+    for _ in $(seq 1 100); do [ -S "$T/s.sock" ] && break; sleep 0.1; done
+    [ -S "$T/s.sock" ] || fail "$san server did not start"
+    A="unix:$T/s.sock"
+    "$C" "$A" stress 8 || fail "$san: stress"
+    "$C" "$A" badinput >/dev/null || fail "$san: bad input"
+    "$C" "$A" hog 8 >/dev/null || fail "$san: hogs"
+    "$C" "$A" idle 200 >/dev/null || fail "$san: idle connections"
+    kill -TERM "$PID"
+    rc=0; wait "$PID" || rc=$?
+    PID=""
+    [ "$rc" = 0 ] || fail "$san: exit status $rc"
+    if grep -qE "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$T/memd.log"; then
+        fail "$san: sanitizer report"
+    fi
+    echo "$san: clean"
+    ran=$((ran + 1))
+done
+echo "PASS: $ran sanitizer builds clean"
