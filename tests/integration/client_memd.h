@@ -41,6 +41,25 @@ static inline double mono_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* Servers started and not yet reaped, killed by die() so that a failing
+ * program leaves nothing running (the test scripts' traps also kill them). */
+static pid_t memd_children[8];
+
+static inline void children_add(pid_t pid)
+{
+    for (unsigned i = 0; i < 8; i++)
+        if (!memd_children[i]) {
+            memd_children[i] = pid;
+            return;
+        }
+}
+
+static inline void children_del(pid_t pid)
+{
+    for (unsigned i = 0; i < 8; i++)
+        if (memd_children[i] == pid) memd_children[i] = 0;
+}
+
 static inline void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static inline void die(const char *fmt, ...)
 {
@@ -50,6 +69,12 @@ static inline void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
+    for (unsigned i = 0; i < 8; i++) {
+        if (memd_children[i] <= 0) continue;
+        kill(memd_children[i], SIGCONT);
+        kill(memd_children[i], SIGKILL);
+        waitpid(memd_children[i], NULL, 0);
+    }
     exit(1);
 }
 
@@ -81,6 +106,7 @@ static inline int memd_start(struct memd *m)
         _exit(127);
     }
     m->pid = pid;
+    children_add(pid);
     double until = mono_ms() + 10000;
     while (mono_ms() < until) {
         FILE *f = fopen(port_file, "r");
@@ -95,6 +121,7 @@ static inline int memd_start(struct memd *m)
         }
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            children_del(pid);
             m->pid = 0;
             return -1;
         }
@@ -102,6 +129,7 @@ static inline int memd_start(struct memd *m)
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    children_del(pid);
     m->pid = 0;
     return -1;
 }
@@ -121,12 +149,17 @@ static inline void memd_kill(struct memd *m, int sig)
     if (m->pid <= 0) return;
     kill(m->pid, sig);
     if (sig == SIGKILL || sig == SIGTERM) {
+        bool reaped = false;
         if (sig == SIGTERM) {
             double until = mono_ms() + 5000;
-            while (mono_ms() < until && waitpid(m->pid, NULL, WNOHANG) == 0) usleep(10000);
-            kill(m->pid, SIGKILL);
+            while (mono_ms() < until && !reaped) {
+                reaped = waitpid(m->pid, NULL, WNOHANG) == m->pid;
+                if (!reaped) usleep(10000);
+            }
+            if (!reaped) kill(m->pid, SIGKILL);
         }
-        waitpid(m->pid, NULL, 0);
+        if (!reaped) waitpid(m->pid, NULL, 0);
+        children_del(m->pid);
         m->pid = 0;
     }
 }
