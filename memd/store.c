@@ -349,8 +349,12 @@ uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
 enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
                              const uint8_t *pages)
 {
+    /* Once a page cannot be allocated, the rest of the batch is not stored,
+     * and any page the pool still holds for those keys is dropped: it is older
+     * than the data the client just sent, and the client may already count on
+     * it being replaced (a put must never leave an older version behind). */
     enum remoca_status st = REMOCA_OK;
-    for (uint32_t base = 0; base < count && st == REMOCA_OK; base += LOCK_CHUNK) {
+    for (uint32_t base = 0; base < count; base += LOCK_CHUNK) {
         uint32_t end = count - base > LOCK_CHUNK ? base + LOCK_CHUNK : count;
         pthread_mutex_lock(&s->lock);
         struct pool *p = store_pool(s, pool);
@@ -358,6 +362,10 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             const uint8_t *src = pages + (size_t)n * REMOCA_PAGE_SIZE;
             uint64_t h = hash_key(pool, key + n);
             uint32_t i = lookup(s, pool, key + n, h);
+            if (st != REMOCA_OK) {
+                if (i != MEMD_NIL) remove_slot(s, p, i, h);
+                continue;
+            }
             if (i != MEMD_NIL) {
                 memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
                 policy_hit(s, p, i);
@@ -367,7 +375,7 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             i = alloc_page(s, p);
             if (i == MEMD_NIL) {
                 st = REMOCA_E_FULL;
-                break;
+                continue;
             }
             struct slot *e = &s->slots[i];
             e->key = key + n;

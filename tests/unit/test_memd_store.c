@@ -281,6 +281,28 @@ static void test_full_and_limits(void **state)
     check_invariants(s);
 }
 
+/* A batch put that runs out of pages part way must not leave an older page
+ * behind for any key of the batch: the client sent newer data for all of
+ * them.  Pool a pins 254 pages as its minimum; pool b pins 2 (keys 10, 11). */
+static void test_full_batch_drops_older_pages(void **state)
+{
+    struct store *s = *state;
+    uint32_t a = open_pool(s, "a", 254 * PAGE, 0, 1);
+    uint32_t b = open_pool(s, "b", 2 * PAGE, 2 * PAGE + PAGE, 1);
+    for (uint64_t k = 0; k < 254; k++) put1(s, a, k);
+    put1(s, b, 10);
+    put1(s, b, 11);
+    assert_int_equal(s->nfree, 0);
+    /* b may grow to 3 pages but nobody can give one: keys 9, 10, 11 newer. */
+    uint8_t pages[3 * PAGE];
+    memset(pages, 0x5a, sizeof pages);
+    enum remoca_status st = store_put(s, b, 9, 3, pages);
+    assert_int_equal(st, REMOCA_E_FULL);
+    assert_int_equal(has(s, b, 10) + has(s, b, 11), 0);
+    assert_int_equal(store_pool(s, a)->pages, 254);
+    check_invariants(s);
+}
+
 static void test_ghost_hits(void **state)
 {
     struct store *s = *state;
@@ -369,6 +391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_min_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weights_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_batch_drops_older_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ghost_hits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ghost_utility_tilts_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_text_json, setup, teardown),
