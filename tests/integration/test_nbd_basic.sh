@@ -11,36 +11,16 @@
 #    and memd both count hits), and in again (nbdcopy into the export);
 #  - the same with remoca-write=update.
 set -euo pipefail
-: "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
-FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
-T=$(mktemp -d /tmp/remoca-nbd-basic.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
-waitfor() { # waitfor SECONDS COMMAND...: poll until COMMAND succeeds
-    local end=$((SECONDS + $1)); shift
-    until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done
-}
-stat_of() { sed -n "s/^$2=//p" "$1"; }
+. "$(dirname "$0")/lib.sh"
+itest_init nbd-basic
 
-start_memd() {
-    rm -f "$T/memd.sock"
-    "$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory 64M --threads 1 2>>"$T/memd.log" &
-    MEMD=$!; PIDS+=("$MEMD")
-    waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
-}
 start_nbdkit() { # start_nbdkit NAME [params...]
     local name=$1; shift
     rm -f "$T/$name.pid" "$T/$name.sock"
     nbdkit -f -U "$T/$name.sock" -P "$T/$name.pid" --filter="$FILTER" file "$T/disk.img" \
         remoca-servers="unix:$T/memd.sock" remoca-statsfile="$T/$name.stats" "$@" \
         2>>"$T/$name.log" &
-    NBDKIT=$!; PIDS+=("$NBDKIT")
+    NBDKIT=$!; track "$NBDKIT"
     waitfor 15 test -s "$T/$name.pid" || fail "nbdkit did not start"
 }
 stop_nbdkit() { kill "$NBDKIT"; wait "$NBDKIT" || true; }
@@ -59,7 +39,7 @@ grep -q "remoca-servers= is required" "$T/err.txt" || fail "no clear message for
 if nbdkit -f -U "$T/x.sock" --filter="$FILTER" file "$T/disk.img" remoca-servers=unix:/x \
       remoca-write=sometimes 2>"$T/err.txt"; then fail "bad remoca-write accepted"; fi
 
-start_memd
+start_memd_unix 64M
 for mode in invalidate update; do
     echo "--- remoca-write=$mode"
     head -c $SIZE /dev/urandom > "$T/disk.img"

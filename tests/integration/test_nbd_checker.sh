@@ -15,34 +15,18 @@
 #      (SIGCONT): requests time out (remoca-timeout=500) and become misses.
 # After each run the disk file must equal the checker's model (write-through).
 set -euo pipefail
-: "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
-FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
+. "$(dirname "$0")/lib.sh"
+itest_init nbd-checker
+KILL_SIGNAL=KILL
 CHECKER=$REMOCA_BUILD/tests/nbd_checker
-T=$(mktemp -d /tmp/remoca-nbd-checker.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
-waitfor() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
-stat_of() { sed -n "s/^$2=//p" "$1"; }
 progress_at_least() { local v; v=$(cat "$T/progress" 2>/dev/null || true); [ "${v:-0}" -ge "$1" ]; }
 
-start_memd() { # start_memd SIZE
-    rm -f "$T/memd.sock"
-    "$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory "$1" --threads 1 2>>"$T/memd.log" &
-    MEMD=$!; PIDS+=("$MEMD")
-    waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
-}
 start_nbdkit() {
     rm -f "$T/nbd.pid" "$T/nbd.sock"
     nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" file "$T/disk.img" \
         remoca-servers="unix:$T/memd.sock" remoca-statsfile="$T/nbd.stats" remoca-timeout=500 "$@" \
         2>>"$T/nbd.log" &
-    NBDKIT=$!; PIDS+=("$NBDKIT")
+    NBDKIT=$!; track "$NBDKIT"
     waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -57,7 +41,7 @@ run() { # run NAME SEED [checker args]
     local name=$1 seed=$2; shift 2
     "$CHECKER" --uri "$URI" --init "$T/disk.img" --conns 4 --ops 1500 --seed "$seed" $TRIM \
         --progress "$T/progress" --model-out "$T/model.img" "$@" > "$T/$name.out" 2>&1 &
-    CHK=$!; PIDS+=("$CHK")
+    CHK=$!; track "$CHK"
 }
 finish() { # finish NAME
     local name=$1 rc=0
@@ -73,7 +57,7 @@ finish() { # finish NAME
 
 # a. invalidate, memd of 1 MiB for a 4 MiB disk: constant evictions.
 head -c $SIZE /dev/urandom > "$T/disk.img"
-start_memd 1M
+start_memd_unix 1M
 start_nbdkit remoca-write=invalidate
 run a 1
 finish a
@@ -87,7 +71,7 @@ finish b
 stop "$MEMD"
 
 # c. the memory server dies mid-run and comes back.
-start_memd 64M
+start_memd_unix 64M
 start_nbdkit remoca-write=invalidate
 rm -f "$T/progress"
 run c 3 --ops 2500
@@ -95,7 +79,7 @@ waitfor 120 progress_at_least 2500 || fail "c: checker made no progress"
 kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
 echo "c: memd SIGKILLed at $(cat "$T/progress") ops"
 waitfor 120 progress_at_least 5000 || fail "c: checker stalled after the kill"
-start_memd 64M
+start_memd_unix 64M
 echo "c: memd restarted at $(cat "$T/progress") ops"
 finish c
 [ "$(stat_of "$T/nbd.stats" client_reconnects)" -ge 1 ] || fail "c: client did not reconnect"
@@ -108,9 +92,9 @@ stop "$MEMD"
 # d. two servers, one dies for good.
 rm -f "$T/memd2.sock"
 "$REMOCA_BUILD/remoca-memd" --unix "$T/memd2.sock" --memory 64M --threads 1 2>>"$T/memd2.log" &
-MEMD2=$!; PIDS+=("$MEMD2")
+MEMD2=$!; track "$MEMD2"
 waitfor 10 test -S "$T/memd2.sock" || fail "second remoca-memd did not start"
-start_memd 64M
+start_memd_unix 64M
 start_nbdkit remoca-write=update remoca-servers="unix:$T/memd.sock,unix:$T/memd2.sock"
 rm -f "$T/progress"
 run d 4 --ops 2000
@@ -125,7 +109,7 @@ hits=$(sed -n 's/^server .* hits=\([0-9]*\) .*/\1/p' "$T/memd.txt")
 stop "$MEMD"
 
 # e. the memory server hangs, then resumes.
-start_memd 64M
+start_memd_unix 64M
 start_nbdkit remoca-write=invalidate
 rm -f "$T/progress"
 run e 5 --ops 1500

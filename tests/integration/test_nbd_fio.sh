@@ -4,24 +4,11 @@
 # read back and checked (crc32c), then a second, verify-only pass that must
 # be served largely from remote memory and still verify.  Both write policies.
 set -euo pipefail
-: "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
-FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
-T=$(mktemp -d /tmp/remoca-nbd-fio.XXXXXX)
+. "$(dirname "$0")/lib.sh"
+itest_init nbd-fio
 cd "$T" # fio writes its verify state files into the working directory
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
-waitfor() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
-stat_of() { sed -n "s/^$2=//p" "$1"; }
 
-"$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory 64M --threads 1 2>>"$T/memd.log" &
-MEMD=$!; PIDS+=("$MEMD")
-waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
+start_memd_unix 64M
 
 for mode in invalidate update; do
     head -c $((8 * 1048576 + 1000)) /dev/urandom > "$T/disk.img"
@@ -29,7 +16,7 @@ for mode in invalidate update; do
     nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" file "$T/disk.img" \
         remoca-servers="unix:$T/memd.sock" remoca-statsfile="$T/nbd.stats" remoca-write=$mode \
         2>>"$T/nbd.log" &
-    NBDKIT=$!; PIDS+=("$NBDKIT")
+    NBDKIT=$!; track "$NBDKIT"
     waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
     common=(--name=verify --ioengine=nbd --uri="nbd+unix:///?socket=$T/nbd.sock" --rw=randwrite
             --bsrange=512-64k --size=8m --verify=crc32c --iodepth=4 --randseed=42)

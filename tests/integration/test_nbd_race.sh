@@ -22,32 +22,19 @@
 # order in which things really happened; the test concludes only when the
 # interleaving it wants did happen.
 set -euo pipefail
-: "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
-FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
-T=$(mktemp -d /tmp/remoca-nbd-race.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -30 "$f"; done >&2; exit 1; }
-waitfor() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.02; done; }
-stat_of() { sed -n "s/^$2=//p" "$1"; }
+. "$(dirname "$0")/lib.sh"
+itest_init nbd-race
 qio() { qemu-io -f raw "nbd+unix:///?socket=$T/nbd.sock" "$@"; }
 line_of() { grep -n -- "$1" "$T/req.log" | head -1 | cut -d: -f1; }
 
-"$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory 16M --threads 1 2>>"$T/memd.log" &
-MEMD=$!; PIDS+=("$MEMD")
-waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
+start_memd_unix 16M
 
 start_nbdkit() {
     rm -f "$T/nbd.pid" "$T/nbd.sock" "$T/req.log"
     nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" --filter=log --filter=delay \
         file "$T/disk.img" logfile="$T/req.log" remoca-servers="unix:$T/memd.sock" \
         remoca-statsfile="$T/nbd.stats" "$@" 2>>"$T/nbd.log" &
-    NBDKIT=$!; PIDS+=("$NBDKIT")
+    NBDKIT=$!; track "$NBDKIT"
     waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
 }
 stop_nbdkit() { kill "$NBDKIT"; wait "$NBDKIT" || true; }
@@ -74,10 +61,10 @@ SH
     nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" sh "$T/disk.sh" \
         remoca-servers="unix:$T/memd.sock" remoca-pool=race-$mode \
         remoca-statsfile="$T/nbd.stats" remoca-write=$mode 2>>"$T/nbd.log" &
-    NBDKIT=$!; PIDS+=("$NBDKIT")
+    NBDKIT=$!; track "$NBDKIT"
     waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit (sh plugin) did not start"
     qio -c 'read 20k 4k' > "$T/a.out" 2>&1 &   # A: miss; old bytes, then 3 s
-    A=$!; PIDS+=("$A")
+    A=$!; track "$A"
     waitfor 20 test -e "$T/read_done" || fail "A's read never reached the disk"
     qio -c 'write -P 0x5a 20k 4k' > "$T/b.out" || fail "B's write failed"
     kill -0 "$A" 2>/dev/null || fail "inconclusive: A finished before B's write completed"
@@ -96,7 +83,7 @@ SH
     head -c $((1048576 + 1000)) /dev/zero | tr '\0' '\2' > "$T/disk.img"
     start_nbdkit delay-write=3 remoca-write=$mode
     qio -c 'write -P 0x6b 36k 4k' > "$T/b.out" 2>&1 &  # B: 3 s in progress
-    B=$!; PIDS+=("$B")
+    B=$!; track "$B"
     waitfor 20 grep -q "Write id=[0-9]* offset=0x9000" "$T/req.log" || fail "B's write never started"
     qio -c 'read 36k 4k' > "$T/a.out" || fail "A's read failed"
     wait "$B" || fail "B's write failed"

@@ -14,31 +14,18 @@
 #  - the filter counts remote hits for every block re-read, and memd's own
 #    stats count as many hits for the pool.
 set -euo pipefail
-: "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
-FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
-T=$(mktemp -d /tmp/remoca-nbd-stats.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
-waitfor() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
-stat_of() { sed -n "s/^$2=//p" "$1"; }
+. "$(dirname "$0")/lib.sh"
+itest_init nbd-stats
 memd_hits() { "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" | sed -n 's/^pool .* hits=\([0-9]*\) .*/\1/p' | head -1; }
 disk_reads() { grep -c " Read id=" "$T/req.log" || true; }
 
 SIZE=$((32 * 1048576 + 1000))
 head -c $SIZE /dev/urandom > "$T/disk.img"
-"$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory 64M --threads 1 2>>"$T/memd.log" &
-MEMD=$!; PIDS+=("$MEMD")
-waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
+start_memd_unix 64M
 nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" --filter=log file "$T/disk.img" \
     logfile="$T/req.log" remoca-servers="unix:$T/memd.sock" remoca-statsfile="$T/nbd.stats" \
     2>>"$T/nbd.log" &
-NBDKIT=$!; PIDS+=("$NBDKIT")
+NBDKIT=$!; track "$NBDKIT"
 waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
 URI="nbd+unix:///?socket=$T/nbd.sock"
 
