@@ -4,21 +4,16 @@
 # replayed answers and clients without the secret do not; three failures close
 # the connection; `remoca stats --secret-file` authenticates too.
 set -eu
-B=${REMOCA_BUILD:?}
-T=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -20 "$T/memd.log" 2>/dev/null || true; exit 1; }
-wait_file() { for _ in $(seq 1 $(($2 * 10))); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"
+itest_init memd-auth
+KILL_SIGNAL=KILL
+B=$REMOCA_BUILD
+wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 
 echo "s3cret-$$" >"$T/secret"
 "$B/remoca-memd" --unix "$T/memd.sock" --memory 8M --threads 1 --secret-file "$T/secret" \
     --pid-file "$T/pid" 2>"$T/memd.log" &
-PID=$!
+PID=$!; track "$PID"
 wait_file "$T/pid" 10 && for _ in $(seq 1 50); do [ -S "$T/memd.sock" ] && break; sleep 0.1; done
 [ -S "$T/memd.sock" ] || fail "server did not start"
 A="unix:$T/memd.sock"

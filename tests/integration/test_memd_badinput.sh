@@ -7,24 +7,15 @@
 # scenario, over TCP and over the unix socket; the server must survive, log
 # the dropped connections, count the errors, and exit 0 on SIGTERM.
 set -eu
-B=${REMOCA_BUILD:?}
-T=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -20 "$T/memd.log" || true; exit 1; }
-
-wait_file() { # FILE SECONDS
-    for _ in $(seq 1 $(($2 * 10))); do [ -s "$1" ] && return 0; sleep 0.1; done
-    return 1
-}
+. "$(dirname "$0")/lib.sh"
+itest_init memd-badinput
+KILL_SIGNAL=KILL
+B=$REMOCA_BUILD
+wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 
 "$B/remoca-memd" --listen 127.0.0.1:0 --port-file "$T/port" --unix "$T/memd.sock" \
     --memory 32M --threads 2 --max-conns 4096 --max-buffers 4M 2>"$T/memd.log" &
-PID=$!
+PID=$!; track "$PID"
 wait_file "$T/port" 10 || fail "server did not start"
 TCP=127.0.0.1:$(cat "$T/port")
 

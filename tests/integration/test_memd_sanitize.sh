@@ -5,14 +5,10 @@
 # connections; then SIGTERM.  Any sanitizer report, or an exit status other
 # than 0, fails the test (leaks are checked at exit by ASan).
 set -eu
-B=${REMOCA_BUILD:?}
-T=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+itest_init memd-sanitize
+KILL_SIGNAL=KILL
+B=$REMOCA_BUILD
 fail() { echo "FAIL: $*"; echo "--- server log (head)"; head -60 "$T/memd.log" 2>/dev/null || true; exit 1; }
 C="$B/tests/memd_client"
 ran=0
@@ -23,7 +19,7 @@ for san in tsan asan; do
     TSAN_OPTIONS="halt_on_error=1 exitcode=66" ASAN_OPTIONS="detect_leaks=1 exitcode=66" \
         "$M" --unix "$T/s.sock" --memory 8M --threads 2 --max-buffers 4M --log-level warn \
         2>"$T/memd.log" &
-    PID=$!
+    PID=$!; track "$PID"
     for _ in $(seq 1 100); do [ -S "$T/s.sock" ] && break; sleep 0.1; done
     [ -S "$T/s.sock" ] || fail "$san server did not start"
     A="unix:$T/s.sock"

@@ -5,16 +5,11 @@
 # within budget + the overhead documented in docs/protocol.md), evictions and
 # ghost hits, and a clean exit 0 on SIGTERM.
 set -eu
-B=${REMOCA_BUILD:?}
-T=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -20 "$T/memd.log" 2>/dev/null || true; exit 1; }
-wait_file() { for _ in $(seq 1 $(($2 * 10))); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"
+itest_init memd-server
+KILL_SIGNAL=KILL
+B=$REMOCA_BUILD
+wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 M="$B/remoca-memd"
 
 # --- command line -------------------------------------------------------------
@@ -44,7 +39,7 @@ grep -q "unexpected argument 'stray-argument'" "$T/err" || fail "stray argument 
 BUDGET_MB=64
 "$M" --listen 127.0.0.1:0 --port-file "$T/port" --pid-file "$T/pid" --memory ${BUDGET_MB}M \
     --threads 2 --policy s3fifo 2>"$T/memd.log" &
-PID=$!
+PID=$!; track "$PID"
 wait_file "$T/port" 10 || fail "server did not start"
 [ "$(cat "$T/pid")" = "$PID" ] || fail "--pid-file holds $(cat "$T/pid"), not $PID"
 ADDR=127.0.0.1:$(cat "$T/port")
