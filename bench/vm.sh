@@ -78,6 +78,7 @@ run() {
     fi
     [ "$mode" = remoca ] && sleep 1.2   # the filter's last stats rewrite
     vm_export_stop "$tag"
+    cp "$work/$tag.stats" "$out/$tag.nbdstats" 2>/dev/null || true   # nbdkit stats filter
     if [ "$mode" = remoca ]; then
         vm_memd_stats "memd-$tag" > "$out/$tag.memd" || true
         vm_stop "$work/memd-$tag.pid"
@@ -117,7 +118,12 @@ print("RESULT name=vm exp=%s disk=%s baseline_s=%s remoca_s=%s bound_s=%s speedu
 PY
 }
 
-: > "$out/results.txt"
+# VM_PLOTS_ONLY=1: redraw the plots from the last run's results.txt and steps, run nothing
+if [ -n "${VM_PLOTS_ONLY:-}" ]; then
+    EXPS=""
+else
+    : > "$out/results.txt"
+fi
 emit() { tee -a "$out/results.txt"; }
 
 # --- 1. thrashing ------------------------------------------------------------------------------
@@ -209,7 +215,7 @@ bars '^apps-' vm-apps "Applications on ext4, guest ${A_MEM} MiB, data ${A_DB}+${
 bars '^balloon$' vm-balloon "Ballooning ${B_MEM} -> ${B_TARGET} MiB with a ${B_MB} MiB working set, loops after the balloon"
 # per-loop times of the balloon runs on the first disk kind: the balloon's effect over time
 d=${B_DISKS%% *}
-if [[ " $EXPS " == *" balloon "* ]] && [ -f "$out/balloon-$d-base.steps" ]; then
+if [ -f "$out/balloon-$d-base.steps" ]; then
     for t in base remoca bound; do
         grep -o 'step=loop[0-9]* .* s=[0-9.]*' "$out/balloon-$d-$t.steps" 2>/dev/null |
             sed 's/step=loop\([0-9]*\).* s=\([0-9.]*\)/\1 \2/' > "$out/balloon-$t.loops" || true
@@ -223,6 +229,7 @@ set ylabel "seconds (lower is better)"
 set yrange [0:*]
 set grid
 set xtics 1
+set key below
 set arrow from ${B_AT}.5, graph 0 to ${B_AT}.5, graph 1 nohead dt 2
 plot "$out/balloon-base.loops" using 1:2 with linespoints title "baseline" lc rgb "#c0504d", \
      "$out/balloon-remoca.loops" using 1:2 with linespoints title "REMOCA" lc rgb "#4f81bd", \
