@@ -29,6 +29,8 @@
 # file during those steps; remote_hit_ratio = blocks served by remote memory / blocks the guest
 # asked of the VMM during those steps), a PNG plot per experiment in docs/img/ (gnuplot), and
 # the raw step files in $REMOCA_BUILD/vm/bench/.  --quick: smaller thrash and balloon on hdd only.
+# bench/run starts benchmarks with sh; this one needs bash (arrays, [[ ]], the shared lib.sh)
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 : "${REMOCA_BUILD:?}" "${REMOCA_SRC:?}"
 source "$REMOCA_SRC/tests/vm/lib.sh"
