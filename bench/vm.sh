@@ -27,8 +27,9 @@
 # Output: one `RESULT name=vm exp=... disk=...` line per experiment and disk (times in guest
 # seconds summed over the measured steps; backing_reads = NBD read requests reaching the backing
 # file during those steps; remote_hit_ratio = blocks served by remote memory / blocks the guest
-# asked of the VMM during those steps), a PNG plot per experiment in docs/img/ (gnuplot), and
-# the raw step files in $REMOCA_BUILD/vm/bench/.  --quick: smaller thrash and balloon on hdd only.
+# asked of the VMM during those steps), a PNG plot per experiment in docs/img/ (gnuplot; with
+# --quick in $REMOCA_BUILD/vm/bench/img/), and the raw step files in $REMOCA_BUILD/vm/bench/.
+# --quick: smaller thrash and balloon on hdd only.
 # bench/run starts benchmarks with sh; this one needs bash (arrays, [[ ]], the shared lib.sh)
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
@@ -44,7 +45,9 @@ vm_init "$work"
 trap 'vm_cleanup; rm -rf "$work"' EXIT
 out=$REMOCA_BUILD/vm/bench
 data=$REMOCA_BUILD/vm/data
-img=$REMOCA_SRC/docs/img
+# full runs draw the plots docs/results.md shows; --quick ones stay in the build dir
+img=${VM_IMG:-$REMOCA_SRC/docs/img}
+[ $QUICK = 1 ] && img=${VM_IMG:-$out/img}
 mkdir -p "$out" "$data" "$img"
 steps=$REMOCA_SRC/tests/vm/steps.py
 REMOCA=1
