@@ -94,6 +94,7 @@ static void drain_table(struct conn *cn, struct waiter **list)
             cn->table[b] = w->next;
             w->next = *list;
             *list = w;
+            atomic_fetch_sub(&cn->waiting, 1);
         }
     }
     cn->inflight = 0;
@@ -123,13 +124,17 @@ void rc_conn_need_reader(struct conn *cn)
 }
 
 /* Gives the reader role up.  A sender that counted a frame while we were
- * still reader relies on us to see it (seq_cst: it bumps `outstanding`
- * then looks at `reader_active`; we clear that, then look at the count). */
+ * still reader relies on us to see it (seq_cst: it bumps `waiting` and
+ * `outstanding` then looks at `reader_active`; we clear that, then look at
+ * the counts).  Unanswered no-wait frames alone do not need a reader before
+ * LAZY_MAX of them are pending. */
 static void reader_leave(struct conn *cn)
 {
     atomic_store(&cn->reader_active, false);
     pthread_mutex_unlock(&cn->recv_lock);
-    if (atomic_load(&cn->outstanding) > 0 || atomic_load(&cn->quarantined)) kick(cn);
+    if (atomic_load(&cn->waiting) > 0 || atomic_load(&cn->outstanding) >= LAZY_MAX ||
+        atomic_load(&cn->quarantined))
+        kick(cn);
 }
 
 void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
@@ -203,6 +208,7 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
     /* Barrier: no sender is writing once we hold send_lock, and none will
      * (up is false) until we are done. */
     pthread_mutex_lock(&cn->send_lock);
+    rc_sq_drop(cn); /* reset below: queued frames need not run */
     pthread_mutex_lock(&cn->lock);
     uint8_t *rest = cn->qbuf;
     size_t rest_len = cn->qlen;
@@ -300,6 +306,7 @@ static void teardown(struct conn *cn, const char *why)
 
     pthread_mutex_lock(&cn->recv_lock); /* no caller reads the socket now */
     pthread_mutex_lock(&cn->send_lock);
+    rc_sq_drop(cn); /* the pool is reset on reconnect */
     pthread_mutex_lock(&cn->lock);
     int fd = cn->fd;
     cn->fd = -1;
@@ -343,18 +350,35 @@ static void backoff_sleep(struct conn *cn, unsigned *ms)
 static int serve(struct conn *cn, int fd, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
+    struct timespec now;
+    bool kicked;
     pthread_mutex_lock(&cn->lock);
     if (!cn->kicked && !atomic_load(&c->stopping)) {
+        /* Until the next read pass (250 ms) or the send queue is due. */
         struct timespec ts;
         rc_deadline_in(&ts, 250);
+        int64_t due = atomic_load(&cn->sq_due_ns);
+        if (due && due < (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec)
+            ts = (struct timespec){.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
         pthread_cond_timedwait(&cn->wake, &cn->lock, &ts);
     }
+    kicked = cn->kicked;
     cn->kicked = false;
     pthread_mutex_unlock(&cn->lock);
     if (atomic_load(&c->stopping)) {
         snprintf(why, whylen, "client stopping");
         return -1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    int64_t due = atomic_load(&cn->sq_due_ns);
+    if (due && due <= now_ns) rc_conn_flush(cn);
+    /* Woken for the send queue only: no read pass unless one is needed. */
+    if (!kicked && now_ns - cn->last_read_ns < 250000000LL &&
+        atomic_load(&cn->outstanding) < LAZY_MAX && atomic_load(&cn->waiting) <= 0 &&
+        !atomic_load(&cn->quarantined))
+        return 0;
+    cn->last_read_ns = now_ns;
 
     pthread_mutex_lock(&cn->recv_lock);
     atomic_store(&cn->reader_active, true);
@@ -467,7 +491,14 @@ int rc_conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
     cn->fd = -1;
     cn->next_id = 1;
     cn->rb.buf = malloc(RBUF_SIZE);
-    if (!cn->rb.buf) return -1;
+    cn->sq = malloc(SQ_CAP);
+    if (!cn->rb.buf || !cn->sq) {
+        free(cn->rb.buf);
+        free(cn->sq);
+        cn->rb.buf = NULL;
+        cn->sq = NULL;
+        return -1;
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -501,6 +532,8 @@ void rc_conn_destroy(struct conn *cn)
     free(cn->qbuf);
     free(cn->rb.buf);
     cn->rb.buf = NULL;
+    free(cn->sq);
+    cn->sq = NULL;
     pthread_cond_destroy(&cn->wake);
     pthread_mutex_destroy(&cn->lock);
     pthread_mutex_destroy(&cn->send_lock);

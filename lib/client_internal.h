@@ -163,6 +163,19 @@ struct frame {
 /* ---- connections (lib/client_conn.c, client_recv.c, client_send.c) ----- */
 
 #define CONN_BUCKETS 64u
+/* Responses to no-wait frames (puts, deletes) are read lazily: by whoever
+ * reads next (a caller waiting for its own get reads them on the way), by
+ * the connection thread's periodic wakeup, or, once this many frames are
+ * unanswered, by a kicked connection thread.  Waking a thread per fill put
+ * cost more CPU than the put itself (measured: cold reads at queue depth 1,
+ * ~70 us of CPU per read, most of it in wakeups).  Error replies lose
+ * nothing by waiting: the server answers a connection in order, so any
+ * later get's response is read after them, and a failed invalidation
+ * quarantines the connection before that get can complete. */
+#define LAZY_MAX 64
+#define SQ_CAP (32u * (REMOCA_HDR_SIZE + REMOCA_PAGE_SIZE)) /* bytes */
+#define SQ_BATCH 16u      /* queued frames that make the queuer flush */
+#define SQ_DELAY_US 1000u /* oldest queued frame's wait at most (about) */
 #define RBUF_SIZE (64u * 1024u)
 
 /* Buffered reader of the connection thread: small frames come out of the
@@ -191,6 +204,7 @@ struct conn {
     pthread_mutex_t recv_lock;
     atomic_bool reader_active; /* someone holds recv_lock to read */
     atomic_int outstanding;    /* frames sent whose response was not read yet */
+    atomic_int waiting;        /* of those, frames a caller waits for (in the table) */
     const struct timespec *reader_deadline; /* a caller-reader's deadline */
 
     pthread_mutex_t send_lock;
@@ -208,12 +222,26 @@ struct conn {
     struct waiter *table[CONN_BUCKETS];
     unsigned inflight;
 
+    /* Send queue (under send_lock): no-wait frames copied here are ordered
+     * (the next frame written on the connection, from any thread, goes out
+     * behind them) but sent later, in one write for many: by the next
+     * sender, by the caller that fills it to SQ_BATCH frames, or by the
+     * connection thread SQ_DELAY_US after the first was queued.
+     *
+     *   sq [hdr|page][hdr|page][hdr] ...  sqlen bytes, sqframes frames
+     */
+    uint8_t *sq;
+    size_t sqlen;
+    unsigned sqframes;
+    _Atomic int64_t sq_due_ns; /* CLOCK_MONOTONIC ns the queue is due; 0 = empty */
+
     atomic_bool quarantined; /* hung: waiting for a POOL_RESET on this connection */
     uint8_t *qbuf;        /* rest of a frame cut by a send timeout (under lock) */
     size_t qlen;
     bool draining;        /* connection thread only: in quarantine_drain */
 
     struct rbuf rb;       /* connection thread only */
+    int64_t last_read_ns; /* connection thread only: its last read pass */
     char why[160];        /* reason of the current teardown (under lock) */
     bool logged_down;     /* "cannot connect" logged for this down period */
 };
@@ -232,6 +260,12 @@ void rc_conn_destroy(struct conn *cn);
 enum conn_send_result { CONN_DOWN, CONN_FAILED, CONN_SENT };
 enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
                                 const struct timespec *deadline);
+
+/* Writes the send queue out now (the connection thread, when it is due). */
+void rc_conn_flush(struct conn *cn);
+/* Drops the send queue (send_lock held): at quarantine and teardown, the
+ * pool is reset before the connection is used again. */
+void rc_sq_drop(struct conn *cn);
 
 /* Quarantines generation `gen` of the connection if it is still current and
  * up: fails every waiter now (misses), refuses new frames, and has its

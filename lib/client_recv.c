@@ -35,6 +35,7 @@ static struct waiter *table_take(struct conn *cn, uint32_t id)
             struct waiter *w = *p;
             *p = w->next;
             cn->inflight--;
+            atomic_fetch_sub(&cn->waiting, 1);
             return w;
         }
     }

@@ -3,6 +3,23 @@
  * with a deadline on the lock and on every write.  A write that times out
  * half way through a frame keeps a copy of the rest for the quarantine
  * drain, so the stream stays well formed (client_conn.c).
+ *
+ * No-wait frames (fill puts, invalidations) are copied to the connection's
+ * send queue instead of being written in the call: the queue is part of
+ * the wire order (every write puts the queue out first, under the same
+ * lock), so they are ordered on return exactly as if written, and a cold
+ * read no longer pays a TCP send (and the server's wakeup) per fill.  The
+ * queue is written by the next sender, by the queuer that brings it to
+ * SQ_BATCH frames, or by the connection thread once it is SQ_DELAY_US old;
+ * it is dropped with the pool state on quarantine and teardown.
+ *
+ *   caller: put(no-wait) ─▶ lock send_lock ─▶ copy to sq ─▶ unlock (ordered)
+ *   caller: get          ─▶ lock send_lock ─▶ sendmsg(sq + get) ─▶ unlock
+ *   conn thread (due)    ─▶ lock send_lock ─▶ sendmsg(sq) ─▶ unlock
+ *
+ * Measured (nbdkit filter, cold 4 KiB random reads, 2 cores): CPU per read
+ * (nbdkit + memd) 100 -> 54 us at queue depth 1 and 41 -> 31 us at 16; p50
+ * at depth 1 114 -> 70 us (the file plugin alone: 55-75 us).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,6 +75,62 @@ static bool keep_rest(struct conn *cn, const struct frame *f, size_t off)
     return true;
 }
 
+/* CLOCK_MONOTONIC now, in ns. */
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void rc_sq_drop(struct conn *cn)
+{
+    cn->sqlen = 0;
+    cn->sqframes = 0;
+    atomic_store(&cn->sq_due_ns, 0);
+}
+
+/* After a write that stopped `sent` bytes into the send queue (send_lock
+ * held): keep the rest of the frame it cut, like keep_rest. */
+static bool keep_rest_sq(struct conn *cn, size_t sent)
+{
+    size_t pos = 0;
+    while (pos < cn->sqlen) {
+        struct remoca_hdr h;
+        remoca_hdr_decode(cn->sq + pos, &h);
+        size_t flen = REMOCA_HDR_SIZE + h.len;
+        if (sent < pos + flen) {
+            if (sent == pos) return true; /* nothing of it left: the stream is whole */
+            struct frame f = {.len = h.len, .payload = cn->sq + pos + REMOCA_HDR_SIZE};
+            memcpy(f.hdr, cn->sq + pos, REMOCA_HDR_SIZE);
+            return keep_rest(cn, &f, sent - pos);
+        }
+        pos += flen;
+    }
+    return true;
+}
+
+/* Copies no-wait frames (headers encoded) to the send queue.  send_lock held. */
+static void sq_append(struct conn *cn, const struct frame *f, unsigned n)
+{
+    if (cn->sqlen == 0) atomic_store(&cn->sq_due_ns, now_ns() + SQ_DELAY_US * 1000LL);
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(cn->sq + cn->sqlen, f[i].hdr, REMOCA_HDR_SIZE);
+        cn->sqlen += REMOCA_HDR_SIZE;
+        if (f[i].len) memcpy(cn->sq + cn->sqlen, f[i].payload, f[i].len);
+        cn->sqlen += f[i].len;
+    }
+    cn->sqframes += n;
+}
+
+/* Tells the connection thread that the queue has become due-able. */
+static void sq_wake(struct conn *cn)
+{
+    pthread_mutex_lock(&cn->lock);
+    pthread_cond_signal(&cn->wake);
+    pthread_mutex_unlock(&cn->lock);
+}
+
 enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
                                 const struct timespec *deadline)
 {
@@ -81,12 +154,14 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     uint32_t pool = cn->pool;
 
     bool any_waiter = false;
+    size_t bytes = 0;
     for (unsigned i = 0; i < n; i++) {
         struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
                                .op = f[i].op, .flags = f[i].flags, .id = cn->next_id++,
                                .pool = pool, .key = f[i].key, .count = f[i].count,
                                .len = f[i].len};
         remoca_hdr_encode(f[i].hdr, &h);
+        bytes += REMOCA_HDR_SIZE + f[i].len;
         if (f[i].w) {
             struct waiter *w = f[i].w;
             w->id = h.id;
@@ -97,24 +172,45 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
             any_waiter = true;
         }
     }
+
+    /* No-wait frames that fit go to the send queue: ordered now, written
+     * with the next write.  The caller that fills the queue writes it. */
+    if (n > 0 && !any_waiter && cn->sqlen + bytes <= SQ_CAP) {
+        bool was_empty = cn->sqlen == 0;
+        sq_append(cn, f, n);
+        if (cn->sqframes < SQ_BATCH) {
+            atomic_fetch_add(&c->requests, n);
+            pthread_mutex_unlock(&cn->send_lock);
+            if (was_empty) sq_wake(cn);
+            return CONN_SENT;
+        }
+        n = 0; /* full enough: write it all now, below */
+    }
+
+    int nwait = 0;
     if (any_waiter) {
         pthread_mutex_lock(&cn->lock);
         for (unsigned i = 0; i < n; i++)
-            if (f[i].w) rc_table_insert(cn, f[i].w);
+            if (f[i].w) rc_table_insert(cn, f[i].w), nwait++;
         pthread_mutex_unlock(&cn->lock);
     }
 
     /* Counted before they can be answered (see reader_leave). */
-    atomic_fetch_add(&cn->outstanding, (int)n);
+    if (nwait) atomic_fetch_add(&cn->waiting, nwait);
+    unsigned queued = cn->sqframes;
+    int unread = atomic_fetch_add(&cn->outstanding, (int)(n + queued)) + (int)(n + queued);
 
-    /* Up to 63 frames per sendmsg; on failure, find the frame it cut. */
+    /* The queue first, then up to 63 frames per sendmsg; on failure, find
+     * the frame it cut. */
     char why[160];
     struct iovec iov[128];
     int rc = 0, err = 0;
     bool cut_lost = false;
     unsigned first = 0;
-    while (first < n && rc == 0) {
+    size_t qlen = cn->sqlen;
+    while ((first < n || qlen) && rc == 0) {
         int cnt = 0;
+        if (qlen) iov[cnt++] = (struct iovec){cn->sq, qlen};
         unsigned last = first;
         while (last < n && cnt + 2 <= 126) {
             iov[cnt++] = (struct iovec){f[last].hdr, REMOCA_HDR_SIZE};
@@ -132,17 +228,24 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
         rc = rc_sock_send(fd, iov, cnt, deadline, more, &sent, why, sizeof why);
         if (rc < 0) {
             err = errno;
-            for (unsigned i = first; i < last; i++) {
-                size_t sz = REMOCA_HDR_SIZE + f[i].len;
-                if (sent < sz) {
-                    if (sent > 0 && !keep_rest(cn, &f[i], sent)) cut_lost = true;
-                    break;
+            if (sent < qlen) {
+                if (!keep_rest_sq(cn, sent)) cut_lost = true;
+            } else {
+                sent -= qlen;
+                for (unsigned i = first; i < last; i++) {
+                    size_t sz = REMOCA_HDR_SIZE + f[i].len;
+                    if (sent < sz) {
+                        if (sent > 0 && !keep_rest(cn, &f[i], sent)) cut_lost = true;
+                        break;
+                    }
+                    sent -= sz;
                 }
-                sent -= sz;
             }
         }
+        qlen = 0;
         first = last;
     }
+    rc_sq_drop(cn);
     atomic_fetch_add(&c->requests, n);
     if (rc < 0) {
         if (err == ETIMEDOUT && !cut_lost)
@@ -151,11 +254,15 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
             rc_conn_kill(cn, gen, why);
     }
     pthread_mutex_unlock(&cn->send_lock);
-    /* Responses nobody waits for are read by whoever reads; make sure
-     * someone does.  (Callers that wait read or kick themselves.) */
-    bool nowait = false;
-    for (unsigned i = 0; i < n && !nowait; i++) nowait = !f[i].w;
-    if (rc == 0 && nowait) rc_conn_need_reader(cn);
+    /* Responses nobody waits for are read lazily (LAZY_MAX); past that,
+     * make sure someone reads.  (Callers that wait read or kick themselves.) */
+    if (rc == 0 && nwait < (int)(n + queued) && unread >= LAZY_MAX) rc_conn_need_reader(cn);
     return rc < 0 ? CONN_FAILED : CONN_SENT;
 }
 
+void rc_conn_flush(struct conn *cn)
+{
+    struct timespec deadline;
+    rc_deadline_in(&deadline, cn->client->timeout_ms);
+    if (atomic_load(&cn->sq_due_ns)) rc_conn_send(cn, NULL, 0, &deadline);
+}

@@ -15,7 +15,11 @@
  *   any threads reach the server in the order in which they were ordered, on
  *   the same connection, and the server executes them in that order.  So a
  *   caller holding a lock across a no-wait put knows that any later delete of
- *   that key is executed after the put.
+ *   that key is executed after the put.  No-wait frames may wait up to about
+ *   a millisecond in their connection's send queue before they are written
+ *   (batched with the next write on that connection, whatever its thread),
+ *   so another connection of the server may not see them at once; on this
+ *   client's own connection nothing ever overtakes them.
  * - Failure is a miss: a dead, hung or erroring server makes gets return no
  *   hits and puts/deletes be dropped; no call blocks longer than about the
  *   timeout.  A request that times out takes its connection out of service
