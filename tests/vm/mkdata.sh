@@ -5,8 +5,9 @@
 #     /tree/dNN/fNNNN   text files of 64-512 KiB, about TREE_MB MiB in all; some lines say "remoca"
 #
 # Everything is generated from fixed seeds (Python's random.Random(seed), SQL over a counter),
-# and the file system is made with `mke2fs -t ext4 -d DIR` with a fixed UUID and hash seed, so
-# the same arguments give the same data on any Debian 12 machine.  Pseudo-random rather than zero
+# and the file system is made with `mke2fs -t ext4 -d DIR` with a fixed UUID, hash seed and
+# clock, so the same arguments give the same files and bytes on any Debian 12 machine (the ext4
+# image itself may differ in a few dozen bytes: inode change times copied from DIR).  Pseudo-random rather than zero
 # bytes, so no layer can shortcut the reads (sparse files, zero detection).  The result is cached:
 # OUT.stamp records the arguments and this script's hash; nothing is rebuilt while it matches.
 set -euo pipefail
@@ -19,11 +20,13 @@ if [ -f "$out" ] && [ -f "$out.stamp" ] && [ "$(cat "$out.stamp")" = "$stamp" ];
 fi
 rm -f "$out" "$out.stamp"
 mkdir -p "$(dirname "$out")"
+tmp=$out.tmp.$$    # private names: concurrent builds of the same image do not collide
+trap 'rm -rf "$tmp" "$tmp.d"' EXIT
 
 case $kind in
 raw)
     mb=${1:?SIZE_MB}
-    python3 - "$out.tmp" "$mb" <<'PY'
+    python3 - "$tmp" "$mb" <<'PY'
 import random, sys
 rng = random.Random(20100)
 with open(sys.argv[1], "wb") as f:
@@ -33,7 +36,7 @@ PY
     ;;
 apps)
     db_mb=${1:?DB_MB} tree_mb=${2:?TREE_MB}
-    dir=$out.d
+    dir=$tmp.d
     rm -rf "$dir"
     mkdir -p "$dir/db" "$dir/tree"
     rows=$((db_mb * 1024 * 1024 / 1100))
@@ -76,9 +79,9 @@ PY
     # everything the files need plus room for the metadata, in MiB
     size_mb=$(( ($(du -sm "$dir" | cut -f1) * 115 / 100) + 32 ))
     find "$dir" -exec touch -h -d @1262304000 {} +
-    mke2fs -q -F -t ext4 -b 4096 -L remoca-data -U 6f0b1a2c-5e6d-4c3b-9a8f-7e6d5c4b3a21 \
+    E2FSPROGS_FAKE_TIME=1262304000 mke2fs -q -F -t ext4 -b 4096 -L remoca-data -U 6f0b1a2c-5e6d-4c3b-9a8f-7e6d5c4b3a21 \
         -E root_owner=0:0,hash_seed=2f8c3d4e-1a2b-4c5d-8e9f-0a1b2c3d4e5f,lazy_itable_init=0 \
-        -d "$dir" "$out.tmp" "${size_mb}M" >/dev/null
+        -d "$dir" "$tmp" "${size_mb}M" >/dev/null
     rm -rf "$dir"
     ;;
 *)
@@ -86,5 +89,5 @@ PY
     exit 2
     ;;
 esac
-mv "$out.tmp" "$out"
+mv "$tmp" "$out"
 echo "$stamp" > "$out.stamp"

@@ -40,8 +40,9 @@ if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/ini
     exit 0
 fi
 
-root=$out/root
-rm -rf "$root"
+# built in a private directory and moved into place, so concurrent builds never see half a guest
+root=$(mktemp -d "$out/root.XXXXXX")
+chmod 755 "$root"
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/proc" "$root/sys" "$root/dev" \
          "$root/tmp" "$root/mnt" "$root/lib/modules" "$root/etc"
 cp "$busybox" "$root/bin/busybox"
@@ -59,11 +60,11 @@ modpath() { # name -> path relative to $moddir (matches foo.ko and foo.ko.xz, - 
     awk -F: -v n="$n" '{ p = $1; b = p; sub(/.*\//, "", b); sub(/\.ko(\.xz|\.zst)?$/, "", b);
                           gsub(/-/, "_", b); if (b == n) { print p; exit } }' "$moddir/modules.dep"
 }
-: > "$out/order.tmp"
+: > "$root/order.tmp"
 add() { # depth-first: dependencies first, each module once
-    grep -qx "$1" "$out/order.tmp" && return 0
+    grep -qx "$1" "$root/order.tmp" && return 0
     for d in $(dep "$1"); do add "$d"; done
-    grep -qx "$1" "$out/order.tmp" || echo "$1" >> "$out/order.tmp"
+    grep -qx "$1" "$root/order.tmp" || echo "$1" >> "$root/order.tmp"
 }
 for m in $MODULES; do
     p=$(modpath "$m")
@@ -79,8 +80,8 @@ while read -r p; do
         *) cp "$moddir/$p" "$root/lib/modules/$b" ;;
     esac
     echo "$b" >> "$root/lib/modules/order"
-done < "$out/order.tmp"
-rm -f "$out/order.tmp"
+done < "$root/order.tmp"
+rm -f "$root/order.tmp"
 
 # --- host programs and their shared libraries -----------------------------------------------
 for p in $PROGRAMS; do
@@ -100,9 +101,10 @@ ${CC:-cc} -static -O2 -Wall -Wextra -o "$root/usr/bin/rread" "$here/rread.c" ||
 
 cp "$here/init" "$root/init"
 chmod +x "$root/init"
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 > "$out/initrd.gz.tmp")
-mv "$out/initrd.gz.tmp" "$out/initrd.gz"
-cp "$kernel" "$out/vmlinuz"
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 > "$root.initrd")
+cp "$kernel" "$root.vmlinuz"
+mv "$root.initrd" "$out/initrd.gz"
+mv "$root.vmlinuz" "$out/vmlinuz"
 rm -rf "$root"
 echo "$stamp" > "$out/stamp"
 echo "mkguest: built $out/initrd.gz ($(du -k "$out/initrd.gz" | cut -f1) KiB) for kernel $kver" >&2
