@@ -190,9 +190,19 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     int nwait = 0;
     if (any_waiter) {
         pthread_mutex_lock(&cn->lock);
-        for (unsigned i = 0; i < n; i++)
+        /* A quarantine (which takes only `lock`) may have drained the table
+         * since we checked `up`: a waiter inserted now would never be
+         * completed by anyone, so fail them here and send nothing. */
+        bool still = atomic_load(&cn->up) && atomic_load(&cn->gen) == gen;
+        for (unsigned i = 0; still && i < n; i++)
             if (f[i].w) rc_table_insert(cn, f[i].w), nwait++;
         pthread_mutex_unlock(&cn->lock);
+        if (!still) {
+            pthread_mutex_unlock(&cn->send_lock);
+            for (unsigned i = 0; i < n; i++)
+                if (f[i].w) rc_waiter_complete(f[i].w, -1);
+            return CONN_FAILED;
+        }
     }
 
     /* Counted before they can be answered (see reader_leave). */
