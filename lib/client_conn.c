@@ -50,10 +50,13 @@
  * takes the reader role itself when it is free (rc_conn_read_until), so the
  * server's answer wakes the caller directly: at queue depth 1 a round trip
  * costs no thread hop.  It reads other callers' responses too, until its own
- * arrives, then leaves; if responses are still outstanding, the connection
+ * arrives, then leaves; if callers still wait for responses, the connection
  * thread takes over (kick).  The connection thread otherwise sleeps until
- * kicked (no-wait frames, a quarantine, a kill) and reads while `outstanding`
- * > 0; every 250 ms it also peeks at an idle socket for EOF.
+ * kicked (LAZY_MAX unread no-wait responses, a quarantine, a kill) and reads
+ * while `outstanding` > 0; every 250 ms it also reads what is pending (the
+ * lazy responses) or peeks at an idle socket for EOF.  It also writes the
+ * send queue (client_send.c) once it is SQ_DELAY_US old and nobody else
+ * has: the first frame queued wakes it to sleep until then.
  *
  *   caller: send ─▶ trylock(recv_lock)? ─yes─▶ read frames, complete waiters
  *                        │no                   until ours is done ─▶ leave:

@@ -13,7 +13,8 @@
  *   build frames (waiters on the stack)         ─────────────────────────────
  *   lock send_lock
  *     check up, assign ids, register waiters ─▶ table[id % BUCKETS]
- *     sendmsg(header + payload) to the socket
+ *     sendmsg(send queue + header + payload)   (no-wait frames: copied
+ *     to the send queue instead, written later)
  *   unlock send_lock                            recv header, look up id, claim
  *   rc_completion_wait(deadline) ◀─ rc_waiter_complete() ─ read payload straight into the
  *   timeout? rc_conn_quarantine(gen) ───────────▶ caller's pages; or on EOF/error
