@@ -173,9 +173,11 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
         }
     }
 
-    /* No-wait frames that fit go to the send queue: ordered now, written
-     * with the next write.  The caller that fills the queue writes it. */
-    if (n > 0 && !any_waiter && cn->sqlen + bytes <= SQ_CAP) {
+    /* Small no-wait frames that fit go to the send queue: ordered now,
+     * written with the next write.  The caller that fills the queue writes
+     * it.  Big ones (a 128 KiB fill run) gain nothing from batching: they
+     * are written at once, behind the queue, without a copy. */
+    if (n > 0 && !any_waiter && bytes <= SQ_CAP / 4 && cn->sqlen + bytes <= SQ_CAP) {
         bool was_empty = cn->sqlen == 0;
         sq_append(cn, f, n);
         if (cn->sqframes < SQ_BATCH) {
