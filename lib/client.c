@@ -6,7 +6,8 @@
  *   remoca_client_new ─▶ parse servers ─▶ one conn + thread per server ─▶ return
  *                        (connecting happens in the background; a server that
  *                         is down at start just misses until it comes up)
- *   remoca_client_free ─▶ stopping=1, stop eventfd, shutdown sockets, join
+ *   remoca_client_free ─▶ send queues written, stopping=1, stop eventfd,
+ *                         shutdown sockets, join
  *
  * Callers must have returned from every other call before remoca_client_free.
  */
@@ -167,6 +168,9 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
 
 void remoca_client_free(struct remoca_client *c)
 {
+    /* Queued no-wait frames go out first (best effort: a client that starts
+     * later resets the pool anyway). */
+    for (unsigned i = 0; c && i < c->n; i++) rc_conn_flush(&c->conns[i]);
     client_destroy(c);
 }
 
