@@ -11,6 +11,9 @@
 #           the filter resets its remote pool when it starts): every read
 #           misses, goes to the file and is inserted remotely
 #
+# The filter reaches remoca-memd over a unix socket, as `remoca serve` does with
+# its local memory server (MEMD_TRANSPORT=tcp: over loopback TCP instead, as
+# with a memory server on another machine; the case names get a -tcp suffix).
 # One remoca-memd (2x the disk + 64 MiB) holds both pools: `warm`, filled
 # once and kept by one nbdkit that stays up all run, and `cold`, reset by each
 # cold run's new nbdkit.  Before the rounds, one full pass through a cold
@@ -38,6 +41,12 @@ FILTER="$REMOCA_BUILD/nbdkit-remoca-filter.so"
 if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:-3}
 else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
 MEMD_MB=$((2 * DISK_MB + 64))
+MEMD_TRANSPORT=${MEMD_TRANSPORT:-unix}
+case $MEMD_TRANSPORT in
+unix) SUFFIX="" ;;
+tcp) SUFFIX="-tcp" ;;
+*) echo "nbd bench: MEMD_TRANSPORT must be unix or tcp" >&2; exit 2 ;;
+esac
 RUNTIME_MS=$(awk -v d="$DUR" 'BEGIN { printf "%d", d * 1000 }')
 
 for c in nbdkit fio python3; do
@@ -88,16 +97,19 @@ start_nbdkit() {
     }
 }
 
-# start_memd NAME: remoca-memd on an ephemeral port; MEMD_PID, MEMD_PORT.
+# start_memd NAME: remoca-memd on an ephemeral port and a unix socket;
+# MEMD_PID, MEMD_ADDR (the one MEMD_TRANSPORT chooses).
 start_memd() {
     bench_bg "$1" "$MEMD" --listen 127.0.0.1:0 --port-file "$T/$1.port" \
-        --memory "${MEMD_MB}M" --threads 2
+        --unix "$T/$1.memd.sock" --memory "${MEMD_MB}M" --threads 2
     MEMD_PID=$BG_PID
     wait_file "$T/$1.port" 10 || {
         echo "nbd bench: remoca-memd did not start: $(head -c 1000 "$T/$1.log")" >&2
         exit 1
     }
-    MEMD_PORT=$(sed 's/.*://' "$T/$1.port" | tr -d ' \n')
+    MEMD_ADDR=unix:$T/$1.memd.sock
+    [ "$MEMD_TRANSPORT" = tcp ] && MEMD_ADDR=127.0.0.1:$(sed 's/.*://' "$T/$1.port" | tr -d ' \n')
+    return 0
 }
 
 # cpu_ticks PID...: user + system CPU time of the PIDs so far, in clock ticks.
@@ -118,7 +130,7 @@ fio_randread() {
 }
 
 remoca_args() { # remoca_args POOL
-    echo "--filter=$FILTER file $IMG remoca-servers=127.0.0.1:$MEMD_PORT remoca-pool=$1" \
+    echo "--filter=$FILTER file $IMG remoca-servers=$MEMD_ADDR remoca-pool=$1" \
         "remoca-timeout=1000 remoca-statsfile=$T/$1.stats"
 }
 
@@ -195,7 +207,9 @@ for c in $CASES; do
     for qd in 1 16; do
         mem=$(col "memory-qd$qd" 2)
         iops=$(col "$c-qd$qd" 2)
-        echo "RESULT name=nbd case=$c-qd$qd iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
+        name=$c-qd$qd
+        case $c in warm | cold) name=$c$SUFFIX-qd$qd ;; esac
+        echo "RESULT name=nbd case=$name iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
             "ratio_vs_memory=$(ratio "$iops" "$mem")"
         echo "nbd bench: case=$c-qd$qd server CPU per read (nbdkit + memd, median): $(col "$c-qd$qd" 4) us" >&2
     done
