@@ -12,7 +12,8 @@
 # the backing file.  Experiments:
 #   thrash   guest RAM M reads a raw data set of ~2x M sequentially (dd through the page cache),
 #            P passes, each in a new random order of 256 KiB chunks (tests/vm/rread.c, buffered
-#            pread); pass 1 is the warm-up, passes 2..P are measured.  A fourth run, the floor,
+#            pread; exp=thrash), and again in 64 KiB chunks (exp=thrash-64k; VM_CHUNKS_KB sets
+#            the sizes); pass 1 is the warm-up, passes 2..P are measured.  A fourth run, the floor,
 #            uses a disk with no latency at all: under TCG a page-cache miss costs the emulated
 #            guest kernel milliseconds per request whatever serves it, and no cache below the
 #            guest can beat that floor.
@@ -54,13 +55,13 @@ REMOCA=1
 vm_have_remoca || { REMOCA=0; echo "vm bench: REMOCA filter or memd not built: remoca runs skipped" >&2; }
 
 if [ $QUICK = 1 ]; then
-    T_MEM=128 T_MB=192 T_PASSES=3 T_DISKS=hdd
+    T_MEM=128 T_MB=192 T_PASSES=3 T_DISKS=hdd T_CHUNKS=256
     A_DISKS="" B_DISKS=hdd B_LOOPS=5 B_AT=2
 else
-    T_MEM=160 T_MB=320 T_PASSES=3 T_DISKS="hdd ssd"
+    T_MEM=160 T_MB=320 T_PASSES=3 T_DISKS="hdd ssd" T_CHUNKS="256 64"
     A_DISKS=hdd B_DISKS="hdd ssd" B_LOOPS=6 B_AT=3
 fi
-T_CHUNK=256
+T_CHUNKS=${VM_CHUNKS_KB:-$T_CHUNKS} # KiB per random read of thrash, one round each
 A_MEM=128 A_DB=128 A_TREE=128 A_PASSES=2 A_APPS=${VM_APPS:-sqlite,lookup,grep}
 B_MEM=256 B_MB=128 B_TARGET=112
 BOUND_MEM=1024
@@ -132,21 +133,26 @@ fi
 emit() { tee -a "$out/results.txt"; }
 
 # --- 1. thrashing ------------------------------------------------------------------------------
+# One round per chunk size in T_CHUNKS: exp=thrash for 256 KiB reads, exp=thrash-64k etc. for the
+# others (smaller random reads: more disk requests per MiB, as a database's page reads).
 if [[ " $EXPS " == *" thrash "* ]]; then
     raw=$data/raw$T_MB.img
     "$REMOCA_SRC/tests/vm/mkdata.sh" raw "$raw" $T_MB
-    app="vm.wl=thrash vm.order=rand vm.chunk_kb=$T_CHUNK vm.passes=$T_PASSES"
-    for d in $T_DISKS; do
-        run "thrash-$d-base" base "$d" "$raw" $T_MEM "$app"
-        run "thrash-$d-remoca" remoca "$d" "$raw" $T_MEM "$app"
-        run "thrash-$d-bound" base "$d" "$raw" $BOUND_MEM "$app"
-        report thrash "$d" "thrash-$d" 'pass([2-9]|[1-9][0-9])' | emit
+    for ck in $T_CHUNKS; do
+        x=thrash; [ "$ck" = 256 ] || x=thrash-${ck}k
+        app="vm.wl=thrash vm.order=rand vm.chunk_kb=$ck vm.passes=$T_PASSES"
+        for d in $T_DISKS; do
+            run "$x-$d-base" base "$d" "$raw" $T_MEM "$app"
+            run "$x-$d-remoca" remoca "$d" "$raw" $T_MEM "$app"
+            run "$x-$d-bound" base "$d" "$raw" $BOUND_MEM "$app"
+            report "$x" "$d" "$x-$d" 'pass([2-9]|[1-9][0-9])' | emit
+        done
+        # the floor: same small guest, disk with no latency at all (image in the host's page
+        # cache): what a page-cache miss costs the emulated guest itself, whatever serves it
+        run "$x-floor" base none "$raw" $T_MEM "$app"
+        f=$(sum "$x-floor" 'pass([2-9]|[1-9][0-9])' s)
+        echo "RESULT name=vm exp=$x-floor disk=none floor_s=$f backing_reads=$(sum "$x-floor" 'pass([2-9]|[1-9][0-9])' reads)" | emit
     done
-    # the floor: same small guest, disk with no latency at all (image in the host's page
-    # cache): what a page-cache miss costs the emulated guest itself, whatever serves it
-    run thrash-floor base none "$raw" $T_MEM "$app"
-    f=$(sum thrash-floor 'pass([2-9]|[1-9][0-9])' s)
-    echo "RESULT name=vm exp=thrash-floor disk=none floor_s=$f backing_reads=$(sum thrash-floor 'pass([2-9]|[1-9][0-9])' reads)" | emit
 fi
 
 # --- 2. applications on ext4 ---------------------------------------------------------------------
@@ -189,14 +195,14 @@ fi
 # --- plots (from this run's output) ------------------------------------------------------------
 command -v gnuplot >/dev/null || { echo "vm bench: gnuplot missing, no plots" >&2; exit 0; }
 bars() { # bars EXP-REGEX PNG TITLE: grouped bars baseline/remoca/bound (+floor) per RESULT line
-    awk -v re="$1" '/^RESULT/ { delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        if (v["exp"] == "thrash-floor") floor = v["floor_s"]
-        if (v["exp"] ~ re) line[n++] = v["exp"] "/" v["disk"] " " v["baseline_s"] " " v["remoca_s"] " " v["bound_s"] }
-        END { for (i = 0; i < n; i++) print line[i], (floor == "" ? "NA" : floor) }' \
+    awk -v re="$1" 'BEGIN { n = 0 } /^RESULT/ { delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        if (v["exp"] ~ /-floor$/) { e = v["exp"]; sub(/-floor$/, "", e); floor[e] = v["floor_s"] }
+        else if (v["exp"] ~ re) { ex[n] = v["exp"]; line[n++] = v["exp"] "/" v["disk"] " " v["baseline_s"] " " v["remoca_s"] " " v["bound_s"] } }
+        END { for (i = 0; i < n; i++) print line[i], (floor[ex[i]] == "" ? "NA" : floor[ex[i]]) }' \
         "$out/results.txt" | sed 's/NA/0/g' > "$out/$2.dat"
     [ -s "$out/$2.dat" ] || return 0
     local floor=""
-    [ "$2" = vm-thrash ] && grep -q 'exp=thrash-floor' "$out/results.txt" &&
+    [ "$2" = vm-thrash ] && grep -q 'exp=thrash.*-floor' "$out/results.txt" &&
         floor=', "" using 5 title "floor: disk with no latency (TCG guest cost)" lc rgb "#7f7f7f"'
     gnuplot <<GP
 set terminal pngcairo size 800,420 font ",10" noenhanced
@@ -215,12 +221,12 @@ plot "$out/$2.dat" using 2:xtic(1) title "baseline (no REMOCA)" lc rgb "#c0504d"
      "" using 4 title "upper bound (enough RAM)" lc rgb "#9bbb59"$floor
 GP
 }
-bars '^thrash$' vm-thrash "Thrashing: guest ${T_MEM} MiB reads ${T_MB} MiB, passes 2-${T_PASSES} (QEMU TCG)"
+bars '^thrash(-[0-9]+k)?$' vm-thrash "Thrashing: guest ${T_MEM} MiB reads ${T_MB} MiB in random 256 KiB (thrash) or 64 KiB chunks, passes 2-${T_PASSES} (TCG)"
 bars '^apps-' vm-apps "Applications on ext4, guest ${A_MEM} MiB, data ${A_DB}+${A_TREE} MiB, pass 2"
 bars '^balloon$' vm-balloon "Ballooning ${B_MEM} -> ${B_TARGET} MiB with a ${B_MB} MiB working set, loops after the balloon"
 # per-loop times of the balloon runs on the first disk kind: the balloon's effect over time
 d=${B_DISKS%% *}
-if [ -f "$out/balloon-$d-base.steps" ]; then
+if [ -f "$out/balloon-$d-base.steps" ] && grep -q "exp=balloon " "$out/results.txt"; then # this run's balloon only
     for t in base remoca bound; do
         grep -o 'step=loop[0-9]* .* s=[0-9.]*' "$out/balloon-$d-$t.steps" 2>/dev/null |
             sed 's/step=loop\([0-9]*\).* s=\([0-9.]*\)/\1 \2/' > "$out/balloon-$t.loops" || true
