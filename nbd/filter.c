@@ -99,7 +99,11 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
         }
         return set_string(&pool, key, value);
     }
-    if (!strcmp(key, "remoca-secret")) return set_string(&secret, key, value);
+    if (!strcmp(key, "remoca-secret")) { /* nbdkit's forms: SECRET, +FILE, -, -FD */
+        free(secret);
+        secret = NULL;
+        return nbdkit_read_password(value, &secret);
+    }
     if (!strcmp(key, "remoca-statsfile")) return set_string(&statsfile, key, value);
     if (!strcmp(key, "remoca-timeout")) return parse_uint(key, value, &timeout_ms);
     if (!strcmp(key, "remoca-mode")) {
@@ -107,7 +111,7 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
         if (!strcmp(value, "exclusive")) {
             nbdkit_error("remoca-mode=exclusive is not possible in the NBD front end: an NBD "
                          "server never sees the guest's page-cache evictions, which exclusive "
-                         "caching needs (use remoca-vhost for that); use remoca-mode=inclusive");
+                         "caching needs (a vhost-user front end could; it is not built yet); use remoca-mode=inclusive");
             return -1;
         }
         nbdkit_error("remoca-mode: unknown mode '%s' (expected inclusive)", value);
@@ -174,7 +178,7 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"          \
     "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"        \
     "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"         \
-    "remoca-secret=SECRET    credential for the memory servers.\n"                            \
+    "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"     \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 
 /* ---- lifecycle -------------------------------------------------------- */
