@@ -1,5 +1,5 @@
 /* libremoca cache engine: a remote, inclusive, write-through block cache in
- * front of a backing disk.  Front ends (the nbdkit filter, remoca-vhost) call
+ * front of a backing disk.  Front ends (the nbdkit filter; later remoca-vhost) call
  * its hooks for every guest request; the engine decides what comes from remote
  * memory, what from the backing disk, and what must be inserted or invalidated.
  *
