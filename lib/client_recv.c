@@ -133,16 +133,7 @@ static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
         ssize_t r = rc_sock_readv(fd, iov, cnt);
         if (r < 0 && recv_idle(cn)) continue;
         if (r <= 0) return -1;
-        size_t n = (size_t)r;
-        while (cnt > 0 && n >= iov->iov_len) {
-            n -= iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= n;
-        }
+        rc_iov_advance(&iov, &cnt, (size_t)r);
     }
     return 0;
 }

@@ -186,17 +186,22 @@ int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *d
         size_t n = (size_t)r;
         total += n;
         if (sent) *sent = total;
-        while (iovcnt > 0 && n >= iov->iov_len) {
-            n -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= n;
-        }
+        rc_iov_advance(&iov, &iovcnt, n);
     }
     return 0;
+}
+
+void rc_iov_advance(struct iovec **iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
 }
 
 ssize_t rc_sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd)

@@ -30,4 +30,7 @@ ssize_t rc_sock_recv(int fd, void *p, size_t n, const struct timespec *deadline,
 /* One readv(), retried on EINTR. */
 ssize_t rc_sock_readv(int fd, struct iovec *iov, int iovcnt);
 
+/* Consumes n transferred bytes from the front of the iov array (and its count). */
+void rc_iov_advance(struct iovec **iov, int *iovcnt, size_t n);
+
 #endif
