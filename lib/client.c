@@ -147,7 +147,7 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
         return NULL;
     }
     for (unsigned i = 0; i < c->n; i++) {
-        if (rc_conn_init(&c->conns[i], c, i, &addrs[i]) < 0) {
+        if (rc_conn_init(&c->conns[i], c, &addrs[i]) < 0) {
             set_err(err, errlen, "out of memory");
             c->n = i;
             free(addrs);

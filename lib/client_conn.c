@@ -100,7 +100,6 @@ static void drain_table(struct conn *cn, struct waiter **list)
             atomic_fetch_sub(&cn->waiting, 1);
         }
     }
-    cn->inflight = 0;
 }
 
 /* cn->lock held, connection up. */
@@ -484,12 +483,11 @@ static void *conn_main(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-int rc_conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
+int rc_conn_init(struct conn *cn, struct remoca_client *c,
               const struct remoca_addr *a)
 {
     memset(cn, 0, sizeof *cn);
     cn->client = c;
-    cn->index = index;
     cn->addr = *a;
     cn->fd = -1;
     cn->next_id = 1;

@@ -197,7 +197,6 @@ struct rbuf {
  */
 struct conn {
     struct remoca_client *client;
-    unsigned index;
     struct remoca_addr addr;
     pthread_t thread;
     bool thread_started;
@@ -221,7 +220,6 @@ struct conn {
     bool ever_up;
     uint32_t pool;        /* pool handle on the current connection */
     struct waiter *table[CONN_BUCKETS];
-    unsigned inflight;
 
     /* Send queue (under send_lock): no-wait frames copied here are ordered
      * (the next frame written on the connection, from any thread, goes out
@@ -247,7 +245,7 @@ struct conn {
     bool logged_down;     /* "cannot connect" logged for this down period */
 };
 
-int rc_conn_init(struct conn *cn, struct remoca_client *c, unsigned index,
+int rc_conn_init(struct conn *cn, struct remoca_client *c,
               const struct remoca_addr *a);
 int rc_conn_start(struct conn *cn);
 void rc_conn_stop(struct conn *cn); /* after client->stopping is set */

@@ -112,10 +112,6 @@ static bool send_groups(struct remoca_client *c, struct frame *f, unsigned n,
     return all;
 }
 
-static bool range_ok(uint64_t key, uint64_t count)
-{
-    return count >= 1 && key <= UINT64_MAX - (count - 1);
-}
 
 /* Per-call scratch: frames and waiters, on the stack when small. */
 struct call {
@@ -171,7 +167,7 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
 {
     if (count == 0) return 0;
     memset(hits, 0, ((size_t)count + 63) / 64 * sizeof *hits);
-    if (!range_ok(key, count)) return 0;
+    if (!remoca_range_ok(key, count)) return 0;
 
     struct call cl;
     if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) return 0;
@@ -233,7 +229,7 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
                bool wait)
 {
     if (count == 0) return 0;
-    if (!range_ok(key, count)) return -1;
+    if (!remoca_range_ok(key, count)) return -1;
     struct call cl;
     if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
     struct timespec deadline;
@@ -253,7 +249,7 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
 int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
 {
     if (count == 0) return 0;
-    if (!range_ok(key, count)) return -1;
+    if (!remoca_range_ok(key, count)) return -1;
     if (count >= RESET_KEYS) return remoca_pool_reset(c);
 
     struct timespec deadline;

@@ -25,7 +25,6 @@ void rc_table_insert(struct conn *cn, struct waiter *w)
     struct waiter **b = &cn->table[w->id % CONN_BUCKETS];
     w->next = *b;
     *b = w;
-    cn->inflight++;
 }
 
 static struct waiter *table_take(struct conn *cn, uint32_t id)
@@ -34,7 +33,6 @@ static struct waiter *table_take(struct conn *cn, uint32_t id)
         if ((*p)->id == id) {
             struct waiter *w = *p;
             *p = w->next;
-            cn->inflight--;
             atomic_fetch_sub(&cn->waiting, 1);
             return w;
         }
@@ -125,9 +123,7 @@ static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
         size_t c = avail < iov->iov_len ? avail : iov->iov_len;
         memcpy(iov->iov_base, rb->buf + rb->pos, c);
         rb->pos += c;
-        iov->iov_base = (uint8_t *)iov->iov_base + c;
-        iov->iov_len -= c;
-        if (iov->iov_len == 0) iov++, cnt--;
+        rc_iov_advance(&iov, &cnt, c);
     }
     while (cnt > 0) {
         ssize_t r = rc_sock_readv(fd, iov, cnt);
@@ -144,10 +140,14 @@ static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
  * invalidation, or a PUT batch the server stopped executing part way (keys
  * after the failing one may keep older pages).  Their error replies tear the
  * connection down, so the pool is reset before it is used again. */
-static bool must_reset_on_error(uint8_t op)
+static void reset_on_error(struct conn *cn, uint8_t op, uint16_t status)
 {
-    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE ||
-           op == REMOCA_OP_POOL_RESET || op == REMOCA_OP_PUT;
+    if (op != REMOCA_OP_DELETE && op != REMOCA_OP_DELETE_RANGE && op != REMOCA_OP_POOL_RESET &&
+        op != REMOCA_OP_PUT)
+        return;
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s failed: %s", remoca_op_name(op), remoca_status_name(status));
+    rc_conn_quarantine(cn, atomic_load(&cn->gen), msg);
 }
 
 /* Reads a GET/TAKE payload: bitmap, then hit pages into the caller's buffer. */
@@ -273,12 +273,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
             atomic_fetch_add(&c->failures, 1);
             rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s", cn->addr.canon, remoca_op_name(h.op),
                        remoca_status_name(h.flags));
-            if (must_reset_on_error(h.op)) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "%s failed: %s", remoca_op_name(h.op),
-                         remoca_status_name(h.flags));
-                rc_conn_quarantine(cn, atomic_load(&cn->gen), msg);
-            }
+            reset_on_error(cn, h.op, h.flags);
         }
         return 0;
     }
@@ -303,11 +298,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         rc_waiter_complete(w, -1);
         rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
                    remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
-        if (must_reset_on_error(op)) {
-            char m2[200];
-            snprintf(m2, sizeof m2, "%s failed: %s", remoca_op_name(op), remoca_status_name(h.flags));
-            rc_conn_quarantine(cn, atomic_load(&cn->gen), m2);
-        }
+        reset_on_error(cn, op, h.flags);
         return 0;
     }
 

@@ -180,8 +180,8 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     if (n > 0 && !any_waiter && bytes <= SQ_CAP / 4 && cn->sqlen + bytes <= SQ_CAP) {
         bool was_empty = cn->sqlen == 0;
         sq_append(cn, f, n);
+        atomic_fetch_add(&c->requests, n);
         if (cn->sqframes < SQ_BATCH) {
-            atomic_fetch_add(&c->requests, n);
             pthread_mutex_unlock(&cn->send_lock);
             if (was_empty) sq_wake(cn);
             return CONN_SENT;

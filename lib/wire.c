@@ -31,10 +31,6 @@ void remoca_hdr_decode(const uint8_t in[REMOCA_HDR_SIZE], struct remoca_hdr *h)
     h->len = remoca_get_le32(in + 28);
 }
 
-static bool range_ok(uint64_t key, uint64_t count)
-{
-    return count >= 1 && key <= UINT64_MAX - (count - 1);
-}
 
 /* Fixed part of a POOL_OPEN body: min, max, weight, name length. */
 #define POOL_OPEN_FIXED (8u + 8u + 4u + 2u)
@@ -57,15 +53,15 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE:
     case REMOCA_OP_DELETE:
-        if (h->count > REMOCA_MAX_BATCH || !range_ok(h->key, h->count)) return REMOCA_E_RANGE;
+        if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count)) return REMOCA_E_RANGE;
         if (h->len != 0) return REMOCA_E_SIZE;
         return REMOCA_OK;
     case REMOCA_OP_PUT:
-        if (h->count > REMOCA_MAX_BATCH || !range_ok(h->key, h->count)) return REMOCA_E_RANGE;
+        if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count)) return REMOCA_E_RANGE;
         if (h->len != h->count * REMOCA_PAGE_SIZE) return REMOCA_E_SIZE;
         return REMOCA_OK;
     case REMOCA_OP_DELETE_RANGE:
-        if (!range_ok(h->key, h->count)) return REMOCA_E_RANGE;
+        if (!remoca_range_ok(h->key, h->count)) return REMOCA_E_RANGE;
         if (h->len != 0) return REMOCA_E_SIZE;
         return REMOCA_OK;
     case REMOCA_OP_POOL_RESET:

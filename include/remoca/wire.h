@@ -124,6 +124,12 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h);
 enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op,
                                      uint32_t req_count);
 
+/* Whether keys [key, key+count) are a valid range: count >= 1, no wrap-around. */
+static inline bool remoca_range_ok(uint64_t key, uint64_t count)
+{
+    return count >= 1 && key <= UINT64_MAX - (count - 1);
+}
+
 /* Bytes of the hit bitmap at the start of a GET/TAKE response payload:
  * one bit per key (bit i of byte i/8 is key+i), rounded up to 8 bytes. */
 static inline uint32_t remoca_bitmap_bytes(uint32_t count)
