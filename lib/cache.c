@@ -422,12 +422,14 @@ int remoca_cache_flush(struct remoca_cache *c, const struct remoca_backing *b, u
 
 /* ---- stats ------------------------------------------------------------ */
 
-static const char *const stat_names[NSTATS] = {
+static const char *const stat_names[] = {
     "reads",         "read_blocks", "remote_lookups", "remote_gets",   "remote_hits",
     "remote_misses", "misses",      "backing_reads",  "backing_blocks", "fills",
     "fills_skipped", "writes",      "trims",          "zeroes",        "flushes",
     "invalidations", "updates",     "errors",         "remote_errors",
 };
+_Static_assert(sizeof stat_names / sizeof stat_names[0] == NSTATS,
+               "stat_names out of step with struct remoca_cache_stats");
 
 void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_stats *st)
 {

@@ -129,7 +129,7 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
         c->secret_len = strlen(opts->secret);
         memcpy(c->secret, opts->secret, c->secret_len);
     }
-    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 1000;
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : REMOCA_DEFAULT_TIMEOUT_MS;
     c->pool_min = opts->pool_min;
     c->pool_max = opts->pool_max;
     c->pool_weight = opts->pool_weight;

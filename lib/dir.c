@@ -35,7 +35,7 @@ bool dir_test(const struct remoca_dir *d, uint64_t b)
     return (atomic_load_explicit(&d->words[b / 64], memory_order_acquire) >> (b % 64)) & 1;
 }
 
-void dir_set(struct remoca_dir *d, uint64_t b)
+static void dir_set(struct remoca_dir *d, uint64_t b)
 {
     atomic_fetch_or_explicit(&d->words[b / 64], 1ull << (b % 64), memory_order_acq_rel);
 }

@@ -14,7 +14,6 @@ struct remoca_dir {
 int dir_init(struct remoca_dir *d, uint64_t nblocks);
 void dir_destroy(struct remoca_dir *d);
 bool dir_test(const struct remoca_dir *d, uint64_t b);
-void dir_set(struct remoca_dir *d, uint64_t b);
 /* Clears bit b; returns whether it was set. */
 bool dir_test_clear(struct remoca_dir *d, uint64_t b);
 void dir_set_range(struct remoca_dir *d, uint64_t b, uint64_t n);

@@ -208,7 +208,7 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
         nbdkit_error("remoca: %s", err);
         return -1;
     }
-    unsigned up = remoca_client_wait_ready(client, timeout_ms ? timeout_ms : 1000);
+    unsigned up = remoca_client_wait_ready(client, timeout_ms ? timeout_ms : REMOCA_DEFAULT_TIMEOUT_MS);
     nbdkit_debug("remoca: pool %s, %u of %u servers up", pool, up, remoca_server_count(client));
     if (statsfile && !(stats = statsfile_start(statsfile, &cache, client))) return -1;
     return 0;

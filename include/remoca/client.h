@@ -46,6 +46,7 @@
 
 #define REMOCA_PLACEMENT_CHUNK 64u /* keys (256 KiB) placed together */
 #define REMOCA_MAX_SERVERS 64u
+#define REMOCA_DEFAULT_TIMEOUT_MS 1000u /* per request, when opts.timeout_ms is 0 */
 
 struct remoca_client;
 
