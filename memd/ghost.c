@@ -43,5 +43,3 @@ bool ghost_take(struct ghost *g, uint64_t h)
     *e = 0;
     return admit;
 }
-
-void ghost_clear(struct ghost *g) { memset(g->entries, 0, (g->mask + 1) * sizeof *g->entries); }

@@ -34,7 +34,5 @@ void ghost_add(struct ghost *g, uint64_t h, bool admit);
 bool ghost_test(const struct ghost *g, uint64_t h);
 /* Removes h; true if it was a ghost marked admit. */
 bool ghost_take(struct ghost *g, uint64_t h);
-/* Forgets every ghost (used by tests). */
-void ghost_clear(struct ghost *g);
 
 #endif

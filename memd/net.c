@@ -331,7 +331,7 @@ static void adopt(struct worker *w, int fd)
     }
     c->fd = fd;
     strcpy(c->ss.client, "-");
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0}; /* AF_UNSPEC if getpeername fails */
     socklen_t sl = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;

@@ -77,10 +77,9 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
     buf[0] = 0;
     pthread_mutex_lock(&s->lock);
     struct pool_stats tot = {0};
-    uint64_t used = 0;
+    uint64_t used = s->npages - s->nfree; /* every page is free or in a pool */
     for (uint32_t k = 0; k < s->npools; k++) {
         const struct pool *p = s->pools[k];
-        used += p->pages;
         tot.gets += p->st.gets;
         tot.hits += p->st.hits;
         tot.misses += p->st.misses;
