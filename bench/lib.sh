@@ -11,6 +11,7 @@
 #   kv KEY LINE           the value of KEY=VALUE in LINE
 #   median                the median of the numbers on stdin, one a line
 #   ratio A B             A / B with 2 decimals (NA if either is missing)
+#   cpu_ticks PID...      user + system CPU time of the PIDs so far, in clock ticks
 
 bench_pids=""
 
@@ -89,3 +90,6 @@ wait_sock() {
         sleep 0.1; i=$((i + 1))
     done
 }
+
+# cpu_ticks PID...: user + system CPU time of the PIDs so far, in clock ticks.
+cpu_ticks() { for p in "$@"; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ t += $12 + $13 } END { print t }'; }

@@ -52,8 +52,6 @@ run() {
         -v n="$(kv all_ops "$_out")" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print "NA" }')"
 }
 
-# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 HZ=$(getconf CLK_TCK)
 
 # --- the physical limit: 4 KiB ping-pong over loopback ---------------------

@@ -112,8 +112,6 @@ start_memd() {
     return 0
 }
 
-# cpu_ticks PID...: user + system CPU time of the PIDs so far, in clock ticks.
-cpu_ticks() { for p in "$@"; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ t += $12 + $13 } END { print t }'; }
 HZ=$(getconf CLK_TCK)
 
 # fio_randread SOCK QD PID...: prints "IOPS P50_US CPU_US_PER_IO", the last

@@ -18,12 +18,16 @@ itest_init() {
 }
 
 itest_cleanup() {
-    local p
+    local p live
+    live=" $(jobs -p | tr '\n' ' ') " # still running: a pid already waited for may be reused
     for p in "${PIDS[@]}"; do
+        case $live in *" $p "*) ;; *) continue ;; esac
         kill -CONT "$p" 2>/dev/null || true # a stopped process cannot act on TERM
         kill -"$KILL_SIGNAL" "$p" 2>/dev/null || true
     done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        case $live in *" $p "*) wait "$p" 2>/dev/null || true ;; esac
+    done
     rm -rf "$T"
 }
 
@@ -42,6 +46,8 @@ waitfor() { # waitfor SECONDS COMMAND...: poll until COMMAND succeeds
     local end=$((SECONDS + $1)); shift
     until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done
 }
+
+wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 
 stat_of() { sed -n "s/^$2=//p" "$1"; } # stat_of FILE KEY: a key=value stats file
 

@@ -8,13 +8,12 @@ set -eu
 itest_init memd-auth
 KILL_SIGNAL=KILL
 B=$REMOCA_BUILD
-wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 
 echo "s3cret-$$" >"$T/secret"
 "$B/remoca-memd" --unix "$T/memd.sock" --memory 8M --threads 1 --secret-file "$T/secret" \
     --pid-file "$T/pid" 2>"$T/memd.log" &
 PID=$!; track "$PID"
-wait_file "$T/pid" 10 && for _ in $(seq 1 50); do [ -S "$T/memd.sock" ] && break; sleep 0.1; done
+wait_file "$T/pid" 10 && waitfor 5 test -S "$T/memd.sock"
 [ -S "$T/memd.sock" ] || fail "server did not start"
 A="unix:$T/memd.sock"
 
@@ -34,6 +33,5 @@ rc=0; "$B/remoca" stats --server "$A" 2>"$T/err" || rc=$?
 kill -TERM "$PID"
 rc=0; for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 wait "$PID" || rc=$?
-PID=""
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
 echo "PASS: authentication"

@@ -11,7 +11,6 @@ set -eu
 itest_init memd-badinput
 KILL_SIGNAL=KILL
 B=$REMOCA_BUILD
-wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 
 "$B/remoca-memd" --listen 127.0.0.1:0 --port-file "$T/port" --unix "$T/memd.sock" \
     --memory 32M --threads 2 --max-conns 4096 --max-buffers 4M 2>"$T/memd.log" &
@@ -40,7 +39,6 @@ kill -TERM "$PID"
 for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$PID" 2>/dev/null && fail "server did not exit within 10 s of SIGTERM"
 rc=0; wait "$PID" || rc=$?
-PID=""
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
 grep -q "shutting down" "$T/memd.log" || fail "shutdown not logged"
 [ -e "$T/memd.sock" ] && fail "unix socket left behind"

@@ -9,7 +9,6 @@ set -eu
 itest_init memd-server
 KILL_SIGNAL=KILL
 B=$REMOCA_BUILD
-wait_file() { waitfor "$2" test -s "$1"; } # wait_file FILE SECONDS: until FILE is non-empty
 M="$B/remoca-memd"
 
 # --- command line -------------------------------------------------------------
@@ -95,8 +94,8 @@ PY
 for pol in s3fifo 2q clock lru; do
     rm -f "$T/small.sock"
     "$M" --unix "$T/small.sock" --memory 8M --threads 2 --policy $pol 2>"$T/small.log" &
-    SMALL=$!
-    for _ in $(seq 1 50); do [ -S "$T/small.sock" ] && break; sleep 0.1; done
+    SMALL=$!; track "$SMALL"
+    waitfor 5 test -S "$T/small.sock" || fail "small server ($pol) did not start"
     "$B/tests/memd_client" "unix:$T/small.sock" stress 8 || { kill "$SMALL"; fail "stress ($pol)"; }
     "$B/remoca" stats --server "unix:$T/small.sock" >"$T/small.stats"
     kill -TERM "$SMALL"; wait "$SMALL" || fail "small server exit status ($pol)"
@@ -112,7 +111,6 @@ kill -TERM "$PID"
 for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$PID" 2>/dev/null && fail "no exit within 10 s of SIGTERM"
 rc=0; wait "$PID" || rc=$?
-PID=""
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
 [ -e "$T/pid" ] && fail "pid file left behind"
 grep -q "remoca-memd stopped" "$T/memd.log" || fail "no shutdown line in the log"
