@@ -120,6 +120,7 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
         sb_printf(&b, "\n");
     }
     uint32_t omitted = 0;
+    uint64_t active_weights = store_weight_sum_locked(s);
     for (uint32_t k = 0; k < s->npools; k++) {
         const struct pool *p = s->pools[k];
         size_t mark = b.len;
@@ -129,7 +130,7 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
             {"min_bytes", p->min_pages * REMOCA_PAGE_SIZE},
             {"max_bytes", p->max_pages * REMOCA_PAGE_SIZE},
             {"weight", p->weight},
-            {"share_bytes", store_fair_share_locked(s, p) * REMOCA_PAGE_SIZE},
+            {"share_bytes", store_fair_share_locked(s, p, active_weights) * REMOCA_PAGE_SIZE},
             {"connections", p->conns},
             STATS_KVS(p->st),
         };

@@ -202,9 +202,12 @@ static uint64_t share_of(struct store *s, const struct pool *p, uint64_t wsum)
     return share;
 }
 
-uint64_t store_fair_share_locked(struct store *s, const struct pool *p)
+uint64_t store_weight_sum_locked(struct store *s) { return weight_sum(s, NULL); }
+
+uint64_t store_fair_share_locked(struct store *s, const struct pool *p, uint64_t active_weights)
 {
-    return share_of(s, p, weight_sum(s, p));
+    /* = share_of(s, p, weight_sum(s, p)), without a pass over every pool */
+    return share_of(s, p, active_weights + (p->pages ? 0 : eff_weight(p)));
 }
 
 /* The pool most above its fair share that is above its minimum, or NULL. */

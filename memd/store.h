@@ -155,8 +155,10 @@ struct server_counters {
 size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
                    size_t cap);
 
-/* The fair share of a pool in pages (for stats and tests); lock held. */
-uint64_t store_fair_share_locked(struct store *s, const struct pool *p);
+/* The fair share of a pool in pages (for stats and tests); lock held.
+ * active_weights = store_weight_sum_locked(s), computed once for all pools. */
+uint64_t store_weight_sum_locked(struct store *s);
+uint64_t store_fair_share_locked(struct store *s, const struct pool *p, uint64_t active_weights);
 
 static inline struct pool *store_pool(struct store *s, uint32_t id)
 {
