@@ -11,72 +11,34 @@
  * wrongly, 2 on a usage error.  Every wait is bounded (5 s). */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "commands.h"
+#include "client_internal.h"
+#include "client_sock.h"
 #include "remoca/wire.h"
 
 #define TIMEOUT_S 5
 
+/* The address syntax and the bounded connect are libremoca's (lib/addr.c,
+ * lib/client_sock.c), so `--server` accepts exactly what remoca-servers= does. */
 static int connect_addr(const char *addr)
 {
+    struct remoca_addr a;
+    char why[256];
     int fd = -1;
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        if (strlen(addr + 5) >= sizeof a.sun_path) {
-            fprintf(stderr, "remoca stats: %s: path too long\n", addr);
-            return -1;
-        }
-        strcpy(a.sun_path, addr + 5);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-            fprintf(stderr, "remoca stats: cannot connect to %s: %s\n", addr, strerror(errno));
-            if (fd >= 0) close(fd);
-            return -1;
-        }
-    } else {
-        char host[256];
-        const char *colon = strrchr(addr, ':');
-        if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host) {
-            fprintf(stderr, "remoca stats: --server %s: expected HOST:PORT or unix:PATH\n", addr);
-            return -1;
-        }
-        size_t hl = (size_t)(colon - addr);
-        memcpy(host, addr, hl);
-        host[hl] = 0;
-        if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
-            memmove(host, host + 1, hl - 2);
-            host[hl - 2] = 0;
-        }
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-        int rc = getaddrinfo(host, colon + 1, &hints, &res);
-        if (rc) {
-            fprintf(stderr, "remoca stats: %s: %s\n", addr, gai_strerror(rc));
-            return -1;
-        }
-        int err = 0;
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-            err = errno;
-            if (fd >= 0) close(fd);
-            fd = -1;
-        }
-        freeaddrinfo(res);
-        if (fd < 0) {
-            fprintf(stderr, "remoca stats: cannot connect to %s: %s\n", addr, strerror(err));
-            return -1;
-        }
+    if (remoca_addr_parse(addr, strlen(addr), &a, why, sizeof why) < 0 ||
+        (fd = rc_sock_connect(&a, TIMEOUT_S * 1000, -1, why, sizeof why)) < 0) {
+        fprintf(stderr, "remoca stats: cannot connect to %s: %s\n", addr, why);
+        return -1;
     }
     struct timeval tv = {.tv_sec = TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
