@@ -73,8 +73,6 @@ static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct ou
         memcpy(out->p + out->len, msg, (size_t)n);
         out->len += (size_t)n;
     }
-    bool challenge = st == REMOCA_E_AUTH && !strncmp(msg, "challenge ", 10);
-    if (challenge) return; /* step one of authentication, not an error */
     ss->errors++;
     if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
     if (pool_id) store_count_error(ctx->store, pool_id);
@@ -123,9 +121,15 @@ static void op_hello(const struct proto_ctx *ctx, struct session *ss, const stru
                 log_info("%s (%s): authentication failed", ss->peer ? ss->peer : "-", ss->client);
             auth_new_nonce(ss->nonce);
             ss->challenged = true;
-            char hex[2 * AUTH_NONCE + 1];
-            for (unsigned i = 0; i < AUTH_NONCE; i++) sprintf(hex + 2 * i, "%02x", ss->nonce[i]);
-            reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "challenge %s", hex);
+            /* Step one of authentication, not an error: no count, no log. */
+            char msg[sizeof "challenge " + 2 * AUTH_NONCE];
+            int n = snprintf(msg, sizeof msg, "challenge ");
+            for (unsigned i = 0; i < AUTH_NONCE; i++)
+                n += snprintf(msg + n, sizeof msg - (size_t)n, "%02x", ss->nonce[i]);
+            if (put_resp(out, h, REMOCA_E_AUTH, h->pool, (uint32_t)n)) {
+                memcpy(out->p + out->len, msg, (size_t)n);
+                out->len += (size_t)n;
+            }
             return;
         }
     }
