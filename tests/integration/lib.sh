@@ -59,3 +59,14 @@ start_memd_unix() { # start_memd_unix SIZE [ARGS...]: remoca-memd on $T/memd.soc
     MEMD=$!; track "$MEMD"
     waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"
 }
+
+kill_memd_pidfiles() { # kill_memd_pidfiles DIR: the remoca-memd servers a C helper started,
+    local f pid        # by their DIR/*.pid files; a stale file's pid may belong to another process now
+    for f in "$1"/*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = remoca-memd ] || continue
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+    done
+}

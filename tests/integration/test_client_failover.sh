@@ -5,15 +5,10 @@
 # error, reconnect with a pool reset, the surviving server's keys still hit;
 # and a server with --secret (HMAC challenge-response in HELLO).
 set -euo pipefail
-: "${REMOCA_BUILD:?}"
-dir=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+dir=$(mktemp -d /tmp/remoca-client-failover.XXXXXX)
 cleanup() {
-    for f in "$dir"/*.pid; do
-        [ -f "$f" ] || continue
-        pid=$(cat "$f")
-        kill -CONT "$pid" 2>/dev/null || true
-        kill -9 "$pid" 2>/dev/null || true
-    done
+    kill_memd_pidfiles "$dir"
     rm -rf "$dir"
 }
 trap cleanup EXIT

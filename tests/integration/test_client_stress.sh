@@ -4,10 +4,10 @@
 # a budget far below the working set (evictions) and once with a budget that
 # holds everything (exact model, no evictions, pool isolation).
 set -euo pipefail
-: "${REMOCA_BUILD:?}"
-dir=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+dir=$(mktemp -d /tmp/remoca-client-stress.XXXXXX)
 cleanup() {
-    for f in "$dir"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true; done
+    kill_memd_pidfiles "$dir"
     rm -rf "$dir"
 }
 trap cleanup EXIT
