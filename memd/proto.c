@@ -146,11 +146,10 @@ static void op_pool_open(const struct proto_ctx *ctx, struct session *ss,
         return;
     }
     uint32_t id;
-    enum remoca_status st = store_pool_open(ctx->store, &b, &id);
+    const char *why;
+    enum remoca_status st = store_pool_open_why(ctx->store, &b, &id, &why);
     if (st != REMOCA_OK) {
-        reply_err(ctx, ss, out, h, st, 0, "cannot open pool: %s",
-                  ctx->store->npools >= ctx->store->max_pools ? "too many pools"
-                                                             : "minimums exceed the budget");
+        reply_err(ctx, ss, out, h, st, 0, "cannot open pool: %s", why);
         return;
     }
     for (uint32_t k = 0; k < ss->nhandles; k++) {

@@ -250,6 +250,14 @@ static uint32_t alloc_page(struct store *s, struct pool *p)
 enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
                                    uint32_t *id)
 {
+    const char *why;
+    return store_pool_open_why(s, po, id, &why);
+}
+
+enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool_open *po,
+                                       uint32_t *id, const char **why)
+{
+    *why = "";
     uint64_t min_pages = (po->min_bytes + REMOCA_PAGE_SIZE - 1) / REMOCA_PAGE_SIZE;
     uint64_t max_pages = po->max_bytes ? po->max_bytes / REMOCA_PAGE_SIZE : s->npages;
     if (po->min_bytes > (uint64_t)s->npages * REMOCA_PAGE_SIZE) min_pages = (uint64_t)s->npages + 1;
@@ -269,10 +277,12 @@ enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_ope
     }
     uint64_t old_min = p ? p->min_pages : 0;
     if (s->min_reserved - old_min + min_pages > s->npages) {
-        st = REMOCA_E_LIMIT; /* the minimums would exceed the budget */
+        st = REMOCA_E_LIMIT;
+        *why = "minimums exceed the budget";
     } else if (!p) {
         if (s->npools >= s->max_pools || !(p = calloc(1, sizeof *p))) {
             st = REMOCA_E_LIMIT;
+            *why = s->npools >= s->max_pools ? "too many pools" : "out of memory";
         } else {
             p->id = s->npools + 1;
             memcpy(p->name, po->name, po->name_len);

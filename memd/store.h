@@ -118,6 +118,9 @@ int policy_parse(const char *name); /* -1 if unknown */
  * REMOCA_E_LIMIT (too many pools, or the minimums would exceed the budget). */
 enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
                                    uint32_t *id);
+/* The same, with the reason for a refusal in *why (decided under the lock). */
+enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool_open *po,
+                                       uint32_t *id, const char **why);
 void store_pool_close(struct store *s, uint32_t id);
 
 /* Looks up keys [key, key+count).  Sets bit i of `bitmap` (zeroed by the
