@@ -165,6 +165,31 @@ if [ $with_remoca = 1 ]; then
 fi
 cold_reads=0; cold_hits=0
 
+# The floor of a warm read at queue depth 1: a memory-plugin read plus one
+# round trip to memd.  remoca-loadgen (one connection, depth 1, validated
+# 4 KiB gets, no client library) measures that round trip on the same memd,
+# over the same transport, in every round, on a pool of its own.
+LOADGEN="$REMOCA_BUILD/remoca-loadgen"
+with_floor=0
+if [ $with_remoca = 1 ] && [ -x "$LOADGEN" ]; then
+    case $MEMD_ADDR in
+    unix:*) LG_TARGET="--unix ${MEMD_ADDR#unix:}" ;;
+    *) LG_TARGET="--server $MEMD_ADDR" ;;
+    esac
+    # shellcheck disable=SC2086
+    "$LOADGEN" --proto remoca $LG_TARGET --pool floor --op put --seq --depth 16 --keys 4096 \
+        >"$T/floor.out" 2>&1 || { echo "nbd bench: loadgen preload failed: $(cat "$T/floor.out")" >&2; exit 1; }
+    with_floor=1
+fi
+# floor_get: prints "OPS_PER_S P50_US 0" for depth-1 gets on the floor pool.
+floor_get() {
+    # shellcheck disable=SC2086
+    "$LOADGEN" --proto remoca $LG_TARGET --pool floor --op get --depth 1 --keys 4096 \
+        --duration "$DUR" >"$T/floor.out" 2>&1 ||
+        { echo "nbd bench: loadgen failed: $(cat "$T/floor.out")" >&2; exit 1; }
+    sed -n 's/.*ops_per_s=\([0-9.]*\) p50_us=\([0-9.]*\).*/\1 \2 0/p' "$T/floor.out"
+}
+
 : >"$T/results"
 r=0
 while [ $r -lt "$ROUNDS" ]; do
@@ -197,6 +222,7 @@ while [ $r -lt "$ROUNDS" ]; do
             echo "$c-qd$qd $res" >>"$T/results"
         done
     done
+    [ $with_floor = 1 ] && echo "floor-qd1 $(floor_get)" >>"$T/results"
     r=$((r + 1))
 done
 
@@ -212,6 +238,18 @@ for c in $CASES; do
         echo "nbd bench: case=$c-qd$qd server CPU per read (nbdkit + memd, median): $(col "$c-qd$qd" 4) us" >&2
     done
 done
+
+if [ $with_floor = 1 ]; then
+    # Latencies add up only roughly (medians of separate runs): a lower bound
+    # of the order of what any design with one round trip per read pays.
+    rtt=$(col floor-qd1 3); m1=$(col memory-qd1 3)
+    bound=$(awk -v a="$m1" -v b="$rtt" 'BEGIN { printf "%.1f", a + b }')
+    echo "RESULT name=nbd case=floor$SUFFIX-qd1 memd_get_p50_us=$rtt bound_p50_us=$bound" \
+        "bound_vs_memory_p50=$(ratio "$bound" "$m1")"
+    echo "nbd bench: floor: memory-qd1 p50 + one memd get round trip (loadgen, depth 1) =" \
+        "$m1 + $rtt = $bound us, $(ratio "$bound" "$m1")x memory's: what any design" \
+        "with one round trip per read pays at least" >&2
+fi
 
 if [ $with_remoca = 1 ]; then
     bench_kill "$WARM_PID" # its stats file is written a last time at exit
