@@ -308,10 +308,8 @@ static void unit_range(uint64_t unit, uint64_t tb, uint64_t te, uint64_t *a, uin
 /* Deletes blocks [a, z) remotely and in the directory. */
 static void invalidate(struct remoca_cache *c, uint64_t a, uint64_t z)
 {
-    uint64_t n = 0;
     if (c->r->del(c->rctx, a, z - a) == -1) COUNT(c, remote_errors, 1);
-    for (uint64_t k = a; k < z; k++) n += dir_test_clear(&c->dir, k);
-    COUNT(c, invalidations, n);
+    COUNT(c, invalidations, dir_clear_range(&c->dir, a, z - a));
 }
 
 /* Write-update of unit, under its stripe lock: delete the touched blocks

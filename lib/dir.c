@@ -35,20 +35,44 @@ bool dir_test(const struct remoca_dir *d, uint64_t b)
     return (atomic_load_explicit(&d->words[b / 64], memory_order_acquire) >> (b % 64)) & 1;
 }
 
-static void dir_set(struct remoca_dir *d, uint64_t b)
-{
-    atomic_fetch_or_explicit(&d->words[b / 64], 1ull << (b % 64), memory_order_acq_rel);
-}
-
 bool dir_test_clear(struct remoca_dir *d, uint64_t b)
 {
     uint64_t m = 1ull << (b % 64);
     return atomic_fetch_and_explicit(&d->words[b / 64], ~m, memory_order_acq_rel) & m;
 }
 
+/* Bits [lo, hi) of one word, 0 <= lo < hi <= 64. */
+static uint64_t word_mask(uint64_t lo, uint64_t hi)
+{
+    uint64_t m = ~0ull << lo;
+    return hi == 64 ? m : m & ((1ull << hi) - 1);
+}
+
+/* Ranges go one word at a time: one atomic op per 64 blocks instead of one
+ * per block, with a partial mask for the first and last word.  Each bit sees
+ * the same operation with the same memory order as with per-block calls; the
+ * bits of one word just change together. */
 void dir_set_range(struct remoca_dir *d, uint64_t b, uint64_t n)
 {
-    for (uint64_t i = 0; i < n; i++) dir_set(d, b + i);
+    uint64_t end = b + n;
+    while (b < end) {
+        uint64_t w = b / 64, hi = end - w * 64 < 64 ? end - w * 64 : 64;
+        atomic_fetch_or_explicit(&d->words[w], word_mask(b % 64, hi), memory_order_acq_rel);
+        b = w * 64 + hi;
+    }
+}
+
+uint64_t dir_clear_range(struct remoca_dir *d, uint64_t b, uint64_t n)
+{
+    uint64_t end = b + n, cleared = 0;
+    while (b < end) {
+        uint64_t w = b / 64, hi = end - w * 64 < 64 ? end - w * 64 : 64;
+        uint64_t m = word_mask(b % 64, hi);
+        uint64_t old = atomic_fetch_and_explicit(&d->words[w], ~m, memory_order_acq_rel);
+        cleared += (uint64_t)__builtin_popcountll(old & m);
+        b = w * 64 + hi;
+    }
+    return cleared;
 }
 
 void dir_clear_all(struct remoca_dir *d)

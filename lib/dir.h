@@ -16,7 +16,10 @@ void dir_destroy(struct remoca_dir *d);
 bool dir_test(const struct remoca_dir *d, uint64_t b);
 /* Clears bit b; returns whether it was set. */
 bool dir_test_clear(struct remoca_dir *d, uint64_t b);
+/* Ranges [b, b+n) with b+n <= nblocks; n == 0 does nothing. */
 void dir_set_range(struct remoca_dir *d, uint64_t b, uint64_t n);
+/* Clears the range; returns how many of its bits were set. */
+uint64_t dir_clear_range(struct remoca_dir *d, uint64_t b, uint64_t n);
 void dir_clear_all(struct remoca_dir *d);
 uint64_t dir_count(const struct remoca_dir *d);
 
