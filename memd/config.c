@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "size.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7400"
 
@@ -43,29 +44,6 @@ static void usage(FILE *f)
 "  --help              this text.\n"
 "\n"
 "SIGTERM or SIGINT shuts the server down cleanly (exit status 0).\n");
-}
-
-int parse_size(const char *s, uint64_t *out)
-{
-    if (!s || !isdigit((unsigned char)*s)) return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return -1;
-    unsigned shift = 0;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    case 'T': shift = 40; end++; break;
-    default: break;
-    }
-    if (shift && (*end == 'i' || *end == 'I')) end++;
-    if (*end == 'B' || *end == 'b') end++;
-    if (*end) return -1;
-    if (shift && v > (UINT64_MAX >> shift)) return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)

@@ -22,10 +22,6 @@ struct memd_config {
     struct auth auth; /* --secret / --secret-file */
 };
 
-/* Parses SIZE: a number with an optional K, M, G or T suffix (powers of
- * 1024, optionally followed by "B" or "iB").  Returns 0, or -1 if malformed. */
-int parse_size(const char *s, uint64_t *out);
-
 /* Parses argv.  Returns 0 to run, 1 if --help was printed (exit 0), or -1
  * after printing an error (exit 2). */
 int config_parse(struct memd_config *cfg, int argc, char **argv);
