@@ -7,7 +7,7 @@
  *   │  fork+exec                     fork+exec                        │
  *   │  remoca-memd --unix RUN/memd.sock     (only without --servers)  │
  *   │  nbdkit -f --filter=nbdkit-remoca-filter.so file DISK           │
- *   │         remoca-servers=... -U SOCKET | -p PORT  -P RUN/nbdkit.pid│
+ *   │         remoca-servers=... [-U SOCKET]  -P RUN/nbdkit.pid       │
  *   └─ waits for SIGINT/SIGTERM/SIGCHLD, then kills both by pid ──────┘
  *
  * Sibling binaries (remoca-memd, nbdkit-remoca-filter.so) are found next to
@@ -17,12 +17,23 @@
  * pid file (it does so once it listens).  Then the NBD URI and a ready-to-paste
  * QEMU command line are printed, and a line "remoca serve: ready".
  * Children get PR_SET_PDEATHSIG, so even a SIGKILLed supervisor leaves nothing.
+ *
+ * Nothing is started before every option is known to be good: numbers and
+ * sizes are parsed strictly here (--memory with remoca-memd's own parser), and
+ * with --port the supervisor binds 127.0.0.1:N itself and hands the listening
+ * socket to nbdkit by socket activation (LISTEN_FDS, nbdkit-service(1)).  So a
+ * busy port is reported before anything runs, and --port 0 (any free port)
+ * works: the URI printed names the port the kernel chose.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +46,17 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "remoca/wire.h"
+#include "size.h"
+
+#define DEFAULT_MEMORY "256M"
+#define LISTEN_FD 3 /* where socket activation passes the listening socket */
 
 struct serve {
     const char *disk, *memory, *servers, *socket, *pool, *write, *stats;
-    int port;
+    const char *port_arg; /* --port, NULL: not TCP */
+    int port;             /* its value; once bound, the port actually listened on */
+    int listen_fd;        /* the bound TCP socket, -1 if none */
     char rundir[64];
     char exedir[PATH_MAX];
     pid_t memd, nbdkit;
@@ -49,9 +67,12 @@ static void usage(void)
     fprintf(stderr,
             "usage: remoca serve DISK [--memory SIZE] [--servers LIST] [--socket PATH | --port N]\n"
             "                         [--pool NAME] [--write invalidate|update] [--stats FILE]\n"
-            "  Without --servers a local remoca-memd with --memory SIZE (default 256M) is\n"
-            "  started.  Without --socket or --port the export is a unix socket in a\n"
-            "  temporary directory.  Runs until Ctrl-C or SIGTERM, then stops everything.\n");
+            "  Without --servers a local remoca-memd with --memory SIZE (default " DEFAULT_MEMORY
+            ", at\n"
+            "  least 1M; e.g. 512M, 2G) is started.  Without --socket or --port the export\n"
+            "  is a unix socket in a temporary directory.  --port N exports on 127.0.0.1:N\n"
+            "  (0 = any free port, printed in the NBD URI).  Runs until Ctrl-C or SIGTERM,\n"
+            "  then stops everything.\n");
 }
 
 static double now(void)
@@ -61,13 +82,24 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static pid_t spawn(char *const argv[], const sigset_t *oldmask)
+/* Starts argv[0].  listen_fd >= 0 is handed over by socket activation: as
+ * fd 3, with LISTEN_FDS=1 and LISTEN_PID naming the child. */
+static pid_t spawn(char *const argv[], const sigset_t *oldmask, int listen_fd)
 {
     pid_t p = fork();
     if (p == 0) {
         /* If the supervisor dies (even SIGKILL), the children follow it. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         sigprocmask(SIG_SETMASK, oldmask, NULL);
+        if (listen_fd >= 0) {
+            /* dup2 clears close-on-exec, but does nothing if the fd is already 3 */
+            if (listen_fd == LISTEN_FD) fcntl(LISTEN_FD, F_SETFD, 0);
+            else dup2(listen_fd, LISTEN_FD);
+            char pid[16];
+            snprintf(pid, sizeof pid, "%d", (int)getpid());
+            setenv("LISTEN_FDS", "1", 1);
+            setenv("LISTEN_PID", pid, 1);
+        }
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull > 0) { /* servers read nothing from the terminal */
             dup2(devnull, 0);
@@ -81,8 +113,9 @@ static pid_t spawn(char *const argv[], const sigset_t *oldmask)
     return p;
 }
 
-static bool unix_connects(const char *path)
+static bool unix_accepts(void *path_)
 {
+    const char *path = path_;
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sun.sun_path) return false;
     strcpy(sun.sun_path, path);
@@ -93,7 +126,13 @@ static bool unix_connects(const char *path)
     return ok;
 }
 
-/* Child still running?  Reaps it if not. */
+static bool pidfile_written(void *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* Child still running?  Reaps it (and sets *pid to 0) if not. */
 static bool alive(pid_t *pid)
 {
     if (*pid <= 0) return false;
@@ -102,17 +141,26 @@ static bool alive(pid_t *pid)
     return false;
 }
 
+static bool exited(void *pid)
+{
+    return !alive(pid);
+}
+
+/* Polls ready(arg) every 20 ms.  True once it holds; false after timeout_s,
+ * or as soon as the child *child (if not NULL) has exited. */
+static bool wait_for(bool (*ready)(void *), void *arg, pid_t *child, double timeout_s)
+{
+    for (double t0 = now();; usleep(20000)) {
+        if (ready(arg)) return true;
+        if ((child && !alive(child)) || now() - t0 > timeout_s) return false;
+    }
+}
+
 static void stop(pid_t *pid, const char *what)
 {
     if (*pid <= 0) return;
     kill(*pid, SIGTERM);
-    for (double t0 = now(); now() - t0 < 5;) {
-        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-            *pid = 0;
-            return;
-        }
-        usleep(20000);
-    }
+    if (wait_for(exited, pid, NULL, 5)) return;
     fprintf(stderr, "remoca serve: %s (pid %d) did not stop: SIGKILL\n", what, (int)*pid);
     kill(*pid, SIGKILL);
     waitpid(*pid, NULL, 0);
@@ -130,49 +178,78 @@ static void remove_rundir(struct serve *s)
     rmdir(s->rundir);
 }
 
+/* --port: 0..65535, all digits. */
+static int parse_port(const char *arg, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (!isdigit((unsigned char)arg[0]) || *end || errno || v > 65535) {
+        fprintf(stderr, "remoca serve: --port '%s': expected a number from 0 (any free port) "
+                        "to 65535\n", arg);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* --memory: what remoca-memd --memory accepts (memd/config.c): a SIZE of at
+ * least 1M and fewer than 2^32 pages.  Checked here so that a bad value
+ * starts nothing. */
+static int check_memory(const char *arg)
+{
+    uint64_t bytes;
+    if (parse_size(arg, &bytes) < 0 || bytes < (1u << 20) ||
+        bytes / REMOCA_PAGE_SIZE >= UINT32_MAX) {
+        fprintf(stderr, "remoca serve: --memory '%s': expected a size from 1M to 15T such as "
+                        "64M, 512M or 2G\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_args(struct serve *s, int argc, char **argv)
 {
+    const struct {
+        const char *name, **value;
+    } opts[] = {
+        {"--memory", &s->memory}, {"--servers", &s->servers}, {"--socket", &s->socket},
+        {"--port", &s->port_arg}, {"--pool", &s->pool},       {"--write", &s->write},
+        {"--stats", &s->stats},
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char **dst = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             exit(0);
         }
-        if (!strcmp(a, "--memory")) dst = &s->memory;
-        else if (!strcmp(a, "--servers")) dst = &s->servers;
-        else if (!strcmp(a, "--socket")) dst = &s->socket;
-        else if (!strcmp(a, "--pool")) dst = &s->pool;
-        else if (!strcmp(a, "--write")) dst = &s->write;
-        else if (!strcmp(a, "--stats")) dst = &s->stats;
-        else if (!strcmp(a, "--port")) {
-            if (i + 1 >= argc || (s->port = atoi(argv[i + 1])) <= 0 || s->port > 65535) {
-                fprintf(stderr, "remoca serve: --port needs a number 1..65535\n");
+        if (a[0] != '-') {
+            if (s->disk) {
+                fprintf(stderr, "remoca serve: one DISK only (got %s and %s)\n", s->disk, a);
                 return -1;
             }
-            i++;
-            continue;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "remoca serve: unknown option %s\n", a);
-            return -1;
-        } else if (!s->disk) {
             s->disk = a;
             continue;
-        } else {
-            fprintf(stderr, "remoca serve: one DISK only (got %s and %s)\n", s->disk, a);
+        }
+        size_t o = 0;
+        while (o < sizeof opts / sizeof opts[0] && strcmp(a, opts[o].name)) o++;
+        if (o == sizeof opts / sizeof opts[0]) {
+            fprintf(stderr, "remoca serve: unknown option %s\n", a);
             return -1;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "remoca serve: %s needs a value\n", a);
             return -1;
         }
-        *dst = argv[++i];
+        *opts[o].value = argv[++i];
     }
+    if (s->memory && check_memory(s->memory) < 0) return -1;
+    if (s->port_arg && parse_port(s->port_arg, &s->port) < 0) return -1;
     if (!s->disk) {
         fprintf(stderr, "remoca serve: DISK is required\n");
         return -1;
     }
-    if (s->socket && s->port) {
+    if (s->socket && s->port_arg) {
         fprintf(stderr, "remoca serve: --socket and --port are exclusive\n");
         return -1;
     }
@@ -187,9 +264,31 @@ static int parse_args(struct serve *s, int argc, char **argv)
     return 0;
 }
 
+/* Binds and listens on 127.0.0.1:s->port (0: any free port) and sets
+ * s->port to the port bound. */
+static int listen_tcp(struct serve *s)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
+        fprintf(stderr, "remoca serve: cannot listen on 127.0.0.1:%d: %s\n", s->port,
+                strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    s->listen_fd = fd;
+    s->port = ntohs(sin.sin_port);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
-    struct serve s = {.memory = NULL};
+    struct serve s = {.listen_fd = -1};
     if (parse_args(&s, argc, argv) == -1) {
         usage();
         return 2;
@@ -204,7 +303,7 @@ int cmd_serve(int argc, char **argv)
 
     char memd_bin[PATH_MAX + 32], filter[PATH_MAX + 32], memd_sock[128], nbd_sock[128],
         pidfile[128], stats[PATH_MAX], servers_arg[PATH_MAX + 32], filter_arg[PATH_MAX + 48],
-        pool_arg[PATH_MAX], write_arg[64], stats_arg[PATH_MAX + 32], port_s[16];
+        pool_arg[PATH_MAX], write_arg[64], stats_arg[PATH_MAX + 32];
     snprintf(memd_bin, sizeof memd_bin, "%s/remoca-memd", s.exedir);
     snprintf(filter, sizeof filter, "%s/nbdkit-remoca-filter.so", s.exedir);
     if (access(filter, R_OK) != 0) {
@@ -215,9 +314,11 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "remoca serve: %s not found (build it, or give --servers)\n", memd_bin);
         return 1;
     }
+    if (s.port_arg && listen_tcp(&s) < 0) return 1;
     strcpy(s.rundir, "/tmp/remoca-serve.XXXXXX");
     if (!mkdtemp(s.rundir)) {
         fprintf(stderr, "remoca serve: mkdtemp: %s\n", strerror(errno));
+        if (s.listen_fd >= 0) close(s.listen_fd);
         return 1;
     }
     snprintf(memd_sock, sizeof memd_sock, "%s/memd.sock", s.rundir);
@@ -225,7 +326,7 @@ int cmd_serve(int argc, char **argv)
     snprintf(pidfile, sizeof pidfile, "%s/nbdkit.pid", s.rundir);
     if (s.stats) snprintf(stats, sizeof stats, "%s", s.stats);
     else snprintf(stats, sizeof stats, "%s/stats.txt", s.rundir);
-    const char *sock = s.socket ? s.socket : s.port ? NULL : nbd_sock;
+    const char *sock = s.socket ? s.socket : s.port_arg ? NULL : nbd_sock;
 
     /* Signals are taken synchronously: blocked here, waited for below. */
     sigset_t mask, old;
@@ -239,15 +340,11 @@ int cmd_serve(int argc, char **argv)
 
     if (!s.servers) {
         char *margv[] = {memd_bin, "--unix", memd_sock, "--memory",
-                         (char *)(s.memory ? s.memory : "256M"), NULL};
-        if ((s.memd = spawn(margv, &old)) <= 0) goto out;
-        double t0 = now();
-        while (!unix_connects(memd_sock)) {
-            if (!alive(&s.memd) || now() - t0 > 10) {
-                fprintf(stderr, "remoca serve: remoca-memd did not start\n");
-                goto out;
-            }
-            usleep(20000);
+                         (char *)(s.memory ? s.memory : DEFAULT_MEMORY), NULL};
+        if ((s.memd = spawn(margv, &old, -1)) <= 0) goto out;
+        if (!wait_for(unix_accepts, memd_sock, &s.memd, 10)) {
+            fprintf(stderr, "remoca serve: remoca-memd did not start\n");
+            goto out;
         }
         snprintf(servers_arg, sizeof servers_arg, "remoca-servers=unix:%s", memd_sock);
     } else {
@@ -259,7 +356,6 @@ int cmd_serve(int argc, char **argv)
     snprintf(stats_arg, sizeof stats_arg, "remoca-statsfile=%s", stats);
     snprintf(write_arg, sizeof write_arg, "remoca-write=%s", s.write ? s.write : "invalidate");
     snprintf(pool_arg, sizeof pool_arg, "remoca-pool=%s", s.pool ? s.pool : "");
-    snprintf(port_s, sizeof port_s, "%d", s.port);
     char *nargv[24];
     int k = 0;
     nargv[k++] = (char *)nbdkit_bin;
@@ -267,14 +363,9 @@ int cmd_serve(int argc, char **argv)
     nargv[k++] = "--exit-with-parent";
     nargv[k++] = "-P";
     nargv[k++] = pidfile;
-    if (sock) {
+    if (sock) { /* else the TCP socket is passed by socket activation */
         nargv[k++] = "-U";
         nargv[k++] = (char *)sock;
-    } else {
-        nargv[k++] = "-i";
-        nargv[k++] = "127.0.0.1";
-        nargv[k++] = "-p";
-        nargv[k++] = port_s;
     }
     nargv[k++] = filter_arg;
     nargv[k++] = "file";
@@ -284,15 +375,15 @@ int cmd_serve(int argc, char **argv)
     nargv[k++] = write_arg;
     if (s.pool) nargv[k++] = pool_arg;
     nargv[k] = NULL;
-    if ((s.nbdkit = spawn(nargv, &old)) <= 0) goto out;
-    double t0 = now();
-    struct stat stb;
-    while (stat(pidfile, &stb) != 0 || stb.st_size == 0) {
-        if (!alive(&s.nbdkit) || now() - t0 > 15) {
-            fprintf(stderr, "remoca serve: nbdkit did not start (see its messages above)\n");
-            goto out;
-        }
-        usleep(20000);
+    s.nbdkit = spawn(nargv, &old, s.listen_fd);
+    if (s.listen_fd >= 0) { /* nbdkit's now */
+        close(s.listen_fd);
+        s.listen_fd = -1;
+    }
+    if (s.nbdkit <= 0) goto out;
+    if (!wait_for(pidfile_written, pidfile, &s.nbdkit, 15)) {
+        fprintf(stderr, "remoca serve: nbdkit did not start (see its messages above)\n");
+        goto out;
     }
 
     char abs_sock[PATH_MAX];
@@ -320,13 +411,17 @@ int cmd_serve(int argc, char **argv)
             rc = 0;
             break;
         }
-        if (sig == SIGCHLD && (!alive(&s.nbdkit) || (!s.servers && !alive(&s.memd)))) {
-            fprintf(stderr, "remoca serve: %s exited; stopping\n",
-                    s.nbdkit ? "remoca-memd" : "nbdkit");
+        if (sig != SIGCHLD) continue;
+        const char *gone = !alive(&s.nbdkit)                ? "nbdkit"
+                         : !s.servers && !alive(&s.memd) ? "remoca-memd"
+                                                         : NULL;
+        if (gone) {
+            fprintf(stderr, "remoca serve: %s exited; stopping\n", gone);
             break;
         }
     }
 out:
+    if (s.listen_fd >= 0) close(s.listen_fd);
     stop(&s.nbdkit, "nbdkit");
     stop(&s.memd, "remoca-memd");
     remove_rundir(&s);
