@@ -131,30 +131,42 @@ static void set_events(struct worker *w, struct conn *c, uint32_t ev)
     epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
-/* Sends the worker's output buffer.  Returns 1 if all was sent, 0 if the rest
- * is now pending on the connection (EPOLLOUT armed), -1 on a socket error. */
-static int send_out(struct worker *w, struct conn *c)
+/* The one send loop: writes b->p[*off .. b->len) until it is all sent or the
+ * socket is full, advancing *off.  Returns 1 if all was sent, 0 if the socket
+ * is full (EAGAIN: wait for EPOLLOUT), -1 on a socket error. */
+static int send_pending(int fd, const struct outbuf *b, size_t *off)
 {
-    size_t off = 0;
-    while (off < w->out.len) {
-        ssize_t n = send(c->fd, w->out.p + off, w->out.len - off, MSG_NOSIGNAL);
+    while (*off < b->len) {
+        ssize_t n = send(fd, b->p + *off, b->len - *off, MSG_NOSIGNAL);
         if (n > 0) {
-            off += (size_t)n;
+            *off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* Hand the buffer over to the connection; the worker gets a new one. */
-            c->out = w->out;
-            c->out_off = off;
-            w->out = (struct outbuf){0};
-            set_events(w, c, EPOLLOUT);
             return 0;
         } else {
             return -1;
         }
     }
-    w->out.len = 0;
     return 1;
+}
+
+/* Sends the worker's output buffer.  Returns 1 if all was sent, 0 if the rest
+ * is now pending on the connection (EPOLLOUT armed), -1 on a socket error. */
+static int send_out(struct worker *w, struct conn *c)
+{
+    size_t off = 0;
+    int s = send_pending(c->fd, &w->out, &off);
+    if (s == 1) {
+        w->out.len = 0;
+    } else if (s == 0) {
+        /* Hand the buffer over to the connection; the worker gets a new one. */
+        c->out = w->out;
+        c->out_off = off;
+        w->out = (struct outbuf){0};
+        set_events(w, c, EPOLLOUT);
+    }
+    return s;
 }
 
 enum run_result { RUN_MORE, RUN_STOP, RUN_CLOSED };
@@ -289,19 +301,12 @@ static bool conn_readable(struct worker *w, struct conn *c)
 /* Writes pending output; once drained, resumes reading. */
 static bool conn_writable(struct worker *w, struct conn *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return true;
-        } else {
-            conn_close(w, c, "send failed");
-            return false;
-        }
+    int s = send_pending(c->fd, &c->out, &c->out_off);
+    if (s < 0) {
+        conn_close(w, c, "send failed");
+        return false;
     }
+    if (s == 0) return true; /* still full: EPOLLOUT stays armed */
     /* Keep the larger buffer as the worker's, free the other. */
     if (c->out.cap > w->out.cap) {
         outbuf_free(&w->out);
