@@ -12,6 +12,7 @@
  *   [v6addr]:port    IPv6 literal
  *   tcp:host:port    explicit TCP (same as above)
  *   unix:/path       unix socket (also a bare "/path")
+ * The TCP forms are parsed by hostport.c, which remoca-memd --listen shares.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -32,27 +33,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
-}
-
-static bool host_char_ok(char ch)
-{
-    return isalnum((unsigned char)ch) || ch == '-' || ch == '.' || ch == '_';
-}
-
-static int parse_port(const char *p, size_t len, char out[6], const char *entry, char *err,
-                      size_t errlen)
-{
-    unsigned long v = 0;
-    if (len == 0) return fail(err, errlen, "server '%.80s': missing port", entry);
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)p[i]))
-            return fail(err, errlen, "server '%.80s': port is not a number", entry);
-        v = v * 10 + (unsigned long)(p[i] - '0');
-        if (v > 65535) return fail(err, errlen, "server '%.80s': port out of range", entry);
-    }
-    if (v < 1 || v > 65535) return fail(err, errlen, "server '%.80s': port out of range", entry);
-    snprintf(out, 6, "%lu", v);
-    return 0;
 }
 
 int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err,
@@ -82,40 +62,16 @@ int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *er
     }
 
     if (strncmp(p, "tcp:", 4) == 0) p += 4;
+    if (p[0] != '[' && !strchr(p, ':')) /* no form at all: name the list's forms */
+        return fail(err, errlen, "server '%.80s': expected host:port or unix:/path", entry);
+    struct remoca_hostport hp;
+    char why[128];
+    if (remoca_hostport_parse(p, 1, &hp, why, sizeof why) < 0)
+        return fail(err, errlen, "server '%.80s': %s", entry, why);
     a->kind = REMOCA_ADDR_TCP;
-    const char *host, *port;
-    size_t hlen;
-    bool v6 = false;
-    if (p[0] == '[') {
-        const char *close = strchr(p, ']');
-        if (!close) return fail(err, errlen, "server '%.80s': missing ']'", entry);
-        if (close[1] != ':')
-            return fail(err, errlen, "server '%.80s': expected ':port' after ']'", entry);
-        host = p + 1;
-        hlen = (size_t)(close - host);
-        port = close + 2;
-        v6 = true;
-        for (size_t i = 0; i < hlen; i++)
-            if (!isxdigit((unsigned char)host[i]) && host[i] != ':' && host[i] != '.')
-                return fail(err, errlen, "server '%.80s': bad IPv6 address", entry);
-    } else {
-        const char *colon = strrchr(p, ':');
-        if (!colon) return fail(err, errlen, "server '%.80s': expected host:port or unix:/path", entry);
-        host = p;
-        hlen = (size_t)(colon - p);
-        port = colon + 1;
-        for (size_t i = 0; i < hlen; i++)
-            if (!host_char_ok(host[i]))
-                return fail(err, errlen,
-                            "server '%.80s': bad character '%c' in host name (IPv6 needs [brackets])",
-                            entry, host[i]);
-    }
-    if (hlen == 0) return fail(err, errlen, "server '%.80s': empty host", entry);
-    if (hlen > REMOCA_ADDR_MAX_HOST) return fail(err, errlen, "server '%.80s': host too long", entry);
-    if (parse_port(port, strlen(port), a->port, entry, err, errlen) < 0) return -1;
-    memcpy(a->host, host, hlen);
-    a->host[hlen] = '\0';
-    if (v6)
+    memcpy(a->host, hp.host, sizeof a->host);
+    memcpy(a->port, hp.port, sizeof a->port);
+    if (hp.v6)
         snprintf(a->canon, sizeof a->canon, "tcp:[%s]:%s", a->host, a->port);
     else
         snprintf(a->canon, sizeof a->canon, "tcp:%s:%s", a->host, a->port);

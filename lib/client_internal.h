@@ -40,6 +40,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "hostport.h"
 #include "remoca/client.h"
 #include "remoca/wire.h"
 
@@ -47,7 +48,7 @@
 
 enum remoca_addr_kind { REMOCA_ADDR_TCP, REMOCA_ADDR_UNIX };
 
-#define REMOCA_ADDR_MAX_HOST 253u
+#define REMOCA_ADDR_MAX_HOST REMOCA_HOST_MAX
 #define REMOCA_ADDR_MAX_CANON (REMOCA_ADDR_MAX_HOST + 16u)
 
 struct remoca_addr {

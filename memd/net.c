@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "log.h"
 #include "proto.h"
 
@@ -409,25 +410,24 @@ static void *worker_main(void *arg)
 
 /* ---- listeners and acceptor --------------------------------------------- */
 
+/* spec is --listen's HOST:PORT, in the syntax of the client's server lists
+ * (lib/hostport.c), with port 0 for any free port. */
 static int listen_tcp(const char *spec, uint16_t *bound_port)
 {
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || strlen(spec) >= sizeof host) {
-        log_error("--listen %s: expected HOST:PORT", spec);
+    struct remoca_hostport hp;
+    char why[128];
+    if (strncmp(spec, "unix:", 5) == 0 || spec[0] == '/') { /* a client's server-list form */
+        log_error("--listen %s: TCP only (a unix socket is --unix PATH)", spec);
         return -1;
     }
-    size_t hl = (size_t)(colon - spec);
-    memcpy(host, spec, hl);
-    host[hl] = 0;
-    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = 0;
+    if (remoca_hostport_parse(spec, 0, &hp, why, sizeof why) < 0) {
+        log_error("--listen %s: %s", spec, why);
+        return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    int rc = getaddrinfo(hp.host, hp.port, &hints, &res);
     if (rc != 0) {
         log_error("--listen %s: %s", spec, gai_strerror(rc));
         return -1;

@@ -33,6 +33,18 @@ expect_2 --memory 64M --log-level loud
 expect_2 --memory 64M --max-buffers 1M
 expect_2 --memory 64M stray-argument
 grep -q "unexpected argument 'stray-argument'" "$T/err" || fail "stray argument message"
+# A bad --listen is refused with its reason when binding (exit 1), never bound
+# to some other port ("127.0.0.1:" and ":65536" used to take a free port).
+expect_listen_error() { # SPEC REASON
+    rc=0; timeout 5 "$M" --memory 1M --threads 1 --listen "$1" >/dev/null 2>"$T/err" || rc=$?
+    [ "$rc" = 1 ] || fail "remoca-memd --listen $1 exited $rc, expected 1"
+    grep -qF -- "--listen $1: $2" "$T/err" || fail "--listen $1: no '$2' in: $(cat "$T/err")"
+}
+expect_listen_error bad "expected host:port"
+expect_listen_error 127.0.0.1: "missing port"
+expect_listen_error 127.0.0.1:65536 "port out of range"
+expect_listen_error ::1:0 "bad character ':' in host name (IPv6 needs [brackets])"
+expect_listen_error "unix:$T/sock" "TCP only"
 
 # --- a server --------------------------------------------------------------------
 BUDGET_MB=64
