@@ -57,6 +57,8 @@ enum remoca_op {
     REMOCA_OP_POOL_RESET = 8,   /* drop every page of the pool */
     REMOCA_OP_STATS = 9,        /* resp payload: stats text (or JSON with REMOCA_F_JSON) */
     REMOCA_OP_PING = 10,        /* no payload; liveness and latency probe */
+    REMOCA_OP_SHM_MAP = 11,     /* unix socket, memd --shm: resp payload = shm layout
+                                 * (remoca/shm.h), data + touch memfds as SCM_RIGHTS */
     REMOCA_OP__MAX
 };
 
