@@ -40,6 +40,11 @@ static void usage(FILE *f)
 "  --secret-file FILE  the same, with the secret read from FILE's first line\n"
 "                      (keeps it out of the process list).\n"
 "  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
+"  --shm               keep the store in shared memory (memfds) and hand it out\n"
+"                      read-only over the unix socket (SHM_MAP) to clients on\n"
+"                      this host, which then read pages without a round trip.\n"
+"                      Needs --unix.  A client that maps it can read every pool\n"
+"                      of the server: for a server that serves one trust domain.\n"
 "  --log-level LEVEL   error, warn, info (default) or debug; logs go to stderr.\n"
 "  --help              this text.\n"
 "\n"
@@ -64,7 +69,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
 {
     enum { O_MEMORY = 256, O_LISTEN, O_UNIX, O_PORT_FILE, O_PID_FILE, O_THREADS, O_MAX_CONNS,
            O_MAX_POOLS, O_MAX_BUFFERS, O_POLICY, O_LOG_LEVEL, O_SECRET, O_SECRET_FILE,
-           O_HELP };
+           O_SHM, O_HELP };
     static const struct option opts[] = {
         {"memory", required_argument, NULL, O_MEMORY},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -79,6 +84,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         {"secret", required_argument, NULL, O_SECRET},
         {"secret-file", required_argument, NULL, O_SECRET_FILE},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
+        {"shm", no_argument, NULL, O_SHM},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
@@ -109,6 +115,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         case O_UNIX: cfg->unix_path = optarg; break;
         case O_PORT_FILE: cfg->port_file = optarg; break;
         case O_PID_FILE: cfg->pid_file = optarg; break;
+        case O_SHM: cfg->shm = true; break;
         case O_THREADS:
             if (parse_uint("--threads", optarg, 1, 256, &cfg->threads) < 0) return -1;
             break;
@@ -192,6 +199,11 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         return -1;
     }
     if (!listen_set && !cfg->unix_path) cfg->listen = DEFAULT_LISTEN;
+    if (cfg->shm && !cfg->unix_path) {
+        fprintf(stderr, "remoca-memd: --shm needs --unix PATH (the shared store is handed "
+                        "out only over a unix socket)\n");
+        return -1;
+    }
     if (cfg->port_file && !cfg->listen) {
         fprintf(stderr, "remoca-memd: --port-file needs a TCP listener (--listen)\n");
         return -1;

@@ -2,6 +2,7 @@
 #ifndef MEMD_CONFIG_H
 #define MEMD_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "auth.h"
@@ -19,6 +20,7 @@ struct memd_config {
     uint64_t max_buffers;
     int log_level;
     enum policy_kind policy;
+    bool shm;         /* --shm: the store in memfds, SHM_MAP on the unix socket */
     struct auth auth; /* --secret / --secret-file */
 };
 

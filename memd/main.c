@@ -47,8 +47,10 @@ int main(int argc, char **argv)
     raise_nofile(cfg.max_conns);
 
     struct store store;
-    if (store_init(&store, cfg.memory, cfg.policy, cfg.max_pools) < 0) {
-        log_error("cannot allocate a %llu-byte page store: %s", (unsigned long long)cfg.memory,
+    if ((cfg.shm ? store_init_shm : store_init)(&store, cfg.memory, cfg.policy,
+                                                cfg.max_pools) < 0) {
+        log_error("cannot allocate a %llu-byte page store%s: %s",
+                  (unsigned long long)cfg.memory, cfg.shm ? " in shared memory" : "",
                   strerror(errno));
         return 1;
     }
@@ -70,9 +72,10 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("remoca-memd ready: %llu MiB in %u pages, policy %s, %u threads, max %u "
-             "connections, max %u pools, authentication %s",
+             "connections, max %u pools, authentication %s, shm %s",
              (unsigned long long)(cfg.memory >> 20), store.npages, policy_name(cfg.policy),
-             cfg.threads, cfg.max_conns, cfg.max_pools, cfg.auth.len ? "on" : "off");
+             cfg.threads, cfg.max_conns, cfg.max_pools, cfg.auth.len ? "on" : "off",
+             cfg.shm ? "on" : "off");
     server_run(srv);
     server_free(srv);
     store_destroy(&store);

@@ -14,6 +14,8 @@
 #include "policy.h"
 
 #define LOCK_CHUNK 16u
+/* Eviction victims a touch (--shm) may spare before one is evicted anyway. */
+#define TOUCH_RETRIES 8u
 
 static const char *const policy_names[POLICY__MAX] = {
     [POLICY_LRU] = "lru", [POLICY_CLOCK] = "clock", [POLICY_S3FIFO] = "s3fifo",
@@ -28,17 +30,12 @@ int policy_parse(const char *name)
     return -1;
 }
 
-/* splitmix64's finaliser over (pool, key): well mixed in every bit, so the
- * low bits index buckets and the high bits index the ghost table. */
+/* The one hash of the project (remoca/shm.h): --shm clients walk the same
+ * chains.  Well mixed in every bit, so the low bits index buckets and the
+ * high bits index the ghost table. */
 static inline uint64_t hash_key(uint32_t pool, uint64_t key)
 {
-    uint64_t x = key + (uint64_t)pool * 0x9E3779B97F4A7C15ull;
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBull;
-    x ^= x >> 31;
-    return x;
+    return remoca_shm_hash(pool, key);
 }
 
 /* Memory for the big metadata arrays: 2 MiB aligned and backed by
@@ -63,7 +60,8 @@ static void huge_free(void *p, size_t len)
     if (p) munmap(p, len);
 }
 
-int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools)
+static int init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools,
+                bool shm)
 {
     memset(s, 0, sizeof *s);
     uint64_t npages = bytes / REMOCA_PAGE_SIZE;
@@ -87,10 +85,30 @@ int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_
     uint64_t nb = 1024;
     while (nb < npages) nb <<= 1;
     s->bmask = (uint32_t)(nb - 1);
-    s->arena = huge_alloc(npages * REMOCA_PAGE_SIZE);
-    s->slots = huge_alloc(npages * sizeof *s->slots);
-    s->buckets = huge_alloc(nb * sizeof *s->buckets);
     s->pools = calloc(max_pools, sizeof *s->pools);
+    if (shm) {
+        s->shm = calloc(1, sizeof *s->shm);
+        if (s->shm && shm_region_create(s->shm, s->npages, (uint32_t)nb) < 0) {
+            int e = errno;
+            free(s->shm);
+            s->shm = NULL;
+            store_destroy(s);
+            errno = e;
+            return -1;
+        }
+        if (s->shm) {
+            const struct remoca_shm_layout *l = &s->shm->layout;
+            s->slots = (struct slot *)(s->shm->data + l->off_slots);
+            s->seqs = (uint32_t *)(s->shm->data + l->off_seqs);
+            s->buckets = (uint32_t *)(s->shm->data + l->off_buckets);
+            s->arena = s->shm->data + l->off_arena;
+            s->touched = s->shm->touch;
+        }
+    } else {
+        s->arena = huge_alloc(npages * REMOCA_PAGE_SIZE);
+        s->slots = huge_alloc(npages * sizeof *s->slots);
+        s->buckets = huge_alloc(nb * sizeof *s->buckets);
+    }
     if (!s->arena || !s->slots || !s->buckets || !s->pools ||
         ghost_init(&s->ghost, npages) < 0) {
         store_destroy(s);
@@ -110,16 +128,39 @@ int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_
     return 0;
 }
 
+int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools)
+{
+    return init(s, bytes, policy, max_pools, false);
+}
+
+int store_init_shm(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools)
+{
+    return init(s, bytes, policy, max_pools, true);
+}
+
+bool store_shm_layout(const struct store *s, uint32_t pool, struct remoca_shm_layout *l)
+{
+    if (!s->shm) return false;
+    *l = s->shm->layout;
+    l->pool = pool;
+    return true;
+}
+
 void store_destroy(struct store *s)
 {
     if (!s->npages) return; /* never initialised */
-    huge_free(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
     pthread_mutex_destroy(&s->lock);
     if (s->pools)
         for (uint32_t i = 0; i < s->npools; i++) free(s->pools[i]);
     free(s->pools);
-    huge_free(s->slots, (size_t)s->npages * sizeof *s->slots);
-    huge_free(s->buckets, ((size_t)s->bmask + 1) * sizeof *s->buckets);
+    if (s->shm) {
+        shm_region_destroy(s->shm);
+        free(s->shm);
+    } else {
+        huge_free(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
+        huge_free(s->slots, (size_t)s->npages * sizeof *s->slots);
+        huge_free(s->buckets, ((size_t)s->bmask + 1) * sizeof *s->buckets);
+    }
     ghost_free(&s->ghost);
     memset(s, 0, sizeof *s);
 }
@@ -127,6 +168,34 @@ void store_destroy(struct store *s)
 static inline uint8_t *page_of(struct store *s, uint32_t i)
 {
     return s->arena + (size_t)i * REMOCA_PAGE_SIZE;
+}
+
+/* --shm: every change of slot i's key, pool or page is bracketed, so that a
+ * one-sided reader never takes a half-changed page (remoca/shm.h). */
+static inline void change_begin(struct store *s, uint32_t i)
+{
+    if (s->seqs) remoca_shm_seq_begin(s->seqs, i);
+}
+
+static inline void change_end(struct store *s, uint32_t i)
+{
+    if (s->seqs) remoca_shm_seq_end(s->seqs, i);
+}
+
+/* Chain links (a bucket head or a slot's hnext): one-sided readers may follow
+ * them at any time, so each is written with one aligned store (they bound
+ * their steps and validate what they find). */
+static inline void set_link(uint32_t *link, uint32_t i)
+{
+    __atomic_store_n(link, i, __ATOMIC_RELAXED);
+}
+
+/* Whether a client touched page i since the server last looked (clears it). */
+static inline bool touched_take(struct store *s, uint32_t i)
+{
+    if (!__atomic_load_n(&s->touched[i], __ATOMIC_RELAXED)) return false;
+    __atomic_store_n(&s->touched[i], 0, __ATOMIC_RELAXED);
+    return true;
 }
 
 static uint32_t lookup(struct store *s, uint32_t pool, uint64_t key, uint64_t h)
@@ -140,7 +209,7 @@ static void hash_unlink(struct store *s, uint32_t i, uint64_t h)
 {
     uint32_t *pp = &s->buckets[h & s->bmask];
     while (*pp != i) pp = &s->slots[*pp].hnext;
-    *pp = s->slots[i].hnext;
+    set_link(pp, s->slots[i].hnext);
 }
 
 /* Removes slot i from its pool, its hash chain and its queue; frees it. */
@@ -149,8 +218,10 @@ static void remove_slot(struct store *s, struct pool *p, uint32_t i, uint64_t h)
     hash_unlink(s, i, h);
     policy_unlink(s, p, i);
     struct slot *e = &s->slots[i];
-    e->pool = 0;
-    e->hnext = MEMD_NIL;
+    change_begin(s, i);
+    __atomic_store_n(&e->pool, 0, __ATOMIC_RELAXED);
+    change_end(s, i);
+    set_link(&e->hnext, MEMD_NIL);
     e->next = s->free_head;
     s->free_head = i;
     s->nfree++;
@@ -160,6 +231,14 @@ static void remove_slot(struct store *s, struct pool *p, uint32_t i, uint64_t h)
 static void evict_one(struct store *s, struct pool *p)
 {
     uint32_t i = policy_victim(s, p);
+    /* --shm: one-sided hits are invisible to the policy; a page a client read
+     * since the server last looked counts as used now, and the policy picks
+     * again (bounded: then the victim goes whatever its flag). */
+    for (unsigned r = 0; s->touched && r < TOUCH_RETRIES && touched_take(s, i); r++) {
+        policy_hit(s, p, i);
+        s->shm_touched++;
+        i = policy_victim(s, p);
+    }
     uint64_t h = hash_key(p->id, s->slots[i].key);
     /* S3-FIFO and 2Q admit a returning key straight to their main queue only
      * if it left from the small/A1in queue (measured: with main-queue
@@ -380,7 +459,9 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
                 continue;
             }
             if (i != MEMD_NIL) {
+                change_begin(s, i);
                 memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
+                change_end(s, i);
                 policy_hit(s, p, i);
                 p->st.puts++;
                 continue;
@@ -390,12 +471,16 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
                 st = REMOCA_E_FULL;
                 continue;
             }
+            /* Filled, then linked: a reader finds it only complete. */
             struct slot *e = &s->slots[i];
-            e->key = key + n;
-            e->pool = pool;
-            e->hnext = s->buckets[h & s->bmask];
-            s->buckets[h & s->bmask] = i;
+            if (s->touched) __atomic_store_n(&s->touched[i], 0, __ATOMIC_RELAXED);
+            change_begin(s, i);
+            __atomic_store_n(&e->key, key + n, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->pool, pool, __ATOMIC_RELAXED);
             memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
+            change_end(s, i);
+            set_link(&e->hnext, s->buckets[h & s->bmask]);
+            set_link(&s->buckets[h & s->bmask], i);
             policy_insert(s, p, i, ghost_take(&s->ghost, h));
             p->pages++;
             p->st.puts++;

@@ -31,6 +31,14 @@
  *
  * Memory: the arena (budget) + 32 B per page (slots) + 4 B per page (buckets)
  * + 8 B per page (ghost table) + ~400 B per pool; about 1.1 % of the budget.
+ *
+ * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
+ * the arena live in one memfd at the offsets of include/remoca/shm.h, plus a
+ * memfd of touched bytes, so that co-located clients can read pages without
+ * asking (shm_region.h).  Then every change of a slot's key, pool or page is
+ * bracketed by remoca_shm_seq_begin/end, links are stored atomically, and a
+ * page that a client touched gets a second chance before eviction.  Without
+ * --shm, seqs and touched are NULL and those steps are skipped.
  */
 #ifndef MEMD_STORE_H
 #define MEMD_STORE_H
@@ -41,7 +49,9 @@
 #include <stdint.h>
 
 #include "ghost.h"
+#include "remoca/shm.h"
 #include "remoca/wire.h"
+#include "shm_region.h"
 
 #define MEMD_NIL UINT32_MAX
 
@@ -55,6 +65,13 @@ struct slot {
     uint8_t freq;   /* policy reference counter / bit */
     uint16_t pad;
 };
+
+/* Clients of --shm read slots as struct remoca_shm_slot: same prefix, same size. */
+_Static_assert(offsetof(struct slot, key) == offsetof(struct remoca_shm_slot, key), "slot.key");
+_Static_assert(offsetof(struct slot, pool) == offsetof(struct remoca_shm_slot, pool), "slot.pool");
+_Static_assert(offsetof(struct slot, hnext) == offsetof(struct remoca_shm_slot, hnext),
+               "slot.hnext");
+_Static_assert(sizeof(struct slot) == 32 && sizeof(struct remoca_shm_slot) == 32, "slot size");
 
 struct queue {
     uint32_t head; /* most recently inserted / used */
@@ -105,10 +122,21 @@ struct store {
     uint32_t npools, max_pools;
     uint64_t min_reserved; /* sum of the pools' min_pages */
     uint64_t evict_clock;  /* evictions since the last utility decay */
+    /* --shm only (NULL / unused otherwise): */
+    uint32_t *seqs;        /* seqlock word per slot (remoca/shm.h) */
+    uint8_t *touched;      /* set by clients after a one-sided hit, read atomically */
+    struct shm_region *shm;
+    uint64_t shm_maps;     /* SHM_MAP responses sent (atomic) */
+    uint64_t shm_touched;  /* eviction victims spared because a client touched them */
 };
 
 /* Creates a store of `bytes` (rounded down to pages).  0 or -1 with errno. */
 int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools);
+/* The same in shared memory (--shm; see above): 0, or -1 with errno. */
+int store_init_shm(struct store *s, uint64_t bytes, enum policy_kind policy,
+                   uint32_t max_pools);
+/* The layout SHM_MAP hands out for server pool id `pool`; false without --shm. */
+bool store_shm_layout(const struct store *s, uint32_t pool, struct remoca_shm_layout *l);
 void store_destroy(struct store *s);
 
 const char *policy_name(enum policy_kind k);
