@@ -132,13 +132,43 @@ static void set_events(struct worker *w, struct conn *c, uint32_t ev)
     epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+/* The first send of an output that starts with an SHM_MAP response: sendmsg
+ * with the store's read-only data memfd and its touch memfd attached
+ * (SCM_RIGHTS), which travel with the first byte sent.  The fds stay open
+ * here: they are the store's for its lifetime. */
+static ssize_t send_with_shm_fds(struct worker *w, int fd, const void *p, size_t len)
+{
+    const struct shm_region *r = w->srv->store->shm;
+    int fds[2] = {r->data_ro_fd, r->touch_fd};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof fds)];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                       .msg_controllen = sizeof ctl.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    return sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
 /* The one send loop: writes b->p[*off .. b->len) until it is all sent or the
  * socket is full, advancing *off.  Returns 1 if all was sent, 0 if the socket
  * is full (EAGAIN: wait for EPOLLOUT), -1 on a socket error. */
-static int send_pending(int fd, const struct outbuf *b, size_t *off)
+static int send_pending(struct worker *w, struct conn *c, const struct outbuf *b, size_t *off)
 {
     while (*off < b->len) {
-        ssize_t n = send(fd, b->p + *off, b->len - *off, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->ss.attach_shm_fds) { /* proto.c put the SHM_MAP response first */
+            n = send_with_shm_fds(w, c->fd, b->p + *off, b->len - *off);
+            if (n > 0) c->ss.attach_shm_fds = false;
+        } else {
+            n = send(c->fd, b->p + *off, b->len - *off, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             *off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -157,7 +187,7 @@ static int send_pending(int fd, const struct outbuf *b, size_t *off)
 static int send_out(struct worker *w, struct conn *c)
 {
     size_t off = 0;
-    int s = send_pending(c->fd, &w->out, &off);
+    int s = send_pending(w, c, &w->out, &off);
     if (s == 1) {
         w->out.len = 0;
     } else if (s == 0) {
@@ -302,7 +332,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
 /* Writes pending output; once drained, resumes reading. */
 static bool conn_writable(struct worker *w, struct conn *c)
 {
-    int s = send_pending(c->fd, &c->out, &c->out_off);
+    int s = send_pending(w, c, &c->out, &c->out_off);
     if (s < 0) {
         conn_close(w, c, "send failed");
         return false;
@@ -353,6 +383,10 @@ static void adopt(struct worker *w, int fd)
         snprintf(c->peer, sizeof c->peer, "unix#%d", fd);
     }
     c->ss.peer = c->peer;
+    int domain = 0;
+    socklen_t dl = sizeof domain;
+    c->ss.unix_socket = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 &&
+                        domain == AF_UNIX;
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
         log_warn("epoll_ctl: %s", strerror(errno));

@@ -203,6 +203,40 @@ static void op_stats(const struct proto_ctx *ctx, const struct remoca_hdr *h, st
     out->len += n;
 }
 
+/* SHM_MAP (remoca/shm.h, docs/protocol.md): the layout of the shared store;
+ * net.c attaches the fds.  The fds must arrive with the first byte of this
+ * response, so it has to be the first response of the output buffer. */
+static void op_shm_map(const struct proto_ctx *ctx, struct session *ss,
+                       const struct remoca_hdr *h, struct outbuf *out)
+{
+    struct remoca_shm_layout l;
+    if (!ctx->store->shm) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0,
+                  "shm not enabled (start remoca-memd with --shm)");
+        return;
+    }
+    if (!ss->unix_socket) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0, "shm only over a unix socket");
+        return;
+    }
+    if (h->pool < 1 || h->pool > ss->nhandles) {
+        reply_err(ctx, ss, out, h, REMOCA_E_POOL, 0, "pool handle %u not open here", h->pool);
+        return;
+    }
+    uint32_t pool = ss->handles[h->pool - 1];
+    if (out->len != 0 || ss->attach_shm_fds) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, pool,
+                  "SHM_MAP behind other responses: send it alone (nothing else in flight)");
+        return;
+    }
+    store_shm_layout(ctx->store, pool, &l);
+    if (!put_resp(out, h, REMOCA_OK, h->pool, REMOCA_SHM_LAYOUT_SIZE)) return;
+    remoca_shm_layout_encode(out->p + out->len, &l);
+    out->len += REMOCA_SHM_LAYOUT_SIZE;
+    ss->attach_shm_fds = true;
+    __atomic_fetch_add(&ctx->store->shm_maps, 1, __ATOMIC_RELAXED);
+}
+
 static void dispatch(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
                      const uint8_t *payload, struct outbuf *out)
 {
@@ -223,6 +257,9 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
         return;
     case REMOCA_OP_PING:
         put_resp(out, h, REMOCA_OK, h->pool, 0);
+        return;
+    case REMOCA_OP_SHM_MAP:
+        op_shm_map(ctx, ss, h, out);
         return;
     default:
         break;

@@ -49,6 +49,10 @@ struct session {
     bool close_now;   /* close after this frame (authentication failures) */
     uint8_t auth_failures;
     uint8_t nonce[AUTH_NONCE];
+    bool unix_socket;    /* set by net.c: SHM_MAP is served only over a unix socket */
+    bool attach_shm_fds; /* the output's first byte is an SHM_MAP response: net.c
+                          * sends the store's two memfds with it (SCM_RIGHTS),
+                          * then clears this */
 };
 
 /* Server-wide context the protocol needs besides the store. */

@@ -103,6 +103,9 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
         {"connections", sc ? sc->conns : 0},
         {"connections_total", sc ? sc->conns_total : 0},
         {"connections_refused", sc ? sc->conns_refused : 0},
+        {"shm", s->shm != NULL},
+        {"shm_maps", __atomic_load_n(&s->shm_maps, __ATOMIC_RELAXED)},
+        {"shm_touched", s->shm_touched},
         STATS_KVS(tot),
     };
     const size_t nserver = sizeof server / sizeof server[0];
