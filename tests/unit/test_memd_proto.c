@@ -2,7 +2,9 @@
  * sockets: request bytes in, response bytes out.  Checks HELLO-first, pool
  * handles per session, the GET/TAKE response layout (bitmap + pages), error
  * replies that keep the stream in sync, closing on bad magic / oversized
- * length, partial frames, and the output high-water mark. */
+ * length, partial frames, the output high-water mark, and when SHM_MAP is
+ * answered (a --shm store, a unix socket, an open handle, nothing before it
+ * in the output) and with what. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "remoca/shm.h"
 #include "store.h"
 
 #define PAGE REMOCA_PAGE_SIZE
@@ -33,6 +36,16 @@ static int setup(void **state)
     memd_log_level = LOG_ERROR;
     struct fx *f = calloc(1, sizeof *f);
     assert_int_equal(store_init(&f->store, 64 * PAGE, POLICY_S3FIFO, 8), 0);
+    f->ctx.store = &f->store;
+    *state = f;
+    return 0;
+}
+
+static int setup_shm(void **state)
+{
+    memd_log_level = LOG_ERROR;
+    struct fx *f = calloc(1, sizeof *f);
+    assert_int_equal(store_init_shm(&f->store, 64 * PAGE, POLICY_S3FIFO, 8), 0);
     f->ctx.store = &f->store;
     *state = f;
     return 0;
@@ -262,6 +275,76 @@ static void test_output_high_water(void **state)
     assert_int_equal(f->in_len, 0);
 }
 
+/* The error message of the next response, which must be `status`. */
+static void expect_error(struct fx *f, uint32_t id, uint16_t status, const char *msg)
+{
+    struct remoca_hdr h;
+    const uint8_t *m = resp(f, id, status, &h);
+    if (!memmem(m, h.len, msg, strlen(msg)))
+        fail_msg("error %u: '%.*s' lacks '%s'", id, (int)h.len, (const char *)m, msg);
+}
+
+/* Without --shm the store has nothing to map, whatever the socket. */
+static void test_shm_map_needs_shm(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    f->ss.unix_socket = true;
+    req(f, REMOCA_OP_SHM_MAP, 60, p, 0, 0, NULL, 0);
+    run(f);
+    expect_error(f, 60, REMOCA_E_STATE, "shm not enabled (start remoca-memd with --shm)");
+    assert_false(f->ss.attach_shm_fds);
+}
+
+static void test_shm_map(void **state)
+{
+    struct fx *f = *state;
+    struct remoca_hdr h;
+    req(f, REMOCA_OP_SHM_MAP, 60, 1, 0, 0, NULL, 0); /* before HELLO */
+    run(f);
+    expect_error(f, 60, REMOCA_E_STATE, "HELLO");
+    uint32_t p;
+    hello_and_open(f, &p);
+    req(f, REMOCA_OP_SHM_MAP, 61, p, 0, 0, NULL, 0); /* TCP */
+    run(f);
+    expect_error(f, 61, REMOCA_E_STATE, "shm only over a unix socket");
+    f->ss.unix_socket = true;
+    req(f, REMOCA_OP_SHM_MAP, 62, p + 1, 0, 0, NULL, 0); /* handle not open */
+    run(f);
+    expect_error(f, 62, REMOCA_E_POOL, "not open");
+    req(f, REMOCA_OP_PING, 63, 0, 0, 0, NULL, 0); /* a response ahead of it */
+    req(f, REMOCA_OP_SHM_MAP, 64, p, 0, 0, NULL, 0);
+    run(f);
+    resp(f, 63, REMOCA_OK, &h);
+    expect_error(f, 64, REMOCA_E_STATE, "alone");
+    assert_false(f->ss.attach_shm_fds);
+    assert_int_equal(f->store.shm_maps, 0);
+
+    /* Alone in the output: OK, the layout, and the session marked for the fds. */
+    f->out.len = f->rd = 0;
+    req(f, REMOCA_OP_SHM_MAP, 65, p, 0, 0, NULL, 0);
+    req(f, REMOCA_OP_PING, 66, 0, 0, 0, NULL, 0); /* may follow it */
+    run(f);
+    const uint8_t *b = resp(f, 65, REMOCA_OK, &h);
+    assert_int_equal(h.op, REMOCA_OP_SHM_MAP);
+    assert_int_equal(h.pool, p);
+    assert_int_equal(h.len, REMOCA_SHM_LAYOUT_SIZE);
+    assert_int_equal(remoca_resp_check(&h, REMOCA_OP_SHM_MAP, 0), REMOCA_OK);
+    struct remoca_shm_layout l;
+    char why[128];
+    assert_int_equal(remoca_shm_layout_decode(b, h.len, &l, why, sizeof why), 0);
+    assert_int_equal(l.pool, f->ss.handles[p - 1]);
+    assert_int_equal(l.npages, 64);
+    assert_int_equal(l.data_size, f->store.shm->layout.data_size);
+    assert_true(f->ss.attach_shm_fds);
+    resp(f, 66, REMOCA_OK, &h);
+    assert_int_equal(f->store.shm_maps, 1);
+    char stats[4096];
+    store_stats(&f->store, NULL, false, stats, sizeof stats);
+    assert_non_null(strstr(stats, " shm=1 shm_maps=1 "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +354,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_on_desync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_high_water, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_map_needs_shm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_map, setup_shm, teardown),
     };
     return cmocka_run_group_tests_name("memd_proto", tests, NULL, NULL);
 }
