@@ -2,8 +2,10 @@
 # remoca-memd built with ThreadSanitizer and with AddressSanitizer+UBSan
 # (build/tests/remoca-memd-{tsan,asan}, from memd/CMakeLists.txt) under the
 # 8-connection stress, the bad-input barrage, buffer hogs and idle
-# connections; then SIGTERM.  Any sanitizer report, or an exit status other
-# than 0, fails the test (leaks are checked at exit by ASan).
+# connections; then SIGTERM.  Then each again with --shm (the store in
+# memfds): SHM_MAP and one-sided reads (shm_client map) and the stress.  Any
+# sanitizer report, or an exit status other than 0, fails the test (leaks are
+# checked at exit by ASan).
 set -eu
 . "$(dirname "$0")/lib.sh"
 itest_init memd-sanitize
@@ -17,23 +19,31 @@ for san in tsan asan; do
     # setarch -R: no address randomisation, which clang 14's TSan cannot map
     # around on kernels with many random mmap bits (it aborts at start).
     [ -x "$M" ] || { echo "skip $san: $M not built (no clang)"; continue; }
-    rm -f "$T/s.sock"
-    TSAN_OPTIONS="halt_on_error=1 exitcode=66" ASAN_OPTIONS="detect_leaks=1 exitcode=66" \
-        setarch "$(uname -m)" -R "$M" --unix "$T/s.sock" --memory 8M --threads 2 --max-buffers 4M --log-level warn \
-        2>"$T/memd.log" &
-    PID=$!; track "$PID"
-    waitfor 10 test -S "$T/s.sock" || fail "$san server did not start"
-    A="unix:$T/s.sock"
-    "$C" "$A" stress 8 || fail "$san: stress"
-    "$C" "$A" badinput >/dev/null || fail "$san: bad input"
-    "$C" "$A" hog 8 >/dev/null || fail "$san: hogs"
-    "$C" "$A" idle 200 >/dev/null || fail "$san: idle connections"
-    kill -TERM "$PID"
-    rc=0; wait "$PID" || rc=$?
-    [ "$rc" = 0 ] || fail "$san: exit status $rc"
-    if grep -qE "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$T/memd.log"; then
-        fail "$san: sanitizer report"
-    fi
+    for mode in plain shm; do
+        rm -f "$T/s.sock"
+        shm=(); [ "$mode" = shm ] && shm=(--shm)
+        TSAN_OPTIONS="halt_on_error=1 exitcode=66" ASAN_OPTIONS="detect_leaks=1 exitcode=66" \
+            setarch "$(uname -m)" -R "$M" --unix "$T/s.sock" --memory 8M --threads 2 --max-buffers 4M --log-level warn \
+            "${shm[@]}" 2>"$T/memd.log" &
+        PID=$!; track "$PID"
+        waitfor 10 test -S "$T/s.sock" || fail "$san server did not start"
+        A="unix:$T/s.sock"
+        if [ "$mode" = shm ]; then
+            "$B/tests/shm_client" "$A" map >/dev/null || fail "$san --shm: shm_client map"
+            "$C" "$A" stress 4 || fail "$san --shm: stress"
+        else
+            "$C" "$A" stress 8 || fail "$san: stress"
+            "$C" "$A" badinput >/dev/null || fail "$san: bad input"
+            "$C" "$A" hog 8 >/dev/null || fail "$san: hogs"
+            "$C" "$A" idle 200 >/dev/null || fail "$san: idle connections"
+        fi
+        kill -TERM "$PID"
+        rc=0; wait "$PID" || rc=$?
+        [ "$rc" = 0 ] || fail "$san $mode: exit status $rc"
+        if grep -qE "ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error" "$T/memd.log"; then
+            fail "$san $mode: sanitizer report"
+        fi
+    done
     echo "$san: clean"
     ran=$((ran + 1))
 done
