@@ -8,13 +8,17 @@
  * Checked on every input: no crash or sanitizer report; every response frame
  * is well formed (response magic, a known status, length within bounds); the
  * store's accounting stays exact (free pages + pool pages == arena pages);
- * and a connection that the protocol closes gets no further processing. */
+ * a connection that the protocol closes gets no further processing; and a
+ * session marked to receive the shm fds has an OK SHM_MAP response as the
+ * first bytes of its output (the store is a --shm one, and every other
+ * input comes over a "unix socket", where SHM_MAP may succeed). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "proto.h"
+#include "remoca/shm.h"
 #include "store.h"
 
 static struct store store;
@@ -52,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!store.arena) {
         memd_log_level = LOG_ERROR;
         /* 64 pages: small enough that puts evict and pools compete. */
-        if (store_init(&store, 64 * REMOCA_PAGE_SIZE, POLICY_S3FIFO, 8) < 0) abort();
+        if (store_init_shm(&store, 64 * REMOCA_PAGE_SIZE, POLICY_S3FIFO, 8) < 0) abort();
         ctx.store = &store;
     }
     if (size == 0) return 0;
@@ -84,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size += ilen;
     data = input;
 
-    struct session ss = {0};
+    struct session ss = {.unix_socket = chunk % 2 == 0};
     struct outbuf out = {0};
     uint8_t *pending = NULL; /* the connection's kept input */
     size_t plen = 0;
@@ -103,6 +107,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             enum proto_result r = proto_process(&ctx, &ss, pending + used, plen - used, &out, &u);
             used += u;
             check_output(&out);
+            if (ss.attach_shm_fds) { /* what net.c sends the fds with */
+                struct remoca_hdr h;
+                if (out.len < REMOCA_HDR_SIZE) abort();
+                remoca_hdr_decode(out.p, &h);
+                if (h.op != REMOCA_OP_SHM_MAP || h.flags != REMOCA_OK ||
+                    h.len != REMOCA_SHM_LAYOUT_SIZE || !ss.unix_socket)
+                    abort();
+                ss.attach_shm_fds = false; /* sent */
+            }
             if (r == PROTO_CLOSE) {
                 closed = true;
                 break;
