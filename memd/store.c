@@ -87,23 +87,22 @@ static int init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32
     s->bmask = (uint32_t)(nb - 1);
     s->pools = calloc(max_pools, sizeof *s->pools);
     if (shm) {
-        s->shm = calloc(1, sizeof *s->shm);
-        if (s->shm && shm_region_create(s->shm, s->npages, (uint32_t)nb) < 0) {
-            int e = errno;
+        /* One memfd at the layout's offsets (shm_region.c logs what failed). */
+        if (!(s->shm = calloc(1, sizeof *s->shm)) ||
+            shm_region_create(s->shm, s->npages, (uint32_t)nb) < 0) {
+            int e = s->shm ? errno : ENOMEM;
             free(s->shm);
             s->shm = NULL;
             store_destroy(s);
             errno = e;
             return -1;
         }
-        if (s->shm) {
-            const struct remoca_shm_layout *l = &s->shm->layout;
-            s->slots = (struct slot *)(s->shm->data + l->off_slots);
-            s->seqs = (uint32_t *)(s->shm->data + l->off_seqs);
-            s->buckets = (uint32_t *)(s->shm->data + l->off_buckets);
-            s->arena = s->shm->data + l->off_arena;
-            s->touched = s->shm->touch;
-        }
+        const struct remoca_shm_layout *l = &s->shm->layout;
+        s->slots = (struct slot *)(s->shm->data + l->off_slots);
+        s->seqs = (uint32_t *)(s->shm->data + l->off_seqs);
+        s->buckets = (uint32_t *)(s->shm->data + l->off_buckets);
+        s->arena = s->shm->data + l->off_arena;
+        s->touched = s->shm->touch;
     } else {
         s->arena = huge_alloc(npages * REMOCA_PAGE_SIZE);
         s->slots = huge_alloc(npages * sizeof *s->slots);
