@@ -5,7 +5,7 @@
  *
  *   ┌──────────── remoca serve (this process: supervisor) ───────────┐
  *   │  fork+exec                     fork+exec                        │
- *   │  remoca-memd --unix RUN/memd.sock     (only without --servers)  │
+ *   │  remoca-memd --unix RUN/memd.sock --shm (only without --servers)│
  *   │  nbdkit -f --filter=nbdkit-remoca-filter.so file DISK           │
  *   │         remoca-servers=... [-U SOCKET]  -P RUN/nbdkit.pid       │
  *   └─ waits for SIGINT/SIGTERM/SIGCHLD, then kills both by pid ──────┘
@@ -17,6 +17,9 @@
  * pid file (it does so once it listens).  Then the NBD URI and a ready-to-paste
  * QEMU command line are printed, and a line "remoca serve: ready".
  * Children get PR_SET_PDEATHSIG, so even a SIGKILLed supervisor leaves nothing.
+ * The local memory server runs with --shm: it serves this nbdkit alone (one
+ * trust domain), so the filter may map its page store and serve hits with
+ * one-sided reads, no round trip (include/remoca/shm.h).
  *
  * Nothing is started before every option is known to be good: numbers and
  * sizes are parsed strictly here (--memory with remoca-memd's own parser), and
@@ -339,7 +342,7 @@ int cmd_serve(int argc, char **argv)
     int rc = 1;
 
     if (!s.servers) {
-        char *margv[] = {memd_bin, "--unix", memd_sock, "--memory",
+        char *margv[] = {memd_bin, "--unix", memd_sock, "--shm", "--memory",
                          (char *)(s.memory ? s.memory : DEFAULT_MEMORY), NULL};
         if ((s.memd = spawn(margv, &old, -1)) <= 0) goto out;
         if (!wait_for(unix_accepts, memd_sock, &s.memd, 10)) {
