@@ -51,6 +51,21 @@
  *    block whose bit is clear is ignored even if the server answers it.
  *  - Lost requests: the client tears down a connection on which a request
  *    failed and resets the pool before using it again (contract 4).
+ *  - One-sided reads (a co-located memd --shm, lib/client_shm.c): a get then
+ *    copies from the server's memory instead of going behind the earlier
+ *    requests on the wire, so it sees the server's state at the moment of
+ *    its copy, and "ordered" is no longer enough for a delete: on such a
+ *    connection the client makes W's delete *executed* before it returns,
+ *    hence before W is acknowledged (remoca_delete waits for the server's
+ *    answer even for a no-wait call, and a delete that fails is failed only
+ *    after the connection stopped serving one-sided reads, which resume only
+ *    after a pool reset).  By (d), a put of data older than W was executed
+ *    before that delete, so after W's acknowledgement the server's memory
+ *    holds nothing older than W for B, and a copy taken later cannot be
+ *    older either; a copy that raced with the server changing the slot is
+ *    rejected by the slot's seqlock (include/remoca/shm.h), so every hit
+ *    is one page exactly as the server held it.  A put not yet executed is
+ *    only a miss.
  * Reads concurrent with an unacknowledged write may see either version, as
  * with any disk.
  */

@@ -97,6 +97,10 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
                 (unsigned long long)opts->pool_min, (unsigned long long)opts->pool_max);
         return NULL;
     }
+    if (opts->shm != REMOCA_SHM_ON && opts->shm != REMOCA_SHM_OFF) {
+        set_err(err, errlen, "unknown shm option %d", (int)opts->shm);
+        return NULL;
+    }
 
     struct remoca_addr *addrs = calloc(REMOCA_MAX_SERVERS, sizeof *addrs);
     if (!addrs) {
@@ -135,6 +139,7 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
     c->pool_weight = opts->pool_weight;
     c->log = opts->log;
     c->log_opaque = opts->log_opaque;
+    c->shm = opts->shm;
     c->n = (unsigned)n;
     remoca_placement_init(&c->place, addrs, c->n);
 
@@ -263,4 +268,8 @@ void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats
     st->failures = atomic_load(&c->failures);
     st->reconnects = atomic_load(&c->reconnects);
     st->servers_up = count_up(c);
+    st->one_sided_lookups = atomic_load(&c->one_sided_lookups);
+    st->one_sided_hits = atomic_load(&c->one_sided_hits);
+    for (unsigned i = 0; i < c->n; i++)
+        st->servers_shm += atomic_load(&c->conns[i].up) && atomic_load(&c->conns[i].shm_view);
 }

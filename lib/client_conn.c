@@ -24,6 +24,12 @@
  * its pool has been reset (DESIGN.md cache contract 4), on the first connect
  * too: a previous incarnation of this client may have left stale pages.
  *
+ * One-sided reads (client_shm.c): a server on a unix socket may hand out its
+ * page store at the handshake; the mapping belongs to the incarnation (it is
+ * installed before UP, kept through quarantines, which only stop reads by
+ * clearing UP, and unmapped at teardown after UP is cleared and before any
+ * waiter is failed).
+ *
  * Why QUARANTINE rather than closing on a timeout: a hung server (stopped,
  * overloaded) still holds the requests we sent in its socket buffer and
  * executes them when it resumes.  Had we closed and reconnected, those old
@@ -305,10 +311,15 @@ static void teardown(struct conn *cn, const char *why)
         snprintf(cn->why, sizeof cn->why, "%s", why);
     shutdown(cn->fd, SHUT_RDWR);
     pthread_mutex_unlock(&cn->lock);
+    /* One-sided reads stop (and the mapping goes) before any waiter is
+     * failed: a write waiting on its delete must not be acknowledged while
+     * reads can still be served from the dead server's memory. */
+    rc_shm_uninstall(cn);
 
     pthread_mutex_lock(&cn->recv_lock); /* no caller reads the socket now */
     pthread_mutex_lock(&cn->send_lock);
     rc_sq_drop(cn); /* the pool is reset on reconnect */
+    cn->shm_on = false;
     pthread_mutex_lock(&cn->lock);
     int fd = cn->fd;
     cn->fd = -1;
@@ -428,7 +439,8 @@ static void *conn_main(void *arg)
     while (!atomic_load(&c->stopping)) {
         int fd = rc_sock_connect(&cn->addr, c->timeout_ms, c->stop_fd, why, sizeof why);
         uint32_t pool = 0;
-        if (fd >= 0 && rc_handshake(cn, fd, &pool, why, sizeof why) < 0) {
+        struct shm_map map = {0};
+        if (fd >= 0 && rc_handshake(cn, fd, &pool, &map, why, sizeof why) < 0) {
             close(fd);
             fd = -1;
         }
@@ -455,18 +467,22 @@ static void *conn_main(void *arg)
             cn->pool = pool;
             cn->why[0] = '\0';
             atomic_store(&cn->outstanding, 0);
+            rc_shm_install(cn, &map); /* before UP: a sender or reader that sees
+                                         UP sees this incarnation's mapping */
             atomic_fetch_add(&cn->gen, 1);
             atomic_store(&cn->up, true);
         }
         pthread_mutex_unlock(&cn->lock);
         pthread_mutex_unlock(&cn->send_lock);
         if (stop) {
+            rc_shm_unmap(&map);
             close(fd);
             break;
         }
         if (cn->ever_up) atomic_fetch_add(&c->reconnects, 1);
         rc_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
-                   "server %s up (pool '%s' reset)", cn->addr.canon, c->pool);
+                   "server %s up (pool '%s' reset%s)", cn->addr.canon, c->pool,
+                   cn->shm_on ? "; one-sided reads" : "");
         cn->ever_up = true;
         cn->logged_down = false;
         backoff = 50;
@@ -530,6 +546,7 @@ void rc_conn_stop(struct conn *cn)
 
 void rc_conn_destroy(struct conn *cn)
 {
+    rc_shm_unmap(&cn->shm); /* the thread has ended: no reader, no teardown left */
     free(cn->qbuf);
     free(cn->rb.buf);
     cn->rb.buf = NULL;

@@ -36,7 +36,28 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen);
 /* One response read: one less outstanding (never below zero). */
 void rc_outstanding_dec(struct conn *cn);
 
-/* HELLO, POOL_OPEN, POOL_RESET on a fresh socket; *pool = the handle. */
-int rc_handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whylen);
+/* HELLO, POOL_OPEN, POOL_RESET on a fresh socket; *pool = the handle.  Then,
+ * on a unix socket with opts.shm on, SHM_MAP: *map is filled (data != NULL)
+ * if the server offered its page store; not offered is not a failure.  On
+ * failure nothing is left mapped. */
+int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map, char *why,
+                 size_t whylen);
+
+/* ---- one-sided reads (client_shm.c) ---- */
+
+/* SHM_MAP on the handshake's socket (the buffered reader empty): 0 with *map
+ * filled or left empty (not offered, logged once); -1: the connection failed
+ * (reason in why). */
+int rc_shm_map(struct conn *cn, int fd, uint32_t pool, const struct timespec *deadline,
+               struct shm_map *map, char *why, size_t whylen);
+/* Unmaps a mapping nobody can read (not installed, or uninstalled). */
+void rc_shm_unmap(struct shm_map *map);
+/* Installs a mapping for the incarnation about to become UP (send_lock and
+ * lock held, before up is set). */
+void rc_shm_install(struct conn *cn, struct shm_map *map);
+/* Teardown, after clearing up and before failing any waiter: stops
+ * one-sided reads (clears the view), waits for the readers in flight,
+ * unmaps.  (shm_on is cleared by the caller, under send_lock.) */
+void rc_shm_uninstall(struct conn *cn);
 
 #endif

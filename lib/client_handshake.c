@@ -1,6 +1,7 @@
 /* The handshake of a new connection, before it may carry data: HELLO
  * (answering the server's HMAC-SHA256 challenge when it requires a secret),
- * POOL_OPEN, POOL_RESET (DESIGN.md cache contract 4).  Synchronous, on the
+ * POOL_OPEN, POOL_RESET (DESIGN.md cache contract 4), and on a unix socket
+ * SHM_MAP (one-sided reads, client_shm.c).  Synchronous, on the
  * connection thread, bounded by one timeout overall.
  */
 #include <ctype.h>
@@ -118,7 +119,8 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
     return -1;
 }
 
-int rc_handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whylen)
+int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map, char *why,
+                 size_t whylen)
 {
     struct remoca_client *c = cn->client;
     struct timespec deadline;
@@ -138,7 +140,14 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, char *why, size_t whyl
         return -1;
     *pool = resp.pool;
 
-    return hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, msg, why,
-                   whylen) == 0 ? 0 : -1;
+    if (hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, msg, why,
+                whylen) != 0)
+        return -1;
+
+    /* One-sided reads: only a server on this host (unix socket) can share
+     * its memory; one that does not offer it answers with an error. */
+    memset(map, 0, sizeof *map);
+    if (cn->addr.kind != REMOCA_ADDR_UNIX || c->shm == REMOCA_SHM_OFF) return 0;
+    return rc_shm_map(cn, fd, *pool, &deadline, map, why, whylen);
 }
 

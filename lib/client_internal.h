@@ -42,6 +42,7 @@
 
 #include "hostport.h"
 #include "remoca/client.h"
+#include "remoca/shm.h"
 #include "remoca/wire.h"
 
 /* ---- addresses (lib/addr.c) -------------------------------------------- */
@@ -159,7 +160,22 @@ struct frame {
     const void *payload;
     uint32_t len;
     struct waiter *w;     /* NULL: no-wait (response discarded) */
+    /* w is wanted only if the connection maps the server's memory (an
+     * invalidation the caller sent no-wait): otherwise rc_conn_send drops it,
+     * done (result 0), unregistered, and the frame goes out no-wait. */
+    bool w_if_shm;
     uint8_t hdr[REMOCA_HDR_SIZE];
+};
+
+/* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
+
+/* A server's page store mapped by one connection incarnation. */
+struct shm_map {
+    struct remoca_shm_view view;
+    void *data;           /* PROT_READ, MAP_SHARED */
+    size_t data_len;
+    void *touch;          /* PROT_READ|PROT_WRITE, MAP_SHARED */
+    size_t touch_len;
 };
 
 /* ---- connections (lib/client_conn.c, client_recv.c, client_send.c) ----- */
@@ -244,6 +260,20 @@ struct conn {
     int64_t last_read_ns; /* connection thread only: its last read pass */
     char why[160];        /* reason of the current teardown (under lock) */
     bool logged_down;     /* "cannot connect" logged for this down period */
+
+    /* One-sided reads (client_shm.c).  The mapping belongs to one
+     * incarnation of the connection: installed before it becomes UP,
+     * unmapped at teardown (not at quarantine: same server, still alive).
+     *   shm_view ─ &shm.view while mapped, else NULL (seq_cst); readers load
+     *              it only after counting themselves in shm_readers
+     *   shm_on ─── the current incarnation has a mapping: read and written
+     *              under send_lock only, so a sender sees the value of the
+     *              incarnation it sends on (client_send.c) */
+    struct shm_map shm;
+    struct remoca_shm_view *_Atomic shm_view;
+    atomic_int shm_readers;
+    bool shm_on;
+    bool shm_logged;      /* "not offered" logged once */
 };
 
 int rc_conn_init(struct conn *cn, struct remoca_client *c,
@@ -310,8 +340,18 @@ struct remoca_client {
     pthread_mutex_t ready_lock;
     pthread_cond_t ready_cond;
 
+    enum remoca_shm_opt shm;
+
     atomic_uint_least64_t requests, timeouts, failures, reconnects;
+    atomic_uint_least64_t one_sided_lookups, one_sided_hits;
 };
+
+/* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
+
+/* Serves a GET frame from the connection's mapping if it has one and is UP:
+ * fills w (bits, nhits, result 0, unregistered) and returns true, no frame
+ * to send; false: send it. */
+bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w);
 
 void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -18,6 +18,10 @@
  * allocate.  Hit pages are read by the connection thread straight into the
  * caller's buffer; hit bits are merged from the waiters after the wait.
  *
+ * A GET frame whose connection maps its server's page store (memd --shm on
+ * this host) is not sent: it is served by copying from that memory
+ * (client_shm.c), and deletes then wait for their execution (remoca_delete).
+ *
  * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
  * DELETE_RANGE to every server instead of being cut per chunk (a trim of a
  * whole disk costs n frames, not millions); deletes beyond RESET_KEYS become
@@ -178,12 +182,17 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
 
     unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
     if (c->n > 1) sort_by_server(cl.f, nf);
+    /* Frames of a connection that maps its server's memory are served here,
+     * one-sidedly; the others are sent (kept in order, grouped by server). */
+    unsigned nsend = 0;
     for (unsigned i = 0; i < nf; i++) {
         cl.f[i].op = take ? REMOCA_OP_TAKE : REMOCA_OP_GET;
         waiter_prep(&cl.w[i], &cl.f[i], &comp);
         cl.w[i].pages = (uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
+        if (!take && rc_shm_get(&c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
+        cl.f[nsend++] = cl.f[i];
     }
-    send_groups(c, cl.f, nf, &deadline);
+    if (nsend) send_groups(c, cl.f, nsend, &deadline);
     rc_waiters_wait(c, &comp, cl.w, nf, &deadline);
 
     unsigned total = 0;
@@ -205,21 +214,25 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
 }
 
 /* Sends prepared frames (op, key, count, payload set); with wait, waits for
- * the replies.  0 when all were sent (and acknowledged), else -1. */
+ * the replies; with wait_if_shm (cl->w allocated), waits for those sent on a
+ * connection with one-sided reads.  0 when all were sent (and, where waited
+ * for, acknowledged), else -1. */
 static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigned nf, bool wait,
-                               const struct timespec *deadline)
+                               bool wait_if_shm, const struct timespec *deadline)
 {
     struct completion comp;
     completion_init(&comp);
-    if (wait) {
-        for (unsigned i = 0; i < nf; i++) waiter_prep(&cl->w[i], &cl->f[i], &comp);
+    if (wait || wait_if_shm) {
+        for (unsigned i = 0; i < nf; i++) {
+            waiter_prep(&cl->w[i], &cl->f[i], &comp);
+            cl->f[i].w_if_shm = !wait;
+        }
     } else {
         for (unsigned i = 0; i < nf; i++) cl->f[i].w = NULL;
     }
     bool ok = send_groups(c, cl->f, nf, deadline);
-    if (wait) {
+    if (wait || wait_if_shm) {
         rc_waiters_wait(c, &comp, cl->w, nf, deadline);
-        ok = true;
         for (unsigned i = 0; i < nf; i++) ok &= cl->w[i].result == 0;
     }
     return ok ? 0 : -1;
@@ -241,11 +254,27 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
         cl.f[i].payload = (const uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
         cl.f[i].len = cl.f[i].count * REMOCA_PAGE_SIZE;
     }
-    int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
+    int rc = send_and_maybe_wait(c, &cl, nf, wait, false, &deadline);
     call_free(&cl);
     return rc;
 }
 
+/* Deletes where reads are one-sided.  A one-sided read sees the server's
+ * memory as it is, not the wire order: a delete that is merely ordered (in
+ * the send queue, or unexecuted in the server's socket buffer) would let a
+ * read that starts after the write's acknowledgement copy the old page.  So
+ * on a connection that maps its server's memory, every invalidation is sent
+ * with a waiter and this call returns only once the server has executed it
+ * (or the connection is out of service: a failed waiter is failed only after
+ * UP is cleared, see client_conn.c and client_shm.c, and UP comes back only
+ * after a pool reset).  Deciding per connection is safe because whether a
+ * connection maps the server's memory is fixed for one incarnation: it is
+ * installed before the connection becomes UP and removed only at teardown,
+ * both under the send lock, and rc_conn_send looks at it under that lock
+ * after checking UP, so the frame goes out on the very incarnation whose
+ * value was used; a delete sent no-wait on an incarnation without a mapping
+ * is read over the same wire, in order, like before.  Fill puts stay
+ * no-wait: a put not yet executed is only a miss. */
 int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
 {
     if (count == 0) return 0;
@@ -258,7 +287,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
     unsigned nf;
     if (c->n > 1 && count <= BROADCAST_KEYS) {
         /* Small: per placement run, like a put. */
-        if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
+        if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) return -1;
         nf = build_frames(c, key, (uint32_t)count, REMOCA_MAX_BATCH, cl.f);
         sort_by_server(cl.f, nf);
         for (unsigned i = 0; i < nf; i++) cl.f[i].op = REMOCA_OP_DELETE;
@@ -266,7 +295,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
         /* One server, or big: DELETE_RANGE frames of up to 2^32-1 keys, sent
          * to every server (each deletes what it holds). */
         unsigned per = (unsigned)((count + RANGE_MAX - 1) / RANGE_MAX);
-        if (call_alloc(&cl, per * c->n, wait) < 0) return -1;
+        if (call_alloc(&cl, per * c->n, true) < 0) return -1;
         nf = 0;
         for (unsigned s = 0; s < c->n; s++) {
             uint64_t done = 0;
@@ -279,7 +308,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
             }
         }
     }
-    int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
+    int rc = send_and_maybe_wait(c, &cl, nf, wait, true, &deadline);
     call_free(&cl);
     return rc;
 }

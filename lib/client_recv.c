@@ -278,27 +278,33 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         return 0;
     }
 
+    /* A waiter that fails is failed only once the connection is out of
+     * service (UP cleared): a caller waiting on its delete must not return
+     * while one-sided reads may still copy what that delete left behind
+     * (client_shm.c).  Hence quarantine or kill first, complete after. */
     enum remoca_status st = remoca_resp_check(&h, w->op, w->count);
     if (st != REMOCA_OK) {
         snprintf(why, whylen, "protocol error in %s response: %s", remoca_op_name(w->op),
                  remoca_status_name(st));
+        rc_conn_kill(cn, w->gen, why);
         rc_waiter_complete(w, -1);
         return -1;
     }
     if (h.flags != REMOCA_OK) {
         char msg[REMOCA_MAX_ERRMSG + 1];
         if (rc_rbuf_read(cn, fd, msg, h.len, NULL) < 0) {
-            rc_waiter_complete(w, -1);
             snprintf(why, whylen, "connection closed");
+            rc_conn_kill(cn, w->gen, why);
+            rc_waiter_complete(w, -1);
             return -1;
         }
         msg[h.len] = '\0';
         w->status = h.flags;
         uint8_t op = w->op;
-        rc_waiter_complete(w, -1);
         rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
                    remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
         reset_on_error(cn, op, h.flags);
+        rc_waiter_complete(w, -1);
         return 0;
     }
 

@@ -153,6 +153,18 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     uint64_t gen = atomic_load(&cn->gen);
     uint32_t pool = cn->pool;
 
+    /* Invalidations the caller sent no-wait need their answer only where
+     * reads bypass the wire (client_ops.c).  shm_on is that of the
+     * incarnation these frames go out on: it changes only under send_lock,
+     * at install (before UP) and teardown. */
+    for (unsigned i = 0; i < n; i++) {
+        if (f[i].w && f[i].w_if_shm && !cn->shm_on) {
+            f[i].w->result = 0;
+            atomic_store(&f[i].w->done, true);
+            f[i].w = NULL;
+        }
+    }
+
     bool any_waiter = false;
     size_t bytes = 0;
     for (unsigned i = 0; i < n; i++) {

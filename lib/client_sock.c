@@ -215,6 +215,37 @@ ssize_t rc_sock_recv(int fd, void *p, size_t n, const struct timespec *deadline,
     }
 }
 
+ssize_t rc_sock_recv_fds(int fd, void *p, size_t n, int *fds, unsigned *nfds, unsigned maxfds,
+                         const struct timespec *deadline, int stop_fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * RC_SOCK_MAX_FDS)];
+    } ctl;
+    for (;;) {
+        if (wait_fd(fd, POLLIN, deadline, stop_fd) < 0) return -1;
+        struct iovec iov = {p, n};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                            .msg_controllen = sizeof ctl.buf};
+        ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        if (r < 0) return r;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++) {
+                int d;
+                memcpy(&d, CMSG_DATA(cm) + i * sizeof(int), sizeof d);
+                if (*nfds < maxfds)
+                    fds[(*nfds)++] = d;
+                else
+                    close(d);
+            }
+        }
+        return r;
+    }
+}
+
 ssize_t rc_sock_readv(int fd, struct iovec *iov, int iovcnt)
 {
     for (;;) {

@@ -27,6 +27,15 @@ int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *d
  * -1 error. */
 ssize_t rc_sock_recv(int fd, void *p, size_t n, const struct timespec *deadline, int stop_fd);
 
+/* One recvmsg() that keeps descriptors passed with the bytes (SCM_RIGHTS,
+ * close-on-exec: a recv without a control buffer would discard them); waits
+ * for data until the deadline like rc_sock_recv.  Descriptors received are
+ * appended to fds (*nfds of them), those beyond maxfds closed.  >0 bytes, 0
+ * at EOF, -1 error. */
+#define RC_SOCK_MAX_FDS 8u
+ssize_t rc_sock_recv_fds(int fd, void *p, size_t n, int *fds, unsigned *nfds, unsigned maxfds,
+                         const struct timespec *deadline, int stop_fd);
+
 /* One readv(), retried on EINTR. */
 ssize_t rc_sock_readv(int fd, struct iovec *iov, int iovcnt);
 

@@ -46,6 +46,7 @@ static char *secret;       /* remoca-secret= */
 static char *statsfile;    /* remoca-statsfile= */
 static char *plugin_file;  /* the file plugin's file=, for the default pool */
 static unsigned timeout_ms;
+static enum remoca_shm_opt shm = REMOCA_SHM_ON; /* remoca-shm= */
 static enum remoca_write_policy write_policy = REMOCA_WRITE_INVALIDATE;
 
 /* ---- per-instance state ----------------------------------------------- */
@@ -117,6 +118,17 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
         nbdkit_error("remoca-mode: unknown mode '%s' (expected inclusive)", value);
         return -1;
     }
+    if (!strcmp(key, "remoca-shm")) {
+        if (!strcmp(value, "on"))
+            shm = REMOCA_SHM_ON;
+        else if (!strcmp(value, "off"))
+            shm = REMOCA_SHM_OFF;
+        else {
+            nbdkit_error("remoca-shm: '%s' is not on or off", value);
+            return -1;
+        }
+        return 0;
+    }
     if (!strcmp(key, "remoca-write")) {
         if (!strcmp(value, "invalidate"))
             write_policy = REMOCA_WRITE_INVALIDATE;
@@ -178,6 +190,7 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"          \
     "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"        \
     "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"         \
+    "remoca-shm=on|off       one-sided reads from a local memd --shm (default on).\n"         \
     "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"     \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 
@@ -202,6 +215,7 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
         .secret = secret,
         .timeout_ms = timeout_ms,
         .log = client_log,
+        .shm = shm,
     };
     client = remoca_client_new(&o, err, sizeof err);
     if (!client) {

@@ -8,6 +8,8 @@
  *   reads=...  remote_hits=...  misses=...  fills=...  fills_skipped=...
  *   client_requests=...        client: struct remoca_client_stats
  *   client_servers_up=1
+ *   one_sided_lookups=...      one-sided reads (memd --shm on this host)
+ *   one_sided_hits=...
  *
  * Readers (tests, `remoca stats`, scripts) never see a half-written file.
  */
@@ -53,9 +55,12 @@ static void write_stats(struct statsfile *s)
     if (s->client) remoca_client_get_stats(s->client, &cs);
     fprintf(f,
             "client_requests=%llu\nclient_timeouts=%llu\nclient_failures=%llu\n"
-            "client_reconnects=%llu\nclient_servers_up=%u\n",
+            "client_reconnects=%llu\nclient_servers_up=%u\nclient_servers_shm=%u\n"
+            "one_sided_lookups=%llu\none_sided_hits=%llu\n",
             (unsigned long long)cs.requests, (unsigned long long)cs.timeouts,
-            (unsigned long long)cs.failures, (unsigned long long)cs.reconnects, cs.servers_up);
+            (unsigned long long)cs.failures, (unsigned long long)cs.reconnects, cs.servers_up,
+            cs.servers_shm, (unsigned long long)cs.one_sided_lookups,
+            (unsigned long long)cs.one_sided_hits);
     if (fclose(f) == 0 && rename(s->tmp, s->path) == -1)
         nbdkit_debug("remoca-statsfile: rename %s: %s", s->path, strerror(errno));
 }

@@ -28,6 +28,14 @@
  *   closed and reconnected; a hung one is quarantined and gets its POOL_RESET
  *   on the same connection, behind the requests it has not executed yet, so
  *   none of those can run after the reset (lib/client_conn.c).
+ * - One-sided reads (opts.shm, a co-located remoca-memd run with --shm, over
+ *   a unix socket): a get (not a take) on a connection that maps the server's
+ *   page store is served by reading that memory (include/remoca/shm.h), with
+ *   no frame sent.  It sees the server's state at the moment of its copy, not
+ *   the wire order: a no-wait put still queued on the connection is a miss.
+ *   So invalidations must be executed, not just ordered, before they return:
+ *   on such a connection remoca_delete waits for the server's answer even
+ *   when asked not to (lib/client_ops.c).  remoca_pool_reset always waits.
  * - Reconnect resets: before a reconnected server is used again, the client
  *   re-opens its pool and resets it (DESIGN.md, cache contract 4), since
  *   invalidations may have been lost while it was unreachable.
@@ -65,6 +73,11 @@ struct remoca_client_opts {
      * NULL = errors and warnings go to stderr, prefixed "libremoca: ". */
     void (*log)(void *opaque, int level, const char *msg);
     void *log_opaque;
+    /* One-sided reads from a co-located server (added later; 0 = on): on a
+     * unix-socket server that offers its page store (remoca-memd --shm), map
+     * it and serve gets from it.  A server that does not offer it is used
+     * over the socket as before. */
+    enum remoca_shm_opt { REMOCA_SHM_ON = 0, REMOCA_SHM_OFF = 1 } shm;
 };
 
 #define REMOCA_LOG_ERROR 0
@@ -85,7 +98,9 @@ unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms);
 /* Gets keys [key, key+count), count <= REMOCA_MAX_BATCH * servers (split per
  * server internally).  For each hit, writes the page at pages + i*4096 and
  * sets bit i of hits (hits[i/64] >> (i%64) & 1); hits[0 .. (count+63)/64)
- * is overwritten (misses are 0 bits).  Pages of misses are left untouched.
+ * is overwritten (misses are 0 bits).  Pages of misses are left untouched,
+ * except by one-sided reads (opts.shm), which may leave a copy that failed
+ * validation in a miss's page.
  * take=true removes the hits from the server.  Returns the number of hits
  * (0 on any failure). */
 unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
@@ -97,7 +112,9 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
 int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
                bool wait);
 
-/* Deletes keys [key, key+count), any count (split into frames as needed). */
+/* Deletes keys [key, key+count), any count (split into frames as needed).
+ * wait=false returns once ordered, except on a connection with one-sided
+ * reads, where it returns once executed (see the contract above). */
 int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait);
 
 /* Drops every page of the pool on every server. */
@@ -117,6 +134,9 @@ struct remoca_client_stats {
     uint64_t reconnects;  /* successful reconnects and recoveries of a hung
                              connection (each followed by a pool reset) */
     unsigned servers_up;  /* connected now */
+    uint64_t one_sided_lookups; /* keys looked up in a server's mapped memory */
+    uint64_t one_sided_hits;    /* of those, hits (no frame sent for them) */
+    unsigned servers_shm; /* up and mapped now (one-sided reads) */
 };
 void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
 

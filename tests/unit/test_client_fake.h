@@ -14,22 +14,33 @@
  *              block once the socket buffers fill, and nothing is answered)
  *   close_now  close the current connection (a crashed server)
  *
+ * With fake_shm_enable (before the client connects), it also keeps a shared
+ * page store in the layout of include/remoca/shm.h, as remoca-memd --shm
+ * does, and answers SHM_MAP with it (the layout, a read-only data memfd and a
+ * read-write touch memfd, by SCM_RIGHTS); without, SHM_MAP gets E_OP, as from
+ * a server that does not offer it.  The store has few slots (evictions) and
+ * is written with the seqlock rules while clients read it.  shm_refuse
+ * answers SHM_MAP with E_STATE.
+ *
  *   client ──req──▶ [execute in order: store] ──resp──▶ queue ──shuffle──▶ client
  */
 #ifndef TEST_CLIENT_FAKE_H
 #define TEST_CLIENT_FAKE_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "remoca/shm.h"
 #include "remoca/wire.h"
 
 #define FAKE_KEYS 65536u
@@ -58,7 +69,162 @@ struct fake {
     uint8_t *pages;
     uint8_t *present;
     unsigned seed;
+    /* shared store (fake_shm_enable) */
+    struct fake_shm *shm;
+    atomic_bool shm_refuse;
+    atomic_uint shm_maps; /* SHM_MAP answered with the mapping */
 };
+
+/* ---- the shared page store (server side of include/remoca/shm.h) ---- */
+
+#define FAKE_SHM_POOL 7u /* the pool handle POOL_OPEN returns doubles as its id */
+
+struct fake_shm {
+    struct remoca_shm_layout l;
+    int data_fd, touch_fd;
+    uint8_t *data;
+    struct remoca_shm_slot *slots;
+    uint32_t *seqs, *buckets;
+    uint8_t *arena;
+    uint32_t hand;   /* next eviction victim */
+    uint32_t nfree;
+    uint32_t *free;  /* free slot stack */
+};
+
+static struct fake_shm *fake_shm_new(uint32_t npages, uint32_t nbuckets)
+{
+    struct fake_shm *m = calloc(1, sizeof *m);
+    struct remoca_shm_layout *l = &m->l;
+    l->version = REMOCA_SHM_VERSION;
+    l->pool = FAKE_SHM_POOL;
+    l->npages = npages;
+    l->bmask = nbuckets - 1;
+    l->off_slots = 0;
+    l->off_seqs = (uint64_t)npages * sizeof(struct remoca_shm_slot);
+    l->off_buckets = l->off_seqs + 4ull * npages;
+    uint64_t end = l->off_buckets + 4ull * nbuckets;
+    l->off_arena = (end + REMOCA_PAGE_SIZE - 1) / REMOCA_PAGE_SIZE * REMOCA_PAGE_SIZE;
+    l->data_size = l->off_arena + (uint64_t)npages * REMOCA_PAGE_SIZE;
+    l->touch_size = (npages + 4095u) / 4096u * 4096u;
+    m->data_fd = memfd_create("fake-shm-data", MFD_CLOEXEC);
+    m->touch_fd = memfd_create("fake-shm-touch", MFD_CLOEXEC);
+    if (m->data_fd < 0 || m->touch_fd < 0 || ftruncate(m->data_fd, (off_t)l->data_size) < 0 ||
+        ftruncate(m->touch_fd, (off_t)l->touch_size) < 0)
+        abort();
+    m->data = mmap(NULL, l->data_size, PROT_READ | PROT_WRITE, MAP_SHARED, m->data_fd, 0);
+    if (m->data == MAP_FAILED) abort();
+    m->slots = (struct remoca_shm_slot *)(m->data + l->off_slots);
+    m->seqs = (uint32_t *)(m->data + l->off_seqs);
+    m->buckets = (uint32_t *)(m->data + l->off_buckets);
+    m->arena = m->data + l->off_arena;
+    for (uint32_t b = 0; b < nbuckets; b++) m->buckets[b] = REMOCA_SHM_NIL;
+    m->free = malloc(npages * sizeof *m->free);
+    for (uint32_t i = 0; i < npages; i++) m->free[m->nfree++] = npages - 1 - i;
+    return m;
+}
+
+static void fake_shm_free(struct fake_shm *m)
+{
+    if (!m) return;
+    munmap(m->data, m->l.data_size);
+    close(m->data_fd);
+    close(m->touch_fd);
+    free(m->free);
+    free(m);
+}
+
+static uint32_t *fake_shm_bucket(struct fake_shm *m, uint64_t key)
+{
+    return &m->buckets[remoca_shm_hash(FAKE_SHM_POOL, key) & m->l.bmask];
+}
+
+static uint32_t fake_shm_find(struct fake_shm *m, uint64_t key)
+{
+    for (uint32_t i = *fake_shm_bucket(m, key); i != REMOCA_SHM_NIL; i = m->slots[i].hnext)
+        if (m->slots[i].key == key && m->slots[i].pool == FAKE_SHM_POOL) return i;
+    return REMOCA_SHM_NIL;
+}
+
+/* Unlinks slot i (in use) from its chain and frees it. */
+static void fake_shm_remove(struct fake_shm *m, uint32_t i)
+{
+    uint32_t *p = fake_shm_bucket(m, m->slots[i].key);
+    while (*p != i) p = &m->slots[*p].hnext;
+    remoca_shm_seq_begin(m->seqs, i);
+    __atomic_store_n(&m->slots[i].pool, 0, __ATOMIC_RELAXED);
+    remoca_shm_seq_end(m->seqs, i);
+    __atomic_store_n(p, m->slots[i].hnext, __ATOMIC_RELEASE);
+    m->free[m->nfree++] = i;
+}
+
+static void fake_shm_put(struct fake_shm *m, uint64_t key, const uint8_t *page)
+{
+    uint32_t i = fake_shm_find(m, key);
+    if (i == REMOCA_SHM_NIL) {
+        if (m->nfree == 0) { /* evict the slot under the hand */
+            while (m->slots[m->hand].pool == 0) m->hand = (m->hand + 1) % m->l.npages;
+            fake_shm_remove(m, m->hand);
+            m->hand = (m->hand + 1) % m->l.npages;
+        }
+        i = m->free[--m->nfree];
+        uint32_t *b = fake_shm_bucket(m, key);
+        remoca_shm_seq_begin(m->seqs, i);
+        __atomic_store_n(&m->slots[i].key, key, __ATOMIC_RELAXED);
+        __atomic_store_n(&m->slots[i].pool, FAKE_SHM_POOL, __ATOMIC_RELAXED);
+        __atomic_store_n(&m->slots[i].hnext, *b, __ATOMIC_RELAXED);
+        memcpy(m->arena + (size_t)i * REMOCA_PAGE_SIZE, page, REMOCA_PAGE_SIZE);
+        remoca_shm_seq_end(m->seqs, i);
+        __atomic_store_n(b, i, __ATOMIC_RELEASE);
+        return;
+    }
+    remoca_shm_seq_begin(m->seqs, i);
+    memcpy(m->arena + (size_t)i * REMOCA_PAGE_SIZE, page, REMOCA_PAGE_SIZE);
+    remoca_shm_seq_end(m->seqs, i);
+}
+
+static void fake_shm_delete(struct fake_shm *m, uint64_t key)
+{
+    uint32_t i = fake_shm_find(m, key);
+    if (i != REMOCA_SHM_NIL) fake_shm_remove(m, i);
+}
+
+static void fake_shm_reset(struct fake_shm *m)
+{
+    for (uint32_t i = 0; i < m->l.npages; i++)
+        if (m->slots[i].pool) fake_shm_remove(m, i);
+}
+
+/* Answers SHM_MAP: the layout, then the data memfd reopened read-only (so
+ * the client cannot map it writable) and the touch memfd. */
+static bool fake_shm_answer(struct fake_shm *m, int fd, const struct remoca_hdr *req)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", m->data_fd);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    if (ro < 0) abort();
+    uint8_t buf[REMOCA_HDR_SIZE + REMOCA_SHM_LAYOUT_SIZE];
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_SHM_MAP, .id = req->id, .pool = req->pool,
+                           .len = REMOCA_SHM_LAYOUT_SIZE};
+    remoca_hdr_encode(buf, &h);
+    remoca_shm_layout_encode(buf + REMOCA_HDR_SIZE, &m->l);
+    int fds[2] = {ro, m->touch_fd};
+    union {
+        struct cmsghdr align;
+        char b[CMSG_SPACE(sizeof fds)];
+    } ctl;
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                        .msg_controllen = sizeof ctl.b};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(cm), fds, sizeof fds);
+    ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    close(ro);
+    return r == (ssize_t)sizeof buf;
+}
 
 static bool fake_read_full(int fd, void *p, size_t n)
 {
@@ -138,7 +304,17 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
     case REMOCA_OP_POOL_RESET:
         atomic_fetch_add(&f->resets, 1);
         memset(f->present, 0, FAKE_KEYS);
+        if (f->shm) fake_shm_reset(f->shm);
         break;
+    case REMOCA_OP_SHM_MAP:
+        if (!f->shm || atomic_load(&f->shm_refuse)) {
+            r.h.flags = f->shm ? REMOCA_E_STATE : REMOCA_E_OP;
+            break;
+        }
+        /* Synchronous (handshake): nothing else is queued. */
+        if (!fake_flush(f, fd, q, nq) || !fake_shm_answer(f->shm, fd, h)) return false;
+        atomic_fetch_add(&f->shm_maps, 1);
+        return true;
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE: {
         atomic_fetch_add(&f->gets, 1);
@@ -152,7 +328,10 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
                 memcpy(r.payload + bm + (size_t)hits * REMOCA_PAGE_SIZE,
                        f->pages + k * REMOCA_PAGE_SIZE, REMOCA_PAGE_SIZE);
                 hits++;
-                if (h->op == REMOCA_OP_TAKE) f->present[k] = 0;
+                if (h->op == REMOCA_OP_TAKE) {
+                    f->present[k] = 0;
+                    if (f->shm) fake_shm_delete(f->shm, k);
+                }
             }
         }
         r.h.len = bm + hits * REMOCA_PAGE_SIZE;
@@ -173,13 +352,17 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
             memcpy(f->pages + k * REMOCA_PAGE_SIZE, body + (size_t)i * REMOCA_PAGE_SIZE,
                    REMOCA_PAGE_SIZE);
             f->present[k] = 1;
+            if (f->shm) fake_shm_put(f->shm, k, body + (size_t)i * REMOCA_PAGE_SIZE);
         }
         break;
     case REMOCA_OP_DELETE:
     case REMOCA_OP_DELETE_RANGE:
         atomic_fetch_add(&f->deletes, 1);
-        for (uint64_t i = 0; i < h->count; i++)
-            if (h->key + i < FAKE_KEYS) f->present[h->key + i] = 0;
+        for (uint64_t i = 0; i < h->count; i++) {
+            if (h->key + i >= FAKE_KEYS) continue;
+            f->present[h->key + i] = 0;
+            if (f->shm) fake_shm_delete(f->shm, h->key + i);
+        }
         break;
     case REMOCA_OP_STATS: {
         const char *t = h->flags & REMOCA_F_JSON ? "{\"fake\":1}" : "fake 1\n";
@@ -282,7 +465,14 @@ static void fake_stop(struct fake *f, bool remove_dir)
     }
     free(f->pages);
     free(f->present);
+    fake_shm_free(f->shm);
     free(f);
+}
+
+/* Gives the fake a shared store of npages slots (before clients connect). */
+__attribute__((unused)) static void fake_shm_enable(struct fake *f, uint32_t npages)
+{
+    f->shm = fake_shm_new(npages, 256);
 }
 
 #endif

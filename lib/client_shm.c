@@ -1,0 +1,230 @@
+/* One-sided reads from a co-located remoca-memd (`--shm`): mapping the
+ * server's page store at the handshake, the mapping's lifetime, and serving a
+ * GET frame from it (the layout and the validated read: include/remoca/shm.h).
+ *
+ *   handshake (conn thread)        HELLO, POOL_OPEN, POOL_RESET, SHM_MAP
+ *     SHM_MAP ─▶ error reply: not offered (logged once), go on without
+ *             └▶ OK: layout + data memfd (read-only) + touch memfd (SCM_RIGHTS)
+ *                decode, fstat (sizes must match), mmap, close fds
+ *   conn_main: install (shm_on, shm_view) ─▶ up = true        (one incarnation)
+ *   quarantine: nothing (same server, alive; reads need UP anyway)
+ *   teardown: up = false, shm_view = NULL ─▶ wait shm_readers == 0 ─▶ munmap
+ *             ─▶ only then fail the waiters
+ *
+ * A reader (any caller thread, rc_shm_get):
+ *
+ *   shm_readers++ ─▶ v = shm_view, g = gen, up? ─▶ remoca_shm_read per key
+ *   ─▶ still up and gen == g? else drop the frame's hits ─▶ shm_readers--
+ *
+ * All seq_cst: either teardown's drain sees the reader counted, or the
+ * reader sees the view cleared, so nobody touches an unmapped view.  The
+ * re-check after the copies makes every hit a copy taken entirely inside one
+ * UP period of one generation: a quarantine or teardown clears up before it
+ * fails any waiter (a delete the caller waits for), and going UP again always
+ * bumps gen, after a pool reset.  So a hit was copied before any write that
+ * is acknowledged with a failed invalidation was acknowledged (client_ops.c
+ * and lib/cache.c say why that suffices).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client_conn.h"
+#include "client_sock.h"
+
+/* ---- mapping (handshake, conn thread) ---------------------------------- */
+
+void rc_shm_unmap(struct shm_map *map)
+{
+    if (map->data) munmap(map->data, map->data_len);
+    if (map->touch) munmap(map->touch, map->touch_len);
+    memset(map, 0, sizeof *map);
+}
+
+static void close_fds(int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) close(fds[i]);
+}
+
+/* Maps the two memfds of a decoded layout into *map.  0, or -1 with why. */
+static int map_fds(const struct remoca_shm_layout *l, int data_fd, int touch_fd,
+                   struct shm_map *map, char *why, size_t whylen)
+{
+    struct stat sd, st;
+    if (fstat(data_fd, &sd) < 0 || fstat(touch_fd, &st) < 0) {
+        snprintf(why, whylen, "fstat: %s", strerror(errno));
+        return -1;
+    }
+    if ((uint64_t)sd.st_size != l->data_size || (uint64_t)st.st_size != l->touch_size) {
+        snprintf(why, whylen, "memfd sizes %lld/%lld differ from the layout's %llu/%llu",
+                 (long long)sd.st_size, (long long)st.st_size,
+                 (unsigned long long)l->data_size, (unsigned long long)l->touch_size);
+        return -1;
+    }
+    if (l->data_size > SIZE_MAX || l->touch_size > SIZE_MAX) {
+        snprintf(why, whylen, "store too big to map");
+        return -1;
+    }
+    map->data_len = (size_t)l->data_size;
+    map->touch_len = (size_t)l->touch_size;
+    void *d = mmap(NULL, map->data_len, PROT_READ, MAP_SHARED, data_fd, 0);
+    if (d == MAP_FAILED) {
+        snprintf(why, whylen, "mmap data: %s", strerror(errno));
+        return -1;
+    }
+    void *t = mmap(NULL, map->touch_len, PROT_READ | PROT_WRITE, MAP_SHARED, touch_fd, 0);
+    if (t == MAP_FAILED) {
+        snprintf(why, whylen, "mmap touch: %s", strerror(errno));
+        munmap(d, map->data_len);
+        return -1;
+    }
+    map->data = d;
+    map->touch = t;
+    remoca_shm_view_init(&map->view, l, d, t);
+    return 0;
+}
+
+int rc_shm_map(struct conn *cn, int fd, uint32_t pool, const struct timespec *deadline,
+               struct shm_map *map, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    memset(map, 0, sizeof *map);
+    /* The reply's descriptors come with its bytes: they must be read with
+     * recvmsg, not through the buffered reader (whose recv would discard
+     * them).  The handshake is synchronous, so nothing can be buffered now;
+     * bytes there would be a server talking out of turn. */
+    if (cn->rb.pos != cn->rb.end) {
+        snprintf(why, whylen, "protocol error: %zu unrequested bytes before SHM_MAP",
+                 cn->rb.end - cn->rb.pos);
+        return -1;
+    }
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_SHM_MAP, .id = cn->next_id++, .pool = pool};
+    uint8_t buf[REMOCA_HDR_SIZE + REMOCA_MAX_ERRMSG + REMOCA_SHM_LAYOUT_SIZE + 1];
+    remoca_hdr_encode(buf, &h);
+    struct iovec iov = {buf, REMOCA_HDR_SIZE};
+    if (rc_sock_send(fd, &iov, 1, deadline, 0, NULL, why, whylen) < 0) return -1;
+
+    int fds[RC_SOCK_MAX_FDS];
+    unsigned nfds = 0;
+    size_t got = 0, want = REMOCA_HDR_SIZE;
+    struct remoca_hdr r;
+    while (got < want) {
+        ssize_t n = rc_sock_recv_fds(fd, buf + got, want - got, fds, &nfds, RC_SOCK_MAX_FDS,
+                                     deadline, c->stop_fd);
+        if (n <= 0) {
+            snprintf(why, whylen, "shm-map: %s",
+                     n == 0 ? "connection closed by server"
+                     : errno == ETIMEDOUT ? "no response (timed out)"
+                     : errno == ECANCELED ? "client stopping" : strerror(errno));
+            close_fds(fds, nfds);
+            return -1;
+        }
+        got += (size_t)n;
+        if (got == REMOCA_HDR_SIZE && want == REMOCA_HDR_SIZE) {
+            remoca_hdr_decode(buf, &r);
+            enum remoca_status st = remoca_resp_check(&r, REMOCA_OP_SHM_MAP, 0);
+            if (st != REMOCA_OK || r.id != h.id) {
+                snprintf(why, whylen, "bad shm-map response: %s",
+                         st != REMOCA_OK ? remoca_status_name(st) : "wrong id");
+                close_fds(fds, nfds);
+                return -1;
+            }
+            want += r.len; /* checked: an error message or the layout */
+        }
+    }
+    const uint8_t *body = buf + REMOCA_HDR_SIZE;
+    if (r.flags != REMOCA_OK) {
+        close_fds(fds, nfds);
+        if (!cn->shm_logged)
+            rc_log(c, REMOCA_LOG_INFO, "server %s: no one-sided reads (shm-map: %s%s%.*s)",
+                   cn->addr.canon, remoca_status_name(r.flags), r.len ? ": " : "", (int)r.len,
+                   (const char *)body);
+        cn->shm_logged = true;
+        return 0; /* not offered: the socket alone */
+    }
+
+    /* A server that offers a broken mapping is used over the socket (a
+     * warning): nothing was read from the mapping yet. */
+    struct remoca_shm_layout l;
+    char bad[160];
+    int rc = -1;
+    if (nfds != 2)
+        snprintf(bad, sizeof bad, "%u descriptors passed (expected 2)", nfds);
+    else if (remoca_shm_layout_decode(body, r.len, &l, bad, sizeof bad) == 0 &&
+             map_fds(&l, fds[0], fds[1], map, bad, sizeof bad) == 0)
+        rc = 0;
+    close_fds(fds, nfds); /* the mappings keep the memory */
+    if (rc < 0) {
+        rc_log(c, REMOCA_LOG_WARN, "server %s: shm-map unusable (%s); reading over the socket",
+               cn->addr.canon, bad);
+        memset(map, 0, sizeof *map);
+        return 0;
+    }
+    rc_log(c, REMOCA_LOG_DEBUG, "server %s: page store mapped (%u pages): one-sided reads",
+           cn->addr.canon, l.npages);
+    return 0;
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+void rc_shm_install(struct conn *cn, struct shm_map *map)
+{
+    cn->shm = *map;
+    memset(map, 0, sizeof *map);
+    cn->shm_on = cn->shm.data != NULL;
+    atomic_store(&cn->shm_view, cn->shm_on ? &cn->shm.view : NULL);
+}
+
+void rc_shm_uninstall(struct conn *cn)
+{
+    atomic_store(&cn->shm_view, NULL);
+    /* Readers copy at most one frame (REMOCA_MAX_BATCH pages) each. */
+    for (unsigned spins = 0; atomic_load(&cn->shm_readers) > 0; spins++) {
+        if (spins < 100)
+            sched_yield();
+        else
+            usleep(50);
+    }
+    rc_shm_unmap(&cn->shm);
+}
+
+/* ---- reads (any thread) ------------------------------------------------ */
+
+bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w)
+{
+    if (!atomic_load(&cn->shm_view)) return false; /* cheap common case: no mapping */
+    atomic_fetch_add(&cn->shm_readers, 1);
+    const struct remoca_shm_view *v = atomic_load(&cn->shm_view);
+    uint64_t gen = atomic_load(&cn->gen); /* gen before up: see the top comment */
+    if (!v || !atomic_load(&cn->up)) {
+        atomic_fetch_sub(&cn->shm_readers, 1);
+        return false;
+    }
+    memset(w->bits, 0, sizeof w->bits);
+    unsigned nhits = 0;
+    for (uint32_t i = 0; i < f->count; i++) {
+        if (remoca_shm_read(v, f->key + i, w->pages + (size_t)i * REMOCA_PAGE_SIZE)) {
+            w->bits[i / 64] |= 1ull << (i % 64);
+            nhits++;
+        }
+    }
+    /* Hits count only if copied inside one UP period of this generation. */
+    if (!atomic_load(&cn->up) || atomic_load(&cn->gen) != gen) {
+        memset(w->bits, 0, sizeof w->bits);
+        nhits = 0;
+    }
+    atomic_fetch_sub(&cn->shm_readers, 1);
+    w->nhits = nhits;
+    w->result = 0;
+    w->registered = false;
+    atomic_store(&w->done, true);
+    struct remoca_client *c = cn->client;
+    atomic_fetch_add_explicit(&c->one_sided_lookups, f->count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->one_sided_hits, nhits, memory_order_relaxed);
+    return true;
+}
