@@ -8,6 +8,7 @@
 #   waitfor 10 test -S "$T/sock" || fail "daemon did not start"
 : "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
 FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
+MEMD_BIN=${REMOCA_MEMD:-$REMOCA_BUILD/remoca-memd} # REMOCA_MEMD: another build's server
 PIDS=()
 KILL_SIGNAL=TERM # what the cleanup sends; a test may set KILL
 FAIL_TAIL=20     # log lines fail shows per log
@@ -54,7 +55,7 @@ stat_of() { sed -n "s/^$2=//p" "$1"; } # stat_of FILE KEY: a key=value stats fil
 start_memd_unix() { # start_memd_unix SIZE [ARGS...]: remoca-memd on $T/memd.sock; sets MEMD
     local size=$1; shift
     rm -f "$T/memd.sock"
-    "$REMOCA_BUILD/remoca-memd" --unix "$T/memd.sock" --memory "$size" --threads 1 "$@" \
+    "$MEMD_BIN" --unix "$T/memd.sock" --memory "$size" --threads 1 "$@" \
         2>>"$T/memd.log" &
     MEMD=$!; track "$MEMD"
     waitfor 10 test -S "$T/memd.sock" || fail "remoca-memd did not start"

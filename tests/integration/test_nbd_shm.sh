@@ -1,0 +1,144 @@
+#!/bin/bash
+# One-sided reads end to end: remoca-memd --shm and nbdkit with the filter
+# (remoca-shm=on) on one host, over a unix socket.  The filter maps memd's
+# page store at connect time and serves cached blocks by copying from it
+# (lib/client_shm.c); writes invalidate over the socket and wait until memd
+# has executed the deletes.
+#   a. nbd_checker (tests/integration/nbd_checker.c: several connections,
+#      random aligned and unaligned reads, writes, trims, zeroes, every read
+#      compared with a model) on a 4 MiB disk with a 1 MiB memd: evictions all
+#      the time, slots reused under the readers: zero wrong bytes, zero errors;
+#      write-invalidate, then write-update;
+#   b. the same while memd is SIGKILLed mid-run and restarted: the filter
+#      unmaps the dead server's store, reconnects, maps the new one (memd's
+#      shm_maps) and serves one-sided hits from it, without a wrong byte;
+#   c. proof: a 32 MiB disk read once (fills), then re-read: every whole block
+#      is a one-sided hit: the filter's one_sided_hits grows by 8192 while
+#      memd's GET hits for the pool do not grow at all (no GET reached it), and
+#      the backing plugin (nbdkit's log filter below ours) sees no read but
+#      the partial last block.
+# After each checker run the disk file must equal the checker's model.
+# Exit 77 (skipped) when remoca-memd has no --shm.  REMOCA_MEMD=PATH runs the
+# test against another build's remoca-memd.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+"$MEMD_BIN" --help 2>&1 | grep -q -- "--shm" || { echo "SKIP: $MEMD_BIN has no --shm"; exit 77; }
+itest_init nbd-shm
+KILL_SIGNAL=KILL
+CHECKER=$REMOCA_BUILD/tests/nbd_checker
+progress_at_least() { local v; v=$(cat "$T/progress" 2>/dev/null || true); [ "${v:-0}" -ge "$1" ]; }
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+server_stat() { # server_stat LINE KEY: from `remoca stats --server` (LINE: server or pool)
+    "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" |
+        sed -n "s/^$1 .* $2=\([0-9]*\).*/\1/p" | head -1
+}
+
+start_nbdkit() {
+    rm -f "$T/nbd.pid" "$T/nbd.sock"
+    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" "$@" \
+        2>>"$T/nbd.log" &
+    NBDKIT=$!; track "$NBDKIT"
+    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
+}
+start_checked() { # start_checked FILTER-ARGS...: nbdkit over the file plugin, remoca-shm=on
+    start_nbdkit file "$T/disk.img" remoca-servers="unix:$T/memd.sock" remoca-shm=on \
+        remoca-statsfile="$T/nbd.stats" remoca-timeout=500 "$@"
+}
+
+# Trimmed bytes read back as zeroes where the file system punches holes.
+TRIM=--trim-unknown
+if fallocate -p -o 0 -l 4096 "$(mktemp -p "$T")" 2>/dev/null; then TRIM=; fi
+
+SIZE=$((4 * 1048576 + 1000))
+URI="nbd+unix:///?socket=$T/nbd.sock"
+run() { # run NAME SEED [checker args]
+    local name=$1 seed=$2; shift 2
+    "$CHECKER" --uri "$URI" --init "$T/disk.img" --conns 4 --ops 1500 --seed "$seed" $TRIM \
+        --progress "$T/progress" --model-out "$T/model.img" "$@" > "$T/$name.out" 2>&1 &
+    CHK=$!; track "$CHK"
+}
+finish() { # finish NAME: checker verdict, disk = model, one-sided hits served
+    local name=$1 rc=0
+    wait "$CHK" || rc=$?
+    cat "$T/$name.out"
+    [ $rc = 0 ] || fail "$name: checker failed (wrong bytes or errors)"
+    grep -q "wrong_bytes=0 errors=0" "$T/$name.out" || fail "$name: checker summary"
+    stop "$NBDKIT"
+    cmp "$T/disk.img" "$T/model.img" || fail "$name: disk file differs from the model"
+    echo "$name filter: $(tr '\n' ' ' < "$T/nbd.stats")"
+    [ "$(stat_of "$T/nbd.stats" errors)" = 0 ] || fail "$name: filter returned errors"
+    [ "$(stat_of "$T/nbd.stats" one_sided_hits)" -gt 0 ] || fail "$name: no one-sided hits"
+}
+
+# a. a 1 MiB memd for a 4 MiB disk: constant evictions.
+head -c $SIZE /dev/urandom > "$T/disk.img"
+start_memd_unix 1M --shm
+start_checked remoca-write=invalidate
+run a 1
+finish a
+start_checked remoca-write=update
+run a-update 2
+finish a-update
+[ "$(stat_of "$T/nbd.stats" updates)" -gt 0 ] || fail "a-update: no updates"
+stop "$MEMD"
+
+# b. memd dies mid-run and comes back (a new store, mapped again).
+start_memd_unix 64M --shm
+start_checked remoca-write=invalidate
+rm -f "$T/progress"
+run b 3 --ops 3000
+waitfor 120 progress_at_least 2500 || fail "b: checker made no progress"
+kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
+echo "b: memd SIGKILLed at $(cat "$T/progress") ops"
+waitfor 120 progress_at_least 5000 || fail "b: checker stalled after the kill"
+start_memd_unix 64M --shm
+echo "b: memd restarted at $(cat "$T/progress") ops"
+mapped() { local m; m=$(server_stat server shm_maps); [ "${m:-0}" -ge 1 ]; }
+waitfor 30 mapped || fail "b: the restarted memd's store was never mapped"
+echo "b: new store mapped at $(cat "$T/progress") ops"
+sleep 1.2 # the stats file: a value from after the remap
+osh_restart=$(stat_of "$T/nbd.stats" one_sided_hits)
+finish b
+[ "$(stat_of "$T/nbd.stats" client_reconnects)" -ge 1 ] || fail "b: client did not reconnect"
+echo "b: one_sided_hits $osh_restart at the remap, $(stat_of "$T/nbd.stats" one_sided_hits) at the end"
+[ "$(stat_of "$T/nbd.stats" one_sided_hits)" -gt "$osh_restart" ] ||
+    fail "b: no one-sided hit from the restarted server's store"
+stop "$MEMD"
+
+# c. proof: re-reads are served from memd's memory without asking memd.
+SIZE=$((32 * 1048576 + 1000))
+head -c $SIZE /dev/urandom > "$T/disk.img"
+start_memd_unix 64M --shm
+start_nbdkit --filter=log file "$T/disk.img" logfile="$T/req.log" \
+    remoca-servers="unix:$T/memd.sock" remoca-shm=on remoca-statsfile="$T/nbd.stats"
+nbdcopy "$URI" "$T/out1.img"
+cmp "$T/disk.img" "$T/out1.img" || fail "c: warm-up copy differs"
+sleep 1.2
+[ "$(stat_of "$T/nbd.stats" fills)" = 8192 ] || fail "c: warm-up filled $(stat_of "$T/nbd.stats" fills) blocks, expected 8192"
+[ "$(stat_of "$T/nbd.stats" client_servers_shm)" = 1 ] || fail "c: memd's store is not mapped"
+osh0=$(stat_of "$T/nbd.stats" one_sided_hits)
+rh0=$(stat_of "$T/nbd.stats" remote_hits)
+mhits0=$(server_stat pool hits)
+mgets0=$(server_stat pool gets)
+lines0=$(wc -l < "$T/req.log")
+
+nbdcopy --connections=4 "$URI" "$T/out2.img"
+cmp "$T/disk.img" "$T/out2.img" || fail "c: re-read copy differs"
+mhits=$(( $(server_stat pool hits) - mhits0 ))
+mgets=$(( $(server_stat pool gets) - mgets0 ))
+stop "$NBDKIT" # final stats written at close
+osh=$(( $(stat_of "$T/nbd.stats" one_sided_hits) - osh0 ))
+rh=$(( $(stat_of "$T/nbd.stats" remote_hits) - rh0 ))
+tail -n +$((lines0 + 1)) "$T/req.log" | grep " Read id=" > "$T/reread.log" || true
+echo "c: re-read of 8192 blocks: filter one_sided_hits=+$osh remote_hits=+$rh;" \
+     "memd pool gets=+$mgets hits=+$mhits; backing read lines: $(wc -l < "$T/reread.log")"
+echo "c filter: $(tr '\n' ' ' < "$T/nbd.stats")"
+if grep -v "offset=0x2000000 count=0x3e8 " "$T/reread.log"; then
+    fail "c: the backing plugin was read for cached blocks during the re-read"
+fi
+[ "$osh" = 8192 ] || fail "c: $osh one-sided hits, expected 8192"
+[ "$rh" = 8192 ] || fail "c: $rh remote hits, expected 8192"
+[ "$mhits" = 0 ] || fail "c: memd served $mhits GET hits: the re-read went over the socket"
+[ "$mgets" = 0 ] || fail "c: memd received $mgets GET lookups"
+[ "$(stat_of "$T/nbd.stats" remote_misses)" = 0 ] || fail "c: remote misses"
+echo PASS
