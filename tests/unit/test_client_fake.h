@@ -312,9 +312,8 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
             break;
         }
         /* Synchronous (handshake): nothing else is queued. */
-        if (!fake_flush(f, fd, q, nq) || !fake_shm_answer(f->shm, fd, h)) return false;
-        atomic_fetch_add(&f->shm_maps, 1);
-        return true;
+        atomic_fetch_add(&f->shm_maps, 1); /* before the client can see it */
+        return fake_flush(f, fd, q, nq) && fake_shm_answer(f->shm, fd, h);
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE: {
         atomic_fetch_add(&f->gets, 1);
