@@ -86,7 +86,7 @@ stop "$MEMD"
 start_memd_unix 64M --shm
 start_checked remoca-write=invalidate
 rm -f "$T/progress"
-run b 3 --ops 3000
+run b 3 --ops 4000
 waitfor 120 progress_at_least 2500 || fail "b: checker made no progress"
 kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
 echo "b: memd SIGKILLed at $(cat "$T/progress") ops"
