@@ -11,9 +11,12 @@
 #           the filter resets its remote pool when it starts): every read
 #           misses, goes to the file and is inserted remotely
 #
-# The filter reaches remoca-memd over a unix socket, as `remoca serve` does with
-# its local memory server (MEMD_TRANSPORT=tcp: over loopback TCP instead, as
-# with a memory server on another machine; the case names get a -tcp suffix).
+# The filter reaches remoca-memd as `remoca serve` does with its local memory
+# server: over a unix socket, with one-sided reads from the server's shared
+# page store (memd --shm; include/remoca/shm.h).  MEMD_TRANSPORT=unix: the
+# socket alone, every hit a round trip (case names get a -unix suffix);
+# MEMD_TRANSPORT=tcp: loopback TCP, as with a memory server on another
+# machine (-tcp suffix).
 # One remoca-memd (2x the disk + 64 MiB) holds both pools: `warm`, filled
 # once and kept by one nbdkit that stays up all run, and `cold`, reset by each
 # cold run's new nbdkit.  Before the rounds, one full pass through a cold
@@ -41,11 +44,12 @@ FILTER="$REMOCA_BUILD/nbdkit-remoca-filter.so"
 if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:-3}
 else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
 MEMD_MB=$((2 * DISK_MB + 64))
-MEMD_TRANSPORT=${MEMD_TRANSPORT:-unix}
+MEMD_TRANSPORT=${MEMD_TRANSPORT:-shm}
 case $MEMD_TRANSPORT in
-unix) SUFFIX="" ;;
+shm) SUFFIX="" ;;
+unix) SUFFIX="-unix" ;;
 tcp) SUFFIX="-tcp" ;;
-*) echo "nbd bench: MEMD_TRANSPORT must be unix or tcp" >&2; exit 2 ;;
+*) echo "nbd bench: MEMD_TRANSPORT must be shm, unix or tcp" >&2; exit 2 ;;
 esac
 RUNTIME_MS=$(awk -v d="$DUR" 'BEGIN { printf "%d", d * 1000 }')
 
@@ -101,7 +105,7 @@ start_nbdkit() {
 # MEMD_PID, MEMD_ADDR (the one MEMD_TRANSPORT chooses).
 start_memd() {
     bench_bg "$1" "$MEMD" --listen 127.0.0.1:0 --port-file "$T/$1.port" \
-        --unix "$T/$1.memd.sock" --memory "${MEMD_MB}M" --threads 2
+        --unix "$T/$1.memd.sock" --memory "${MEMD_MB}M" --threads 2 $SHM_FLAG
     MEMD_PID=$BG_PID
     wait_file "$T/$1.port" 10 || {
         echo "nbd bench: remoca-memd did not start: $(head -c 1000 "$T/$1.log")" >&2
@@ -112,6 +116,8 @@ start_memd() {
     return 0
 }
 
+SHM_FLAG=""; SHM_PARAM=remoca-shm=off
+[ "$MEMD_TRANSPORT" = shm ] && SHM_FLAG=--shm && SHM_PARAM=remoca-shm=on
 HZ=$(getconf CLK_TCK)
 
 # fio_randread SOCK QD PID...: prints "IOPS P50_US CPU_US_PER_IO", the last
@@ -129,7 +135,7 @@ fio_randread() {
 
 remoca_args() { # remoca_args POOL
     echo "--filter=$FILTER file $IMG remoca-servers=$MEMD_ADDR remoca-pool=$1" \
-        "remoca-timeout=1000 remoca-statsfile=$T/$1.stats"
+        "remoca-timeout=1000 remoca-statsfile=$T/$1.stats $SHM_PARAM"
 }
 
 # counter FILE NAME: a counter from a filter stats file (0 if absent).
@@ -161,17 +167,18 @@ if [ $with_remoca = 1 ]; then
     blocks=$((DISK_MB * 256)); i=0
     while [ "$(counter "$T/warm.stats" fills)" -lt $blocks ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
     warm_misses0=$(counter "$T/warm.stats" misses); warm_hits0=$(counter "$T/warm.stats" remote_hits)
+    warm_one0=$(counter "$T/warm.stats" one_sided_hits)
     echo "nbd bench: warm cache filled ($DISK_MB MiB, $(counter "$T/warm.stats" fills) blocks put)" >&2
 fi
 cold_reads=0; cold_hits=0
 
-# The floor of a warm read at queue depth 1: a memory-plugin read plus one
-# round trip to memd.  remoca-loadgen (one connection, depth 1, validated
+# Over a socket (unix, tcp), the floor of a warm read at queue depth 1: a
+# memory-plugin read plus one round trip to memd.  remoca-loadgen (one connection, depth 1, validated
 # 4 KiB gets, no client library) measures that round trip on the same memd,
 # over the same transport, in every round, on a pool of its own.
 LOADGEN="$REMOCA_BUILD/remoca-loadgen"
 with_floor=0
-if [ $with_remoca = 1 ] && [ -x "$LOADGEN" ]; then
+if [ $with_remoca = 1 ] && [ -x "$LOADGEN" ] && [ "$MEMD_TRANSPORT" != shm ]; then
     case $MEMD_ADDR in
     unix:*) LG_TARGET="--unix ${MEMD_ADDR#unix:}" ;;
     *) LG_TARGET="--server $MEMD_ADDR" ;;
@@ -253,7 +260,8 @@ fi
 
 if [ $with_remoca = 1 ]; then
     bench_kill "$WARM_PID" # its stats file is written a last time at exit
-    echo "nbd bench: warm runs: $(($(counter "$T/warm.stats" remote_hits) - warm_hits0)) remote hits," \
+    echo "nbd bench: warm runs: $(($(counter "$T/warm.stats" remote_hits) - warm_hits0)) remote hits" \
+        "($(($(counter "$T/warm.stats" one_sided_hits) - warm_one0)) of them one-sided)," \
         "$(($(counter "$T/warm.stats" misses) - warm_misses0)) misses (must be 0)" >&2
     echo "nbd bench: cold runs: $cold_reads reads, $cold_hits remote hits (must be 0)" >&2
     awk -v w16="$(col warm-qd16 2)" -v m16="$(col memory-qd16 2)" \
