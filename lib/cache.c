@@ -54,18 +54,20 @@
  *  - One-sided reads (a co-located memd --shm, lib/client_shm.c): a get then
  *    copies from the server's memory instead of going behind the earlier
  *    requests on the wire, so it sees the server's state at the moment of
- *    its copy, and "ordered" is no longer enough for a delete: on such a
- *    connection the client makes W's delete *executed* before it returns,
- *    hence before W is acknowledged (remoca_delete waits for the server's
- *    answer even for a no-wait call, and a delete that fails is failed only
- *    after the connection stopped serving one-sided reads, which resume only
- *    after a pool reset).  By (d), a put of data older than W was executed
- *    before that delete, so after W's acknowledgement the server's memory
- *    holds nothing older than W for B, and a copy taken later cannot be
- *    older either; a copy that raced with the server changing the slot is
- *    rejected by the slot's seqlock (include/remoca/shm.h), so every hit
- *    is one page exactly as the server held it.  A put not yet executed is
- *    only a miss.
+ *    its copy, and "ordered" alone is no longer enough for W's delete D.
+ *    D stays no-wait, but from its ordering (before W is acknowledged) until
+ *    its answer is read, D counts as pending on its connection, and a get on
+ *    a connection with an invalidation pending is sent over the wire instead
+ *    (lib/client_ops.c, above remoca_delete).  So a read R that starts after
+ *    W's acknowledgement either goes behind D on the wire, as without
+ *    one-sided reads, or copies after D was executed (its answer read) or
+ *    after a pool reset that ran after D (a failed D takes the connection
+ *    out of service, and one-sided reads resume only after such a reset).
+ *    By (d), a put of data older than W was executed before D, so at R's
+ *    copy the server's memory holds nothing older than W for B; a copy that
+ *    raced with the server changing the slot is rejected by the slot's
+ *    seqlock (include/remoca/shm.h), so every hit is one page exactly as the
+ *    server held it.  A put not yet executed is only a miss.
  * Reads concurrent with an unacknowledged write may see either version, as
  * with any disk.
  */

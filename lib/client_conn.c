@@ -85,6 +85,16 @@
 
 /* ---- state transitions ------------------------------------------------- */
 
+/* The pool state has just been rebuilt (a POOL_RESET answered that executed
+ * after every earlier frame of the connection): no invalidation is pending,
+ * and responses to frames sent before this point do not count.  Connection
+ * thread, send_lock held, before UP (client_recv.c: inval_answered). */
+static void inval_restart(struct conn *cn)
+{
+    atomic_store(&cn->inval_pending, 0);
+    cn->inval_epoch_id = cn->next_id;
+}
+
 static void complete_list(struct waiter *list)
 {
     while (list) {
@@ -289,6 +299,7 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
     /* Responses still due (a server may answer out of order) are read as
      * unknown ids; the count restarts here. */
     atomic_store(&cn->outstanding, 0);
+    inval_restart(cn);
     cn->why[0] = '\0';
     atomic_fetch_add(&cn->gen, 1);
     atomic_store(&cn->up, true);
@@ -312,14 +323,13 @@ static void teardown(struct conn *cn, const char *why)
     shutdown(cn->fd, SHUT_RDWR);
     pthread_mutex_unlock(&cn->lock);
     /* One-sided reads stop (and the mapping goes) before any waiter is
-     * failed: a write waiting on its delete must not be acknowledged while
-     * reads can still be served from the dead server's memory. */
+     * failed: a caller told that its delete failed must not find reads still
+     * served from the dead server's memory. */
     rc_shm_uninstall(cn);
 
     pthread_mutex_lock(&cn->recv_lock); /* no caller reads the socket now */
     pthread_mutex_lock(&cn->send_lock);
     rc_sq_drop(cn); /* the pool is reset on reconnect */
-    cn->shm_on = false;
     pthread_mutex_lock(&cn->lock);
     int fd = cn->fd;
     cn->fd = -1;
@@ -467,6 +477,7 @@ static void *conn_main(void *arg)
             cn->pool = pool;
             cn->why[0] = '\0';
             atomic_store(&cn->outstanding, 0);
+            inval_restart(cn);
             rc_shm_install(cn, &map); /* before UP: a sender or reader that sees
                                          UP sees this incarnation's mapping */
             atomic_fetch_add(&cn->gen, 1);
@@ -482,7 +493,7 @@ static void *conn_main(void *arg)
         if (cn->ever_up) atomic_fetch_add(&c->reconnects, 1);
         rc_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
                    "server %s up (pool '%s' reset%s)", cn->addr.canon, c->pool,
-                   cn->shm_on ? "; one-sided reads" : "");
+                   cn->shm.data ? "; one-sided reads" : "");
         cn->ever_up = true;
         cn->logged_down = false;
         backoff = 50;

@@ -36,6 +36,13 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen);
 /* One response read: one less outstanding (never below zero). */
 void rc_outstanding_dec(struct conn *cn);
 
+/* Ops that remove pages on the server: counted in inval_pending from when
+ * they are ordered until their response is read. */
+static inline bool rc_op_invalidates(uint8_t op)
+{
+    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE || op == REMOCA_OP_POOL_RESET;
+}
+
 /* HELLO, POOL_OPEN, POOL_RESET on a fresh socket; *pool = the handle.  Then,
  * on a unix socket with opts.shm on, SHM_MAP: *map is filled (data != NULL)
  * if the server offered its page store; not offered is not a failure.  On
@@ -57,7 +64,7 @@ void rc_shm_unmap(struct shm_map *map);
 void rc_shm_install(struct conn *cn, struct shm_map *map);
 /* Teardown, after clearing up and before failing any waiter: stops
  * one-sided reads (clears the view), waits for the readers in flight,
- * unmaps.  (shm_on is cleared by the caller, under send_lock.) */
+ * unmaps. */
 void rc_shm_uninstall(struct conn *cn);
 
 #endif

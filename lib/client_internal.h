@@ -160,10 +160,6 @@ struct frame {
     const void *payload;
     uint32_t len;
     struct waiter *w;     /* NULL: no-wait (response discarded) */
-    /* w is wanted only if the connection maps the server's memory (an
-     * invalidation the caller sent no-wait): otherwise rc_conn_send drops it,
-     * done (result 0), unregistered, and the frame goes out no-wait. */
-    bool w_if_shm;
     uint8_t hdr[REMOCA_HDR_SIZE];
 };
 
@@ -264,16 +260,28 @@ struct conn {
     /* One-sided reads (client_shm.c).  The mapping belongs to one
      * incarnation of the connection: installed before it becomes UP,
      * unmapped at teardown (not at quarantine: same server, still alive).
+     *   shm ────── the mapping (connection thread only; data NULL: none)
      *   shm_view ─ &shm.view while mapped, else NULL (seq_cst); readers load
-     *              it only after counting themselves in shm_readers
-     *   shm_on ─── the current incarnation has a mapping: read and written
-     *              under send_lock only, so a sender sees the value of the
-     *              incarnation it sends on (client_send.c) */
+     *              it only after counting themselves in shm_readers */
     struct shm_map shm;
     struct remoca_shm_view *_Atomic shm_view;
     atomic_int shm_readers;
-    bool shm_on;
     bool shm_logged;      /* "not offered" logged once */
+
+    /* Invalidations (DELETE, DELETE_RANGE, POOL_RESET) ordered on the
+     * current incarnation whose response has not been read yet: + under
+     * send_lock when ordered (queued or written), - when the response is
+     * read (client_recv.c), 0 when the pool state is rebuilt (before UP, at
+     * the handshake and at a quarantine recovery).  One-sided reads need it
+     * to be 0 (client_ops.c says why).
+     *   inval_epoch_id ─ first request id after that rebuild: a response
+     *                    with an older id (from before a quarantine, late)
+     *                    is not counted down.  Written by the connection
+     *                    thread before UP, while nobody reads responses
+     *                    (recv_lock held, or no socket to read); read by the
+     *                    recv_lock holder. */
+    atomic_int inval_pending;
+    uint32_t inval_epoch_id;
 };
 
 int rc_conn_init(struct conn *cn, struct remoca_client *c,
@@ -348,8 +356,8 @@ struct remoca_client {
 
 /* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
 
-/* Serves a GET frame from the connection's mapping if it has one and is UP:
- * fills w (bits, nhits, result 0, unregistered) and returns true, no frame
+/* Serves a GET frame from the connection's mapping if it has one, is UP and
+ * has no invalidation pending (inval_pending == 0): fills w (bits, nhits, result 0, unregistered) and returns true, no frame
  * to send; false: send it. */
 bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w);
 

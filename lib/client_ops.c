@@ -20,7 +20,8 @@
  *
  * A GET frame whose connection maps its server's page store (memd --shm on
  * this host) is not sent: it is served by copying from that memory
- * (client_shm.c), and deletes then wait for their execution (remoca_delete).
+ * (client_shm.c), unless an invalidation ordered on that connection has not
+ * been answered yet (why that keeps reads fresh: above remoca_delete).
  *
  * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
  * DELETE_RANGE to every server instead of being cut per chunk (a trim of a
@@ -214,24 +215,19 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
 }
 
 /* Sends prepared frames (op, key, count, payload set); with wait, waits for
- * the replies; with wait_if_shm (cl->w allocated), waits for those sent on a
- * connection with one-sided reads.  0 when all were sent (and, where waited
- * for, acknowledged), else -1. */
+ * the replies.  0 when all were sent (and acknowledged), else -1. */
 static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigned nf, bool wait,
-                               bool wait_if_shm, const struct timespec *deadline)
+                               const struct timespec *deadline)
 {
     struct completion comp;
     completion_init(&comp);
-    if (wait || wait_if_shm) {
-        for (unsigned i = 0; i < nf; i++) {
-            waiter_prep(&cl->w[i], &cl->f[i], &comp);
-            cl->f[i].w_if_shm = !wait;
-        }
+    if (wait) {
+        for (unsigned i = 0; i < nf; i++) waiter_prep(&cl->w[i], &cl->f[i], &comp);
     } else {
         for (unsigned i = 0; i < nf; i++) cl->f[i].w = NULL;
     }
     bool ok = send_groups(c, cl->f, nf, deadline);
-    if (wait || wait_if_shm) {
+    if (wait) {
         rc_waiters_wait(c, &comp, cl->w, nf, deadline);
         for (unsigned i = 0; i < nf; i++) ok &= cl->w[i].result == 0;
     }
@@ -254,27 +250,48 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
         cl.f[i].payload = (const uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
         cl.f[i].len = cl.f[i].count * REMOCA_PAGE_SIZE;
     }
-    int rc = send_and_maybe_wait(c, &cl, nf, wait, false, &deadline);
+    int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
     call_free(&cl);
     return rc;
 }
 
 /* Deletes where reads are one-sided.  A one-sided read sees the server's
  * memory as it is, not the wire order: a delete that is merely ordered (in
- * the send queue, or unexecuted in the server's socket buffer) would let a
- * read that starts after the write's acknowledgement copy the old page.  So
- * on a connection that maps its server's memory, every invalidation is sent
- * with a waiter and this call returns only once the server has executed it
- * (or the connection is out of service: a failed waiter is failed only after
- * UP is cleared, see client_conn.c and client_shm.c, and UP comes back only
- * after a pool reset).  Deciding per connection is safe because whether a
- * connection maps the server's memory is fixed for one incarnation: it is
- * installed before the connection becomes UP and removed only at teardown,
- * both under the send lock, and rc_conn_send looks at it under that lock
- * after checking UP, so the frame goes out on the very incarnation whose
- * value was used; a delete sent no-wait on an incarnation without a mapping
- * is read over the same wire, in order, like before.  Fill puts stay
- * no-wait: a put not yet executed is only a miss. */
+ * the send queue, or unexecuted in the server's socket buffer) has not
+ * removed the old page yet.  Deletes stay no-wait all the same; instead each
+ * connection counts the invalidations (DELETE, DELETE_RANGE, POOL_RESET)
+ * ordered on it whose response has not been read (inval_pending: +1 under
+ * the send lock when ordered, -1 when the response is read, 0 when the pool
+ * is rebuilt before UP), and a get is served one-sidedly only while that
+ * count is 0 (client_shm.c); otherwise its frame is sent.
+ *
+ * Why that is enough.  A write W is acknowledged after its delete D was
+ * ordered on the connection C of the block's server, so inval_pending(C) > 0
+ * from before W's acknowledgement until D's response is read, which happens
+ * only after the server executed D (an error reply first takes C out of
+ * service, clearing UP).  A read R that starts after W's acknowledgement
+ * loads the count (seq_cst, after its reader registration and its UP check)
+ * and either
+ *  - sees > 0: its frame goes over the socket, ordered after D on the wire,
+ *    and the server executes a connection's frames in order, so it runs
+ *    after D exactly as before one-sided reads existed; or
+ *  - sees 0: D's response has been read, so D has executed and its effect is
+ *    in the shared store before R copies; or the count was reset since D was
+ *    ordered, which happens only after C's pool was rebuilt by a POOL_RESET
+ *    answered after D was ordered (a quarantine's runs behind D on the same
+ *    wire; a reconnect's empties the pool on a fresh connection), so the
+ *    store holds nothing D was to remove either.  (A copy that straddles a
+ *    quarantine or teardown is dropped by the generation check after it.)
+ * Either way R cannot copy a page that D removed.  The count cannot reach 0
+ * early: responses from before a rebuild are not counted down (client_recv.c,
+ * inval_answered).
+ *
+ * Cost: one socket round trip for a read that follows a write on the same
+ * server before the delete's answer was read.  That read heals the state:
+ * reading its own response reads the delete's first (memd answers a
+ * connection in order; the lazy responses are read by whoever reads next),
+ * which brings the count back to 0, and later reads are one-sided again.
+ * Fill puts stay no-wait too: a put not yet executed is only a miss. */
 int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
 {
     if (count == 0) return 0;
@@ -287,7 +304,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
     unsigned nf;
     if (c->n > 1 && count <= BROADCAST_KEYS) {
         /* Small: per placement run, like a put. */
-        if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) return -1;
+        if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
         nf = build_frames(c, key, (uint32_t)count, REMOCA_MAX_BATCH, cl.f);
         sort_by_server(cl.f, nf);
         for (unsigned i = 0; i < nf; i++) cl.f[i].op = REMOCA_OP_DELETE;
@@ -295,7 +312,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
         /* One server, or big: DELETE_RANGE frames of up to 2^32-1 keys, sent
          * to every server (each deletes what it holds). */
         unsigned per = (unsigned)((count + RANGE_MAX - 1) / RANGE_MAX);
-        if (call_alloc(&cl, per * c->n, true) < 0) return -1;
+        if (call_alloc(&cl, per * c->n, wait) < 0) return -1;
         nf = 0;
         for (unsigned s = 0; s < c->n; s++) {
             uint64_t done = 0;
@@ -308,7 +325,7 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
             }
         }
     }
-    int rc = send_and_maybe_wait(c, &cl, nf, wait, true, &deadline);
+    int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
     call_free(&cl);
     return rc;
 }

@@ -142,9 +142,7 @@ static int rbuf_readv(struct conn *cn, int fd, struct iovec *iov, int cnt)
  * connection down, so the pool is reset before it is used again. */
 static void reset_on_error(struct conn *cn, uint8_t op, uint16_t status)
 {
-    if (op != REMOCA_OP_DELETE && op != REMOCA_OP_DELETE_RANGE && op != REMOCA_OP_POOL_RESET &&
-        op != REMOCA_OP_PUT)
-        return;
+    if (!rc_op_invalidates(op) && op != REMOCA_OP_PUT) return;
     char msg[200];
     snprintf(msg, sizeof msg, "%s failed: %s", remoca_op_name(op), remoca_status_name(status));
     rc_conn_quarantine(cn, atomic_load(&cn->gen), msg);
@@ -199,6 +197,41 @@ void rc_outstanding_dec(struct conn *cn)
 {
     int v = atomic_load(&cn->outstanding);
     while (v > 0 && !atomic_compare_exchange_weak(&cn->outstanding, &v, v - 1))
+        ;
+}
+
+/* A response read (recv_lock held; after reset_on_error for an error reply,
+ * so that an invalidation that failed stops one-sided reads by clearing UP
+ * before it stops counting): if it answers an invalidation of the current
+ * pool state, one less pending.
+ *
+ * Why the count stays exact, and can neither go below zero nor stay above it
+ * for good.  It is set to 0, and inval_epoch_id to the next request id, only
+ * when the pool state is rebuilt: at install after the handshake (a new
+ * socket: nothing of the old one can be read) and at the end of a quarantine
+ * drain (client_conn.c), both before UP, while no invalidation can be ordered
+ * (senders need UP) and nobody else reads (the drain holds recv_lock; at
+ * install there is no reader of the new socket before UP).  From then on it
+ * is incremented for every invalidation ordered on the incarnation, before
+ * the frame can reach the server, and decremented here at most once per
+ * response.  Responses from before the rebuild -- those the drain skipped
+ * without counting, and any a server answering out of order (the unit
+ * tests' fake) sends after the POOL_RESET's answer -- carry ids older than
+ * inval_epoch_id and are ignored, so every decrement matches a distinct
+ * counted frame whose answer was read: the count is the number of
+ * invalidations of this incarnation not answered yet, never negative (the
+ * clamp below only guards against a server answering an id twice).  It
+ * does not stay above 0: every counted frame is either answered on this
+ * incarnation -- the lazy reads (the connection thread reads what is
+ * pending at least every 250 ms, and any socket get reads on until its own
+ * answer) read its response -- or the incarnation ends (quarantine or
+ * teardown: both rebuild, and reset the count, before UP again).  A counted
+ * frame whose send failed also ends the incarnation. */
+static void inval_answered(struct conn *cn, const struct remoca_hdr *h)
+{
+    if (!rc_op_invalidates(h->op) || h->id - cn->inval_epoch_id >= 0x80000000u) return;
+    int v = atomic_load(&cn->inval_pending);
+    while (v > 0 && !atomic_compare_exchange_weak(&cn->inval_pending, &v, v - 1))
         ;
 }
 
@@ -275,12 +308,13 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
                        remoca_status_name(h.flags));
             reset_on_error(cn, h.op, h.flags);
         }
+        inval_answered(cn, &h);
         return 0;
     }
 
     /* A waiter that fails is failed only once the connection is out of
-     * service (UP cleared): a caller waiting on its delete must not return
-     * while one-sided reads may still copy what that delete left behind
+     * service (UP cleared): a caller told that its delete failed must not
+     * find one-sided reads still copying what that delete left behind
      * (client_shm.c).  Hence quarantine or kill first, complete after. */
     enum remoca_status st = remoca_resp_check(&h, w->op, w->count);
     if (st != REMOCA_OK) {
@@ -304,6 +338,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
                    remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
         reset_on_error(cn, op, h.flags);
+        inval_answered(cn, &h);
         rc_waiter_complete(w, -1);
         return 0;
     }
@@ -338,6 +373,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
     default:
         break; /* resp_check guaranteed no payload */
     }
+    inval_answered(cn, &h); /* before the caller of a waited delete returns */
     rc_waiter_complete(w, 0);
     return 0;
 }

@@ -6,24 +6,27 @@
  *     SHM_MAP ─▶ error reply: not offered (logged once), go on without
  *             └▶ OK: layout + data memfd (read-only) + touch memfd (SCM_RIGHTS)
  *                decode, fstat (sizes must match), mmap, close fds
- *   conn_main: install (shm_on, shm_view) ─▶ up = true        (one incarnation)
+ *   conn_main: install (shm_view) ─▶ up = true                (one incarnation)
  *   quarantine: nothing (same server, alive; reads need UP anyway)
  *   teardown: up = false, shm_view = NULL ─▶ wait shm_readers == 0 ─▶ munmap
  *             ─▶ only then fail the waiters
  *
  * A reader (any caller thread, rc_shm_get):
  *
- *   shm_readers++ ─▶ v = shm_view, g = gen, up? ─▶ remoca_shm_read per key
+ *   shm_readers++ ─▶ v = shm_view, g = gen, up?, inval_pending == 0?
+ *   ─▶ remoca_shm_read per key
  *   ─▶ still up and gen == g? else drop the frame's hits ─▶ shm_readers--
  *
+ * (not up, no view, or an invalidation pending: the frame is sent instead.)
  * All seq_cst: either teardown's drain sees the reader counted, or the
  * reader sees the view cleared, so nobody touches an unmapped view.  The
  * re-check after the copies makes every hit a copy taken entirely inside one
  * UP period of one generation: a quarantine or teardown clears up before it
- * fails any waiter (a delete the caller waits for), and going UP again always
- * bumps gen, after a pool reset.  So a hit was copied before any write that
- * is acknowledged with a failed invalidation was acknowledged (client_ops.c
- * and lib/cache.c say why that suffices).
+ * fails any waiter (before a failed invalidation is counted as answered,
+ * too), and going UP again always bumps gen, after a pool reset that also
+ * zeroes inval_pending.  A hit is therefore copied after every invalidation
+ * ordered on the connection before the reader looked has been executed
+ * (client_ops.c and lib/cache.c say why that suffices).
  */
 #include <errno.h>
 #include <sched.h>
@@ -176,8 +179,7 @@ void rc_shm_install(struct conn *cn, struct shm_map *map)
 {
     cn->shm = *map;
     memset(map, 0, sizeof *map);
-    cn->shm_on = cn->shm.data != NULL;
-    atomic_store(&cn->shm_view, cn->shm_on ? &cn->shm.view : NULL);
+    atomic_store(&cn->shm_view, cn->shm.data ? &cn->shm.view : NULL);
 }
 
 void rc_shm_uninstall(struct conn *cn)
@@ -201,7 +203,9 @@ bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w)
     atomic_fetch_add(&cn->shm_readers, 1);
     const struct remoca_shm_view *v = atomic_load(&cn->shm_view);
     uint64_t gen = atomic_load(&cn->gen); /* gen before up: see the top comment */
-    if (!v || !atomic_load(&cn->up)) {
+    /* An invalidation ordered but not answered yet may not have executed:
+     * the frame goes over the socket, behind it (client_ops.c). */
+    if (!v || !atomic_load(&cn->up) || atomic_load(&cn->inval_pending) > 0) {
         atomic_fetch_sub(&cn->shm_readers, 1);
         return false;
     }

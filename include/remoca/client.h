@@ -33,9 +33,10 @@
  *   page store is served by reading that memory (include/remoca/shm.h), with
  *   no frame sent.  It sees the server's state at the moment of its copy, not
  *   the wire order: a no-wait put still queued on the connection is a miss.
- *   So invalidations must be executed, not just ordered, before they return:
- *   on such a connection remoca_delete waits for the server's answer even
- *   when asked not to (lib/client_ops.c).  remoca_pool_reset always waits.
+ *   Deletes stay no-wait: while an invalidation ordered on the connection
+ *   has not been answered, its gets are sent over the socket instead (behind
+ *   the invalidation), so a get that starts after a no-wait delete returned
+ *   never sees a page it removes (lib/client_ops.c).
  * - Reconnect resets: before a reconnected server is used again, the client
  *   re-opens its pool and resets it (DESIGN.md, cache contract 4), since
  *   invalidations may have been lost while it was unreachable.
@@ -113,8 +114,7 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
                bool wait);
 
 /* Deletes keys [key, key+count), any count (split into frames as needed).
- * wait=false returns once ordered, except on a connection with one-sided
- * reads, where it returns once executed (see the contract above). */
+ * wait=false returns once ordered (see the contract above). */
 int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait);
 
 /* Drops every page of the pool on every server. */

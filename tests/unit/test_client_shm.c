@@ -4,10 +4,12 @@
  * by the fake's thread while the client reads it).
  *
  * What must hold: SHM_MAP not offered is no failure; gets are served from
- * the mapping without a frame; deletes (no-wait included) are executed
- * before they return; the mapping is kept through a quarantine and replaced
- * at a reconnect (the old one unmapped); and under concurrent puts, deletes
- * and evictions a hit is always the last page put (never stale, never torn).
+ * the mapping without a frame; a no-wait delete returns once ordered, and a
+ * get after it never sees the deleted page: it goes over the socket while
+ * the delete is unanswered, and is one-sided again once the answer is read;
+ * the mapping is kept through a quarantine and replaced at a reconnect (the
+ * old one unmapped); and under concurrent puts, deletes and evictions a hit
+ * is always the last page put (never stale, never torn).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -157,10 +159,9 @@ static void test_one_sided_reads(void **state)
     assert_int_equal(touch[slot], 1);
     munmap(touch, f->shm->l.touch_size);
 
-    /* A no-wait delete has been executed when it returns. */
-    unsigned dels = atomic_load(&f->deletes);
+    /* A no-wait delete: the get after it misses the deleted keys, whichever
+     * way it is served (test_no_wait_delete tells the ways apart). */
     assert_int_equal(remoca_delete(c, 1010, 10, false), 0);
-    assert_int_equal(atomic_load(&f->deletes), dels + 1);
     assert_int_equal(remoca_get(c, 1000, N, out, hits, false), N - 10);
     for (unsigned i = 0; i < N; i++) assert_int_equal(hit(hits, i), !(i >= 10 && i < 20));
 
@@ -179,8 +180,11 @@ static void test_one_sided_reads(void **state)
 
     /* Take goes over the socket (it changes the server's state). */
     assert_int_equal(remoca_put(c, 20, 2, buf, true), 0);
+    unsigned gets = atomic_load(&f->gets);
+    uint64_t lookups = stats(c).one_sided_lookups;
     assert_int_equal(remoca_get(c, 20, 2, out, hits, true), 2);
-    assert_int_equal(atomic_load(&f->gets), 1);
+    assert_int_equal(atomic_load(&f->gets), gets + 1);
+    assert_int_equal(stats(c).one_sided_lookups, lookups);
     assert_int_equal(remoca_get(c, 20, 2, out, hits, false), 0);
 
     st = stats(c);
@@ -196,6 +200,82 @@ static void test_one_sided_reads(void **state)
     assert_int_equal(remoca_get(c, 10, 1, out, hits, false), 1);
     assert_int_equal(stats(c).one_sided_lookups, 0);
     assert_int_equal(atomic_load(&f->shm_maps), 1);
+    remoca_client_free(c);
+    free(buf);
+    free(out);
+    fake_stop(f, true);
+}
+
+/* A no-wait delete returns once ordered (in the send queue).  Until its
+ * answer is read, gets on that connection are sent, behind it; once it is
+ * read (by the next socket get, or by the connection thread's lazy reads:
+ * the fake answers out of order), they are one-sided again.  In every
+ * round, the get right after the delete must miss the deleted keys and hit
+ * the others with the current version, and both paths must be taken. */
+static void test_no_wait_delete(void **state)
+{
+    struct fake *f = fake_start(NULL);
+    fake_shm_enable(f, 1024);
+    struct remoca_client *c = connect_shm(f, 2000, REMOCA_SHM_ON);
+    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
+    assert_true(wait_until(shm_up, c, 2000));
+
+    enum { N = 64, DEL = 4, ROUNDS = 20, BASE = 100 };
+    uint8_t *buf = malloc(N * PG), *out = malloc(N * PG);
+    uint64_t hits[1];
+    unsigned over_socket = 0, one_sided_after = 0;
+    for (unsigned r = 0; r < ROUNDS; r++) {
+        uint32_t version = r + 1;
+        for (unsigned i = 0; i < N; i++) fill(buf + i * PG, BASE + i, version);
+        assert_int_equal(remoca_put(c, BASE, N, buf, true), 0);
+        unsigned first = (r * 7) % (N - DEL);
+        unsigned deletes = atomic_load(&f->deletes);
+        assert_int_equal(remoca_delete(c, BASE + first, DEL, false), 0);
+
+        /* The get right after it. */
+        struct remoca_client_stats st0 = stats(c);
+        unsigned gets0 = atomic_load(&f->gets);
+        assert_int_equal(remoca_get(c, BASE, N, out, hits, false), N - DEL);
+        struct remoca_client_stats st1 = stats(c);
+        for (unsigned i = 0; i < N; i++) {
+            bool deleted = i >= first && i < first + DEL;
+            assert_int_equal(hit(hits, i), !deleted);
+            if (!deleted) assert_true(check(out + i * PG, BASE + i, version));
+        }
+        if (st1.one_sided_lookups == st0.one_sided_lookups) {
+            /* Sent: one frame, behind the delete. */
+            assert_int_equal(st1.requests, st0.requests + 1);
+            assert_int_equal(atomic_load(&f->gets), gets0 + 1);
+            over_socket++;
+        } else {
+            /* One-sided: the delete had been executed and answered. */
+            assert_int_equal(st1.one_sided_lookups, st0.one_sided_lookups + N);
+            assert_int_equal(st1.requests, st0.requests);
+            assert_int_equal(atomic_load(&f->deletes), deletes + 1);
+        }
+
+        /* Later gets are one-sided again (within the lazy read period), and
+         * still miss the deleted keys. */
+        bool healed = false;
+        for (unsigned t = 0; t < 400 && !healed; t++) {
+            st0 = stats(c);
+            assert_int_equal(remoca_get(c, BASE, N, out, hits, false), N - DEL);
+            for (unsigned i = 0; i < N; i++)
+                assert_int_equal(hit(hits, i), !(i >= first && i < first + DEL));
+            healed = stats(c).one_sided_lookups == st0.one_sided_lookups + N;
+            if (!healed) usleep(5000);
+        }
+        assert_true(healed);
+        assert_int_equal(atomic_load(&f->deletes), deletes + 1);
+        one_sided_after++;
+    }
+    print_message("no-wait deletes: %u of %u gets right after went over the socket\n",
+                  over_socket, ROUNDS);
+    assert_true(over_socket >= 1);
+    assert_int_equal(one_sided_after, ROUNDS);
+    struct remoca_client_stats st = stats(c);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(st.timeouts, 0);
     remoca_client_free(c);
     free(buf);
     free(out);
@@ -252,14 +332,20 @@ static void test_quarantine_keeps_mapping(void **state)
     fill(page, 4, 1);
     assert_int_equal(remoca_put(c, 4, 1, page, true), 0);
 
-    /* A hung server: the delete (waited for, shm) times out and quarantines
-     * the connection; the page it meant to delete is still in the store, but
-     * reads are off until the server answers a pool reset. */
+    /* A hung server: the delete is ordered but never executed, so the page
+     * it meant to delete is still in the store; the get after it goes over
+     * the socket (the delete is unanswered), times out and quarantines the
+     * connection; reads are off until the server answers a pool reset. */
     atomic_store(&f->stall, true);
     usleep(100 * 1000); /* the fake may be in a poll that would still read */
-    assert_int_equal(remoca_delete(c, 4, 1, false), -1);
+    assert_int_equal(remoca_delete(c, 4, 1, false), 0);
+    uint64_t lookups = stats(c).one_sided_lookups;
     assert_int_equal(remoca_get(c, 4, 1, out, hits, false), 0);
+    assert_int_equal(stats(c).one_sided_lookups, lookups);
+    assert_true(stats(c).timeouts >= 1);
     assert_int_equal(stats(c).servers_up, 0);
+    assert_int_equal(remoca_get(c, 4, 1, out, hits, false), 0);
+    assert_int_equal(stats(c).one_sided_lookups, lookups);
     assert_int_equal(data_mappings(), maps0 + 1); /* kept */
     atomic_store(&f->stall, false);
     assert_true(wait_until(reconnected, c, 5000));
@@ -348,14 +434,18 @@ static void test_threads_never_stale(void **state)
         errors += w[i].errors;
     }
     struct remoca_client_stats st = stats(c);
-    print_message("one-sided: %u hits, %llu of %llu lookups, server GETs %u, failures %llu\n",
-                  hits, (unsigned long long)st.one_sided_hits,
+    print_message("one-sided: %u hits (%u stale), %llu of %llu lookups, server GETs %u, "
+                  "failures %llu\n",
+                  hits, bad, (unsigned long long)st.one_sided_hits,
                   (unsigned long long)st.one_sided_lookups, atomic_load(&f->gets),
                   (unsigned long long)st.failures);
     assert_int_equal(bad, 0);
     assert_int_equal(errors, 0);
     assert_true(hits > 100);
-    assert_int_equal(atomic_load(&f->gets), 0);
+    /* Both ways were taken: over the socket behind pending deletes, and
+     * one-sided in between. */
+    assert_true(atomic_load(&f->gets) > 0);
+    assert_true(st.one_sided_hits > 0);
     assert_int_equal(st.failures, 0);
     remoca_client_free(c);
     fake_stop(f, true);
@@ -366,6 +456,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_not_offered),
         cmocka_unit_test(test_one_sided_reads),
+        cmocka_unit_test(test_no_wait_delete),
         cmocka_unit_test(test_reconnect_remaps),
         cmocka_unit_test(test_quarantine_keeps_mapping),
         cmocka_unit_test(test_threads_never_stale),
