@@ -357,8 +357,9 @@ struct remoca_client {
 /* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
 
 /* Serves a GET frame from the connection's mapping if it has one, is UP and
- * has no invalidation pending (inval_pending == 0): fills w (bits, nhits, result 0, unregistered) and returns true, no frame
- * to send; false: send it. */
+ * has no invalidation pending (inval_pending == 0): fills w (bits, nhits,
+ * result 0, unregistered) and returns true, no frame to send; false: send
+ * it. */
 bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w);
 
 void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
