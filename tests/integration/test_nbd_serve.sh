@@ -36,11 +36,14 @@ nbdcopy "$uri" "$T/out2.img"
 cmp "$T/disk.img" "$T/out.img" && cmp "$T/disk.img" "$T/out2.img" || fail "copy differs"
 qemu-io -f raw "$uri" -c 'write -P 0x3c 4k 8k' -c 'read -P 0x3c 4k 8k' > "$T/qio.log" || fail "qemu-io"
 waitfor 5 grep -q "^remote_hits=[1-9]" "$T/stats.txt" || fail "no remote hits in $T/stats.txt"
+# The embedded memd runs with --shm: the second copy's hits were one-sided reads.
+grep -q "^client_servers_shm=1" "$T/stats.txt" || fail "embedded memd not mapped (client_servers_shm): $(cat "$T/stats.txt")"
+grep -q "^one_sided_hits=[1-9]" "$T/stats.txt" || fail "no one-sided hits: $(cat "$T/stats.txt")"
 kill -TERM "$SERVE"
 wait "$SERVE" || fail "serve exited non-zero after SIGTERM"
 for k in $kids; do kill -0 "$k" 2>/dev/null && fail "child $k still running after serve stopped"; done
 [ ! -e "$run" ] || fail "run directory $run left behind"
-echo "1. embedded default: ok ($(grep -E '^remote_hits=' "$T/stats.txt"))"
+echo "1. embedded default: ok ($(grep -E '^(remote|one_sided)_hits=' "$T/stats.txt" | tr '\n' ' '))"
 
 # 2. External memd, TCP export on a port serve chooses and reports.
 "$REMOCA_BUILD/remoca-memd" --listen 127.0.0.1:0 --port-file "$T/memd.port" --memory 16M \
