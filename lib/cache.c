@@ -56,13 +56,15 @@
  *    requests on the wire, so it sees the server's state at the moment of
  *    its copy, and "ordered" alone is no longer enough for W's delete D.
  *    D stays no-wait, but from its ordering (before W is acknowledged) until
- *    its answer is read, D counts as pending on its connection, and a get on
- *    a connection with an invalidation pending is sent over the wire instead
- *    (lib/client_ops.c, above remoca_delete).  So a read R that starts after
- *    W's acknowledgement either goes behind D on the wire, as without
- *    one-sided reads, or copies after D was executed (its answer read) or
- *    after a pool reset that ran after D (a failed D takes the connection
- *    out of service, and one-sided reads resume only after such a reset).
+ *    its answer is read, D counts as pending on its connection for each of
+ *    its keys (in the key's stripe, or globally for a wide D), and a get
+ *    frame with an invalidation pending for any of its keys is sent over
+ *    the wire instead (lib/client_ops.c, above remoca_delete; gets of other
+ *    keys stay one-sided).  So a read R of B that starts after W's
+ *    acknowledgement either goes behind D on the wire, as without one-sided
+ *    reads, or copies after D was executed (its answer read) or after a
+ *    pool reset that ran after D (a failed D takes the connection out of
+ *    service, and one-sided reads resume only after such a reset).
  *    By (d), a put of data older than W was executed before D, so at R's
  *    copy the server's memory holds nothing older than W for B; a copy that
  *    raced with the server changing the slot is rejected by the slot's

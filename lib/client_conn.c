@@ -85,16 +85,6 @@
 
 /* ---- state transitions ------------------------------------------------- */
 
-/* The pool state has just been rebuilt (a POOL_RESET answered that executed
- * after every earlier frame of the connection): no invalidation is pending,
- * and responses to frames sent before this point do not count.  Connection
- * thread, send_lock held, before UP (client_recv.c: inval_answered). */
-static void inval_restart(struct conn *cn)
-{
-    atomic_store(&cn->inval_pending, 0);
-    cn->inval_epoch_id = cn->next_id;
-}
-
 static void complete_list(struct waiter *list)
 {
     while (list) {
@@ -299,7 +289,7 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
     /* Responses still due (a server may answer out of order) are read as
      * unknown ids; the count restarts here. */
     atomic_store(&cn->outstanding, 0);
-    inval_restart(cn);
+    rc_inval_restart(cn); /* the POOL_RESET ran after every earlier frame */
     cn->why[0] = '\0';
     atomic_fetch_add(&cn->gen, 1);
     atomic_store(&cn->up, true);
@@ -477,7 +467,7 @@ static void *conn_main(void *arg)
             cn->pool = pool;
             cn->why[0] = '\0';
             atomic_store(&cn->outstanding, 0);
-            inval_restart(cn);
+            rc_inval_restart(cn); /* the pool was just reset */
             rc_shm_install(cn, &map); /* before UP: a sender or reader that sees
                                          UP sees this incarnation's mapping */
             atomic_fetch_add(&cn->gen, 1);

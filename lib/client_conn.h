@@ -36,12 +36,37 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen);
 /* One response read: one less outstanding (never below zero). */
 void rc_outstanding_dec(struct conn *cn);
 
-/* Ops that remove pages on the server: counted in inval_pending from when
- * they are ordered until their response is read. */
+/* Ops that remove pages on the server: counted as pending invalidations
+ * (client_inval.c) from when they are ordered until their response is read. */
 static inline bool rc_op_invalidates(uint8_t op)
 {
     return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE || op == REMOCA_OP_POOL_RESET;
 }
+
+/* ---- pending invalidations (client_inval.c) ---- */
+
+/* The pool state was rebuilt: nothing pending, older responses not counted
+ * (send_lock and lock held, before UP, nobody reading). */
+void rc_inval_restart(struct conn *cn);
+/* Frames f[0..n), ids id0.., have just been ordered (send_lock held, before
+ * the caller can learn so): records and counts their invalidations. */
+void rc_inval_ordered(struct conn *cn, const struct frame *f, unsigned n, uint32_t id0);
+/* For a response header just read (recv_lock and lock held): takes the
+ * record of the invalidation it answers.  1: *rec filled; 0: none recorded
+ * (not an invalidation, or one counted globally unrecorded); -1: from before
+ * the last rebuild (counts nothing). */
+int rc_inval_take(struct conn *cn, const struct remoca_hdr *h, struct inval_rec *rec);
+/* 0 if the response echoes the op, key and count of the taken record, else
+ * -1 with a protocol error in why. */
+int rc_inval_check_echo(const struct inval_rec *rec, const struct remoca_hdr *h, char *why,
+                        size_t whylen);
+/* The response has been read (after reset_on_error): counts down what its
+ * invalidation counted up (taken: rc_inval_take's result). */
+void rc_inval_answered(struct conn *cn, const struct remoca_hdr *h, int taken,
+                       const struct inval_rec *rec);
+/* Whether no invalidation of keys [key, key+count) (count <= REMOCA_MAX_BATCH)
+ * is pending: a one-sided read of them may copy (seq_cst loads). */
+bool rc_inval_clear(struct conn *cn, uint64_t key, uint32_t count);
 
 /* HELLO, POOL_OPEN, POOL_RESET on a fresh socket; *pool = the handle.  Then,
  * on a unix socket with opts.shm on, SHM_MAP: *map is filled (data != NULL)

@@ -199,6 +199,26 @@ struct rbuf {
     size_t pos, end;
 };
 
+/* Pending invalidations by key (client_inval.c): keys [key, key+count)
+ * count in stripes ((key / INVAL_STRIPE_KEYS) % INVAL_STRIPES).  16 keys
+ * (64 KiB) per stripe: a frame (up to REMOCA_MAX_BATCH keys) spans at most
+ * 17, so a one-sided read checks a handful of counters and a big sequential
+ * read is not held up by every delete on the disk; 1024 stripes (64 MiB
+ * before they wrap): with P deletes unanswered, a random read waits with
+ * probability about P/1024 instead of always.  A delete spanning more than
+ * INVAL_SPAN_MAX stripes (a whole frame's worth) counts globally. */
+#define INVAL_STRIPE_KEYS 16u
+#define INVAL_STRIPES 1024u
+#define INVAL_SPAN_MAX (REMOCA_MAX_BATCH / INVAL_STRIPE_KEYS + 1u)
+#define INVAL_RECS 256u   /* recorded pending invalidations; beyond: global */
+
+struct inval_rec {
+    uint64_t key;
+    uint32_t id, count;
+    uint8_t op;
+    bool live;            /* false: answered out of order, not yet passed by head */
+};
+
 /* One connection to one memory server.
  *
  *   recv_lock ─ held by whoever reads the socket: the connection thread, or
@@ -269,18 +289,29 @@ struct conn {
     bool shm_logged;      /* "not offered" logged once */
 
     /* Invalidations (DELETE, DELETE_RANGE, POOL_RESET) ordered on the
-     * current incarnation whose response has not been read yet: + under
+     * current incarnation whose response has not been read yet, counted by
+     * key (client_inval.c): each counts in every stripe its keys touch, or
+     * in inval_global (pool resets, spans of more than INVAL_SPAN_MAX
+     * stripes, and any ordered while the record ring is full).  + under
      * send_lock when ordered (queued or written), - when the response is
-     * read (client_recv.c), 0 when the pool state is rebuilt (before UP, at
-     * the handshake and at a quarantine recovery).  One-sided reads need it
-     * to be 0 (client_ops.c says why).
+     * read (client_recv.c), all 0 when the pool state is rebuilt (before UP,
+     * at the handshake and at a quarantine recovery).  A one-sided read of a
+     * frame needs inval_global and the stripes of its keys to be 0
+     * (client_ops.c says why).
+     *   inval_rec ──── what each counted invalidation was (id, op, key,
+     *                  count), in id order, so its answer counts down the
+     *                  stripes it counted up whatever the server echoes
+     *                  (under lock; inval_head..inval_tail live)
      *   inval_epoch_id ─ first request id after that rebuild: a response
      *                    with an older id (from before a quarantine, late)
      *                    is not counted down.  Written by the connection
      *                    thread before UP, while nobody reads responses
      *                    (recv_lock held, or no socket to read); read by the
      *                    recv_lock holder. */
-    atomic_int inval_pending;
+    atomic_int inval_global;
+    atomic_int inval_stripe[INVAL_STRIPES];
+    struct inval_rec inval_rec[INVAL_RECS];
+    uint32_t inval_head, inval_tail;
     uint32_t inval_epoch_id;
 };
 
@@ -357,9 +388,9 @@ struct remoca_client {
 /* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
 
 /* Serves a GET frame from the connection's mapping if it has one, is UP and
- * has no invalidation pending (inval_pending == 0): fills w (bits, nhits,
- * result 0, unregistered) and returns true, no frame to send; false: send
- * it. */
+ * has no invalidation of the frame's keys pending (rc_inval_clear): fills w
+ * (bits, nhits, result 0, unregistered) and returns true, no frame to send;
+ * false: send it. */
 bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w);
 
 void rc_log(struct remoca_client *c, int level, const char *fmt, ...)

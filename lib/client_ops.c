@@ -20,8 +20,9 @@
  *
  * A GET frame whose connection maps its server's page store (memd --shm on
  * this host) is not sent: it is served by copying from that memory
- * (client_shm.c), unless an invalidation ordered on that connection has not
- * been answered yet (why that keeps reads fresh: above remoca_delete).
+ * (client_shm.c), unless an invalidation of one of its keys ordered on that
+ * connection has not been answered yet (why that keeps reads fresh: above
+ * remoca_delete).
  *
  * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
  * DELETE_RANGE to every server instead of being cut per chunk (a trim of a
@@ -259,38 +260,49 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
  * memory as it is, not the wire order: a delete that is merely ordered (in
  * the send queue, or unexecuted in the server's socket buffer) has not
  * removed the old page yet.  Deletes stay no-wait all the same; instead each
- * connection counts the invalidations (DELETE, DELETE_RANGE, POOL_RESET)
- * ordered on it whose response has not been read (inval_pending: +1 under
- * the send lock when ordered, -1 when the response is read, 0 when the pool
- * is rebuilt before UP), and a get is served one-sidedly only while that
- * count is 0 (client_shm.c); otherwise its frame is sent.
+ * connection counts, per key, the invalidations (DELETE, DELETE_RANGE,
+ * POOL_RESET) ordered on it whose response has not been read
+ * (client_inval.c): an invalidation of keys [key, key+count) counts +1 in
+ * stripe(k) = (k / INVAL_STRIPE_KEYS) % INVAL_STRIPES for every k in the
+ * range -- or, for a pool reset or a range of more than INVAL_SPAN_MAX
+ * stripes, +1 in the connection's global count -- under the send lock when
+ * ordered; its response counts -1 at the same places (taken from a record
+ * of what was sent, not from what the server echoes); all are 0 when the
+ * pool is rebuilt before UP.  A get frame is served one-sidedly only while
+ * the global count and the stripe of every key of the frame are 0
+ * (client_shm.c); otherwise it is sent.
  *
- * Why that is enough.  A write W is acknowledged after its delete D was
- * ordered on the connection C of the block's server, so inval_pending(C) > 0
- * from before W's acknowledgement until D's response is read, which happens
- * only after the server executed D (an error reply first takes C out of
- * service, clearing UP).  A read R that starts after W's acknowledgement
- * loads the count (seq_cst, after its reader registration and its UP check)
- * and either
- *  - sees > 0: its frame goes over the socket, ordered after D on the wire,
- *    and the server executes a connection's frames in order, so it runs
- *    after D exactly as before one-sided reads existed; or
- *  - sees 0: D's response has been read, so D has executed and its effect is
- *    in the shared store before R copies; or the count was reset since D was
- *    ordered, which happens only after C's pool was rebuilt by a POOL_RESET
- *    answered after D was ordered (a quarantine's runs behind D on the same
- *    wire; a reconnect's empties the pool on a fresh connection), so the
- *    store holds nothing D was to remove either.  (A copy that straddles a
- *    quarantine or teardown is dropped by the generation check after it.)
- * Either way R cannot copy a page that D removed.  The count cannot reach 0
- * early: responses from before a rebuild are not counted down (client_recv.c,
- * inval_answered).
+ * Why that is enough, key by key.  A write W of key k is acknowledged after
+ * its delete D of k was ordered on the connection C of k's server, so
+ * global(C) + stripe_C(k) > 0 from before W's acknowledgement until D's
+ * response is read, which happens only after the server executed D (an
+ * error reply first takes C out of service, clearing UP).  A read R of k
+ * that starts after W's acknowledgement loads those counts (seq_cst, after
+ * its reader registration and its UP check) and either
+ *  - sees one > 0: its frame goes over the socket, ordered after D on the
+ *    wire, and the server executes a connection's frames in order, so it
+ *    runs after D exactly as before one-sided reads existed; or
+ *  - sees both 0: D's response has been read, so D has executed and its
+ *    effect is in the shared store before R copies; or the counts were
+ *    reset since D was ordered, which happens only after C's pool was
+ *    rebuilt by a POOL_RESET answered after D was ordered (a quarantine's
+ *    runs behind D on the same wire; a reconnect's empties the pool on a
+ *    fresh connection), so the store holds nothing D was to remove either.
+ *    (A copy that straddles a quarantine or teardown is dropped by the
+ *    generation check after it.)
+ * Either way R cannot copy a page of k that D removed.  Other keys' pending
+ * deletes do not matter to R: D removes only its own keys, and a stripe
+ * shared with other keys only makes R wait more often.  The counts cannot
+ * reach 0 early: each response counts down only what its own request
+ * counted up, once, and responses from before a rebuild not at all
+ * (client_recv.c, inval_answered).
  *
- * Cost: one socket round trip for a read that follows a write on the same
- * server before the delete's answer was read.  That read heals the state:
+ * Cost: one socket round trip for a read of a key whose stripe has a delete
+ * unanswered (about P/INVAL_STRIPES of random reads with P deletes
+ * pending, every read while a wide one is).  That read heals the state:
  * reading its own response reads the delete's first (memd answers a
  * connection in order; the lazy responses are read by whoever reads next),
- * which brings the count back to 0, and later reads are one-sided again.
+ * which brings the counts back to 0, and later reads are one-sided again.
  * Fill puts stay no-wait too: a put not yet executed is only a miss. */
 int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
 {

@@ -12,9 +12,9 @@
  * queue is written by the next sender, by the queuer that brings it to
  * SQ_BATCH frames, or by the connection thread once it is SQ_DELAY_US old;
  * it is dropped with the pool state on quarantine and teardown.
- * Invalidations count in the connection's inval_pending from the moment
- * they are ordered (queued or written) until their answer is read: one-sided
- * reads wait for that (client_ops.c).
+ * Invalidations count as pending for their keys from the moment they are
+ * ordered (queued or written) until their answer is read: one-sided reads
+ * of those keys wait for that (client_inval.c, client_ops.c).
  *
  *   caller: put(no-wait) ─▶ lock send_lock ─▶ copy to sq ─▶ unlock (ordered)
  *   caller: get          ─▶ lock send_lock ─▶ sendmsg(sq + get) ─▶ unlock
@@ -158,7 +158,8 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
 
     bool any_waiter = false;
     size_t bytes = 0;
-    int ninval = 0; /* invalidations among the frames: see inval_pending */
+    bool inval = false; /* invalidations among the frames: client_inval.c */
+    uint32_t id0 = cn->next_id;
     for (unsigned i = 0; i < n; i++) {
         struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
                                .op = f[i].op, .flags = f[i].flags, .id = cn->next_id++,
@@ -166,7 +167,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
                                .len = f[i].len};
         remoca_hdr_encode(f[i].hdr, &h);
         bytes += REMOCA_HDR_SIZE + f[i].len;
-        if (rc_op_invalidates(f[i].op)) ninval++;
+        if (rc_op_invalidates(f[i].op)) inval = true;
         if (f[i].w) {
             struct waiter *w = f[i].w;
             w->id = h.id;
@@ -185,9 +186,10 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     if (n > 0 && !any_waiter && bytes <= SQ_CAP / 4 && cn->sqlen + bytes <= SQ_CAP) {
         bool was_empty = cn->sqlen == 0;
         sq_append(cn, f, n);
-        /* Ordered now: one-sided reads stop until they are answered. */
-        if (ninval) atomic_fetch_add(&cn->inval_pending, ninval);
-        ninval = 0;
+        /* Ordered now: one-sided reads of their keys stop until they are
+         * answered. */
+        if (inval) rc_inval_ordered(cn, f, n, id0);
+        inval = false;
         atomic_fetch_add(&c->requests, n);
         if (cn->sqframes < SQ_BATCH) {
             pthread_mutex_unlock(&cn->send_lock);
@@ -218,7 +220,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     /* Counted before they can be answered (see reader_leave), and
      * invalidations before the caller is told they are ordered. */
     if (nwait) atomic_fetch_add(&cn->waiting, nwait);
-    if (ninval) atomic_fetch_add(&cn->inval_pending, ninval);
+    if (inval) rc_inval_ordered(cn, f, n, id0);
     unsigned queued = cn->sqframes;
     int unread = atomic_fetch_add(&cn->outstanding, (int)(n + queued)) + (int)(n + queued);
 

@@ -13,19 +13,22 @@
  *
  * A reader (any caller thread, rc_shm_get):
  *
- *   shm_readers++ ─▶ v = shm_view, g = gen, up?, inval_pending == 0?
+ *   shm_readers++ ─▶ v = shm_view, g = gen, up?, no invalidation of the
+ *   frame's keys pending (global and their stripes 0: client_inval.c)?
  *   ─▶ remoca_shm_read per key
  *   ─▶ still up and gen == g? else drop the frame's hits ─▶ shm_readers--
  *
- * (not up, no view, or an invalidation pending: the frame is sent instead.)
+ * (not up, no view, or an invalidation of its keys pending: the frame is
+ * sent instead.)
  * All seq_cst: either teardown's drain sees the reader counted, or the
  * reader sees the view cleared, so nobody touches an unmapped view.  The
  * re-check after the copies makes every hit a copy taken entirely inside one
  * UP period of one generation: a quarantine or teardown clears up before it
  * fails any waiter (before a failed invalidation is counted as answered,
  * too), and going UP again always bumps gen, after a pool reset that also
- * zeroes inval_pending.  A hit is therefore copied after every invalidation
- * ordered on the connection before the reader looked has been executed
+ * zeroes the pending counts.  A hit is therefore copied after every
+ * invalidation of its key ordered on the connection before the reader
+ * looked has been executed
  * (client_ops.c and lib/cache.c say why that suffices).
  */
 #include <errno.h>
@@ -203,9 +206,9 @@ bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w)
     atomic_fetch_add(&cn->shm_readers, 1);
     const struct remoca_shm_view *v = atomic_load(&cn->shm_view);
     uint64_t gen = atomic_load(&cn->gen); /* gen before up: see the top comment */
-    /* An invalidation ordered but not answered yet may not have executed:
-     * the frame goes over the socket, behind it (client_ops.c). */
-    if (!v || !atomic_load(&cn->up) || atomic_load(&cn->inval_pending) > 0) {
+    /* An invalidation of these keys ordered but not answered yet may not
+     * have executed: the frame goes over the socket, behind it (client_ops.c). */
+    if (!v || !atomic_load(&cn->up) || !rc_inval_clear(cn, f->key, f->count)) {
         atomic_fetch_sub(&cn->shm_readers, 1);
         return false;
     }

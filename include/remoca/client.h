@@ -33,9 +33,10 @@
  *   page store is served by reading that memory (include/remoca/shm.h), with
  *   no frame sent.  It sees the server's state at the moment of its copy, not
  *   the wire order: a no-wait put still queued on the connection is a miss.
- *   Deletes stay no-wait: while an invalidation ordered on the connection
- *   has not been answered, its gets are sent over the socket instead (behind
- *   the invalidation), so a get that starts after a no-wait delete returned
+ *   Deletes stay no-wait: while an invalidation of a key ordered on the
+ *   connection has not been answered, gets of that key (of a frame that
+ *   includes it) are sent over the socket instead (behind the
+ *   invalidation), so a get that starts after a no-wait delete returned
  *   never sees a page it removes (lib/client_ops.c).
  * - Reconnect resets: before a reconnected server is used again, the client
  *   re-opens its pool and resets it (DESIGN.md, cache contract 4), since

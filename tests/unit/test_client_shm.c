@@ -7,6 +7,9 @@
  * the mapping without a frame; a no-wait delete returns once ordered, and a
  * get after it never sees the deleted page: it goes over the socket while
  * the delete is unanswered, and is one-sided again once the answer is read;
+ * only gets of the deleted keys' stripes wait so (a pending delete of one
+ * key leaves another stripe's reads one-sided; a delete too wide to stripe
+ * holds them all);
  * the mapping is kept through a quarantine and replaced at a reconnect (the
  * old one unmapped); and under concurrent puts, deletes and evictions a hit
  * is always the last page put (never stale, never torn).
@@ -282,6 +285,105 @@ static void test_no_wait_delete(void **state)
     fake_stop(f, true);
 }
 
+/* Pending deletes are counted by key (client_inval.c): while the server
+ * holds a no-wait delete of key A unanswered (stalled), a get of key B in
+ * another stripe is still one-sided, and a get of A goes over the socket,
+ * behind the delete (answered once the server resumes: a miss).  A delete
+ * too wide to stripe stops every one-sided read until it is answered. */
+struct unstall {
+    struct fake *f;
+    unsigned ms;
+};
+
+static void *unstall_later(void *arg)
+{
+    struct unstall *u = arg;
+    usleep(u->ms * 1000);
+    atomic_store(&u->f->stall, false);
+    return NULL;
+}
+
+static void test_delete_stripes(void **state)
+{
+    struct fake *f = fake_start(NULL);
+    fake_shm_enable(f, 1024);
+    struct remoca_client *c = connect_shm(f, 3000, REMOCA_SHM_ON);
+    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
+    assert_true(wait_until(shm_up, c, 2000));
+
+    enum { A = 3, A2 = A + 1, B = A + 5 * INVAL_STRIPE_KEYS, WIDE = 4000 };
+    uint8_t page[PG], out[PG];
+    uint64_t hits[1];
+    const uint64_t keys[] = {A, A2, B};
+    for (unsigned i = 0; i < 3; i++) {
+        fill(page, keys[i], 1);
+        assert_int_equal(remoca_put(c, keys[i], 1, page, true), 0);
+    }
+
+    /* Hold the delete of A: the server stops reading. */
+    atomic_store(&f->stall, true);
+    usleep(100 * 1000); /* the fake may be in a poll that would still read */
+    unsigned gets0 = atomic_load(&f->gets);
+    assert_int_equal(remoca_delete(c, A, 1, false), 0);
+
+    /* B, in another stripe: one-sided, the current page, no frame. */
+    for (unsigned r = 0; r < 10; r++) {
+        struct remoca_client_stats st0 = stats(c);
+        assert_int_equal(remoca_get(c, B, 1, out, hits, false), 1);
+        assert_true(check(out, B, 1));
+        struct remoca_client_stats st1 = stats(c);
+        assert_int_equal(st1.one_sided_lookups, st0.one_sided_lookups + 1);
+        assert_int_equal(st1.requests, st0.requests);
+    }
+    assert_int_equal(atomic_load(&f->deletes), 0);
+
+    /* A: over the socket, behind the delete; the server resumes meanwhile. */
+    struct unstall u = {f, 200};
+    pthread_t t;
+    pthread_create(&t, NULL, unstall_later, &u);
+    struct remoca_client_stats st0 = stats(c);
+    assert_int_equal(remoca_get(c, A, 1, out, hits, false), 0);
+    struct remoca_client_stats st1 = stats(c);
+    pthread_join(t, NULL);
+    assert_int_equal(st1.one_sided_lookups, st0.one_sided_lookups);
+    assert_int_equal(atomic_load(&f->gets), gets0 + 1);
+    assert_int_equal(atomic_load(&f->deletes), 1);
+    assert_int_equal(st1.timeouts, 0);
+
+    /* A2 shares A's stripe: one-sided again once the delete's answer is read
+     * (by now, or by the lazy reads), and still a hit. */
+    bool healed = false;
+    for (unsigned r = 0; r < 400 && !healed; r++) {
+        st0 = stats(c);
+        assert_int_equal(remoca_get(c, A2, 1, out, hits, false), 1);
+        assert_true(check(out, A2, 1));
+        healed = stats(c).one_sided_lookups == st0.one_sided_lookups + 1;
+        if (!healed) usleep(5000);
+    }
+    assert_true(healed);
+
+    /* A wide delete (more stripes than INVAL_SPAN_MAX) that does not cover B
+     * still holds B's reads: it counts globally. */
+    atomic_store(&f->stall, true);
+    usleep(100 * 1000);
+    gets0 = atomic_load(&f->gets);
+    assert_int_equal(remoca_delete(c, 1000, WIDE, false), 0);
+    pthread_create(&t, NULL, unstall_later, &u);
+    st0 = stats(c);
+    assert_int_equal(remoca_get(c, B, 1, out, hits, false), 1);
+    assert_true(check(out, B, 1));
+    st1 = stats(c);
+    pthread_join(t, NULL);
+    assert_int_equal(st1.one_sided_lookups, st0.one_sided_lookups);
+    assert_int_equal(atomic_load(&f->gets), gets0 + 1);
+
+    st1 = stats(c);
+    assert_int_equal(st1.failures, 0);
+    assert_int_equal(st1.timeouts, 0);
+    remoca_client_free(c);
+    fake_stop(f, true);
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 static bool reconnected(void *arg)
@@ -457,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_not_offered),
         cmocka_unit_test(test_one_sided_reads),
         cmocka_unit_test(test_no_wait_delete),
+        cmocka_unit_test(test_delete_stripes),
         cmocka_unit_test(test_reconnect_remaps),
         cmocka_unit_test(test_quarantine_keeps_mapping),
         cmocka_unit_test(test_threads_never_stale),
