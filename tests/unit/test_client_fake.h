@@ -13,6 +13,8 @@
  *   stall      stop reading the socket (a hung server: the client's sends
  *              block once the socket buffers fill, and nothing is answered)
  *   close_now  close the current connection (a crashed server)
+ *   echo_shift DELETE/DELETE_RANGE answers echo key + echo_shift (a server out
+ *              of step with the client; 0 = echo the request's key)
  *
  * With fake_shm_enable (before the client connects), it also keeps a shared
  * page store in the layout of include/remoca/shm.h, as remoca-memd --shm
@@ -62,6 +64,7 @@ struct fake {
     _Atomic uint64_t drop_key;
     _Atomic uint64_t half_key;
     atomic_uint drop_every;
+    _Atomic uint64_t echo_shift;
     /* observations */
     atomic_uint connections, hellos, resets, gets, puts, deletes, dropped;
     atomic_uint reordered; /* responses sent in another order than received */
@@ -357,6 +360,7 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
     case REMOCA_OP_DELETE:
     case REMOCA_OP_DELETE_RANGE:
         atomic_fetch_add(&f->deletes, 1);
+        r.h.key += atomic_load(&f->echo_shift);
         for (uint64_t i = 0; i < h->count; i++) {
             if (h->key + i >= FAKE_KEYS) continue;
             f->present[h->key + i] = 0;

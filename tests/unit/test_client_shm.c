@@ -303,6 +303,17 @@ static void *unstall_later(void *arg)
     return NULL;
 }
 
+/* Whether a get of B (key 83, version 1) is served one-sidedly now. */
+static bool b_one_sided(void *arg)
+{
+    struct remoca_client *c = arg;
+    uint8_t out[PG];
+    uint64_t hits[1];
+    uint64_t lookups = stats(c).one_sided_lookups;
+    if (remoca_get(c, 83, 1, out, hits, false) != 1 || !check(out, 83, 1)) fail();
+    return stats(c).one_sided_lookups == lookups + 1;
+}
+
 static void test_delete_stripes(void **state)
 {
     struct fake *f = fake_start(NULL);
@@ -312,6 +323,7 @@ static void test_delete_stripes(void **state)
     assert_true(wait_until(shm_up, c, 2000));
 
     enum { A = 3, A2 = A + 1, B = A + 5 * INVAL_STRIPE_KEYS, WIDE = 4000 };
+    _Static_assert(B == 83, "b_one_sided reads key 83");
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
     const uint64_t keys[] = {A, A2, B};
@@ -376,10 +388,52 @@ static void test_delete_stripes(void **state)
     pthread_join(t, NULL);
     assert_int_equal(st1.one_sided_lookups, st0.one_sided_lookups);
     assert_int_equal(atomic_load(&f->gets), gets0 + 1);
+    assert_true(wait_until(b_one_sided, c, 2000));
+
+    /* More deletes pending than the connection records (INVAL_RECS), all far
+     * from B: those past the ring count globally and hold B's reads, until
+     * answered; then B is one-sided again. */
+    atomic_store(&f->stall, true);
+    usleep(100 * 1000);
+    for (unsigned i = 0; i < INVAL_RECS + 40; i++)
+        assert_int_equal(remoca_delete(c, 20000 + i, 1, false), 0);
+    pthread_create(&t, NULL, unstall_later, &u);
+    st0 = stats(c);
+    assert_int_equal(remoca_get(c, B, 1, out, hits, false), 1);
+    assert_int_equal(stats(c).one_sided_lookups, st0.one_sided_lookups);
+    pthread_join(t, NULL);
+    assert_true(wait_until(b_one_sided, c, 2000));
 
     st1 = stats(c);
     assert_int_equal(st1.failures, 0);
     assert_int_equal(st1.timeouts, 0);
+    remoca_client_free(c);
+    fake_stop(f, true);
+}
+
+/* A delete answered with another key than sent: the client counts down
+ * what it sent, not what is echoed, and takes the answer as a protocol
+ * error (the server is out of step): the connection goes, and the pool is
+ * reset before reads resume. */
+static bool reconnected(void *arg);
+
+static void test_delete_bad_echo(void **state)
+{
+    struct fake *f = fake_start(NULL);
+    fake_shm_enable(f, 256);
+    struct remoca_client *c = connect_shm(f, 2000, REMOCA_SHM_ON);
+    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
+    assert_true(wait_until(shm_up, c, 2000));
+    uint8_t page[PG], out[PG];
+    uint64_t hits[1];
+    fill(page, 5, 1);
+    assert_int_equal(remoca_put(c, 5, 1, page, true), 0);
+    atomic_store(&f->echo_shift, 5 * INVAL_STRIPE_KEYS);
+    assert_int_equal(remoca_delete(c, 5, 1, true), -1);
+    assert_true(wait_until(reconnected, c, 5000));
+    assert_int_equal(atomic_load(&f->connections), 2);
+    atomic_store(&f->echo_shift, 0);
+    assert_int_equal(remoca_get(c, 5, 1, out, hits, false), 0);
     remoca_client_free(c);
     fake_stop(f, true);
 }
@@ -560,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_one_sided_reads),
         cmocka_unit_test(test_no_wait_delete),
         cmocka_unit_test(test_delete_stripes),
+        cmocka_unit_test(test_delete_bad_echo),
         cmocka_unit_test(test_reconnect_remaps),
         cmocka_unit_test(test_quarantine_keeps_mapping),
         cmocka_unit_test(test_threads_never_stale),
