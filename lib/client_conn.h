@@ -52,9 +52,9 @@ void rc_inval_restart(struct conn *cn);
  * the caller can learn so): records and counts their invalidations. */
 void rc_inval_ordered(struct conn *cn, const struct frame *f, unsigned n, uint32_t id0);
 /* For a response header just read (recv_lock and lock held): takes the
- * record of the invalidation it answers.  1: *rec filled; 0: none recorded
- * (not an invalidation, or one counted globally unrecorded); -1: from before
- * the last rebuild (counts nothing). */
+ * record of the invalidation it answers.  1: *rec filled; 2: an
+ * invalidation counted globally without a record (the ring was full); 0:
+ * nothing to count down; -1: from before the last rebuild (counts nothing). */
 int rc_inval_take(struct conn *cn, const struct remoca_hdr *h, struct inval_rec *rec);
 /* 0 if the response echoes the op, key and count of the taken record, else
  * -1 with a protocol error in why. */
@@ -62,8 +62,7 @@ int rc_inval_check_echo(const struct inval_rec *rec, const struct remoca_hdr *h,
                         size_t whylen);
 /* The response has been read (after reset_on_error): counts down what its
  * invalidation counted up (taken: rc_inval_take's result). */
-void rc_inval_answered(struct conn *cn, const struct remoca_hdr *h, int taken,
-                       const struct inval_rec *rec);
+void rc_inval_answered(struct conn *cn, int taken, const struct inval_rec *rec);
 /* Whether no invalidation of keys [key, key+count) (count <= REMOCA_MAX_BATCH)
  * is pending: a one-sided read of them may copy (seq_cst loads). */
 bool rc_inval_clear(struct conn *cn, uint64_t key, uint32_t count);

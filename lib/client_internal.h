@@ -312,6 +312,7 @@ struct conn {
     atomic_int inval_stripe[INVAL_STRIPES];
     struct inval_rec inval_rec[INVAL_RECS];
     uint32_t inval_head, inval_tail;
+    uint32_t inval_unrecorded; /* counted in global without a record (under lock) */
     uint32_t inval_epoch_id;
 };
 

@@ -18,9 +18,9 @@
  *
  * Counted in global instead of stripes: POOL_RESET (every key), a delete
  * spanning more than INVAL_SPAN_MAX stripes, and any invalidation ordered
- * while the record ring is full (then it has no record, and its answer --
- * an invalidation answered in this epoch with no record -- counts global
- * down).
+ * while the record ring is full (then it has no record; an invalidation
+ * answered in this epoch with no record counts global down, as long as
+ * such unrecorded ones are pending).
  *
  * Why a record and not the response's echo alone: memd echoes the request's
  * key and count, but the client would then unlock whatever stripes a server
@@ -83,6 +83,7 @@ void rc_inval_restart(struct conn *cn)
     atomic_store(&cn->inval_global, 0);
     for (unsigned i = 0; i < INVAL_STRIPES; i++) atomic_store(&cn->inval_stripe[i], 0);
     cn->inval_head = cn->inval_tail = 0;
+    cn->inval_unrecorded = 0;
     cn->inval_epoch_id = cn->next_id;
 }
 
@@ -99,6 +100,7 @@ void rc_inval_ordered(struct conn *cn, const struct frame *f, unsigned n, uint32
             count_up(cn, f[i].op, f[i].key, f[i].count);
         } else {
             atomic_fetch_add(&cn->inval_global, 1); /* unrecorded: see the top */
+            cn->inval_unrecorded++;
         }
     }
     if (locked) pthread_mutex_unlock(&cn->lock);
@@ -124,6 +126,10 @@ int rc_inval_take(struct conn *cn, const struct remoca_hdr *h, struct inval_rec 
     }
     while (cn->inval_head != cn->inval_tail && !cn->inval_rec[cn->inval_head % INVAL_RECS].live)
         cn->inval_head++;
+    if (!found && rc_op_invalidates(h->op) && cn->inval_unrecorded > 0) {
+        cn->inval_unrecorded--;
+        found = 2;
+    }
     return found;
 }
 
@@ -139,12 +145,11 @@ int rc_inval_check_echo(const struct inval_rec *rec, const struct remoca_hdr *h,
     return -1;
 }
 
-void rc_inval_answered(struct conn *cn, const struct remoca_hdr *h, int taken,
-                       const struct inval_rec *rec)
+void rc_inval_answered(struct conn *cn, int taken, const struct inval_rec *rec)
 {
-    if (taken > 0)
+    if (taken == 1)
         count_down(cn, rec->op, rec->key, rec->count);
-    else if (taken == 0 && rc_op_invalidates(h->op))
+    else if (taken == 2)
         dec_clamped(&cn->inval_global); /* ordered while the ring was full */
 }
 

@@ -222,17 +222,17 @@ void rc_outstanding_dec(struct conn *cn)
  * ignored, so every decrement matches a distinct counted frame whose answer
  * was read: each count is the number of invalidations of this incarnation
  * not answered yet that touch it, never negative (the clamps only guard
- * against a server answering an unrecorded id twice).  None stays above 0:
+ * against a server answering an id twice while invalidations without a
+ * record are pending).  None stays above 0:
  * every counted frame is either answered on this incarnation -- the lazy
  * reads (the connection thread reads what is pending at least every 250 ms,
  * and any socket get reads on until its own answer) read its response -- or
  * the incarnation ends (quarantine or teardown: both rebuild, and reset the
  * counts, before UP again).  A counted frame whose send failed also ends
  * the incarnation. */
-static void inval_answered(struct conn *cn, const struct remoca_hdr *h, int taken,
-                           const struct inval_rec *rec)
+static void inval_answered(struct conn *cn, int taken, const struct inval_rec *rec)
 {
-    rc_inval_answered(cn, h, taken, rec);
+    rc_inval_answered(cn, taken, rec);
 }
 
 /* Waits for the start of the next frame (recv_lock held).  1: data
@@ -303,7 +303,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
 
     /* An invalidation answered with another op, key or count than sent: the
      * server is out of step; its answers cannot say what executed. */
-    if (taken > 0 && rc_inval_check_echo(&rec, &h, why, whylen) < 0) {
+    if (taken == 1 && rc_inval_check_echo(&rec, &h, why, whylen) < 0) {
         if (w) {
             rc_conn_kill(cn, w->gen, why);
             rc_waiter_complete(w, -1);
@@ -320,7 +320,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
                        remoca_status_name(h.flags));
             reset_on_error(cn, h.op, h.flags);
         }
-        inval_answered(cn, &h, taken, &rec);
+        inval_answered(cn, taken, &rec);
         return 0;
     }
 
@@ -350,7 +350,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
                    remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
         reset_on_error(cn, op, h.flags);
-        inval_answered(cn, &h, taken, &rec);
+        inval_answered(cn, taken, &rec);
         rc_waiter_complete(w, -1);
         return 0;
     }
@@ -385,7 +385,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
     default:
         break; /* resp_check guaranteed no payload */
     }
-    inval_answered(cn, &h, taken, &rec); /* before the caller of a waited delete returns */
+    inval_answered(cn, taken, &rec); /* before the caller of a waited delete returns */
     rc_waiter_complete(w, 0);
     return 0;
 }
