@@ -223,13 +223,12 @@ void rc_outstanding_dec(struct conn *cn)
  * was read: each count is the number of invalidations of this incarnation
  * not answered yet that touch it, never negative (the clamps only guard
  * against a server answering an id twice while invalidations without a
- * record are pending).  None stays above 0:
- * every counted frame is either answered on this incarnation -- the lazy
- * reads (the connection thread reads what is pending at least every 250 ms,
- * and any socket get reads on until its own answer) read its response -- or
- * the incarnation ends (quarantine or teardown: both rebuild, and reset the
- * counts, before UP again).  A counted frame whose send failed also ends
- * the incarnation. */
+ * record are pending).  None stays above 0: every counted frame is either
+ * answered on this incarnation -- the lazy reads (the connection thread
+ * reads what is pending at least every 250 ms, and any socket get reads on
+ * until its own answer) read its response -- or the incarnation ends
+ * (quarantine or teardown: both rebuild, and reset the counts, before UP
+ * again).  A counted frame whose send failed also ends the incarnation. */
 static void inval_answered(struct conn *cn, int taken, const struct inval_rec *rec)
 {
     rc_inval_answered(cn, taken, rec);
