@@ -26,22 +26,20 @@
  * the first failure is printed and the exit status is 1.  Every wait is
  * bounded (10 s). */
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "raw_wire.h"
 #include "remoca/wire.h"
 
 #define PAGE REMOCA_PAGE_SIZE
@@ -49,64 +47,18 @@
 
 static const char *addr;
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "memd_client: FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
 static void set_send_timeout(int fd)
 {
     struct timeval tv = {.tv_sec = TIMEOUT_MS / 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+/* A connection to addr whose sends, too, are bounded. */
 static int dial(void)
 {
-    int fd;
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        snprintf(a.sun_path, sizeof a.sun_path, "%s", addr + 5);
-        fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-            die("connect %s: %s", addr, strerror(errno));
-        set_send_timeout(fd);
-        return fd;
-    }
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon) die("bad address %s", addr);
-    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-    size_t hl = strlen(host);
-    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { /* [v6]:port */
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = 0;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res)) die("cannot resolve %s", addr);
-    fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0)
-        die("connect %s: %s", addr, strerror(errno));
-    freeaddrinfo(res);
+    int fd = raw_dial(addr);
     set_send_timeout(fd);
     return fd;
-}
-
-static void send_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) die("send: %s", strerror(errno));
-        b += w;
-        n -= (size_t)w;
-    }
 }
 
 /* Reads n bytes; returns 0, or -1 on EOF/reset (die on timeout). */
@@ -124,18 +76,6 @@ static int recv_all(int fd, void *p, size_t n)
         n -= (size_t)got;
     }
     return 0;
-}
-
-static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t key, uint32_t count,
-                     const void *payload, uint32_t len, uint16_t flags)
-{
-    uint8_t h[REMOCA_HDR_SIZE];
-    struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                            .flags = flags, .id = id, .pool = pool, .key = key,
-                            .count = count, .len = len};
-    remoca_hdr_encode(h, &hd);
-    send_all(fd, h, sizeof h);
-    if (len) send_all(fd, payload, len);
 }
 
 struct resp {
@@ -706,6 +646,7 @@ static void stress(int n)
 
 int main(int argc, char **argv)
 {
+    raw_prog = "memd_client";
     if (argc < 3) {
         fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops|auth SECRET|stress N\n");
         return 2;

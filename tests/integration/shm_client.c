@@ -16,69 +16,20 @@
  * wait is bounded (10 s). */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "raw_wire.h"
 #include "remoca/shm.h"
 #include "remoca/wire.h"
 
 #define PAGE REMOCA_PAGE_SIZE
 #define TIMEOUT_MS 10000
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "shm_client: FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static int dial(const char *addr)
-{
-    int fd;
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        snprintf(a.sun_path, sizeof a.sun_path, "%s", addr + 5);
-        fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-            die("connect %s: %s", addr, strerror(errno));
-        return fd;
-    }
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon) die("bad address %s", addr);
-    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res)) die("cannot resolve %s", addr);
-    fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0)
-        die("connect %s: %s", addr, strerror(errno));
-    freeaddrinfo(res);
-    return fd;
-}
-
-static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t key,
-                     uint32_t count, const void *payload, uint32_t len)
-{
-    uint8_t h[REMOCA_HDR_SIZE];
-    struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                            .id = id, .pool = pool, .key = key, .count = count, .len = len};
-    remoca_hdr_encode(h, &hd);
-    if (send(fd, h, sizeof h, MSG_NOSIGNAL) != (ssize_t)sizeof h ||
-        (len && send(fd, payload, len, MSG_NOSIGNAL) != (ssize_t)len))
-        die("send: %s", strerror(errno));
-}
 
 /* Reads n bytes with recvmsg, collecting any SCM_RIGHTS fds into fds[*nfds]
  * (at most 4; the rest is a failure, as is a truncated control message). */
@@ -144,7 +95,7 @@ static void hello(int fd)
     uint8_t b[600];
     struct remoca_hello hb = {.name = "shm_client", .name_len = 10};
     send_req(fd, REMOCA_OP_HELLO, 1, 0, 0, 0, b,
-             (uint32_t)remoca_hello_encode(b, sizeof b, &hb));
+             (uint32_t)remoca_hello_encode(b, sizeof b, &hb), 0);
     expect(fd, 1, REMOCA_OK, "HELLO");
 }
 
@@ -153,7 +104,7 @@ static uint32_t pool_open(int fd, const char *name)
     uint8_t b[600];
     struct remoca_pool_open pb = {.name = name, .name_len = strlen(name)};
     send_req(fd, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b,
-             (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
+             (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb), 0);
     expect(fd, 2, REMOCA_OK, "POOL_OPEN");
     return r.h.pool;
 }
@@ -167,7 +118,7 @@ static void put(int fd, uint32_t h, char tag, uint64_t key, int version)
 {
     static uint8_t page[PAGE];
     fill(page, tag, key, version);
-    send_req(fd, REMOCA_OP_PUT, 10, h, key, 1, page, PAGE);
+    send_req(fd, REMOCA_OP_PUT, 10, h, key, 1, page, PAGE, 0);
     expect(fd, 10, REMOCA_OK, "PUT");
 }
 
@@ -179,7 +130,7 @@ struct mapping {
 /* SHM_MAP for handle h: the response's checks, the fds' checks, the mapping. */
 static void shm_map(int fd, uint32_t h, struct mapping *mp)
 {
-    send_req(fd, REMOCA_OP_SHM_MAP, 20, h, 0, 0, NULL, 0);
+    send_req(fd, REMOCA_OP_SHM_MAP, 20, h, 0, 0, NULL, 0, 0);
     expect(fd, 20, REMOCA_OK, "SHM_MAP");
     if (r.h.pool != h) die("SHM_MAP answered for handle %u, asked %u", r.h.pool, h);
     if (remoca_resp_check(&r.h, REMOCA_OP_SHM_MAP, 0) != REMOCA_OK) die("SHM_MAP response size");
@@ -223,7 +174,7 @@ static int shm_get(const struct mapping *mp, char tag, uint64_t key, int version
 
 static void run_map(const char *addr)
 {
-    int fd = dial(addr);
+    int fd = raw_dial(addr);
     hello(fd);
     uint32_t ha = pool_open(fd, "shm/a");
     for (uint64_t k = 0; k < 8; k++) put(fd, ha, 'a', k, 1);
@@ -239,7 +190,7 @@ static void run_map(const char *addr)
     /* Writes still go over the socket; once answered, the mapping shows them. */
     put(fd, ha, 'a', 3, 2);
     if (!shm_get(&ma, 'a', 3, 2)) die("overwritten key 3 missed");
-    send_req(fd, REMOCA_OP_DELETE, 11, ha, 2, 1, NULL, 0);
+    send_req(fd, REMOCA_OP_DELETE, 11, ha, 2, 1, NULL, 0, 0);
     expect(fd, 11, REMOCA_OK, "DELETE");
     if (shm_get(&ma, 'a', 2, 1)) die("deleted key 2 still read through the mapping");
     if (!shm_get(&ma, 'a', 1, 1)) die("key 1 missed after deleting key 2");
@@ -253,7 +204,7 @@ static void run_map(const char *addr)
     if (!shm_get(&mb, 'b', 0, 1) || !shm_get(&ma, 'a', 0, 1)) die("key 0 of a pool missed");
     if (shm_get(&mb, 'b', 1, 1)) die("pool b read a page it never had");
 
-    send_req(fd, REMOCA_OP_POOL_RESET, 12, ha, 0, 0, NULL, 0);
+    send_req(fd, REMOCA_OP_POOL_RESET, 12, ha, 0, 0, NULL, 0, 0);
     expect(fd, 12, REMOCA_OK, "POOL_RESET");
     for (uint64_t k = 0; k < 8; k++)
         if (shm_get(&ma, 'a', k, 1) || shm_get(&ma, 'a', k, 2)) die("read after POOL_RESET");
@@ -265,20 +216,21 @@ static void run_map(const char *addr)
 
 static void run_refuse(const char *addr, const char *text)
 {
-    int fd = dial(addr);
+    int fd = raw_dial(addr);
     hello(fd);
     uint32_t h = pool_open(fd, "shm/a");
-    send_req(fd, REMOCA_OP_SHM_MAP, 20, h, 0, 0, NULL, 0);
+    send_req(fd, REMOCA_OP_SHM_MAP, 20, h, 0, 0, NULL, 0, 0);
     expect(fd, 20, REMOCA_E_STATE, "SHM_MAP");
     if (!strstr((char *)r.payload, text)) die("message '%s' lacks '%s'", r.payload, text);
     printf("refused: %s\n", (char *)r.payload);
-    send_req(fd, REMOCA_OP_PING, 21, 0, 0, 0, NULL, 0); /* the connection goes on */
+    send_req(fd, REMOCA_OP_PING, 21, 0, 0, 0, NULL, 0, 0); /* the connection goes on */
     expect(fd, 21, REMOCA_OK, "PING");
     close(fd);
 }
 
 int main(int argc, char **argv)
 {
+    raw_prog = "shm_client";
     if (argc == 3 && !strcmp(argv[2], "map")) run_map(argv[1]);
     else if (argc == 4 && !strcmp(argv[2], "refuse")) run_refuse(argv[1], argv[3]);
     else die("usage: shm_client unix:PATH map | shm_client ADDR refuse TEXT");
