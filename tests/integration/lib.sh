@@ -6,6 +6,7 @@
 #   itest_init NAME              # T=/tmp/remoca-NAME.XXXXXX, cleaned at exit
 #   some-daemon ... 2>>"$T/daemon.log" &  track $!
 #   waitfor 10 test -S "$T/sock" || fail "daemon did not start"
+# and the nbdkit + nbd_checker harness of the nbd tests (start_nbdkit_unix, checker_*).
 : "${REMOCA_BUILD:?REMOCA_BUILD must be set}"
 FILTER=$REMOCA_BUILD/nbdkit-remoca-filter.so
 MEMD_BIN=${REMOCA_MEMD:-$REMOCA_BUILD/remoca-memd} # REMOCA_MEMD: another build's server
@@ -70,4 +71,48 @@ kill_memd_pidfiles() { # kill_memd_pidfiles DIR: the remoca-memd servers a C hel
         kill -CONT "$pid" 2>/dev/null || true
         kill -9 "$pid" 2>/dev/null || true
     done
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; } # stop_pid PID: TERM and reap
+
+start_nbdkit_unix() { # start_nbdkit_unix ARGS...: nbdkit -f with our filter first on $T/nbd.sock; sets NBDKIT
+    rm -f "$T/nbd.pid" "$T/nbd.sock"
+    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" "$@" 2>>"$T/nbd.log" &
+    NBDKIT=$!; track "$NBDKIT"
+    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
+}
+
+# nbd_checker (tests/integration/nbd_checker.c) against the file plugin on
+# $T/disk.img behind the filter: the checker's model goes to $T/model.img, its
+# op count to $T/progress.
+checker_nbdkit() { # checker_nbdkit FILTER-ARGS...: start_nbdkit_unix over $T/disk.img, memd on $T/memd.sock, 500 ms timeout
+    start_nbdkit_unix file "$T/disk.img" remoca-servers="unix:$T/memd.sock" \
+        remoca-statsfile="$T/nbd.stats" remoca-timeout=500 "$@"
+}
+
+checker_trim_flag() { # prints --trim-unknown unless $T's file system punches holes (trimmed bytes then read back as zeroes)
+    fallocate -p -o 0 -l 4096 "$(mktemp -p "$T")" 2>/dev/null || echo --trim-unknown
+}
+
+checker_start() { # checker_start NAME SEED [ARGS...]: nbd_checker in the background (4 conns, 1500 ops), output $T/NAME.out; sets CHK
+    local name=$1 seed=$2; shift 2
+    # shellcheck disable=SC2046 # the trim flag is one word or none
+    "$REMOCA_BUILD/tests/nbd_checker" --uri "nbd+unix:///?socket=$T/nbd.sock" --init "$T/disk.img" \
+        --conns 4 --ops 1500 --seed "$seed" $(checker_trim_flag) \
+        --progress "$T/progress" --model-out "$T/model.img" "$@" > "$T/$name.out" 2>&1 &
+    CHK=$!; track "$CHK"
+}
+
+checker_progress_at_least() { local v; v=$(cat "$T/progress" 2>/dev/null || true); [ "${v:-0}" -ge "$1" ]; } # checker_progress_at_least OPS
+
+checker_finish() { # checker_finish NAME: checker verdict, nbdkit stopped, disk = model, no filter errors
+    local name=$1 rc=0
+    wait "$CHK" || rc=$?
+    cat "$T/$name.out"
+    [ $rc = 0 ] || fail "$name: checker failed (wrong bytes or errors)"
+    grep -q "wrong_bytes=0 errors=0" "$T/$name.out" || fail "$name: checker summary"
+    stop_pid "$NBDKIT"
+    cmp "$T/disk.img" "$T/model.img" || fail "$name: disk file differs from the model"
+    echo "$name filter: $(tr '\n' ' ' < "$T/nbd.stats")"
+    [ "$(stat_of "$T/nbd.stats" errors)" = 0 ] || fail "$name: filter returned errors"
 }

@@ -18,76 +18,41 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 itest_init nbd-checker
 KILL_SIGNAL=KILL
-CHECKER=$REMOCA_BUILD/tests/nbd_checker
-progress_at_least() { local v; v=$(cat "$T/progress" 2>/dev/null || true); [ "${v:-0}" -ge "$1" ]; }
-
-start_nbdkit() {
-    rm -f "$T/nbd.pid" "$T/nbd.sock"
-    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" file "$T/disk.img" \
-        remoca-servers="unix:$T/memd.sock" remoca-statsfile="$T/nbd.stats" remoca-timeout=500 "$@" \
-        2>>"$T/nbd.log" &
-    NBDKIT=$!; track "$NBDKIT"
-    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
-}
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-# Trimmed bytes read back as zeroes where the file system punches holes.
-TRIM=--trim-unknown
-if fallocate -p -o 0 -l 4096 "$(mktemp -p "$T")" 2>/dev/null; then TRIM=; fi
-
 SIZE=$((4 * 1048576 + 1000))
-URI="nbd+unix:///?socket=$T/nbd.sock"
-run() { # run NAME SEED [checker args]
-    local name=$1 seed=$2; shift 2
-    "$CHECKER" --uri "$URI" --init "$T/disk.img" --conns 4 --ops 1500 --seed "$seed" $TRIM \
-        --progress "$T/progress" --model-out "$T/model.img" "$@" > "$T/$name.out" 2>&1 &
-    CHK=$!; track "$CHK"
-}
-finish() { # finish NAME
-    local name=$1 rc=0
-    wait "$CHK" || rc=$?
-    cat "$T/$name.out"
-    [ $rc = 0 ] || fail "$name: checker failed (wrong bytes or errors)"
-    grep -q "wrong_bytes=0 errors=0" "$T/$name.out" || fail "$name: checker summary"
-    stop "$NBDKIT"
-    cmp "$T/disk.img" "$T/model.img" || fail "$name: disk file differs from the model"
-    echo "$name filter: $(tr '\n' ' ' < "$T/nbd.stats")"
-    [ "$(stat_of "$T/nbd.stats" errors)" = 0 ] || fail "$name: filter returned errors"
-}
 
 # a. invalidate, memd of 1 MiB for a 4 MiB disk: constant evictions.
 head -c $SIZE /dev/urandom > "$T/disk.img"
 start_memd_unix 1M
-start_nbdkit remoca-write=invalidate
-run a 1
-finish a
+checker_nbdkit remoca-write=invalidate
+checker_start a 1
+checker_finish a
 [ "$(stat_of "$T/nbd.stats" remote_hits)" -gt 0 ] || fail "a: no remote hits"
 
 # b. update.
-start_nbdkit remoca-write=update
-run b 2
-finish b
+checker_nbdkit remoca-write=update
+checker_start b 2
+checker_finish b
 [ "$(stat_of "$T/nbd.stats" updates)" -gt 0 ] || fail "b: no updates"
-stop "$MEMD"
+stop_pid "$MEMD"
 
 # c. the memory server dies mid-run and comes back.
 start_memd_unix 64M
-start_nbdkit remoca-write=invalidate
+checker_nbdkit remoca-write=invalidate
 rm -f "$T/progress"
-run c 3 --ops 2500
-waitfor 120 progress_at_least 2500 || fail "c: checker made no progress"
+checker_start c 3 --ops 2500
+waitfor 120 checker_progress_at_least 2500 || fail "c: checker made no progress"
 kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
 echo "c: memd SIGKILLed at $(cat "$T/progress") ops"
-waitfor 120 progress_at_least 5000 || fail "c: checker stalled after the kill"
+waitfor 120 checker_progress_at_least 5000 || fail "c: checker stalled after the kill"
 start_memd_unix 64M
 echo "c: memd restarted at $(cat "$T/progress") ops"
-finish c
+checker_finish c
 [ "$(stat_of "$T/nbd.stats" client_reconnects)" -ge 1 ] || fail "c: client did not reconnect"
 "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" > "$T/memd.txt" 2>&1 || true
 echo "c: restarted memd: $(head -1 "$T/memd.txt")"
 hits=$(sed -n 's/^server .* hits=\([0-9]*\) .*/\1/p' "$T/memd.txt")
 [ "${hits:-0}" -gt 0 ] || fail "c: the restarted server was never used again"
-stop "$MEMD"
+stop_pid "$MEMD"
 
 # d. two servers, one dies for good.
 rm -f "$T/memd2.sock"
@@ -95,31 +60,31 @@ rm -f "$T/memd2.sock"
 MEMD2=$!; track "$MEMD2"
 waitfor 10 test -S "$T/memd2.sock" || fail "second remoca-memd did not start"
 start_memd_unix 64M
-start_nbdkit remoca-write=update remoca-servers="unix:$T/memd.sock,unix:$T/memd2.sock"
+checker_nbdkit remoca-write=update remoca-servers="unix:$T/memd.sock,unix:$T/memd2.sock"
 rm -f "$T/progress"
-run d 4 --ops 2000
-waitfor 120 progress_at_least 3000 || fail "d: checker made no progress"
+checker_start d 4 --ops 2000
+waitfor 120 checker_progress_at_least 3000 || fail "d: checker made no progress"
 kill -9 "$MEMD2"; wait "$MEMD2" 2>/dev/null || true
 echo "d: second memd SIGKILLed at $(cat "$T/progress") ops"
-finish d
+checker_finish d
 "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" > "$T/memd.txt" 2>&1 || true
 echo "d: surviving memd: $(head -1 "$T/memd.txt")"
 hits=$(sed -n 's/^server .* hits=\([0-9]*\) .*/\1/p' "$T/memd.txt")
 [ "${hits:-0}" -gt 0 ] || fail "d: the surviving server served nothing"
-stop "$MEMD"
+stop_pid "$MEMD"
 
 # e. the memory server hangs, then resumes.
 start_memd_unix 64M
-start_nbdkit remoca-write=invalidate
+checker_nbdkit remoca-write=invalidate
 rm -f "$T/progress"
-run e 5 --ops 1500
-waitfor 120 progress_at_least 1500 || fail "e: checker made no progress"
+checker_start e 5 --ops 1500
+waitfor 120 checker_progress_at_least 1500 || fail "e: checker made no progress"
 kill -STOP "$MEMD"
 p0=$(cat "$T/progress")
 echo "e: memd SIGSTOPped at $p0 ops"
-waitfor 120 progress_at_least $((p0 + 400)) || { kill -CONT "$MEMD"; fail "e: checker stalled while memd hung"; }
+waitfor 120 checker_progress_at_least $((p0 + 400)) || { kill -CONT "$MEMD"; fail "e: checker stalled while memd hung"; }
 kill -CONT "$MEMD"
 echo "e: memd SIGCONTinued at $(cat "$T/progress") ops"
-finish e
+checker_finish e
 [ "$(stat_of "$T/nbd.stats" client_timeouts)" -ge 1 ] || fail "e: no timeouts counted"
 echo PASS

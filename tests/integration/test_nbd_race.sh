@@ -30,12 +30,9 @@ line_of() { grep -n -- "$1" "$T/req.log" | head -1 | cut -d: -f1; }
 start_memd_unix 16M
 
 start_nbdkit() {
-    rm -f "$T/nbd.pid" "$T/nbd.sock" "$T/req.log"
-    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" --filter=log --filter=delay \
-        file "$T/disk.img" logfile="$T/req.log" remoca-servers="unix:$T/memd.sock" \
-        remoca-statsfile="$T/nbd.stats" "$@" 2>>"$T/nbd.log" &
-    NBDKIT=$!; track "$NBDKIT"
-    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
+    rm -f "$T/req.log"
+    start_nbdkit_unix --filter=log --filter=delay file "$T/disk.img" logfile="$T/req.log" \
+        remoca-servers="unix:$T/memd.sock" remoca-statsfile="$T/nbd.stats" "$@"
 }
 stop_nbdkit() { kill "$NBDKIT"; wait "$NBDKIT" || true; }
 

@@ -25,72 +25,39 @@ set -euo pipefail
 "$MEMD_BIN" --help 2>&1 | grep -q -- "--shm" || { echo "SKIP: $MEMD_BIN has no --shm"; exit 77; }
 itest_init nbd-shm
 KILL_SIGNAL=KILL
-CHECKER=$REMOCA_BUILD/tests/nbd_checker
-progress_at_least() { local v; v=$(cat "$T/progress" 2>/dev/null || true); [ "${v:-0}" -ge "$1" ]; }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 server_stat() { # server_stat LINE KEY: from `remoca stats --server` (LINE: server or pool)
     "$REMOCA_BUILD/remoca" stats --server "unix:$T/memd.sock" |
         sed -n "s/^$1 .* $2=\([0-9]*\).*/\1/p" | head -1
 }
 
-start_nbdkit() {
-    rm -f "$T/nbd.pid" "$T/nbd.sock"
-    nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" --filter="$FILTER" "$@" \
-        2>>"$T/nbd.log" &
-    NBDKIT=$!; track "$NBDKIT"
-    waitfor 15 test -s "$T/nbd.pid" || fail "nbdkit did not start"
-}
-start_checked() { # start_checked FILTER-ARGS...: nbdkit over the file plugin, remoca-shm=on
-    start_nbdkit file "$T/disk.img" remoca-servers="unix:$T/memd.sock" remoca-shm=on \
-        remoca-statsfile="$T/nbd.stats" remoca-timeout=500 "$@"
-}
-
-# Trimmed bytes read back as zeroes where the file system punches holes.
-TRIM=--trim-unknown
-if fallocate -p -o 0 -l 4096 "$(mktemp -p "$T")" 2>/dev/null; then TRIM=; fi
-
 SIZE=$((4 * 1048576 + 1000))
 URI="nbd+unix:///?socket=$T/nbd.sock"
-run() { # run NAME SEED [checker args]
-    local name=$1 seed=$2; shift 2
-    "$CHECKER" --uri "$URI" --init "$T/disk.img" --conns 4 --ops 1500 --seed "$seed" $TRIM \
-        --progress "$T/progress" --model-out "$T/model.img" "$@" > "$T/$name.out" 2>&1 &
-    CHK=$!; track "$CHK"
-}
-finish() { # finish NAME: checker verdict, disk = model, one-sided hits served
-    local name=$1 rc=0
-    wait "$CHK" || rc=$?
-    cat "$T/$name.out"
-    [ $rc = 0 ] || fail "$name: checker failed (wrong bytes or errors)"
-    grep -q "wrong_bytes=0 errors=0" "$T/$name.out" || fail "$name: checker summary"
-    stop "$NBDKIT"
-    cmp "$T/disk.img" "$T/model.img" || fail "$name: disk file differs from the model"
-    echo "$name filter: $(tr '\n' ' ' < "$T/nbd.stats")"
-    [ "$(stat_of "$T/nbd.stats" errors)" = 0 ] || fail "$name: filter returned errors"
-    [ "$(stat_of "$T/nbd.stats" one_sided_hits)" -gt 0 ] || fail "$name: no one-sided hits"
+finish() { # finish NAME: checker_finish, and one-sided hits served
+    checker_finish "$1"
+    [ "$(stat_of "$T/nbd.stats" one_sided_hits)" -gt 0 ] || fail "$1: no one-sided hits"
 }
 
 # a. a 1 MiB memd for a 4 MiB disk: constant evictions.
 head -c $SIZE /dev/urandom > "$T/disk.img"
 start_memd_unix 1M --shm
-start_checked remoca-write=invalidate
-run a 1
+checker_nbdkit remoca-shm=on remoca-write=invalidate
+checker_start a 1
 finish a
-start_checked remoca-write=update
-run a-update 2
+checker_nbdkit remoca-shm=on remoca-write=update
+checker_start a-update 2
 finish a-update
 [ "$(stat_of "$T/nbd.stats" updates)" -gt 0 ] || fail "a-update: no updates"
-stop "$MEMD"
+stop_pid "$MEMD"
 
 # b. memd dies mid-run and comes back (a new store, mapped again).
 start_memd_unix 64M --shm
-start_checked remoca-write=invalidate
+checker_nbdkit remoca-shm=on remoca-write=invalidate
 rm -f "$T/progress"
-run b 3 --ops 4000
-waitfor 120 progress_at_least 2500 || fail "b: checker made no progress"
+checker_start b 3 --ops 4000
+waitfor 120 checker_progress_at_least 2500 || fail "b: checker made no progress"
 kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
 echo "b: memd SIGKILLed at $(cat "$T/progress") ops"
-waitfor 120 progress_at_least 5000 || fail "b: checker stalled after the kill"
+waitfor 120 checker_progress_at_least 5000 || fail "b: checker stalled after the kill"
 start_memd_unix 64M --shm
 echo "b: memd restarted at $(cat "$T/progress") ops"
 mapped() { local m; m=$(server_stat server shm_maps); [ "${m:-0}" -ge 1 ]; }
@@ -103,13 +70,13 @@ finish b
 echo "b: one_sided_hits $osh_restart at the remap, $(stat_of "$T/nbd.stats" one_sided_hits) at the end"
 [ "$(stat_of "$T/nbd.stats" one_sided_hits)" -gt "$osh_restart" ] ||
     fail "b: no one-sided hit from the restarted server's store"
-stop "$MEMD"
+stop_pid "$MEMD"
 
 # c. proof: re-reads are served from memd's memory without asking memd.
 SIZE=$((32 * 1048576 + 1000))
 head -c $SIZE /dev/urandom > "$T/disk.img"
 start_memd_unix 64M --shm
-start_nbdkit --filter=log file "$T/disk.img" logfile="$T/req.log" \
+start_nbdkit_unix --filter=log file "$T/disk.img" logfile="$T/req.log" \
     remoca-servers="unix:$T/memd.sock" remoca-shm=on remoca-statsfile="$T/nbd.stats"
 nbdcopy "$URI" "$T/out1.img"
 cmp "$T/disk.img" "$T/out1.img" || fail "c: warm-up copy differs"
@@ -126,7 +93,7 @@ nbdcopy --connections=4 "$URI" "$T/out2.img"
 cmp "$T/disk.img" "$T/out2.img" || fail "c: re-read copy differs"
 mhits=$(( $(server_stat pool hits) - mhits0 ))
 mgets=$(( $(server_stat pool gets) - mgets0 ))
-stop "$NBDKIT" # final stats written at close
+stop_pid "$NBDKIT" # final stats written at close
 osh=$(( $(stat_of "$T/nbd.stats" one_sided_hits) - osh0 ))
 rh=$(( $(stat_of "$T/nbd.stats" remote_hits) - rh0 ))
 tail -n +$((lines0 + 1)) "$T/req.log" | grep " Read id=" > "$T/reread.log" || true
