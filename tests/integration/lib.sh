@@ -96,6 +96,7 @@ checker_trim_flag() { # prints --trim-unknown unless $T's file system punches ho
 
 checker_start() { # checker_start NAME SEED [ARGS...]: nbd_checker in the background (4 conns, 1500 ops), output $T/NAME.out; sets CHK
     local name=$1 seed=$2; shift 2
+    rm -f "$T/progress" # no count from an earlier run
     # shellcheck disable=SC2046 # the trim flag is one word or none
     "$REMOCA_BUILD/tests/nbd_checker" --uri "nbd+unix:///?socket=$T/nbd.sock" --init "$T/disk.img" \
         --conns 4 --ops 1500 --seed "$seed" $(checker_trim_flag) \
@@ -104,6 +105,13 @@ checker_start() { # checker_start NAME SEED [ARGS...]: nbd_checker in the backgr
 }
 
 checker_progress_at_least() { local v; v=$(cat "$T/progress" 2>/dev/null || true); [ "${v:-0}" -ge "$1" ]; } # checker_progress_at_least OPS
+
+checker_kill_memd_midrun() { # checker_kill_memd_midrun NAME: SIGKILL $MEMD after 2500 checker ops; the checker must reach 5000 without it
+    waitfor 120 checker_progress_at_least 2500 || fail "$1: checker made no progress"
+    kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
+    echo "$1: memd SIGKILLed at $(cat "$T/progress") ops"
+    waitfor 120 checker_progress_at_least 5000 || fail "$1: checker stalled after the kill"
+}
 
 checker_finish() { # checker_finish NAME: checker verdict, nbdkit stopped, disk = model, no filter errors
     local name=$1 rc=0

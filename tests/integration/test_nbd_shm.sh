@@ -52,12 +52,8 @@ stop_pid "$MEMD"
 # b. memd dies mid-run and comes back (a new store, mapped again).
 start_memd_unix 64M --shm
 checker_nbdkit remoca-shm=on remoca-write=invalidate
-rm -f "$T/progress"
 checker_start b 3 --ops 4000
-waitfor 120 checker_progress_at_least 2500 || fail "b: checker made no progress"
-kill -9 "$MEMD"; wait "$MEMD" 2>/dev/null || true
-echo "b: memd SIGKILLed at $(cat "$T/progress") ops"
-waitfor 120 checker_progress_at_least 5000 || fail "b: checker stalled after the kill"
+checker_kill_memd_midrun b
 start_memd_unix 64M --shm
 echo "b: memd restarted at $(cat "$T/progress") ops"
 mapped() { local m; m=$(server_stat server shm_maps); [ "${m:-0}" -ge 1 ]; }
