@@ -145,6 +145,35 @@ int rc_inval_check_echo(const struct inval_rec *rec, const struct remoca_hdr *h,
     return -1;
 }
 
+/* A response read (client_recv.c, recv_lock held; for an error reply after
+ * reset_on_error, so that an invalidation that failed stops one-sided reads
+ * by clearing UP before it stops counting): if it answers an invalidation
+ * of the current pool state, it no longer counts as pending.
+ *
+ * Why the counts stay exact, and can neither go below zero nor stay above
+ * it for good.  They are set to 0, the records dropped, and inval_epoch_id
+ * set to the next request id, only when the pool state is rebuilt: at
+ * install after the handshake (a new socket: nothing of the old one can be
+ * read) and at the end of a quarantine drain (client_conn.c), both before
+ * UP, while no invalidation can be ordered (senders need UP) and nobody
+ * else reads (the drain holds recv_lock; at install there is no reader of
+ * the new socket before UP).  From then on every invalidation ordered on
+ * the incarnation is counted, before the frame can reach the server, in the
+ * stripes of its keys (or globally), and its response -- its record taken
+ * by id, at most once -- counts down exactly there.  Responses from before
+ * the rebuild -- those the drain skipped without counting, and any a server
+ * answering out of order (the unit tests' fake) sends after the
+ * POOL_RESET's answer -- carry ids older than inval_epoch_id and are
+ * ignored, so every decrement matches a distinct counted frame whose answer
+ * was read: each count is the number of invalidations of this incarnation
+ * not answered yet that touch it, never negative (the clamps only guard
+ * against a server answering an id twice while invalidations without a
+ * record are pending).  None stays above 0: every counted frame is either
+ * answered on this incarnation -- the lazy reads (the connection thread
+ * reads what is pending at least every 250 ms, and any socket get reads on
+ * until its own answer) read its response -- or the incarnation ends
+ * (quarantine or teardown: both rebuild, and reset the counts, before UP
+ * again).  A counted frame whose send failed also ends the incarnation. */
 void rc_inval_answered(struct conn *cn, int taken, const struct inval_rec *rec)
 {
     if (taken == 1)

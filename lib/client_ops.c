@@ -295,7 +295,7 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
  * shared with other keys only makes R wait more often.  The counts cannot
  * reach 0 early: each response counts down only what its own request
  * counted up, once, and responses from before a rebuild not at all
- * (client_recv.c, inval_answered).
+ * (client_inval.c, rc_inval_answered).
  *
  * Cost: one socket round trip for a read of a key whose stripe has a delete
  * unanswered (about P/INVAL_STRIPES of random reads with P deletes

@@ -158,7 +158,6 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
 
     bool any_waiter = false;
     size_t bytes = 0;
-    bool inval = false; /* invalidations among the frames: client_inval.c */
     uint32_t id0 = cn->next_id;
     for (unsigned i = 0; i < n; i++) {
         struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
@@ -167,7 +166,6 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
                                .len = f[i].len};
         remoca_hdr_encode(f[i].hdr, &h);
         bytes += REMOCA_HDR_SIZE + f[i].len;
-        if (rc_op_invalidates(f[i].op)) inval = true;
         if (f[i].w) {
             struct waiter *w = f[i].w;
             w->id = h.id;
@@ -187,9 +185,9 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
         bool was_empty = cn->sqlen == 0;
         sq_append(cn, f, n);
         /* Ordered now: one-sided reads of their keys stop until they are
-         * answered. */
-        if (inval) rc_inval_ordered(cn, f, n, id0);
-        inval = false;
+         * answered (client_inval.c; frames that invalidate nothing are
+         * skipped there). */
+        rc_inval_ordered(cn, f, n, id0);
         atomic_fetch_add(&c->requests, n);
         if (cn->sqframes < SQ_BATCH) {
             pthread_mutex_unlock(&cn->send_lock);
@@ -220,7 +218,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     /* Counted before they can be answered (see reader_leave), and
      * invalidations before the caller is told they are ordered. */
     if (nwait) atomic_fetch_add(&cn->waiting, nwait);
-    if (inval) rc_inval_ordered(cn, f, n, id0);
+    rc_inval_ordered(cn, f, n, id0); /* n == 0 if they went to the queue */
     unsigned queued = cn->sqframes;
     int unread = atomic_fetch_add(&cn->outstanding, (int)(n + queued)) + (int)(n + queued);
 
