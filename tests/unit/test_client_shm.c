@@ -91,6 +91,15 @@ static bool shm_up(void *arg)
     return st.servers_up == 1 && st.servers_shm == 1;
 }
 
+/* A client with one-sided reads on, once its connection is up and mapped. */
+static struct remoca_client *connect_mapped(struct fake *f, unsigned timeout_ms)
+{
+    struct remoca_client *c = connect_shm(f, timeout_ms, REMOCA_SHM_ON);
+    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
+    assert_true(wait_until(shm_up, c, 2000));
+    return c;
+}
+
 /* ---- not offered ------------------------------------------------------- */
 
 static void test_not_offered(void **state)
@@ -133,9 +142,7 @@ static void test_one_sided_reads(void **state)
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 1024);
     unsigned maps0 = data_mappings();
-    struct remoca_client *c = connect_shm(f, 2000, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 2000);
     assert_int_equal(atomic_load(&f->shm_maps), 1);
     assert_int_equal(data_mappings(), maps0 + 1);
 
@@ -219,9 +226,7 @@ static void test_no_wait_delete(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 1024);
-    struct remoca_client *c = connect_shm(f, 2000, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 2000);
 
     enum { N = 64, DEL = 4, ROUNDS = 20, BASE = 100 };
     uint8_t *buf = malloc(N * PG), *out = malloc(N * PG);
@@ -318,9 +323,7 @@ static void test_delete_stripes(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 1024);
-    struct remoca_client *c = connect_shm(f, 3000, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 3000);
 
     enum { A = 3, A2 = A + 1, B = A + 5 * INVAL_STRIPE_KEYS, WIDE = 4000 };
     _Static_assert(B == 83, "b_one_sided reads key 83");
@@ -421,9 +424,7 @@ static void test_delete_bad_echo(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 256);
-    struct remoca_client *c = connect_shm(f, 2000, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 2000);
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
     fill(page, 5, 1);
@@ -451,9 +452,7 @@ static void test_reconnect_remaps(void **state)
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 256);
     unsigned maps0 = data_mappings();
-    struct remoca_client *c = connect_shm(f, 1000, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 1000);
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
     fill(page, 3, 1);
@@ -480,9 +479,7 @@ static void test_quarantine_keeps_mapping(void **state)
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 256);
     unsigned maps0 = data_mappings();
-    struct remoca_client *c = connect_shm(f, 300, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 300);
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
     fill(page, 4, 1);
@@ -573,9 +570,7 @@ static void test_threads_never_stale(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 512);
-    struct remoca_client *c = connect_shm(f, 2000, REMOCA_SHM_ON);
-    assert_int_equal(remoca_client_wait_ready(c, 5000), 1);
-    assert_true(wait_until(shm_up, c, 2000));
+    struct remoca_client *c = connect_mapped(f, 2000);
     struct worker w[THREADS];
     pthread_t t[THREADS];
     for (unsigned i = 0; i < THREADS; i++) {

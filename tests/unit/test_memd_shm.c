@@ -92,14 +92,17 @@ static void unmap_view(struct remoca_shm_view *v)
     if (v->touched) munmap(v->touched, v->l.touch_size);
 }
 
-static int setup_small(void **state)
+/* A --shm store of `pages` pages as the test state. */
+static int new_store(void **state, uint64_t pages, enum policy_kind policy, uint32_t pools)
 {
     memd_log_level = LOG_ERROR;
     struct store *s = malloc(sizeof *s);
-    assert_int_equal(store_init_shm(s, 64 * PAGE, POLICY_S3FIFO, 8), 0);
+    assert_int_equal(store_init_shm(s, pages * PAGE, policy, pools), 0);
     *state = s;
     return 0;
 }
+
+static int setup_small(void **state) { return new_store(state, 64, POLICY_S3FIFO, 8); }
 
 static int teardown(void **state)
 {
@@ -300,14 +303,7 @@ static void test_reads_match_store(void **state)
 
 /* ---- touch feedback ----------------------------------------------------- */
 
-static int setup_lru(void **state)
-{
-    memd_log_level = LOG_ERROR;
-    struct store *s = malloc(sizeof *s);
-    assert_int_equal(store_init_shm(s, 16 * PAGE, POLICY_LRU, 4), 0);
-    *state = s;
-    return 0;
-}
+static int setup_lru(void **state) { return new_store(state, 16, POLICY_LRU, 4); }
 
 static void test_touch_spares_victim(void **state)
 {
