@@ -101,12 +101,12 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_MEMORY:
-            if (parse_size(optarg, &cfg->memory) < 0 || cfg->memory < (1u << 20)) {
+            if (parse_size(optarg, &cfg->memory) < 0 || cfg->memory < MEMD_MEMORY_MIN) {
                 fprintf(stderr, "remoca-memd: --memory '%s': expected a size of at least 1M "
                                 "such as 64M, 512M or 2G\n", optarg);
                 return -1;
             }
-            if (cfg->memory / REMOCA_PAGE_SIZE >= UINT32_MAX) {
+            if (memd_memory_too_big(cfg->memory)) {
                 fprintf(stderr, "remoca-memd: --memory '%s': at most 15T\n", optarg);
                 return -1;
             }

@@ -49,7 +49,6 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "remoca/wire.h"
 #include "size.h"
 
 #define DEFAULT_MEMORY "256M"
@@ -196,14 +195,12 @@ static int parse_port(const char *arg, int *out)
     return 0;
 }
 
-/* --memory: what remoca-memd --memory accepts (memd/config.c): a SIZE of at
- * least 1M and fewer than 2^32 pages.  Checked here so that a bad value
- * starts nothing. */
+/* --memory: what remoca-memd --memory accepts (lib/size.h).  Checked here
+ * so that a bad value starts nothing. */
 static int check_memory(const char *arg)
 {
     uint64_t bytes;
-    if (parse_size(arg, &bytes) < 0 || bytes < (1u << 20) ||
-        bytes / REMOCA_PAGE_SIZE >= UINT32_MAX) {
+    if (parse_size(arg, &bytes) < 0 || bytes < MEMD_MEMORY_MIN || memd_memory_too_big(bytes)) {
         fprintf(stderr, "remoca serve: --memory '%s': expected a size from 1M to 15T such as "
                         "64M, 512M or 2G\n", arg);
         return -1;
