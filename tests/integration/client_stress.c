@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "client_memd.h"
+#include "size.h"
 
 #define MAX_THREADS 32
 #define MAX_POOLS 8
@@ -138,19 +139,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static uint64_t parse_size(const char *s)
-{
-    char *end;
-    uint64_t v = strtoull(s, &end, 10);
-    switch (*end) {
-    case 'G': case 'g': v <<= 30; break;
-    case 'M': case 'm': v <<= 20; break;
-    case 'K': case 'k': v <<= 10; break;
-    default: break;
-    }
-    return v;
-}
-
 /* Reads all of pool 0's keys [0, n) and checks version 1 bytes. */
 static uint64_t verify_pool0(struct remoca_client *c, uint64_t n)
 {
@@ -192,7 +180,8 @@ int main(int argc, char **argv)
     if (nthreads < 1 || nthreads > MAX_THREADS || npools < 2 || npools > MAX_POOLS ||
         keys < MAX_BATCH_KEYS)
         die("bad --threads/--pools/--keys");
-    uint64_t budget = parse_size(m.memory);
+    uint64_t budget;
+    if (parse_size(m.memory, &budget) < 0) die("bad --memory %s", m.memory);
     /* docs/protocol.md, Memory accounting: the process stays within
      * B + B/64 + 16 MiB, plus about 2.3 MiB per connection that keeps large
      * requests in flight (here: one per pool and the monitor's). */
