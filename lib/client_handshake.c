@@ -4,17 +4,13 @@
  * SHM_MAP (one-sided reads, client_shm.c).  Synchronous, on the
  * connection thread, bounded by one timeout overall.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "client_conn.h"
 #include "client_sock.h"
 
-#define AUTH_NONCE_BYTES 16u /* docs/protocol.md, Authentication */
 
 /* ---- handshake --------------------------------------------------------- */
 
@@ -56,23 +52,6 @@ recv_fail:
     return -1;
 }
 
-/* Parses "challenge <32 hex digits>" (docs/protocol.md, Authentication). */
-static bool parse_challenge(const char *msg, uint8_t nonce[AUTH_NONCE_BYTES])
-{
-    static const char prefix[] = "challenge ";
-    if (strncmp(msg, prefix, sizeof prefix - 1) != 0) return false;
-    const char *hex = msg + sizeof prefix - 1;
-    if (strlen(hex) != 2 * AUTH_NONCE_BYTES) return false;
-    for (unsigned i = 0; i < AUTH_NONCE_BYTES; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
-            !isxdigit((unsigned char)hex[2 * i + 1]))
-            return false;
-        nonce[i] = (uint8_t)v;
-    }
-    return true;
-}
-
 /* HELLO, answering the server's challenge when it requires a secret:
  * credential = HMAC-SHA256(key = secret, message = nonce || name). */
 static int hello(struct conn *cn, int fd, const struct timespec *deadline, char *why,
@@ -80,7 +59,7 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
 {
     struct remoca_client *c = cn->client;
     uint8_t body[4 + 2 * REMOCA_MAX_NAME];
-    uint8_t mac[EVP_MAX_MD_SIZE];
+    uint8_t mac[RC_AUTH_MAC_BYTES];
     unsigned mac_len = 0;
     size_t name_len = strlen(c->name);
     struct remoca_hdr resp;
@@ -96,22 +75,19 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
         int r = hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, msg, why,
                         whylen);
         if (r <= 0) return r;
-        uint8_t nonce[AUTH_NONCE_BYTES];
+        uint8_t nonce[RC_AUTH_NONCE_BYTES];
         if (resp.flags == REMOCA_E_AUTH && attempt > 0) {
             snprintf(why, whylen, "authentication failed (wrong secret?)");
             return -1;
         }
-        if (resp.flags != REMOCA_E_AUTH || !parse_challenge(msg, nonce))
+        if (resp.flags != REMOCA_E_AUTH || !rc_auth_parse_challenge(msg, strlen(msg), nonce))
             return -1; /* why says what the server refused */
         if (c->secret_len == 0) {
             snprintf(why, whylen, "the server requires a secret (none configured)");
             return -1;
         }
-        uint8_t m[AUTH_NONCE_BYTES + REMOCA_MAX_NAME];
-        memcpy(m, nonce, AUTH_NONCE_BYTES);
-        memcpy(m + AUTH_NONCE_BYTES, c->name, name_len);
-        if (!HMAC(EVP_sha256(), c->secret, (int)c->secret_len, m, AUTH_NONCE_BYTES + name_len, mac,
-                  &mac_len)) {
+        if (!rc_auth_credential(c->secret, c->secret_len, nonce, c->name, name_len, mac,
+                                &mac_len)) {
             snprintf(why, whylen, "HMAC-SHA256 failed");
             return -1;
         }

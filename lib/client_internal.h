@@ -73,6 +73,18 @@ int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *er
 int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned max, char *err,
                            size_t errlen);
 
+/* ---- authentication (lib/client_auth.c) -------------------------------- */
+
+#define RC_AUTH_NONCE_BYTES 16u /* docs/protocol.md, Authentication */
+#define RC_AUTH_MAC_BYTES 32u   /* HMAC-SHA256 */
+
+/* Whether msg[0..len) is a server's "challenge <32 hex digits>"; the nonce. */
+bool rc_auth_parse_challenge(const char *msg, size_t len, uint8_t nonce[RC_AUTH_NONCE_BYTES]);
+/* credential = HMAC-SHA256(secret, nonce || name); false if it failed. */
+bool rc_auth_credential(const void *secret, size_t secret_len,
+                        const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name,
+                        size_t name_len, uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len);
+
 /* ---- placement (lib/placement.c) --------------------------------------- */
 
 struct remoca_placement {

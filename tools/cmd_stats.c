@@ -18,9 +18,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "commands.h"
 #include "client_internal.h"
 #include "client_sock.h"
@@ -176,26 +173,20 @@ int cmd_stats(int argc, char **argv)
         close(fd);
         return 1;
     }
-    if (st == REMOCA_E_AUTH && !strncmp((char *)payload, "challenge ", 10) && len == 42) {
+    uint8_t nonce[RC_AUTH_NONCE_BYTES];
+    if (st == REMOCA_E_AUTH && rc_auth_parse_challenge((char *)payload, len, nonce)) {
         if (!secret[0]) {
             fprintf(stderr, "remoca stats: %s needs a secret (--secret-file FILE)\n", server);
             free(payload);
             close(fd);
             return 1;
         }
-        /* cred = HMAC-SHA256(secret, nonce || name) */
-        uint8_t msg[16 + 12], mac[32];
-        for (int i = 0; i < 16; i++) {
-            unsigned v = 0;
-            sscanf((char *)payload + 10 + 2 * i, "%2x", &v);
-            msg[i] = (uint8_t)v;
-        }
-        memcpy(msg + 16, hello.name, hello.name_len);
-        unsigned mlen = sizeof mac;
-        HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, sizeof msg, mac, &mlen);
+        uint8_t mac[RC_AUTH_MAC_BYTES];
+        unsigned mlen;
+        rc_auth_credential(secret, strlen(secret), nonce, hello.name, hello.name_len, mac, &mlen);
         free(payload);
         hello.cred = mac;
-        hello.cred_len = sizeof mac;
+        hello.cred_len = mlen;
         req.id = 3;
         req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &hello);
         if (call(fd, server, &req, body, &payload, &len, &st) < 0) {
