@@ -2,6 +2,7 @@
  * docs/protocol.md).  Pure functions, no I/O, no allocation: the server, the
  * client and the fuzzer all validate frames with exactly this code. */
 #include "remoca/wire.h"
+#include "remoca/fill_ring.h"
 #include "remoca/shm.h"
 
 #include <string.h>
@@ -71,6 +72,10 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
     case REMOCA_OP_SHM_MAP:
         if (h->len != 0) return REMOCA_E_SIZE;
         return REMOCA_OK;
+    case REMOCA_OP_FILL_RING:
+        if (h->count != 0 && !remoca_ring_slots_ok(h->count)) return REMOCA_E_RANGE;
+        if (h->len != 0) return REMOCA_E_SIZE;
+        return REMOCA_OK;
     default:
         return REMOCA_E_OP;
     }
@@ -100,6 +105,8 @@ enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op,
         return h->len <= REMOCA_MAX_STATS ? REMOCA_OK : REMOCA_E_SIZE;
     case REMOCA_OP_SHM_MAP:
         return h->len == REMOCA_SHM_LAYOUT_SIZE ? REMOCA_OK : REMOCA_E_SIZE;
+    case REMOCA_OP_FILL_RING:
+        return h->len == REMOCA_RING_REPLY_SIZE ? REMOCA_OK : REMOCA_E_SIZE;
     default:
         return h->len == 0 ? REMOCA_OK : REMOCA_E_SIZE;
     }
@@ -172,6 +179,7 @@ const char *remoca_op_name(unsigned op)
         [REMOCA_OP_DELETE_RANGE] = "delete-range",
         [REMOCA_OP_POOL_RESET] = "pool-reset",
         [REMOCA_OP_STATS] = "stats",   [REMOCA_OP_PING] = "ping", [REMOCA_OP_SHM_MAP] = "shm-map",
+        [REMOCA_OP_FILL_RING] = "fill-ring",
     };
     return op < REMOCA_OP__MAX && names[op] ? names[op] : "unknown";
 }

@@ -59,6 +59,8 @@ enum remoca_op {
     REMOCA_OP_PING = 10,        /* no payload; liveness and latency probe */
     REMOCA_OP_SHM_MAP = 11,     /* unix socket, memd --shm: resp payload = shm layout
                                  * (remoca/shm.h), data + touch memfds as SCM_RIGHTS */
+    REMOCA_OP_FILL_RING = 12,   /* unix socket: count = slots (0: default); resp payload =
+                                 * ring reply (remoca/fill_ring.h), its memfd as SCM_RIGHTS */
     REMOCA_OP__MAX
 };
 
