@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "client_internal.h"
+#include "client_sock.h"
 
 /* Waiter table (cn->lock held). */
 void rc_table_insert(struct conn *cn, struct waiter *w);
@@ -73,6 +74,25 @@ bool rc_inval_clear(struct conn *cn, uint64_t key, uint32_t count);
  * failure nothing is left mapped. */
 int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map, char *why,
                  size_t whylen);
+
+/* A synchronous request on the handshake's socket whose response may carry
+ * descriptors (SHM_MAP, FILL_RING), read with recvmsg: the buffered reader's
+ * recv would discard them.  0: OK, body and fds filled (the caller closes
+ * the fds); 1: the server refused (h.flags; its message, NUL-terminated, in
+ * body; no fds); -1: the connection failed (why).  Needs the buffered reader
+ * empty: the handshake is synchronous, bytes there would be a server talking
+ * out of turn. */
+struct hs_fds_reply {
+    struct remoca_hdr h;
+    uint8_t body[REMOCA_MAX_ERRMSG + 64 + 1]; /* NUL-terminated */
+    uint32_t body_len;
+    int fds[RC_SOCK_MAX_FDS];
+    unsigned nfds;
+};
+int rc_hs_call_fds(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
+                   const struct timespec *deadline, struct hs_fds_reply *r, char *why,
+                   size_t whylen);
+void rc_close_fds(int *fds, unsigned n);
 
 /* ---- one-sided reads (client_shm.c) ---- */
 

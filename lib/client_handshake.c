@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client_conn.h"
 #include "client_sock.h"
@@ -49,6 +50,71 @@ recv_fail:
              errno == ETIMEDOUT ? "no response (timed out)"
              : errno == ECANCELED ? "client stopping"
                                   : "connection closed by server");
+    return -1;
+}
+
+void rc_close_fds(int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) close(fds[i]);
+}
+
+int rc_hs_call_fds(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
+                   const struct timespec *deadline, struct hs_fds_reply *r, char *why,
+                   size_t whylen)
+{
+    r->nfds = 0;
+    r->body_len = 0;
+    r->body[0] = '\0';
+    if (cn->rb.pos != cn->rb.end) {
+        snprintf(why, whylen, "protocol error: %zu unrequested bytes before %s",
+                 cn->rb.end - cn->rb.pos, remoca_op_name(op));
+        return -1;
+    }
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
+                           .id = cn->next_id++, .pool = pool, .count = count};
+    uint8_t hb[REMOCA_HDR_SIZE];
+    remoca_hdr_encode(hb, &h);
+    struct iovec iov = {hb, REMOCA_HDR_SIZE};
+    if (rc_sock_send(fd, &iov, 1, deadline, 0, NULL, why, whylen) < 0) return -1;
+
+    /* Header first (into hb), then the body it announces (checked first:
+     * an error message or the op's fixed-size reply, both fit). */
+    uint8_t *dst = hb;
+    size_t got = 0, want = REMOCA_HDR_SIZE;
+    while (got < want) {
+        ssize_t n = rc_sock_recv_fds(fd, dst + got, want - got, r->fds, &r->nfds,
+                                     RC_SOCK_MAX_FDS, deadline, cn->client->stop_fd);
+        if (n <= 0) {
+            snprintf(why, whylen, "%s: %s", remoca_op_name(op),
+                     n == 0 ? "connection closed by server"
+                     : errno == ETIMEDOUT ? "no response (timed out)"
+                     : errno == ECANCELED ? "client stopping" : strerror(errno));
+            goto fail;
+        }
+        got += (size_t)n;
+        if (got == want && dst == hb) {
+            remoca_hdr_decode(hb, &r->h);
+            enum remoca_status st = remoca_resp_check(&r->h, op, 0);
+            if (st != REMOCA_OK || r->h.id != h.id || r->h.len >= sizeof r->body) {
+                snprintf(why, whylen, "bad %s response: %s", remoca_op_name(op),
+                         st != REMOCA_OK ? remoca_status_name(st)
+                         : r->h.id != h.id ? "wrong id" : "too long");
+                goto fail;
+            }
+            dst = r->body;
+            got = 0;
+            want = r->h.len;
+        }
+    }
+    r->body_len = r->h.len;
+    r->body[r->body_len] = '\0';
+    if (r->h.flags == REMOCA_OK) return 0;
+    rc_close_fds(r->fds, r->nfds);
+    r->nfds = 0;
+    return 1;
+fail:
+    rc_close_fds(r->fds, r->nfds);
+    r->nfds = 0;
     return -1;
 }
 

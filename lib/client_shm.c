@@ -51,11 +51,6 @@ void rc_shm_unmap(struct shm_map *map)
     memset(map, 0, sizeof *map);
 }
 
-static void close_fds(int *fds, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) close(fds[i]);
-}
-
 /* Maps the two memfds of a decoded layout into *map.  0, or -1 with why. */
 static int map_fds(const struct remoca_shm_layout *l, int data_fd, int touch_fd,
                    struct shm_map *map, char *why, size_t whylen)
@@ -99,72 +94,28 @@ int rc_shm_map(struct conn *cn, int fd, uint32_t pool, const struct timespec *de
 {
     struct remoca_client *c = cn->client;
     memset(map, 0, sizeof *map);
-    /* The reply's descriptors come with its bytes: they must be read with
-     * recvmsg, not through the buffered reader (whose recv would discard
-     * them).  The handshake is synchronous, so nothing can be buffered now;
-     * bytes there would be a server talking out of turn. */
-    if (cn->rb.pos != cn->rb.end) {
-        snprintf(why, whylen, "protocol error: %zu unrequested bytes before SHM_MAP",
-                 cn->rb.end - cn->rb.pos);
-        return -1;
-    }
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                           .op = REMOCA_OP_SHM_MAP, .id = cn->next_id++, .pool = pool};
-    uint8_t buf[REMOCA_HDR_SIZE + REMOCA_MAX_ERRMSG + REMOCA_SHM_LAYOUT_SIZE + 1];
-    remoca_hdr_encode(buf, &h);
-    struct iovec iov = {buf, REMOCA_HDR_SIZE};
-    if (rc_sock_send(fd, &iov, 1, deadline, 0, NULL, why, whylen) < 0) return -1;
-
-    int fds[RC_SOCK_MAX_FDS];
-    unsigned nfds = 0;
-    size_t got = 0, want = REMOCA_HDR_SIZE;
-    struct remoca_hdr r;
-    while (got < want) {
-        ssize_t n = rc_sock_recv_fds(fd, buf + got, want - got, fds, &nfds, RC_SOCK_MAX_FDS,
-                                     deadline, c->stop_fd);
-        if (n <= 0) {
-            snprintf(why, whylen, "shm-map: %s",
-                     n == 0 ? "connection closed by server"
-                     : errno == ETIMEDOUT ? "no response (timed out)"
-                     : errno == ECANCELED ? "client stopping" : strerror(errno));
-            close_fds(fds, nfds);
-            return -1;
-        }
-        got += (size_t)n;
-        if (got == REMOCA_HDR_SIZE && want == REMOCA_HDR_SIZE) {
-            remoca_hdr_decode(buf, &r);
-            enum remoca_status st = remoca_resp_check(&r, REMOCA_OP_SHM_MAP, 0);
-            if (st != REMOCA_OK || r.id != h.id) {
-                snprintf(why, whylen, "bad shm-map response: %s",
-                         st != REMOCA_OK ? remoca_status_name(st) : "wrong id");
-                close_fds(fds, nfds);
-                return -1;
-            }
-            want += r.len; /* checked: an error message or the layout */
-        }
-    }
-    const uint8_t *body = buf + REMOCA_HDR_SIZE;
-    if (r.flags != REMOCA_OK) {
-        close_fds(fds, nfds);
+    struct hs_fds_reply r;
+    int st = rc_hs_call_fds(cn, fd, REMOCA_OP_SHM_MAP, pool, 0, deadline, &r, why, whylen);
+    if (st < 0) return -1;
+    if (st > 0) {
         if (!cn->shm_logged)
-            rc_log(c, REMOCA_LOG_INFO, "server %s: no one-sided reads (shm-map: %s%s%.*s)",
-                   cn->addr.canon, remoca_status_name(r.flags), r.len ? ": " : "", (int)r.len,
-                   (const char *)body);
+            rc_log(c, REMOCA_LOG_INFO, "server %s: no one-sided reads (shm-map: %s%s%s)",
+                   cn->addr.canon, remoca_status_name(r.h.flags), r.body_len ? ": " : "",
+                   (const char *)r.body);
         cn->shm_logged = true;
         return 0; /* not offered: the socket alone */
     }
-
     /* A server that offers a broken mapping is used over the socket (a
      * warning): nothing was read from the mapping yet. */
     struct remoca_shm_layout l;
     char bad[160];
     int rc = -1;
-    if (nfds != 2)
-        snprintf(bad, sizeof bad, "%u descriptors passed (expected 2)", nfds);
-    else if (remoca_shm_layout_decode(body, r.len, &l, bad, sizeof bad) == 0 &&
-             map_fds(&l, fds[0], fds[1], map, bad, sizeof bad) == 0)
+    if (r.nfds != 2)
+        snprintf(bad, sizeof bad, "%u descriptors passed (expected 2)", r.nfds);
+    else if (remoca_shm_layout_decode(r.body, r.body_len, &l, bad, sizeof bad) == 0 &&
+             map_fds(&l, r.fds[0], r.fds[1], map, bad, sizeof bad) == 0)
         rc = 0;
-    close_fds(fds, nfds); /* the mappings keep the memory */
+    rc_close_fds(r.fds, r.nfds); /* the mappings keep the memory */
     if (rc < 0) {
         rc_log(c, REMOCA_LOG_WARN, "server %s: shm-map unusable (%s); reading over the socket",
                cn->addr.canon, bad);
