@@ -270,6 +270,12 @@ void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats
     st->servers_up = count_up(c);
     st->one_sided_lookups = atomic_load(&c->one_sided_lookups);
     st->one_sided_hits = atomic_load(&c->one_sided_hits);
-    for (unsigned i = 0; i < c->n; i++)
-        st->servers_shm += atomic_load(&c->conns[i].up) && atomic_load(&c->conns[i].shm_view);
+    st->ring_puts = atomic_load(&c->ring_puts);
+    for (unsigned i = 0; i < c->n; i++) {
+        bool up = atomic_load(&c->conns[i].up);
+        st->servers_shm += up && atomic_load(&c->conns[i].shm_view);
+        /* ring.base is written under send_lock while not UP: a racy peek
+         * at a counter, never dereferenced. */
+        st->servers_ring += up && __atomic_load_n(&c->conns[i].ring.base, __ATOMIC_RELAXED);
+    }
 }

@@ -320,6 +320,7 @@ static void teardown(struct conn *cn, const char *why)
     pthread_mutex_lock(&cn->recv_lock); /* no caller reads the socket now */
     pthread_mutex_lock(&cn->send_lock);
     rc_sq_drop(cn); /* the pool is reset on reconnect */
+    rc_ring_uninstall(cn); /* no sender inside (send_lock), none to come (not UP) */
     pthread_mutex_lock(&cn->lock);
     int fd = cn->fd;
     cn->fd = -1;
@@ -440,7 +441,8 @@ static void *conn_main(void *arg)
         int fd = rc_sock_connect(&cn->addr, c->timeout_ms, c->stop_fd, why, sizeof why);
         uint32_t pool = 0;
         struct shm_map map = {0};
-        if (fd >= 0 && rc_handshake(cn, fd, &pool, &map, why, sizeof why) < 0) {
+        struct ring_map ring = {0};
+        if (fd >= 0 && rc_handshake(cn, fd, &pool, &map, &ring, why, sizeof why) < 0) {
             close(fd);
             fd = -1;
         }
@@ -468,6 +470,7 @@ static void *conn_main(void *arg)
             cn->why[0] = '\0';
             atomic_store(&cn->outstanding, 0);
             rc_inval_restart(cn); /* the pool was just reset */
+            rc_ring_install(cn, &ring);
             rc_shm_install(cn, &map); /* before UP: a sender or reader that sees
                                          UP sees this incarnation's mapping */
             atomic_fetch_add(&cn->gen, 1);
@@ -477,13 +480,14 @@ static void *conn_main(void *arg)
         pthread_mutex_unlock(&cn->send_lock);
         if (stop) {
             rc_shm_unmap(&map);
+            rc_ring_unmap(&ring);
             close(fd);
             break;
         }
         if (cn->ever_up) atomic_fetch_add(&c->reconnects, 1);
         rc_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
-                   "server %s up (pool '%s' reset%s)", cn->addr.canon, c->pool,
-                   cn->shm.data ? "; one-sided reads" : "");
+                   "server %s up (pool '%s' reset%s%s)", cn->addr.canon, c->pool,
+                   cn->shm.data ? "; one-sided reads" : "", cn->ring.base ? "; fill ring" : "");
         cn->ever_up = true;
         cn->logged_down = false;
         backoff = 50;
@@ -548,6 +552,7 @@ void rc_conn_stop(struct conn *cn)
 void rc_conn_destroy(struct conn *cn)
 {
     rc_shm_unmap(&cn->shm); /* the thread has ended: no reader, no teardown left */
+    rc_ring_unmap(&cn->ring);
     free(cn->qbuf);
     free(cn->rb.buf);
     cn->rb.buf = NULL;

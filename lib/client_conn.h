@@ -4,7 +4,9 @@
  *   client_conn.c       thread, state machine (up, quarantine, teardown), readers
  *   client_recv.c       waiter table, buffered reader, decoding responses
  *   client_send.c       writing frames under the send lock
- *   client_handshake.c  HELLO (+ challenge), POOL_OPEN, POOL_RESET
+ *   client_handshake.c  HELLO (+ challenge), POOL_OPEN, POOL_RESET, SHM_MAP, FILL_RING
+ *   client_shm.c        one-sided reads from the server's mapped page store
+ *   client_ring.c       puts through the server's fill ring
  */
 #ifndef REMOCA_CLIENT_CONN_H
 #define REMOCA_CLIENT_CONN_H
@@ -72,8 +74,25 @@ bool rc_inval_clear(struct conn *cn, uint64_t key, uint32_t count);
  * on a unix socket with opts.shm on, SHM_MAP: *map is filled (data != NULL)
  * if the server offered its page store; not offered is not a failure.  On
  * failure nothing is left mapped. */
-int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map, char *why,
-                 size_t whylen);
+int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
+                 struct ring_map *ring, char *why, size_t whylen);
+
+/* ---- fill ring (client_ring.c) ---- */
+/* Entries waiting for a request before a PING is written to carry them. */
+#define RING_KICK(cn) ((cn)->ring.nslots / 4u)
+/* FILL_RING on the handshake's socket: 0 with *r filled or left empty (not
+ * offered: logged once; unusable: warned); -1: the connection failed. */
+int rc_ring_attach(struct conn *cn, int fd, const struct timespec *deadline, struct ring_map *r,
+                   char *why, size_t whylen);
+void rc_ring_unmap(struct ring_map *r);
+/* Installs a ring for the incarnation about to become UP (send_lock held). */
+void rc_ring_install(struct conn *cn, struct ring_map *r);
+/* Teardown (send_lock held, UP cleared): no sender can be inside. */
+void rc_ring_uninstall(struct conn *cn);
+/* send_lock held, UP: if every frame is a no-wait PUT and the ring has room
+ * for all their pages, appends them (ordered before request next_id) and
+ * returns true; otherwise false and nothing was appended. */
+bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n);
 
 /* A synchronous request on the handshake's socket whose response may carry
  * descriptors (SHM_MAP, FILL_RING), read with recvmsg: the buffered reader's

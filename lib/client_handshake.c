@@ -1,7 +1,8 @@
 /* The handshake of a new connection, before it may carry data: HELLO
  * (answering the server's HMAC-SHA256 challenge when it requires a secret),
  * POOL_OPEN, POOL_RESET (DESIGN.md cache contract 4), and on a unix socket
- * SHM_MAP (one-sided reads, client_shm.c).  Synchronous, on the
+ * SHM_MAP (one-sided reads, client_shm.c) and FILL_RING (puts through shared
+ * memory, client_ring.c).  Synchronous, on the
  * connection thread, bounded by one timeout overall.
  */
 #include <errno.h>
@@ -161,8 +162,8 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
     return -1;
 }
 
-int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map, char *why,
-                 size_t whylen)
+int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
+                 struct ring_map *ring, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
     struct timespec deadline;
@@ -189,7 +190,15 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map, c
     /* One-sided reads: only a server on this host (unix socket) can share
      * its memory; one that does not offer it answers with an error. */
     memset(map, 0, sizeof *map);
+    memset(ring, 0, sizeof *ring);
     if (cn->addr.kind != REMOCA_ADDR_UNIX || c->shm == REMOCA_SHM_OFF) return 0;
-    return rc_shm_map(cn, fd, *pool, &deadline, map, why, whylen);
+    if (rc_shm_map(cn, fd, *pool, &deadline, map, why, whylen) < 0) return -1;
+    /* Puts through shared memory: offered on any unix socket (the ring is
+     * the server's memory lent to this connection alone). */
+    if (rc_ring_attach(cn, fd, &deadline, ring, why, whylen) < 0) {
+        rc_shm_unmap(map);
+        return -1;
+    }
+    return 0;
 }
 

@@ -186,6 +186,17 @@ struct shm_map {
     size_t touch_len;
 };
 
+/* ---- fill ring (lib/client_ring.c) ------------------------------------- */
+
+/* The fill ring a server handed to one connection incarnation
+ * (include/remoca/fill_ring.h). */
+struct ring_map {
+    uint8_t *base;        /* PROT_READ|PROT_WRITE, MAP_SHARED; NULL: none */
+    size_t size;
+    uint32_t nslots;
+    uint64_t head;        /* entries published (under send_lock) */
+};
+
 /* ---- connections (lib/client_conn.c, client_recv.c, client_send.c) ----- */
 
 #define CONN_BUCKETS 64u
@@ -300,6 +311,14 @@ struct conn {
     atomic_int shm_readers;
     bool shm_logged;      /* "not offered" logged once */
 
+    /* Fill ring (client_ring.c): installed before UP, unmapped at teardown
+     * under send_lock; written under send_lock.  ring_unflushed: entries
+     * appended since the last request was numbered (the server looks at the
+     * ring when it executes a request: these wait for the next one). */
+    struct ring_map ring;
+    uint32_t ring_unflushed;
+    bool ring_logged;     /* "no fill ring" logged once */
+
     /* Invalidations (DELETE, DELETE_RANGE, POOL_RESET) ordered on the
      * current incarnation whose response has not been read yet, counted by
      * key (client_inval.c): each counts in every stripe its keys touch, or
@@ -396,6 +415,7 @@ struct remoca_client {
 
     atomic_uint_least64_t requests, timeouts, failures, reconnects;
     atomic_uint_least64_t one_sided_lookups, one_sided_hits;
+    atomic_uint_least64_t ring_puts;
 };
 
 /* ---- one-sided reads (lib/client_shm.c) -------------------------------- */

@@ -17,6 +17,7 @@
  * of those keys wait for that (client_inval.c, client_ops.c).
  *
  *   caller: put(no-wait) ─▶ lock send_lock ─▶ copy to sq ─▶ unlock (ordered)
+ *           (or into the server's fill ring, if it has one: client_ring.c)
  *   caller: get          ─▶ lock send_lock ─▶ sendmsg(sq + get) ─▶ unlock
  *   conn thread (due)    ─▶ lock send_lock ─▶ sendmsg(sq) ─▶ unlock
  *
@@ -156,6 +157,30 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     uint64_t gen = atomic_load(&cn->gen);
     uint32_t pool = cn->pool;
 
+    /* No-wait puts go through the fill ring when it has room, ordered
+     * before the next request (client_ring.c).  The server looks at the
+     * ring when it executes a request: if none is written soon, a PING is,
+     * once RING_KICK entries wait or when the queue's delay has passed. */
+    struct frame ping;
+    bool write_now = false;
+    if (rc_ring_put(cn, f, n)) {
+        if (cn->ring_unflushed < RING_KICK(cn)) {
+            bool arm = atomic_load(&cn->sq_due_ns) == 0;
+            if (arm) atomic_store(&cn->sq_due_ns, now_ns() + SQ_DELAY_US * 1000LL);
+            pthread_mutex_unlock(&cn->send_lock);
+            if (arm) sq_wake(cn);
+            return CONN_SENT;
+        }
+        n = 0;
+    }
+    if (n == 0 && cn->ring_unflushed) {
+        ping = (struct frame){.op = REMOCA_OP_PING};
+        f = &ping;
+        n = 1;
+        write_now = true;
+    }
+    if (n > 0) cn->ring_unflushed = 0; /* the first request numbered now follows them all */
+
     bool any_waiter = false;
     size_t bytes = 0;
     uint32_t id0 = cn->next_id;
@@ -181,7 +206,8 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
      * written with the next write.  The caller that fills the queue writes
      * it.  Big ones (a 128 KiB fill run) gain nothing from batching: they
      * are written at once, behind the queue, without a copy. */
-    if (n > 0 && !any_waiter && bytes <= SQ_CAP / 4 && cn->sqlen + bytes <= SQ_CAP) {
+    if (n > 0 && !any_waiter && !write_now && bytes <= SQ_CAP / 4 &&
+        cn->sqlen + bytes <= SQ_CAP) {
         bool was_empty = cn->sqlen == 0;
         sq_append(cn, f, n);
         /* Ordered now: one-sided reads of their keys stop until they are

@@ -190,7 +190,8 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"          \
     "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"        \
     "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"         \
-    "remoca-shm=on|off       one-sided reads from a local memd --shm (default on).\n"         \
+    "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"    \
+    "                        and the fill ring (default on).\n"                              \
     "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"     \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 

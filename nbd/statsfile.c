@@ -10,6 +10,8 @@
  *   client_servers_up=1
  *   one_sided_lookups=...      one-sided reads (memd --shm on this host)
  *   one_sided_hits=...
+ *   ring_puts=...              pages put through a fill ring (same host)
+ *   client_servers_ring=1
  *
  * Readers (tests, `remoca stats`, scripts) never see a half-written file.
  */
@@ -56,11 +58,13 @@ static void write_stats(struct statsfile *s)
     fprintf(f,
             "client_requests=%llu\nclient_timeouts=%llu\nclient_failures=%llu\n"
             "client_reconnects=%llu\nclient_servers_up=%u\nclient_servers_shm=%u\n"
-            "one_sided_lookups=%llu\none_sided_hits=%llu\n",
+            "one_sided_lookups=%llu\none_sided_hits=%llu\nring_puts=%llu\n"
+            "client_servers_ring=%u\n",
             (unsigned long long)cs.requests, (unsigned long long)cs.timeouts,
             (unsigned long long)cs.failures, (unsigned long long)cs.reconnects, cs.servers_up,
             cs.servers_shm, (unsigned long long)cs.one_sided_lookups,
-            (unsigned long long)cs.one_sided_hits);
+            (unsigned long long)cs.one_sided_hits, (unsigned long long)cs.ring_puts,
+            cs.servers_ring);
     if (fclose(f) == 0 && rename(s->tmp, s->path) == -1)
         nbdkit_debug("remoca-statsfile: rename %s: %s", s->path, strerror(errno));
 }

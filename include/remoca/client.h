@@ -138,6 +138,8 @@ struct remoca_client_stats {
     uint64_t one_sided_lookups; /* keys looked up in a server's mapped memory */
     uint64_t one_sided_hits;    /* of those, hits (no frame sent for them) */
     unsigned servers_shm; /* up and mapped now (one-sided reads) */
+    uint64_t ring_puts;   /* pages put through a server's fill ring (no frame) */
+    unsigned servers_ring; /* up with a fill ring now */
 };
 void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
 
