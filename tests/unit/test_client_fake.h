@@ -24,6 +24,11 @@
  * is written with the seqlock rules while clients read it.  shm_refuse
  * answers SHM_MAP with E_STATE.
  *
+ * With fake_ring_enable, it answers FILL_RING with a ring (a sealed memfd in
+ * the layout of include/remoca/fill_ring.h) and executes its entries where
+ * their after_id puts them: before the request with that id, or once idle
+ * after the request before it; without, FILL_RING gets E_OP.
+ *
  *   client ──req──▶ [execute in order: store] ──resp──▶ queue ──shuffle──▶ client
  */
 #ifndef TEST_CLIENT_FAKE_H
@@ -42,6 +47,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "remoca/fill_ring.h"
 #include "remoca/shm.h"
 #include "remoca/wire.h"
 
@@ -76,6 +82,13 @@ struct fake {
     struct fake_shm *shm;
     atomic_bool shm_refuse;
     atomic_uint shm_maps; /* SHM_MAP answered with the mapping */
+    /* fill ring (fake_ring_enable), of the current connection */
+    bool ring_on;
+    uint8_t *ring;        /* NULL: none attached */
+    uint32_t ring_slots;
+    uint64_t ring_tail;
+    uint32_t ring_last_id; /* last request executed */
+    atomic_uint rings, ring_puts, pings;
 };
 
 /* ---- the shared page store (server side of include/remoca/shm.h) ---- */
@@ -197,6 +210,24 @@ static void fake_shm_reset(struct fake_shm *m)
         if (m->slots[i].pool) fake_shm_remove(m, i);
 }
 
+/* Sends buf with n descriptors attached (SCM_RIGHTS). */
+static bool fake_send_fds(int fd, const void *buf, size_t len, const int *fds, unsigned n)
+{
+    union {
+        struct cmsghdr align;
+        char b[CMSG_SPACE(2 * sizeof(int))];
+    } ctl;
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                        .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
 /* Answers SHM_MAP: the layout, then the data memfd reopened read-only (so
  * the client cannot map it writable) and the touch memfd. */
 static bool fake_shm_answer(struct fake_shm *m, int fd, const struct remoca_hdr *req)
@@ -212,21 +243,9 @@ static bool fake_shm_answer(struct fake_shm *m, int fd, const struct remoca_hdr 
     remoca_hdr_encode(buf, &h);
     remoca_shm_layout_encode(buf + REMOCA_HDR_SIZE, &m->l);
     int fds[2] = {ro, m->touch_fd};
-    union {
-        struct cmsghdr align;
-        char b[CMSG_SPACE(sizeof fds)];
-    } ctl;
-    struct iovec iov = {buf, sizeof buf};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
-                        .msg_controllen = sizeof ctl.b};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(cm), fds, sizeof fds);
-    ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    bool ok = fake_send_fds(fd, buf, sizeof buf, fds, 2);
     close(ro);
-    return r == (ssize_t)sizeof buf;
+    return ok;
 }
 
 static bool fake_read_full(int fd, void *p, size_t n)
@@ -283,6 +302,68 @@ static bool fake_flush(struct fake *f, int fd, struct fake_resp *q, unsigned *nq
     return ok;
 }
 
+static void fake_put_page(struct fake *f, uint64_t k, const uint8_t *page)
+{
+    if (k >= FAKE_KEYS) return;
+    memcpy(f->pages + k * REMOCA_PAGE_SIZE, page, REMOCA_PAGE_SIZE);
+    f->present[k] = 1;
+    if (f->shm) fake_shm_put(f->shm, k, page);
+}
+
+/* ---- the fill ring (server side of include/remoca/fill_ring.h) ---- */
+
+static void fake_ring_drop(struct fake *f)
+{
+    if (f->ring) munmap(f->ring, remoca_ring_size(f->ring_slots));
+    f->ring = NULL;
+}
+
+/* Answers FILL_RING with a fresh sealed ring (synchronous: nothing queued). */
+static bool fake_ring_answer(struct fake *f, int fd, const struct remoca_hdr *req)
+{
+    f->ring_slots = req->count ? req->count : REMOCA_RING_DEFAULT_SLOTS;
+    uint64_t size = remoca_ring_size(f->ring_slots);
+    int rfd = memfd_create("fake-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (rfd < 0 || ftruncate(rfd, (off_t)size) < 0 ||
+        fcntl(rfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        abort();
+    f->ring = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, 0);
+    if (f->ring == MAP_FAILED) abort();
+    f->ring_tail = 0;
+    f->ring_last_id = req->id;
+    uint8_t buf[REMOCA_HDR_SIZE + REMOCA_RING_REPLY_SIZE];
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_FILL_RING, .id = req->id, .pool = req->pool,
+                           .len = REMOCA_RING_REPLY_SIZE};
+    remoca_hdr_encode(buf, &h);
+    struct remoca_ring_reply rr = {REMOCA_RING_VERSION, f->ring_slots, size};
+    remoca_ring_reply_encode(buf + REMOCA_HDR_SIZE, &rr);
+    atomic_fetch_add(&f->rings, 1);
+    bool ok = fake_send_fds(fd, buf, sizeof buf, &rfd, 1);
+    close(rfd);
+    return ok;
+}
+
+/* Executes the entries ordered at or before request id `upto`. */
+static void fake_ring_drain(struct fake *f, uint32_t upto)
+{
+    if (!f->ring) return;
+    uint64_t head = __atomic_load_n((uint64_t *)(f->ring + REMOCA_RING_OFF_HEAD), __ATOMIC_ACQUIRE);
+    if (head - f->ring_tail > f->ring_slots) abort(); /* the client broke the ring */
+    const uint8_t *pages = f->ring + remoca_ring_off_pages(f->ring_slots);
+    while (f->ring_tail < head) {
+        uint32_t idx = (uint32_t)(f->ring_tail & (f->ring_slots - 1));
+        struct remoca_ring_entry e;
+        remoca_ring_entry_read(f->ring, idx, &e);
+        if (!remoca_id_at_or_before(e.after_id, upto)) break;
+        if (e.handle != FAKE_SHM_POOL) abort();
+        fake_put_page(f, e.key, pages + (size_t)idx * REMOCA_PAGE_SIZE);
+        atomic_fetch_add(&f->ring_puts, 1);
+        f->ring_tail++;
+    }
+    __atomic_store_n((uint64_t *)(f->ring + REMOCA_RING_OFF_TAIL), f->ring_tail, __ATOMIC_RELEASE);
+}
+
 static bool fake_input_pending(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -317,6 +398,15 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
         /* Synchronous (handshake): nothing else is queued. */
         atomic_fetch_add(&f->shm_maps, 1); /* before the client can see it */
         return fake_flush(f, fd, q, nq) && fake_shm_answer(f->shm, fd, h);
+    case REMOCA_OP_FILL_RING:
+        if (!f->ring_on) {
+            r.h.flags = REMOCA_E_OP;
+            break;
+        }
+        return fake_flush(f, fd, q, nq) && fake_ring_answer(f, fd, h);
+    case REMOCA_OP_PING:
+        atomic_fetch_add(&f->pings, 1);
+        break;
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE: {
         atomic_fetch_add(&f->gets, 1);
@@ -348,14 +438,8 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
     }
     case REMOCA_OP_PUT:
         atomic_fetch_add(&f->puts, 1);
-        for (uint32_t i = 0; i < h->count; i++) {
-            uint64_t k = h->key + i;
-            if (k >= FAKE_KEYS) continue;
-            memcpy(f->pages + k * REMOCA_PAGE_SIZE, body + (size_t)i * REMOCA_PAGE_SIZE,
-                   REMOCA_PAGE_SIZE);
-            f->present[k] = 1;
-            if (f->shm) fake_shm_put(f->shm, k, body + (size_t)i * REMOCA_PAGE_SIZE);
-        }
+        for (uint32_t i = 0; i < h->count; i++)
+            fake_put_page(f, h->key + i, body + (size_t)i * REMOCA_PAGE_SIZE);
         break;
     case REMOCA_OP_DELETE:
     case REMOCA_OP_DELETE_RANGE:
@@ -402,10 +486,14 @@ static void fake_serve(struct fake *f, int fd)
         remoca_hdr_decode(hb, &h);
         if (remoca_req_check(&h) != REMOCA_OK) break;
         if (h.len && !fake_read_full(fd, body, h.len)) break;
+        fake_ring_drain(f, h.id); /* entries ordered before this request */
         if (!fake_handle(f, fd, &h, body, q, &nq)) break;
+        if (h.op != REMOCA_OP_FILL_RING) f->ring_last_id = h.id;
+        if (!fake_input_pending(fd)) fake_ring_drain(f, f->ring_last_id + 1);
         if ((nq == FAKE_QUEUE || !fake_input_pending(fd)) && !fake_flush(f, fd, q, &nq)) break;
     }
     fake_flush(f, -1, q, &nq); /* frees */
+    fake_ring_drop(f);
     free(body);
 }
 
@@ -470,6 +558,12 @@ static void fake_stop(struct fake *f, bool remove_dir)
     free(f->present);
     fake_shm_free(f->shm);
     free(f);
+}
+
+/* Makes the fake answer FILL_RING (before clients connect). */
+__attribute__((unused)) static void fake_ring_enable(struct fake *f)
+{
+    f->ring_on = true;
 }
 
 /* Gives the fake a shared store of npages slots (before clients connect). */
