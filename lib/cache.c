@@ -70,6 +70,11 @@
  *    raced with the server changing the slot is rejected by the slot's
  *    seqlock (include/remoca/shm.h), so every hit is one page exactly as the
  *    server held it.  A put not yet executed is only a miss.
+ *  - Fill ring (a co-located memd, lib/client_ring.c): a put copied into the
+ *    ring instead of sent carries the id of the next request on its
+ *    connection, and the server executes it after every earlier request and
+ *    before that one (include/remoca/fill_ring.h): the order of a PUT frame
+ *    written at that moment, so "ordered under the lock" above means the same.
  * Reads concurrent with an unacknowledged write may see either version, as
  * with any disk.
  */
