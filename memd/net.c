@@ -69,7 +69,8 @@ struct server {
     bool joined;
     /* counters, updated atomically */
     uint64_t conns, conns_total, conns_refused, errors;
-    uint64_t buf_bytes; /* all connections' buffers (bounded by cfg.max_buffers) */
+    uint64_t buf_bytes; /* all connections' buffers and fill rings (bounded by
+                         * cfg.max_buffers; proto.c charges the rings) */
 };
 
 static void counters(void *arg, struct server_counters *sc)
@@ -132,27 +133,25 @@ static void set_events(struct worker *w, struct conn *c, uint32_t ev)
     epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
-/* The first send of an output that starts with an SHM_MAP response: sendmsg
- * with the store's read-only data memfd and its touch memfd attached
- * (SCM_RIGHTS), which travel with the first byte sent.  The fds stay open
- * here: they are the store's for its lifetime. */
-static ssize_t send_with_shm_fds(struct worker *w, int fd, const void *p, size_t len)
+/* The first send of an output that starts with an SHM_MAP or FILL_RING
+ * response: sendmsg with the session's fds attached (SCM_RIGHTS), which
+ * travel with the first byte sent (the store's read-only data memfd and touch
+ * memfd, or the ring's memfd). */
+static ssize_t send_with_fds(int fd, const void *p, size_t len, const int *fds, unsigned nfds)
 {
-    const struct shm_region *r = w->srv->store->shm;
-    int fds[2] = {r->data_ro_fd, r->touch_fd};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof fds)];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
     } ctl;
     memset(&ctl, 0, sizeof ctl);
     struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                       .msg_controllen = sizeof ctl.buf};
+                       .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
     return sendmsg(fd, &m, MSG_NOSIGNAL);
 }
 
@@ -163,9 +162,15 @@ static int send_pending(struct worker *w, struct conn *c, const struct outbuf *b
 {
     while (*off < b->len) {
         ssize_t n;
-        if (c->ss.attach_shm_fds) { /* proto.c put the SHM_MAP response first */
-            n = send_with_shm_fds(w, c->fd, b->p + *off, b->len - *off);
-            if (n > 0) c->ss.attach_shm_fds = false;
+        struct session *ss = &c->ss;
+        if (ss->nattach) { /* proto.c put the response they go with first */
+            n = send_with_fds(c->fd, b->p + *off, b->len - *off, ss->attach_fds, ss->nattach);
+            if (n > 0) { /* the receiver has its own copies now */
+                if (ss->attach_close)
+                    for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
+                ss->nattach = 0;
+                ss->attach_close = false;
+            }
         } else {
             n = send(c->fd, b->p + *off, b->len - *off, MSG_NOSIGNAL);
         }
@@ -526,7 +531,9 @@ struct server *server_start(const struct net_config *cfg, struct store *store)
     srv->cfg = *cfg;
     srv->tcp_fd = srv->unix_fd = srv->sig_fd = srv->epfd = -1;
     srv->ctx = (struct proto_ctx){.store = store, .counters = counters, .arg = srv,
-                                  .errors = &srv->errors, .auth = cfg->auth};
+                                  .errors = &srv->errors, .auth = cfg->auth,
+                                  .buf_bytes = &srv->buf_bytes,
+                                  .max_buffers = cfg->max_buffers};
     uint16_t port = 0;
     if (cfg->listen && (srv->tcp_fd = listen_tcp(cfg->listen, &port)) < 0) goto fail;
     if (cfg->unix_path && (srv->unix_fd = listen_unix(cfg->unix_path)) < 0) goto fail;

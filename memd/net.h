@@ -14,7 +14,8 @@
  * per connection (at most one frame in, one batch of responses out), and
  * while output is pending the connection is not read (backpressure).  The
  * buffers of all connections together are bounded by --max-buffers: a
- * connection that would go beyond is closed (and logged).
+ * connection that would go beyond is closed (and logged).  Fill rings
+ * (memd/fill_ring.h) count too: a FILL_RING that would go beyond gets E_LIMIT.
  */
 #ifndef MEMD_NET_H
 #define MEMD_NET_H

@@ -3,10 +3,12 @@
  * allocation: the buffer belongs to the worker and only grows). */
 #include "proto.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -224,7 +226,7 @@ static void op_shm_map(const struct proto_ctx *ctx, struct session *ss,
         return;
     }
     uint32_t pool = ss->handles[h->pool - 1];
-    if (out->len != 0 || ss->attach_shm_fds) {
+    if (out->len != 0 || ss->nattach) {
         reply_err(ctx, ss, out, h, REMOCA_E_STATE, pool,
                   "SHM_MAP behind other responses: send it alone (nothing else in flight)");
         return;
@@ -233,8 +235,63 @@ static void op_shm_map(const struct proto_ctx *ctx, struct session *ss,
     if (!put_resp(out, h, REMOCA_OK, h->pool, REMOCA_SHM_LAYOUT_SIZE)) return;
     remoca_shm_layout_encode(out->p + out->len, &l);
     out->len += REMOCA_SHM_LAYOUT_SIZE;
-    ss->attach_shm_fds = true;
+    ss->attach_fds[0] = ctx->store->shm->data_ro_fd;
+    ss->attach_fds[1] = ctx->store->shm->touch_fd;
+    ss->nattach = 2;
+    ss->attach_close = false; /* the store's, for its lifetime */
     __atomic_fetch_add(&ctx->store->shm_maps, 1, __ATOMIC_RELAXED);
+}
+
+/* FILL_RING (memd/fill_ring.h, docs/protocol.md): a ring for this connection.
+ * Its memfd travels with the first byte of the response, like SHM_MAP's fds,
+ * and is closed here once sent (the mapping stays). */
+static void op_fill_ring(const struct proto_ctx *ctx, struct session *ss,
+                         const struct remoca_hdr *h, struct outbuf *out)
+{
+    if (!ss->unix_socket) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0, "fill ring only over a unix socket");
+        return;
+    }
+    if (ss->ring) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0, "fill ring already attached");
+        return;
+    }
+    if (out->len != 0 || ss->nattach) {
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, 0,
+                  "FILL_RING behind other responses: send it alone (nothing else in flight)");
+        return;
+    }
+    uint32_t nslots = h->count ? h->count : REMOCA_RING_DEFAULT_SLOTS; /* checked */
+    uint64_t size = remoca_ring_size(nslots);
+    if (ctx->buf_bytes) { /* the ring is connection memory: --max-buffers */
+        uint64_t total = __atomic_add_fetch(ctx->buf_bytes, size, __ATOMIC_RELAXED);
+        if (total > ctx->max_buffers) {
+            __atomic_fetch_sub(ctx->buf_bytes, size, __ATOMIC_RELAXED);
+            reply_err(ctx, ss, out, h, REMOCA_E_LIMIT,
+                      0, "a fill ring of %llu bytes would exceed --max-buffers",
+                      (unsigned long long)size);
+            return;
+        }
+    }
+    struct fill_ring *r = fill_ring_create(nslots);
+    if (!r || !put_resp(out, h, REMOCA_OK, h->pool, REMOCA_RING_REPLY_SIZE)) {
+        const char *why = r ? "out of memory" : strerror(errno);
+        fill_ring_destroy(r);
+        if (ctx->buf_bytes) __atomic_fetch_sub(ctx->buf_bytes, size, __ATOMIC_RELAXED);
+        reply_err(ctx, ss, out, h, REMOCA_E_INTERNAL, 0, "cannot create the fill ring: %s", why);
+        return;
+    }
+    struct remoca_ring_reply rr = {.version = REMOCA_RING_VERSION, .nslots = nslots,
+                                   .size = size};
+    remoca_ring_reply_encode(out->p + out->len, &rr);
+    out->len += REMOCA_RING_REPLY_SIZE;
+    ss->ring = r;
+    ss->ring_charged = ctx->buf_bytes ? size : 0;
+    ss->attach_fds[0] = r->fd;
+    r->fd = -1; /* the attachment's now */
+    ss->nattach = 1;
+    ss->attach_close = true;
+    __atomic_fetch_add(&ctx->store->fill_rings, 1, __ATOMIC_RELAXED);
 }
 
 static void dispatch(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
@@ -260,6 +317,9 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
         return;
     case REMOCA_OP_SHM_MAP:
         op_shm_map(ctx, ss, h, out);
+        return;
+    case REMOCA_OP_FILL_RING:
+        op_fill_ring(ctx, ss, h, out);
         return;
     default:
         break;
@@ -332,6 +392,12 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
         if (len - off < total) break;
         const uint8_t *payload = in + off + REMOCA_HDR_SIZE;
         off += total;
+        /* The ring's entries that come before this request in the stream. */
+        if (ss->ring && fill_ring_drain(ctx, ss, h.id) < 0) {
+            *used = len;
+            return PROTO_CLOSE;
+        }
+        ss->last_id = h.id;
         if (st != REMOCA_OK) {
             reply_err(ctx, ss, out, &h, st, 0, "%s request rejected (%u bytes skipped)",
                       remoca_op_name(h.op), h.len);
@@ -343,6 +409,12 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
             return PROTO_CLOSE;
         }
     }
+    /* Entries placed after the last request (a client with nothing else to
+     * send follows them with a PING, whose id is at most last_id + 1). */
+    if (ss->ring && fill_ring_drain(ctx, ss, ss->last_id + 1) < 0) {
+        *used = len;
+        return PROTO_CLOSE;
+    }
     *used = off;
     return res;
 }
@@ -353,4 +425,15 @@ void session_end(const struct proto_ctx *ctx, struct session *ss)
     free(ss->handles);
     ss->handles = NULL;
     ss->nhandles = ss->cap = 0;
+    if (ss->attach_close)
+        for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
+    ss->nattach = 0;
+    if (ss->ring) {
+        fill_ring_destroy(ss->ring);
+        ss->ring = NULL;
+        __atomic_fetch_sub(&ctx->store->fill_rings, 1, __ATOMIC_RELAXED);
+        if (ss->ring_charged && ctx->buf_bytes)
+            __atomic_fetch_sub(ctx->buf_bytes, ss->ring_charged, __ATOMIC_RELAXED);
+        ss->ring_charged = 0;
+    }
 }

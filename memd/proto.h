@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "fill_ring.h"
 #include "store.h"
 
 /* Stop adding responses once this much output is waiting: net.c writes it. */
@@ -49,10 +50,18 @@ struct session {
     bool close_now;   /* close after this frame (authentication failures) */
     uint8_t auth_failures;
     uint8_t nonce[AUTH_NONCE];
-    bool unix_socket;    /* set by net.c: SHM_MAP is served only over a unix socket */
-    bool attach_shm_fds; /* the output's first byte is an SHM_MAP response: net.c
-                          * sends the store's two memfds with it (SCM_RIGHTS),
-                          * then clears this */
+    bool unix_socket; /* set by net.c: SHM_MAP and FILL_RING only over a unix socket */
+    /* fds to send with the output's first byte, which is then an SHM_MAP or
+     * FILL_RING response (SCM_RIGHTS): net.c sends them and sets nattach to
+     * 0, closing them first if attach_close (the ring's memfd; the store's
+     * shm fds stay open for the store's life).  session_end closes
+     * attach_close fds that were never sent. */
+    int attach_fds[2];
+    unsigned nattach;
+    bool attach_close;
+    struct fill_ring *ring; /* FILL_RING's ring (memd/fill_ring.h), or NULL */
+    uint32_t last_id;       /* id of the last request processed (the ring's order) */
+    uint64_t ring_charged;  /* the ring's bytes, counted in *proto_ctx.buf_bytes */
 };
 
 /* Server-wide context the protocol needs besides the store. */
@@ -63,6 +72,11 @@ struct proto_ctx {
     void *arg;
     uint64_t *errors; /* global error counter (atomically incremented), may be NULL */
     const struct auth *auth; /* --secret, or NULL / len 0 for none */
+    /* Connection buffers of the server (net.c; NULL: not counted): a fill
+     * ring's memory is added to *buf_bytes, and refused with E_LIMIT if the
+     * total would exceed max_buffers. */
+    uint64_t *buf_bytes;
+    uint64_t max_buffers;
 };
 
 enum proto_result {
@@ -72,7 +86,10 @@ enum proto_result {
 };
 
 /* Consumes complete frames from in[0..len), appends responses to out.
- * *used = bytes consumed. */
+ * *used = bytes consumed.  With a fill ring, executes its entries in the
+ * stream's order: before the request with id X, those whose after_id is at
+ * or before X; at the end, those at or before the last id + 1.  A ring whose
+ * head is out of range closes the connection (PROTO_CLOSE). */
 enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
                                 const uint8_t *in, size_t len, struct outbuf *out,
                                 size_t *used);
@@ -82,7 +99,7 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
  * such bytes to proto_process, which answers and closes. */
 size_t proto_frame_size(const uint8_t *in, size_t len);
 
-/* Releases the session's pool handles. */
+/* Releases the session's pool handles and its fill ring. */
 void session_end(const struct proto_ctx *ctx, struct session *ss);
 
 #endif

@@ -106,6 +106,8 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
         {"shm", s->shm != NULL},
         {"shm_maps", __atomic_load_n(&s->shm_maps, __ATOMIC_RELAXED)},
         {"shm_touched", s->shm_touched},
+        {"fill_rings", __atomic_load_n(&s->fill_rings, __ATOMIC_RELAXED)},
+        {"ring_puts", __atomic_load_n(&s->ring_puts, __ATOMIC_RELAXED)},
         STATS_KVS(tot),
     };
     const size_t nserver = sizeof server / sizeof server[0];

@@ -128,6 +128,9 @@ struct store {
     struct shm_region *shm;
     uint64_t shm_maps;     /* SHM_MAP responses sent (atomic) */
     uint64_t shm_touched;  /* eviction victims spared because a client touched them */
+    /* Fill rings (memd/fill_ring.h), whatever --shm says; atomic: */
+    uint64_t fill_rings;   /* rings attached to connections now open */
+    uint64_t ring_puts;    /* ring entries executed */
 };
 
 /* Creates a store of `bytes` (rounded down to pages).  0 or -1 with errno. */

@@ -9,15 +9,28 @@
  * is well formed (response magic, a known status, length within bounds); the
  * store's accounting stays exact (free pages + pool pages == arena pages);
  * a connection that the protocol closes gets no further processing; and a
- * session marked to receive the shm fds has an OK SHM_MAP response as the
- * first bytes of its output (the store is a --shm one, and every other
- * input comes over a "unix socket", where SHM_MAP may succeed). */
+ * session marked to receive fds has an OK SHM_MAP (the store's 2 fds) or
+ * FILL_RING (the ring's memfd, sealed) response as the first bytes of its
+ * output (the store is a --shm one, and every other input comes over a "unix
+ * socket", where SHM_MAP and FILL_RING may succeed).
+ *
+ * Once a FILL_RING succeeded, the fuzzer is also the ring's client: before
+ * each chunk it writes head and entries from bytes taken from the input's
+ * end (plausible entries, raw entries, or a raw head), so that the server's
+ * drain (memd/fill_ring.c) is fuzzed too.  Checked: the tail the server
+ * publishes is its own, and a connection that is not closed has a head at
+ * most nslots ahead of it (a drain never passes head or runs away). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fill_ring.h"
 #include "log.h"
 #include "proto.h"
+#include "remoca/fill_ring.h"
 #include "remoca/shm.h"
 #include "store.h"
 
@@ -49,6 +62,93 @@ static void check_store(void)
         used += p->pages;
     }
     if (used + store.nfree != store.npages) abort();
+}
+
+/* The fuzzer's side of the ring: bytes read backwards from the input's end. */
+struct ring_client {
+    const uint8_t *p;
+    size_t left;
+    uint64_t head; /* published */
+};
+
+static uint8_t rbyte(struct ring_client *c)
+{
+    return c->left ? c->p[--c->left] : 0;
+}
+
+static void ring_publish(const struct fill_ring *r, uint64_t head)
+{
+    __atomic_store_n((uint64_t *)(r->base + REMOCA_RING_OFF_HEAD), head, __ATOMIC_RELEASE);
+}
+
+/* Writes what the next bytes say into the ring, as a client (or an attacker) might. */
+static void ring_write(struct ring_client *c, const struct session *ss)
+{
+    const struct fill_ring *r = ss->ring;
+    uint8_t op = rbyte(c);
+    switch (op & 3) {
+    case 0: /* nothing: the common case */
+        return;
+    case 1: { /* plausible entries: small keys, handles 0..3, after_id near the stream */
+        unsigned n = 1 + rbyte(c) % 8;
+        for (unsigned k = 0; k < n; k++) {
+            uint32_t idx = (uint32_t)c->head & (r->nslots - 1);
+            struct remoca_ring_entry e = {.key = rbyte(c) % 16, .handle = rbyte(c) % 4,
+                                          .after_id = ss->last_id + rbyte(c) % 5 - 1};
+            remoca_ring_entry_write(r->base, idx, &e);
+            memset(r->base + remoca_ring_off_pages(r->nslots) + (size_t)idx * REMOCA_PAGE_SIZE,
+                   rbyte(c), REMOCA_PAGE_SIZE);
+            c->head++;
+        }
+        break;
+    }
+    case 2: { /* one raw entry */
+        uint32_t idx = (uint32_t)c->head & (r->nslots - 1);
+        for (unsigned k = 0; k < REMOCA_RING_ENTRY_SIZE; k++)
+            r->base[REMOCA_RING_OFF_ENTRIES + idx * REMOCA_RING_ENTRY_SIZE + k] = rbyte(c);
+        c->head++;
+        break;
+    }
+    default: /* a raw head: near the tail (either side), or any value at all */
+        if (op & 4) {
+            c->head = r->tail + (uint64_t)(int64_t)(int8_t)rbyte(c);
+        } else {
+            c->head = 0;
+            for (int k = 0; k < 8; k++) c->head = c->head << 8 | rbyte(c);
+        }
+        break;
+    }
+    ring_publish(r, c->head);
+}
+
+/* The session is about to send its fds: the response they go with must be first. */
+static void check_attach(struct session *ss, const struct outbuf *out)
+{
+    struct remoca_hdr h;
+    if (out->len < REMOCA_HDR_SIZE || !ss->unix_socket) abort();
+    remoca_hdr_decode(out->p, &h);
+    if (h.flags != REMOCA_OK) abort();
+    if (h.op == REMOCA_OP_SHM_MAP) {
+        if (h.len != REMOCA_SHM_LAYOUT_SIZE || ss->nattach != 2 || ss->attach_close) abort();
+    } else if (h.op == REMOCA_OP_FILL_RING) {
+        struct remoca_ring_reply rr;
+        char why[128];
+        if (ss->nattach != 1 || !ss->attach_close || !ss->ring ||
+            out->len < REMOCA_HDR_SIZE + h.len ||
+            remoca_ring_reply_decode(out->p + REMOCA_HDR_SIZE, h.len, &rr, why, sizeof why) < 0 ||
+            rr.nslots != ss->ring->nslots || rr.size != ss->ring->size)
+            abort();
+        int seals = fcntl(ss->attach_fds[0], F_GET_SEALS);
+        if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+            abort();
+    } else {
+        abort();
+    }
+    /* Sent: what net.c does after sendmsg. */
+    if (ss->attach_close)
+        for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
+    ss->nattach = 0;
+    ss->attach_close = false;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -83,10 +183,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h.len = (uint32_t)remoca_pool_open_encode(input + ilen + REMOCA_HDR_SIZE, 300, &pb);
         remoca_hdr_encode(input + ilen, &h);
         ilen += REMOCA_HDR_SIZE + h.len;
+        if (data[-1] & 2) { /* and a fill ring (this chunk size means a unix socket) */
+            h.op = REMOCA_OP_FILL_RING;
+            h.id = 3;
+            h.count = REMOCA_RING_MIN_SLOTS;
+            h.len = 0;
+            remoca_hdr_encode(input + ilen, &h);
+            ilen += REMOCA_HDR_SIZE;
+        }
     }
+    struct ring_client rc = {.p = data, .left = size};
     memcpy(input + ilen, data, size);
     size += ilen;
     data = input;
+    const struct fill_ring *ring = NULL; /* the session's, once attached */
 
     struct session ss = {.unix_socket = chunk % 2 == 0};
     struct outbuf out = {0};
@@ -101,20 +211,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pending = buf;
         plen += n;
         size_t used = 0;
+        if (ss.ring) ring_write(&rc, &ss);
         for (;;) {
             size_t u;
             out.len = 0;
             enum proto_result r = proto_process(&ctx, &ss, pending + used, plen - used, &out, &u);
             used += u;
             check_output(&out);
-            if (ss.attach_shm_fds) { /* what net.c sends the fds with */
-                struct remoca_hdr h;
-                if (out.len < REMOCA_HDR_SIZE) abort();
-                remoca_hdr_decode(out.p, &h);
-                if (h.op != REMOCA_OP_SHM_MAP || h.flags != REMOCA_OK ||
-                    h.len != REMOCA_SHM_LAYOUT_SIZE || !ss.unix_socket)
-                    abort();
-                ss.attach_shm_fds = false; /* sent */
+            if (ss.nattach) check_attach(&ss, &out); /* what net.c sends the fds with */
+            if (ss.ring != ring) { /* attached just now: an empty ring, a new client */
+                if (ring || ss.ring->tail != 0) abort();
+                ring = ss.ring;
+                rc.head = 0;
+            }
+            if (ring) {
+                uint64_t tail = __atomic_load_n((uint64_t *)(ring->base + REMOCA_RING_OFF_TAIL),
+                                                __ATOMIC_ACQUIRE);
+                if (tail != ring->tail) abort();
+                if (r != PROTO_CLOSE && rc.head - tail > ring->nslots) abort();
             }
             if (r == PROTO_CLOSE) {
                 closed = true;

@@ -294,7 +294,7 @@ static void test_shm_map_needs_shm(void **state)
     req(f, REMOCA_OP_SHM_MAP, 60, p, 0, 0, NULL, 0);
     run(f);
     expect_error(f, 60, REMOCA_E_STATE, "shm not enabled (start remoca-memd with --shm)");
-    assert_false(f->ss.attach_shm_fds);
+    assert_int_equal(f->ss.nattach, 0);
 }
 
 static void test_shm_map(void **state)
@@ -318,7 +318,7 @@ static void test_shm_map(void **state)
     run(f);
     resp(f, 63, REMOCA_OK, &h);
     expect_error(f, 64, REMOCA_E_STATE, "alone");
-    assert_false(f->ss.attach_shm_fds);
+    assert_int_equal(f->ss.nattach, 0);
     assert_int_equal(f->store.shm_maps, 0);
 
     /* Alone in the output: OK, the layout, and the session marked for the fds. */
@@ -337,7 +337,10 @@ static void test_shm_map(void **state)
     assert_int_equal(l.pool, f->ss.handles[p - 1]);
     assert_int_equal(l.npages, 64);
     assert_int_equal(l.data_size, f->store.shm->layout.data_size);
-    assert_true(f->ss.attach_shm_fds);
+    assert_int_equal(f->ss.nattach, 2);
+    assert_int_equal(f->ss.attach_fds[0], f->store.shm->data_ro_fd);
+    assert_int_equal(f->ss.attach_fds[1], f->store.shm->touch_fd);
+    assert_false(f->ss.attach_close);
     resp(f, 66, REMOCA_OK, &h);
     assert_int_equal(f->store.shm_maps, 1);
     char stats[4096];
