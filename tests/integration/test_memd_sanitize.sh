@@ -2,8 +2,9 @@
 # remoca-memd built with ThreadSanitizer and with AddressSanitizer+UBSan
 # (build/tests/remoca-memd-{tsan,asan}, from memd/CMakeLists.txt) under the
 # 8-connection stress, the bad-input barrage, buffer hogs and idle
-# connections; then SIGTERM.  Then each again with --shm (the store in
-# memfds): SHM_MAP and one-sided reads (shm_client map) and the stress.  Any
+# connections, and the fill ring (ring_client ring and badhead); then
+# SIGTERM.  Then each again with --shm (the store in memfds): SHM_MAP and
+# one-sided reads (shm_client map), the fill ring and the stress.  Any
 # sanitizer report, or an exit status other than 0, fails the test (leaks are
 # checked at exit by ASan).
 set -eu
@@ -28,6 +29,8 @@ for san in tsan asan; do
         PID=$!; track "$PID"
         waitfor 10 test -S "$T/s.sock" || fail "$san server did not start"
         A="unix:$T/s.sock"
+        "$B/tests/ring_client" "$A" ring >/dev/null || fail "$san $mode: ring_client ring"
+        "$B/tests/ring_client" "$A" badhead >/dev/null || fail "$san $mode: ring_client badhead"
         if [ "$mode" = shm ]; then
             "$B/tests/shm_client" "$A" map >/dev/null || fail "$san --shm: shm_client map"
             "$C" "$A" stress 4 || fail "$san --shm: stress"
