@@ -11,6 +11,10 @@
  * REMOCA_MAX_REQ_PAYLOAD means the stream cannot be trusted: an error reply is
  * appended and PROTO_CLOSE returned.  Every other error gets an error reply
  * (payload = message), the payload is skipped, and processing goes on.
+ *
+ * A connection with a fill ring (FILL_RING, fill_ring.h) has puts waiting in
+ * shared memory besides its input: each frame first drains the ring up to
+ * its own id, and the end of proto_process drains up to the last id + 1.
  */
 #ifndef MEMD_PROTO_H
 #define MEMD_PROTO_H
