@@ -15,9 +15,11 @@
  * socket", where SHM_MAP and FILL_RING may succeed).
  *
  * Once a FILL_RING succeeded, the fuzzer is also the ring's client: before
- * each chunk it writes head and entries from bytes taken from the input's
- * end (plausible entries, raw entries, or a raw head), so that the server's
- * drain (memd/fill_ring.c) is fuzzed too.  Checked: the tail the server
+ * each chunk, and in up to 16 rounds after the last one, it writes head and
+ * entries (plausible entries, raw entries, or a raw head) from bytes of its
+ * own: with the preamble that attaches a ring (first byte & 3 == 3), the
+ * input's second half, otherwise the stream's bytes read from its end; so
+ * that the server's drain (memd/fill_ring.c) is fuzzed too.  Checked: the tail the server
  * publishes is its own, and a connection that is not closed has a head at
  * most nslots ahead of it (a drain never passes head or runs away). */
 #include <stdint.h>
@@ -151,6 +153,44 @@ static void check_attach(struct session *ss, const struct outbuf *out)
     ss->attach_close = false;
 }
 
+/* Processes the connection's kept input pending[0..*plen) as net.c does, with
+ * the checks; keeps what is left.  Returns whether the connection closed. */
+static bool feed(struct session *ss, struct outbuf *out, struct ring_client *rc,
+                 const struct fill_ring **ring, uint8_t *pending, size_t *plen)
+{
+    size_t used = 0;
+    for (;;) {
+        size_t u;
+        out->len = 0;
+        enum proto_result r = proto_process(&ctx, ss, pending + used, *plen - used, out, &u);
+        used += u;
+        check_output(out);
+        if (ss->nattach) check_attach(ss, out); /* what net.c sends the fds with */
+        if (ss->ring != *ring) { /* attached just now: an empty ring, a new client */
+            if (*ring || ss->ring->tail != 0) abort();
+            *ring = ss->ring;
+            rc->head = 0;
+        }
+        if (*ring) {
+            uint64_t tail = __atomic_load_n((uint64_t *)((*ring)->base + REMOCA_RING_OFF_TAIL),
+                                            __ATOMIC_ACQUIRE);
+            if (tail != (*ring)->tail) abort();
+            if (r != PROTO_CLOSE && rc->head - tail > (*ring)->nslots) abort();
+        }
+        if (r == PROTO_CLOSE) return true;
+        if (r == PROTO_MORE) break;
+    }
+    /* What is left must be an incomplete frame with a sane header. */
+    if (*plen - used) {
+        size_t need = proto_frame_size(pending + used, *plen - used);
+        if (need == 0 || need <= *plen - used || need > REMOCA_HDR_SIZE + REMOCA_MAX_REQ_PAYLOAD)
+            abort();
+    }
+    memmove(pending, pending + used, *plen - used);
+    *plen -= used;
+    return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!store.arena) {
@@ -192,7 +232,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ilen += REMOCA_HDR_SIZE;
         }
     }
+    /* The ring's bytes: with the ring preamble, the input's second half (so
+     * that the stream can be valid frames and the ring anything); otherwise
+     * read from the end of the stream itself. */
     struct ring_client rc = {.p = data, .left = size};
+    if (preamble && (data[-1] & 2)) {
+        size_t script = size / 2;
+        size -= script;
+        rc.p = data + size;
+        rc.left = script;
+    }
     memcpy(input + ilen, data, size);
     size += ilen;
     data = input;
@@ -210,40 +259,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(buf + plen, data + off, n);
         pending = buf;
         plen += n;
-        size_t used = 0;
         if (ss.ring) ring_write(&rc, &ss);
-        for (;;) {
-            size_t u;
-            out.len = 0;
-            enum proto_result r = proto_process(&ctx, &ss, pending + used, plen - used, &out, &u);
-            used += u;
-            check_output(&out);
-            if (ss.nattach) check_attach(&ss, &out); /* what net.c sends the fds with */
-            if (ss.ring != ring) { /* attached just now: an empty ring, a new client */
-                if (ring || ss.ring->tail != 0) abort();
-                ring = ss.ring;
-                rc.head = 0;
-            }
-            if (ring) {
-                uint64_t tail = __atomic_load_n((uint64_t *)(ring->base + REMOCA_RING_OFF_TAIL),
-                                                __ATOMIC_ACQUIRE);
-                if (tail != ring->tail) abort();
-                if (r != PROTO_CLOSE && rc.head - tail > ring->nslots) abort();
-            }
-            if (r == PROTO_CLOSE) {
-                closed = true;
-                break;
-            }
-            if (r == PROTO_MORE) break;
-        }
-        /* What is left must be an incomplete frame with a sane header. */
-        if (!closed && plen - used) {
-            size_t need = proto_frame_size(pending + used, plen - used);
-            if (need == 0 || need <= plen - used || need > REMOCA_HDR_SIZE + REMOCA_MAX_REQ_PAYLOAD)
-                abort();
-        }
-        memmove(pending, pending + used, plen - used);
-        plen -= used;
+        closed = feed(&ss, &out, &rc, &ring, pending, &plen);
+    }
+    /* The client has nothing more to send but keeps writing the ring: the
+     * server drains it at the end of each processing (proto_process with
+     * only a partial frame, or none). */
+    for (int k = 0; k < 16 && !closed && ring && rc.left; k++) {
+        ring_write(&rc, &ss);
+        closed = feed(&ss, &out, &rc, &ring, pending, &plen);
     }
     session_end(&ctx, &ss);
     free(pending);
