@@ -212,11 +212,14 @@ static void test_refusals(void **state)
     sent(f);
 
     /* Alone: the default ring, the memfd attached (sealed) until sent. */
-    req(f, REMOCA_OP_FILL_RING, 6, 0, 0, 0, NULL, 0);
+    req(f, REMOCA_OP_FILL_RING, 6, 5, 0, 0, NULL, 0); /* pool: echoed, not used */
     req(f, REMOCA_OP_FILL_RING, 7, 0, 0, 0, NULL, 0);
     run(f);
     struct remoca_hdr h;
     const uint8_t *b = resp(f, 6, REMOCA_OK, &h);
+    assert_int_equal(h.pool, 5);
+    assert_int_equal(h.op, REMOCA_OP_FILL_RING);
+    assert_int_equal(remoca_resp_check(&h, REMOCA_OP_FILL_RING, 0), REMOCA_OK);
     struct remoca_ring_reply rr;
     char why[128];
     assert_int_equal(remoca_ring_reply_decode(b, h.len, &rr, why, sizeof why), 0);
