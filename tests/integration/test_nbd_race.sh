@@ -18,7 +18,8 @@
 #    filter BELOW ours (delay-write=3) keeps the write in progress; the read
 #    gets the old bytes from disk and must not insert them for good.
 #
-# Both write policies.  The log filter between ours and the disk records the
+# Both write policies; fills go through memd's fill ring (shared memory,
+# ordered like the socket's frames: include/remoca/fill_ring.h).  The log filter between ours and the disk records the
 # order in which things really happened; the test concludes only when the
 # interleaving it wants did happen.
 set -euo pipefail
@@ -75,6 +76,7 @@ SH
     echo "$mode write-between-read-and-insert: $(grep -E '^(fills|fills_skipped|remote_hits)=' "$T/nbd.stats" | tr '\n' ' ')"
     [ "$(stat_of "$T/nbd.stats" fills_skipped)" -ge 1 ] || fail "$mode: the racing fill was not skipped"
     [ "$(stat_of "$T/nbd.stats" remote_hits)" -ge 1 ] || fail "$mode: C2 was not served remotely"
+    [ "$(stat_of "$T/nbd.stats" ring_puts)" -ge 1 ] || fail "$mode: fills did not use the fill ring"
 
     # 2. A read starts while a write to its block is in progress (delayed).
     head -c $((1048576 + 1000)) /dev/zero | tr '\0' '\2' > "$T/disk.img"

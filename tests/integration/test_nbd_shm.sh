@@ -16,7 +16,8 @@
 #      is a one-sided hit: the filter's one_sided_hits grows by 8192 while
 #      memd's GET hits for the pool do not grow at all (no GET reached it), and
 #      the backing plugin (nbdkit's log filter below ours) sees no read but
-#      the partial last block.
+#      the partial last block.  The warm-up's fills went through memd's fill
+#      ring (shared memory), and memd executed every entry the filter wrote.
 # After each checker run the disk file must equal the checker's model.
 # Exit 77 (skipped) when remoca-memd has no --shm.  REMOCA_MEMD=PATH runs the
 # test against another build's remoca-memd.
@@ -104,4 +105,9 @@ fi
 [ "$mhits" = 0 ] || fail "c: memd served $mhits GET hits: the re-read went over the socket"
 [ "$mgets" = 0 ] || fail "c: memd received $mgets GET lookups"
 [ "$(stat_of "$T/nbd.stats" remote_misses)" = 0 ] || fail "c: remote misses"
+rp=$(stat_of "$T/nbd.stats" ring_puts)
+[ "$rp" -gt 0 ] || fail "c: no fill went through the fill ring"
+[ "$(server_stat server ring_puts)" = "$rp" ] ||
+    fail "c: memd executed $(server_stat server ring_puts) ring entries, the filter wrote $rp"
+echo "c: $rp of 8192 fills through the fill ring, all executed by memd"
 echo PASS
