@@ -43,9 +43,13 @@
  * A server never trusts the ring: it reads head once per drain and refuses a
  * head more than nslots ahead of its own tail (closing the connection), reads
  * every entry once into locals, and treats an entry for a handle that is not
- * open as an error (skipped, counted).  An entry it cannot store (pool at its
- * maximum, store full) deletes the key's page instead, so it can never leave an
- * older page behind.
+ * open as an error (skipped, counted).  An entry it cannot store (store full:
+ * every pool at its minimum) deletes the key's page instead, so it can never
+ * leave an older page behind.  A request the server rejects (an error reply)
+ * still takes its place in this order; one whose header cannot be trusted
+ * closes the connection, and unexecuted entries die with it.  A client can
+ * only hurt itself: an entry whose after_id never comes holds back the
+ * entries behind it, and a hole punched in the memfd reads as zeros.
  */
 #ifndef REMOCA_FILL_RING_H
 #define REMOCA_FILL_RING_H
