@@ -368,12 +368,20 @@ static int serve(struct conn *cn, int fd, char *why, size_t whylen)
     bool kicked;
     pthread_mutex_lock(&cn->lock);
     if (!cn->kicked && !atomic_load(&c->stopping)) {
-        /* Until the next read pass (250 ms) or the send queue is due. */
+        /* Until the next read pass (250 ms) or the send queue is due; while
+         * the queue was busy lately, at most RING_DELAY_US, so that senders
+         * need not wake us (sq_wake): a futex wake in every few fills'
+         * path cost more than these wake-ups off it.  wake_at_ns is
+         * published before due is read (sq_wake stores due, then reads it). */
         struct timespec ts;
-        rc_deadline_in(&ts, 250);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t t = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        bool busy = t - cn->last_flush_ns < SQ_LINGER_MS * 1000000LL;
+        int64_t until = t + (busy ? RING_DELAY_US * 1000LL : 250000000LL);
+        atomic_store(&cn->wake_at_ns, until);
         int64_t due = atomic_load(&cn->sq_due_ns);
-        if (due && due < (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec)
-            ts = (struct timespec){.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
+        if (due && due < until) atomic_store(&cn->wake_at_ns, until = due);
+        ts = (struct timespec){.tv_sec = until / 1000000000LL, .tv_nsec = until % 1000000000LL};
         pthread_cond_timedwait(&cn->wake, &cn->lock, &ts);
     }
     kicked = cn->kicked;
@@ -386,7 +394,10 @@ static int serve(struct conn *cn, int fd, char *why, size_t whylen)
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
     int64_t due = atomic_load(&cn->sq_due_ns);
-    if (due && due <= now_ns) rc_conn_flush(cn);
+    if (due && due <= now_ns) {
+        rc_conn_flush(cn);
+        cn->last_flush_ns = now_ns;
+    }
     /* Woken for the send queue only: no read pass unless one is needed. */
     if (!kicked && now_ns - cn->last_read_ns < 250000000LL &&
         atomic_load(&cn->outstanding) < LAZY_MAX && atomic_load(&cn->waiting) <= 0 &&

@@ -213,6 +213,8 @@ struct ring_map {
 #define SQ_CAP (32u * (REMOCA_HDR_SIZE + REMOCA_PAGE_SIZE)) /* bytes */
 #define SQ_BATCH 16u      /* queued frames that make the queuer flush */
 #define SQ_DELAY_US 1000u /* oldest queued frame's wait at most (about) */
+#define SQ_LINGER_MS 50   /* after a flush, the connection thread keeps short sleeps */
+#define RING_DELAY_US 4000u /* oldest fill ring entry's wait for a request at most (about) */
 #define RBUF_SIZE (64u * 1024u)
 
 /* Buffered reader of the connection thread: small frames come out of the
@@ -297,6 +299,8 @@ struct conn {
 
     struct rbuf rb;       /* connection thread only */
     int64_t last_read_ns; /* connection thread only: its last read pass */
+    int64_t last_flush_ns; /* connection thread only: its last due flush */
+    _Atomic int64_t wake_at_ns; /* when the connection thread looks next, at the latest */
     char why[160];        /* reason of the current teardown (under lock) */
     bool logged_down;     /* "cannot connect" logged for this down period */
 

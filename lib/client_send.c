@@ -127,9 +127,13 @@ static void sq_append(struct conn *cn, const struct frame *f, unsigned n)
     cn->sqframes += n;
 }
 
-/* Tells the connection thread that the queue has become due-able. */
-static void sq_wake(struct conn *cn)
+/* Tells the connection thread that the queue has become due (at `due`),
+ * unless it will look by then anyway (it keeps short sleeps while the queue
+ * is busy: client_conn.c, serve).  Either it published a wake-up time late
+ * enough before reading sq_due_ns, and then saw `due`, or we see its time. */
+static void sq_wake(struct conn *cn, int64_t due)
 {
+    if (atomic_load(&cn->wake_at_ns) <= due) return;
     pthread_mutex_lock(&cn->lock);
     pthread_cond_signal(&cn->wake);
     pthread_mutex_unlock(&cn->lock);
@@ -165,10 +169,11 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     bool write_now = false;
     if (rc_ring_put(cn, f, n)) {
         if (cn->ring_unflushed < RING_KICK(cn)) {
-            bool arm = atomic_load(&cn->sq_due_ns) == 0;
-            if (arm) atomic_store(&cn->sq_due_ns, now_ns() + SQ_DELAY_US * 1000LL);
+            int64_t due = 0;
+            if (atomic_load(&cn->sq_due_ns) == 0)
+                atomic_store(&cn->sq_due_ns, due = now_ns() + RING_DELAY_US * 1000LL);
             pthread_mutex_unlock(&cn->send_lock);
-            if (arm) sq_wake(cn);
+            if (due) sq_wake(cn, due);
             return CONN_SENT;
         }
         n = 0;
@@ -217,7 +222,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
         atomic_fetch_add(&c->requests, n);
         if (cn->sqframes < SQ_BATCH) {
             pthread_mutex_unlock(&cn->send_lock);
-            if (was_empty) sq_wake(cn);
+            if (was_empty) sq_wake(cn, atomic_load(&cn->sq_due_ns));
             return CONN_SENT;
         }
         n = 0; /* full enough: write it all now, below */
