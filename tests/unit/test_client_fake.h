@@ -47,6 +47,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "remoca/client.h"
 #include "remoca/fill_ring.h"
 #include "remoca/shm.h"
 #include "remoca/wire.h"
@@ -570,6 +571,71 @@ __attribute__((unused)) static void fake_ring_enable(struct fake *f)
 __attribute__((unused)) static void fake_shm_enable(struct fake *f, uint32_t npages)
 {
     f->shm = fake_shm_new(npages, 256);
+}
+
+/* ---- helpers for the tests that include this ---- */
+
+/* Page contents that say which key and which version they hold. */
+__attribute__((unused)) static void fill(uint8_t *p, uint64_t key, uint32_t version)
+{
+    uint64_t *w = (uint64_t *)p;
+    for (unsigned i = 0; i < REMOCA_PAGE_SIZE / 8; i++)
+        w[i] = (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i;
+}
+
+__attribute__((unused)) static bool check(const uint8_t *p, uint64_t key, uint32_t version)
+{
+    const uint64_t *w = (const uint64_t *)p;
+    for (unsigned i = 0; i < REMOCA_PAGE_SIZE / 8; i++)
+        if (w[i] != ((key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i)) return false;
+    return true;
+}
+
+__attribute__((unused)) static struct remoca_client_stats stats(struct remoca_client *c)
+{
+    struct remoca_client_stats st;
+    remoca_client_get_stats(c, &st);
+    return st;
+}
+
+/* A thread that clears the fake's stall after ms (pthread_create it with
+ * unstall_later and a struct unstall that outlives it). */
+struct unstall {
+    struct fake *f;
+    unsigned ms;
+};
+
+__attribute__((unused)) static void *unstall_later(void *arg)
+{
+    struct unstall *u = arg;
+    usleep(u->ms * 1000);
+    atomic_store(&u->f->stall, false);
+    return NULL;
+}
+
+/* Polls cond every 5 ms for up to ms; its last answer. */
+__attribute__((unused)) static bool wait_until(bool (*cond)(void *), void *arg, unsigned ms)
+{
+    for (unsigned t = 0; t < ms; t += 5) {
+        if (cond(arg)) return true;
+        usleep(5000);
+    }
+    return cond(arg);
+}
+
+/* Mappings in this process of memfds named `name` (the fake's own, plus one
+ * per client connection that has it mapped). */
+__attribute__((unused)) static unsigned memfd_mappings(const char *name)
+{
+    char want[80];
+    snprintf(want, sizeof want, "memfd:%s", name);
+    FILE *m = fopen("/proc/self/maps", "r");
+    char line[512];
+    unsigned n = 0;
+    while (m && fgets(line, sizeof line, m))
+        if (strstr(line, want)) n++;
+    if (m) fclose(m);
+    return n;
 }
 
 #endif

@@ -21,20 +21,6 @@
 
 #define PG REMOCA_PAGE_SIZE
 
-static void fill(uint8_t *p, uint64_t key, uint32_t version)
-{
-    uint64_t *w = (uint64_t *)p;
-    for (unsigned i = 0; i < PG / 8; i++) w[i] = (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i;
-}
-
-static bool check(const uint8_t *p, uint64_t key, uint32_t version)
-{
-    const uint64_t *w = (const uint64_t *)p;
-    for (unsigned i = 0; i < PG / 8; i++)
-        if (w[i] != ((key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i)) return false;
-    return true;
-}
-
 static bool hit(const uint64_t *hits, unsigned i)
 {
     return hits[i / 64] >> (i % 64) & 1;

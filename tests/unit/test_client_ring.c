@@ -24,37 +24,6 @@
 
 #define PG REMOCA_PAGE_SIZE
 
-static void fill(uint8_t *p, uint64_t key, uint32_t version)
-{
-    uint64_t *w = (uint64_t *)p;
-    for (unsigned i = 0; i < PG / 8; i++)
-        w[i] = (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i;
-}
-
-static bool check(const uint8_t *p, uint64_t key, uint32_t version)
-{
-    const uint64_t *w = (const uint64_t *)p;
-    for (unsigned i = 0; i < PG / 8; i++)
-        if (w[i] != ((key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i)) return false;
-    return true;
-}
-
-static struct remoca_client_stats stats(struct remoca_client *c)
-{
-    struct remoca_client_stats st;
-    remoca_client_get_stats(c, &st);
-    return st;
-}
-
-static bool wait_until(bool (*cond)(void *), void *arg, unsigned ms)
-{
-    for (unsigned t = 0; t < ms; t += 5) {
-        if (cond(arg)) return true;
-        usleep(5000);
-    }
-    return cond(arg);
-}
-
 static bool ring_up(void *arg)
 {
     struct remoca_client_stats st = stats(arg);
@@ -190,19 +159,6 @@ static void test_order_with_deletes(void **state)
     fake_stop(f, true);
 }
 
-struct unstall {
-    struct fake *f;
-    unsigned ms;
-};
-
-static void *unstall_later(void *arg)
-{
-    struct unstall *u = arg;
-    usleep(u->ms * 1000);
-    atomic_store(&u->f->stall, false);
-    return NULL;
-}
-
 /* A full ring: the puts that do not fit go over the socket, in order. */
 static void test_full_ring(void **state)
 {
@@ -241,18 +197,6 @@ static void test_full_ring(void **state)
     fake_stop(f, true);
 }
 
-/* Mappings of a fill ring memfd in this process (fake's and client's). */
-static unsigned ring_mappings(void)
-{
-    FILE *m = fopen("/proc/self/maps", "r");
-    char line[512];
-    unsigned n = 0;
-    while (m && fgets(line, sizeof line, m))
-        if (strstr(line, "memfd:fake-ring")) n++;
-    if (m) fclose(m);
-    return n;
-}
-
 static bool two_rings(void *arg)
 {
     struct fake *f = arg;
@@ -265,11 +209,11 @@ static void test_reconnect(void **state)
     struct fake *f = fake_start(NULL);
     fake_ring_enable(f);
     struct remoca_client *c = connect_ring(f, true);
-    assert_int_equal(ring_mappings(), 2);
+    assert_int_equal(memfd_mappings("fake-ring"), 2);
     atomic_store(&f->close_now, true);
     assert_true(wait_until(two_rings, f, 3000));
     assert_true(wait_until(ring_up, c, 3000));
-    assert_int_equal(ring_mappings(), 2); /* the old one is gone on both sides */
+    assert_int_equal(memfd_mappings("fake-ring"), 2); /* the old one is gone on both sides */
     uint8_t *buf = malloc(PG), *out = malloc(PG);
     uint64_t hits[1];
     fill(buf, 7, 3);

@@ -27,21 +27,6 @@
 
 #define PG REMOCA_PAGE_SIZE
 
-static void fill(uint8_t *p, uint64_t key, uint32_t version)
-{
-    uint64_t *w = (uint64_t *)p;
-    for (unsigned i = 0; i < PG / 8; i++)
-        w[i] = (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i;
-}
-
-static bool check(const uint8_t *p, uint64_t key, uint32_t version)
-{
-    const uint64_t *w = (const uint64_t *)p;
-    for (unsigned i = 0; i < PG / 8; i++)
-        if (w[i] != ((key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 40) ^ i)) return false;
-    return true;
-}
-
 static bool hit(const uint64_t *hits, unsigned i) { return hits[i / 64] >> (i % 64) & 1; }
 
 static struct remoca_client *connect_shm(struct fake *f, unsigned timeout_ms,
@@ -54,35 +39,6 @@ static struct remoca_client *connect_shm(struct fake *f, unsigned timeout_ms,
     struct remoca_client *c = remoca_client_new(&o, err, sizeof err);
     if (!c) fail_msg("remoca_client_new: %s", err);
     return c;
-}
-
-static struct remoca_client_stats stats(struct remoca_client *c)
-{
-    struct remoca_client_stats st;
-    remoca_client_get_stats(c, &st);
-    return st;
-}
-
-/* Mappings of the fake's data memfd in this process: the fake's own one,
- * plus one per client connection that has it mapped. */
-static unsigned data_mappings(void)
-{
-    FILE *m = fopen("/proc/self/maps", "r");
-    char line[512];
-    unsigned n = 0;
-    while (m && fgets(line, sizeof line, m))
-        if (strstr(line, "memfd:fake-shm-data")) n++;
-    if (m) fclose(m);
-    return n;
-}
-
-static bool wait_until(bool (*cond)(void *), void *arg, unsigned ms)
-{
-    for (unsigned t = 0; t < ms; t += 5) {
-        if (cond(arg)) return true;
-        usleep(5000);
-    }
-    return cond(arg);
 }
 
 static bool shm_up(void *arg)
@@ -141,10 +97,10 @@ static void test_one_sided_reads(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 1024);
-    unsigned maps0 = data_mappings();
+    unsigned maps0 = memfd_mappings("fake-shm-data");
     struct remoca_client *c = connect_mapped(f, 2000);
     assert_int_equal(atomic_load(&f->shm_maps), 1);
-    assert_int_equal(data_mappings(), maps0 + 1);
+    assert_int_equal(memfd_mappings("fake-shm-data"), maps0 + 1);
 
     enum { N = 300 };
     uint8_t *buf = malloc(N * PG), *out = malloc(N * PG);
@@ -201,7 +157,7 @@ static void test_one_sided_reads(void **state)
     assert_int_equal(st.failures, 0);
     assert_int_equal(st.timeouts, 0);
     remoca_client_free(c);
-    assert_int_equal(data_mappings(), maps0); /* unmapped at free */
+    assert_int_equal(memfd_mappings("fake-shm-data"), maps0); /* unmapped at free */
 
     /* shm off: never mapped. */
     c = connect_shm(f, 2000, REMOCA_SHM_OFF);
@@ -295,19 +251,6 @@ static void test_no_wait_delete(void **state)
  * another stripe is still one-sided, and a get of A goes over the socket,
  * behind the delete (answered once the server resumes: a miss).  A delete
  * too wide to stripe stops every one-sided read until it is answered. */
-struct unstall {
-    struct fake *f;
-    unsigned ms;
-};
-
-static void *unstall_later(void *arg)
-{
-    struct unstall *u = arg;
-    usleep(u->ms * 1000);
-    atomic_store(&u->f->stall, false);
-    return NULL;
-}
-
 /* Whether a get of B (key 83, version 1) is served one-sidedly now. */
 static bool b_one_sided(void *arg)
 {
@@ -451,7 +394,7 @@ static void test_reconnect_remaps(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 256);
-    unsigned maps0 = data_mappings();
+    unsigned maps0 = memfd_mappings("fake-shm-data");
     struct remoca_client *c = connect_mapped(f, 1000);
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
@@ -464,13 +407,13 @@ static void test_reconnect_remaps(void **state)
     atomic_store(&f->close_now, true);
     assert_true(wait_until(reconnected, c, 5000));
     assert_int_equal(atomic_load(&f->shm_maps), 2);
-    assert_int_equal(data_mappings(), maps0 + 1);
+    assert_int_equal(memfd_mappings("fake-shm-data"), maps0 + 1);
     assert_int_equal(remoca_get(c, 3, 1, out, hits, false), 0); /* reset */
     assert_int_equal(remoca_put(c, 3, 1, page, true), 0);
     assert_int_equal(remoca_get(c, 3, 1, out, hits, false), 1);
     assert_true(check(out, 3, 1));
     remoca_client_free(c);
-    assert_int_equal(data_mappings(), maps0);
+    assert_int_equal(memfd_mappings("fake-shm-data"), maps0);
     fake_stop(f, true);
 }
 
@@ -478,7 +421,7 @@ static void test_quarantine_keeps_mapping(void **state)
 {
     struct fake *f = fake_start(NULL);
     fake_shm_enable(f, 256);
-    unsigned maps0 = data_mappings();
+    unsigned maps0 = memfd_mappings("fake-shm-data");
     struct remoca_client *c = connect_mapped(f, 300);
     uint8_t page[PG], out[PG];
     uint64_t hits[1];
@@ -499,7 +442,7 @@ static void test_quarantine_keeps_mapping(void **state)
     assert_int_equal(stats(c).servers_up, 0);
     assert_int_equal(remoca_get(c, 4, 1, out, hits, false), 0);
     assert_int_equal(stats(c).one_sided_lookups, lookups);
-    assert_int_equal(data_mappings(), maps0 + 1); /* kept */
+    assert_int_equal(memfd_mappings("fake-shm-data"), maps0 + 1); /* kept */
     atomic_store(&f->stall, false);
     assert_true(wait_until(reconnected, c, 5000));
     assert_int_equal(atomic_load(&f->connections), 1); /* same connection */
