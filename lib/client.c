@@ -274,8 +274,6 @@ void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats
     for (unsigned i = 0; i < c->n; i++) {
         bool up = atomic_load(&c->conns[i].up);
         st->servers_shm += up && atomic_load(&c->conns[i].shm_view);
-        /* ring.base is written under send_lock while not UP: a racy peek
-         * at a counter, never dereferenced. */
-        st->servers_ring += up && __atomic_load_n(&c->conns[i].ring.base, __ATOMIC_RELAXED);
+        st->servers_ring += up && atomic_load(&c->conns[i].ring_on);
     }
 }

@@ -320,6 +320,7 @@ struct conn {
      * appended since the last request was numbered (the server looks at the
      * ring when it executes a request: these wait for the next one). */
     struct ring_map ring;
+    atomic_bool ring_on;  /* ring.base != NULL, for stats readers */
     uint32_t ring_unflushed;
     bool ring_logged;     /* "no fill ring" logged once */
 

@@ -109,11 +109,13 @@ void rc_ring_install(struct conn *cn, struct ring_map *r)
 {
     cn->ring = *r;
     cn->ring_unflushed = 0;
+    atomic_store(&cn->ring_on, cn->ring.base != NULL);
     memset(r, 0, sizeof *r);
 }
 
 void rc_ring_uninstall(struct conn *cn)
 {
+    atomic_store(&cn->ring_on, false);
     rc_ring_unmap(&cn->ring);
     cn->ring_unflushed = 0;
 }
