@@ -5,107 +5,23 @@
  * length, partial frames, the output high-water mark, and when SHM_MAP is
  * answered (a --shm store, a unix socket, an open handle, nothing before it
  * in the output) and with what. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#include "test_memd_proto_fx.h"
 
-#include <cmocka.h>
-
-#include "log.h"
-#include "proto.h"
 #include "remoca/shm.h"
-#include "store.h"
-
-#define PAGE REMOCA_PAGE_SIZE
-
-struct fx {
-    struct store store;
-    struct proto_ctx ctx;
-    struct session ss;
-    struct outbuf out;
-    uint8_t in[2 << 20];
-    size_t in_len;
-    size_t rd; /* read offset into out */
-};
 
 static int setup(void **state)
 {
-    memd_log_level = LOG_ERROR;
-    struct fx *f = calloc(1, sizeof *f);
-    assert_int_equal(store_init(&f->store, 64 * PAGE, POLICY_S3FIFO, 8), 0);
-    f->ctx.store = &f->store;
-    *state = f;
-    return 0;
+    return fx_setup(state, false);
 }
 
 static int setup_shm(void **state)
 {
-    memd_log_level = LOG_ERROR;
-    struct fx *f = calloc(1, sizeof *f);
-    assert_int_equal(store_init_shm(&f->store, 64 * PAGE, POLICY_S3FIFO, 8), 0);
-    f->ctx.store = &f->store;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    session_end(&f->ctx, &f->ss);
-    outbuf_free(&f->out);
-    store_destroy(&f->store);
-    free(f);
-    return 0;
-}
-
-static void req(struct fx *f, uint8_t op, uint32_t id, uint32_t pool, uint64_t key,
-                uint32_t count, const void *payload, uint32_t len)
-{
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                           .id = id, .pool = pool, .key = key, .count = count, .len = len};
-    remoca_hdr_encode(f->in + f->in_len, &h);
-    if (len) memcpy(f->in + f->in_len + REMOCA_HDR_SIZE, payload, len);
-    f->in_len += REMOCA_HDR_SIZE + len;
-}
-
-static enum proto_result run(struct fx *f)
-{
-    size_t used;
-    enum proto_result r = proto_process(&f->ctx, &f->ss, f->in, f->in_len, &f->out, &used);
-    memmove(f->in, f->in + used, f->in_len - used);
-    f->in_len -= used;
-    return r;
-}
-
-/* Next response; checks id and status; returns its payload (in out). */
-static const uint8_t *resp(struct fx *f, uint32_t id, uint16_t status, struct remoca_hdr *h)
-{
-    assert_true(f->out.len - f->rd >= REMOCA_HDR_SIZE);
-    remoca_hdr_decode(f->out.p + f->rd, h);
-    assert_int_equal(h->magic, REMOCA_MAGIC_RESP);
-    assert_int_equal(h->id, id);
-    assert_int_equal(h->flags, status);
-    const uint8_t *p = f->out.p + f->rd + REMOCA_HDR_SIZE;
-    f->rd += REMOCA_HDR_SIZE + h->len;
-    assert_true(f->rd <= f->out.len);
-    return p;
+    return fx_setup(state, true);
 }
 
 static void hello_and_open(struct fx *f, uint32_t *handle)
 {
-    uint8_t b[600];
-    struct remoca_hello hb = {.name = "t", .name_len = 1};
-    req(f, REMOCA_OP_HELLO, 1, 0, 0, 0, b, (uint32_t)remoca_hello_encode(b, sizeof b, &hb));
-    struct remoca_pool_open pb = {.name = "vm/d", .name_len = 4};
-    req(f, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b,
-        (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
-    assert_int_equal(run(f), PROTO_MORE);
-    struct remoca_hdr h;
-    resp(f, 1, REMOCA_OK, &h);
-    resp(f, 2, REMOCA_OK, &h);
+    struct remoca_hdr h = fx_hello_and_open(f);
     assert_int_equal(h.op, REMOCA_OP_POOL_OPEN);
     *handle = h.pool;
     assert_int_equal(*handle, 1);
@@ -275,15 +191,6 @@ static void test_output_high_water(void **state)
     assert_int_equal(f->in_len, 0);
 }
 
-/* The error message of the next response, which must be `status`. */
-static void expect_error(struct fx *f, uint32_t id, uint16_t status, const char *msg)
-{
-    struct remoca_hdr h;
-    const uint8_t *m = resp(f, id, status, &h);
-    if (!memmem(m, h.len, msg, strlen(msg)))
-        fail_msg("error %u: '%.*s' lacks '%s'", id, (int)h.len, (const char *)m, msg);
-}
-
 /* Without --shm the store has nothing to map, whatever the socket. */
 static void test_shm_map_needs_shm(void **state)
 {
@@ -351,14 +258,14 @@ static void test_shm_map(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hello_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_get_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors_keep_sync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_on_desync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_frames, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_output_high_water, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_map_needs_shm, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_map, setup_shm, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_first, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_get_layout, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_errors_keep_sync, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_on_desync, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_frames, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_output_high_water, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_map_needs_shm, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_map, setup_shm, fx_teardown),
     };
     return cmocka_run_group_tests_name("memd_proto", tests, NULL, NULL);
 }

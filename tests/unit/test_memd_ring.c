@@ -7,97 +7,29 @@
  * 2^32 wrap of ids, and after the last request for the one after it), a head
  * out of range (ahead by more than nslots, or behind), entries for closed
  * handles, and an entry the store cannot take. */
+#include "test_memd_proto_fx.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "fill_ring.h"
-#include "log.h"
-#include "proto.h"
-#include "store.h"
 
-#define PAGE REMOCA_PAGE_SIZE
-
-struct fx {
-    struct store store;
-    struct proto_ctx ctx;
-    struct session ss;
-    struct outbuf out;
-    uint8_t in[1 << 20];
-    size_t in_len;
-    size_t rd;     /* read offset into out */
-    uint64_t head; /* the ring's head as the test (the client) publishes it */
-    uint32_t handle;
-};
-
+/* Over a unix socket, as a fill ring needs. */
 static int setup(void **state)
 {
-    memd_log_level = LOG_ERROR;
-    struct fx *f = calloc(1, sizeof *f);
-    assert_int_equal(store_init(&f->store, 64 * PAGE, POLICY_S3FIFO, 8), 0);
-    f->ctx.store = &f->store;
-    f->ss.unix_socket = true;
-    *state = f;
+    fx_setup(state, false);
+    ((struct fx *)*state)->ss.unix_socket = true;
     return 0;
 }
 
+/* Also checks that ending the session gave its ring back (fill_rings 0). */
 static int teardown(void **state)
 {
     struct fx *f = *state;
     session_end(&f->ctx, &f->ss);
     assert_int_equal(f->store.fill_rings, 0);
-    outbuf_free(&f->out);
-    store_destroy(&f->store);
-    free(f);
-    return 0;
-}
-
-static void req(struct fx *f, uint8_t op, uint32_t id, uint32_t pool, uint64_t key,
-                uint32_t count, const void *payload, uint32_t len)
-{
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                           .id = id, .pool = pool, .key = key, .count = count, .len = len};
-    remoca_hdr_encode(f->in + f->in_len, &h);
-    if (len) memcpy(f->in + f->in_len + REMOCA_HDR_SIZE, payload, len);
-    f->in_len += REMOCA_HDR_SIZE + len;
-}
-
-static enum proto_result run(struct fx *f)
-{
-    size_t used;
-    enum proto_result r = proto_process(&f->ctx, &f->ss, f->in, f->in_len, &f->out, &used);
-    memmove(f->in, f->in + used, f->in_len - used);
-    f->in_len -= used;
-    return r;
-}
-
-static const uint8_t *resp(struct fx *f, uint32_t id, uint16_t status, struct remoca_hdr *h)
-{
-    assert_true(f->out.len - f->rd >= REMOCA_HDR_SIZE);
-    remoca_hdr_decode(f->out.p + f->rd, h);
-    assert_int_equal(h->magic, REMOCA_MAGIC_RESP);
-    assert_int_equal(h->id, id);
-    assert_int_equal(h->flags, status);
-    const uint8_t *p = f->out.p + f->rd + REMOCA_HDR_SIZE;
-    f->rd += REMOCA_HDR_SIZE + h->len;
-    assert_true(f->rd <= f->out.len);
-    return p;
-}
-
-static void expect_error(struct fx *f, uint32_t id, uint16_t status, const char *msg)
-{
-    struct remoca_hdr h;
-    const uint8_t *m = resp(f, id, status, &h);
-    if (!memmem(m, h.len, msg, strlen(msg)))
-        fail_msg("error %u: '%.*s' lacks '%s'", id, (int)h.len, (const char *)m, msg);
+    return fx_teardown(state);
 }
 
 /* Starts over with an empty output (as net.c does after sending it). */
@@ -112,17 +44,7 @@ static void sent(struct fx *f)
 
 static void hello_and_open(struct fx *f)
 {
-    uint8_t b[600];
-    struct remoca_hello hb = {.name = "t", .name_len = 1};
-    req(f, REMOCA_OP_HELLO, 1, 0, 0, 0, b, (uint32_t)remoca_hello_encode(b, sizeof b, &hb));
-    struct remoca_pool_open pb = {.name = "vm/d", .name_len = 4};
-    req(f, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b,
-        (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
-    assert_int_equal(run(f), PROTO_MORE);
-    struct remoca_hdr h;
-    resp(f, 1, REMOCA_OK, &h);
-    resp(f, 2, REMOCA_OK, &h);
-    f->handle = h.pool;
+    fx_hello_and_open(f);
     sent(f);
 }
 
