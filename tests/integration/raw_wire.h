@@ -7,8 +7,10 @@
  * Header-only (static functions): each program in tests/integration is one
  * .c file built on its own (see CMakeLists.txt), so there is no library to
  * link.  What is here is only what the clients do alike: failing with a
- * message, dialling ADDR, sending whole requests.  Reading responses stays
- * in each program, as each needs something different (fds, EOF as a result).
+ * message, dialling ADDR, sending whole requests, and reading responses with
+ * the fds that come with them (shm_client.c, ring_client.c: raw_recv_fds,
+ * raw_expect).  memd_client.c reads its responses its own way (plain recv,
+ * any end of the connection as a result, a malloc'd payload).
  *
  * Set raw_prog to the program's name first thing in main(): die() prefixes
  * its message with it. */
@@ -17,6 +19,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +30,8 @@
 #include <unistd.h>
 
 #include "remoca/wire.h"
+
+#define RAW_TIMEOUT_MS 10000 /* the longest wait for the server's answer */
 
 static const char *raw_prog = "raw_wire"; /* the die() prefix, set by main() */
 
@@ -97,6 +102,75 @@ static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t ke
     remoca_hdr_encode(h, &hd);
     send_all(fd, h, sizeof h);
     if (len) send_all(fd, payload, len);
+}
+
+/* Reads n bytes with recvmsg, collecting SCM_RIGHTS fds into fds[*nfds] (at
+ * most 4; more, or a truncated control message, or fds after the first byte
+ * are a failure).  Returns 0, or -1 at EOF before the first byte if eof_ok;
+ * dies on any other end of the connection and after RAW_TIMEOUT_MS.
+ * (This and raw_expect are marked unused: memd_client.c reads its own way.) */
+__attribute__((unused)) static int raw_recv_fds(int fd, void *p, size_t n, int *fds, int *nfds, int eof_ok)
+{
+    uint8_t *b = p;
+    while (n) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, RAW_TIMEOUT_MS) == 0) die("timed out waiting for the server");
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+        } ctl;
+        struct iovec iov = {.iov_base = b, .iov_len = n};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        ssize_t got = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        if (got < 0 && errno == EINTR) continue;
+        if ((got == 0 || (got < 0 && errno == ECONNRESET)) && eof_ok && b == p) return -1;
+        if (got <= 0) die("connection closed by the server");
+        if (m.msg_flags & MSG_CTRUNC) die("control message truncated");
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            if (*nfds + k > 4) die("more than 4 fds received");
+            memcpy(fds + *nfds, CMSG_DATA(c), k * sizeof(int));
+            *nfds += (int)k;
+            if (b != p) die("fds arrived after the first byte of the response");
+        }
+        b += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* One response as raw_expect reads it: the payload NUL-terminated, the fds
+ * that came with it. */
+struct raw_resp {
+    struct remoca_hdr h;
+    uint8_t payload[REMOCA_MAX_BATCH * REMOCA_PAGE_SIZE + 64];
+    int fds[4];
+    int nfds;
+};
+_Static_assert(REMOCA_MAX_STATS <= REMOCA_MAX_BATCH * REMOCA_PAGE_SIZE,
+               "raw_resp holds a full GET batch and a STATS response");
+
+/* Reads the next response into *r; dies unless it answers `id` with status
+ * st.  Only an OK response to fds_op may carry fds. */
+__attribute__((unused)) static void raw_expect(int fd, struct raw_resp *r, uint32_t id,
+                                               uint16_t st, const char *what, uint8_t fds_op)
+{
+    uint8_t h[REMOCA_HDR_SIZE];
+    r->nfds = 0;
+    raw_recv_fds(fd, h, sizeof h, r->fds, &r->nfds, 0);
+    remoca_hdr_decode(h, &r->h);
+    if (r->h.magic != REMOCA_MAGIC_RESP || r->h.len > sizeof r->payload - 1)
+        die("%s: bad response header", what);
+    raw_recv_fds(fd, r->payload, r->h.len, r->fds, &r->nfds, 0);
+    r->payload[r->h.len] = 0;
+    if (r->h.id != id) die("%s: response id %u, expected %u", what, r->h.id, id);
+    if (r->h.flags != st)
+        die("%s: status %s (%s), expected %s", what, remoca_status_name(r->h.flags),
+            (char *)r->payload, remoca_status_name(st));
+    if (st != REMOCA_OK || r->h.op != fds_op)
+        if (r->nfds) die("%s: %d fds received with a response that carries none", what, r->nfds);
 }
 
 #endif

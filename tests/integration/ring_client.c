@@ -34,7 +34,6 @@
  * and the exit status is 1.  Every wait is bounded (10 s). */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,67 +47,14 @@
 #include "remoca/wire.h"
 
 #define PAGE REMOCA_PAGE_SIZE
-#define TIMEOUT_MS 10000
 
-/* Reads n bytes with recvmsg, collecting SCM_RIGHTS fds into fds[*nfds] (at
- * most 4).  Returns 0, or -1 at EOF before the first byte if eof_ok. */
-static int recv_all(int fd, void *p, size_t n, int *fds, int *nfds, int eof_ok)
-{
-    uint8_t *b = p;
-    while (n) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, TIMEOUT_MS) == 0) die("timed out waiting for the server");
-        union {
-            struct cmsghdr h;
-            char buf[CMSG_SPACE(4 * sizeof(int))];
-        } ctl;
-        struct iovec iov = {.iov_base = b, .iov_len = n};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                           .msg_controllen = sizeof ctl.buf};
-        ssize_t got = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
-        if (got < 0 && errno == EINTR) continue;
-        if ((got == 0 || (got < 0 && errno == ECONNRESET)) && eof_ok && b == p) return -1;
-        if (got <= 0) die("connection closed by the server");
-        if (m.msg_flags & MSG_CTRUNC) die("control message truncated");
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            if (*nfds + k > 4) die("more than 4 fds received");
-            memcpy(fds + *nfds, CMSG_DATA(c), k * sizeof(int));
-            *nfds += (int)k;
-            if (b != p) die("fds arrived after the first byte of the response");
-        }
-        b += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
+static struct raw_resp r; /* the last response */
 
-struct resp {
-    struct remoca_hdr h;
-    uint8_t payload[REMOCA_MAX_STATS + 64];
-    int fds[4];
-    int nfds;
-};
-
-static struct resp r; /* the last response */
-
+/* The next response must answer id with status st; only an OK to FILL_RING may
+ * carry fds. */
 static void expect(int fd, uint32_t id, uint16_t st, const char *what)
 {
-    uint8_t h[REMOCA_HDR_SIZE];
-    r.nfds = 0;
-    recv_all(fd, h, sizeof h, r.fds, &r.nfds, 0);
-    remoca_hdr_decode(h, &r.h);
-    if (r.h.magic != REMOCA_MAGIC_RESP || r.h.len > sizeof r.payload - 1)
-        die("%s: bad response header", what);
-    recv_all(fd, r.payload, r.h.len, r.fds, &r.nfds, 0);
-    r.payload[r.h.len] = 0;
-    if (r.h.id != id) die("%s: response id %u, expected %u", what, r.h.id, id);
-    if (r.h.flags != st)
-        die("%s: status %s (%s), expected %s", what, remoca_status_name(r.h.flags),
-            (char *)r.payload, remoca_status_name(st));
-    if (st != REMOCA_OK || r.h.op != REMOCA_OP_FILL_RING)
-        if (r.nfds) die("%s: %d fds received with a response that carries none", what, r.nfds);
+    raw_expect(fd, &r, id, st, what, REMOCA_OP_FILL_RING);
 }
 
 static uint32_t next_id = 1; /* the id of the next request: after_id of new entries */
@@ -395,7 +341,7 @@ static void run_badhead(const char *addr)
     send_req(fd, REMOCA_OP_PING, next_id, 0, 0, 0, NULL, 0, 0);
     uint8_t b[REMOCA_HDR_SIZE];
     int nfds = 0;
-    if (recv_all(fd, b, sizeof b, r.fds, &nfds, 1) == 0)
+    if (raw_recv_fds(fd, b, sizeof b, r.fds, &nfds, 1) == 0)
         die("a head out of range got a response instead of a closed connection");
     close(fd);
     fd = raw_dial(addr);
