@@ -33,7 +33,9 @@
 # cold-qd1 cold-qd16; ratio_vs_memory is iops over the memory case's at the
 # same queue depth.  Odd rounds run the cases in reverse order.  On stderr:
 # the CPU time nbdkit (+ remoca-memd) spent per read, which other load on the
-# machine distorts less than IOPS, and whether the targets are met.
+# machine distorts less than IOPS, what the kernel read from disk per read
+# (4 KiB plus readahead: file and cold should match), and whether the
+# targets are met.
 set -eu
 . "$REMOCA_SRC/bench/lib.sh"
 
@@ -120,17 +122,22 @@ SHM_FLAG=""; SHM_PARAM=remoca-shm=off
 [ "$MEMD_TRANSPORT" = shm ] && SHM_FLAG=--shm && SHM_PARAM=remoca-shm=on
 HZ=$(getconf CLK_TCK)
 
-# fio_randread SOCK QD PID...: prints "IOPS P50_US CPU_US_PER_IO", the last
-# being the CPU time the server processes PID... spent per read.
+# fio_randread SOCK QD PID...: prints "IOPS P50_US CPU_US_PER_IO DISK_KIB_PER_IO":
+# the CPU time the server processes PID... spent per read, and what the
+# kernel read from block devices per read (/proc/vmstat pgpgin, machine-wide:
+# readahead shows here; see docs/nbd-performance.md).
+pgpgin() { awk '$1 == "pgpgin" { print $2 }' /proc/vmstat; }
 fio_randread() {
     _sock=$1; _qd=$2; shift 2
+    _pg0=$(pgpgin)
     _c0=$(cpu_ticks "$@")
     fio --name=randread --ioengine=nbd --uri="nbd+unix:///?socket=$_sock" --rw=randread \
         --bs=4k --iodepth="$_qd" --runtime="${RUNTIME_MS}ms" --output-format=json >"$T/fio.json" \
         2>"$T/fio.err" || { echo "nbd bench: fio failed: $(cat "$T/fio.err")" >&2; exit 1; }
     _c1=$(cpu_ticks "$@")
-    python3 "$T/fio.py" "$T/fio.json" | awk -v d=$((_c1 - _c0)) -v hz="$HZ" \
-        '{ printf "%s %s %.1f\n", $1, $2, ($3 > 0 ? d * 1e6 / hz / $3 : 0) }'
+    _pg1=$(pgpgin)
+    python3 "$T/fio.py" "$T/fio.json" | awk -v d=$((_c1 - _c0)) -v hz="$HZ" -v pg=$((_pg1 - _pg0)) \
+        '{ printf "%s %s %.1f %.1f\n", $1, $2, ($3 > 0 ? d * 1e6 / hz / $3 : 0), ($3 > 0 ? pg / $3 : 0) }'
 }
 
 remoca_args() { # remoca_args POOL
@@ -242,7 +249,8 @@ for c in $CASES; do
         case $c in warm | cold) name=$c$SUFFIX-qd$qd ;; esac
         echo "RESULT name=nbd case=$name iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
             "ratio_vs_memory=$(ratio "$iops" "$mem")"
-        echo "nbd bench: case=$c-qd$qd server CPU per read (nbdkit + memd, median): $(col "$c-qd$qd" 4) us" >&2
+        echo "nbd bench: case=$c-qd$qd server CPU per read (nbdkit + memd, median): $(col "$c-qd$qd" 4) us;" \
+            "disk read per read: $(col "$c-qd$qd" 5) KiB" >&2
     done
 done
 
