@@ -26,9 +26,7 @@ struct fill_ring *fill_ring_create(uint32_t nslots)
     if (ftruncate(r->fd, (off_t)r->size) < 0) goto fail;
     void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
     if (p == MAP_FAILED) goto fail;
-    r->base = p;
-    __atomic_store_n((uint64_t *)(r->base + REMOCA_RING_OFF_HEAD), 0, __ATOMIC_RELAXED);
-    __atomic_store_n((uint64_t *)(r->base + REMOCA_RING_OFF_TAIL), 0, __ATOMIC_RELEASE);
+    r->base = p; /* a new memfd reads as zeros: head = tail = 0 */
     /* The client gets the fd read-write; the seals keep it from shrinking
      * the file under our mapping (our accesses would fault). */
     if (fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) goto fail;
@@ -59,8 +57,7 @@ int fill_ring_drain(const struct proto_ctx *ctx, struct session *ss, uint32_t up
                  "connection closed",
                  ss->peer ? ss->peer : "-", ss->client, (unsigned long long)head,
                  (unsigned long long)r->tail, r->nslots);
-        ss->errors++;
-        if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
+        proto_count_error(ctx, ss);
         return -1;
     }
     const uint8_t *pages = r->base + remoca_ring_off_pages(r->nslots);
@@ -71,8 +68,7 @@ int fill_ring_drain(const struct proto_ctx *ctx, struct session *ss, uint32_t up
         remoca_ring_entry_read(r->base, idx, &e);
         if (!remoca_id_at_or_before(e.after_id, upto_id)) break; /* later in the stream */
         if (e.handle < 1 || e.handle > ss->nhandles) {
-            ss->errors++;
-            if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
+            proto_count_error(ctx, ss);
             log_debug("%s (%s): fill ring entry %llu: pool handle %u not open here: skipped",
                       ss->peer ? ss->peer : "-", ss->client, (unsigned long long)t, e.handle);
             continue;

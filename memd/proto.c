@@ -56,6 +56,12 @@ static bool put_resp(struct outbuf *out, const struct remoca_hdr *req, uint16_t 
     return true;
 }
 
+void proto_count_error(const struct proto_ctx *ctx, struct session *ss)
+{
+    ss->errors++;
+    if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
+}
+
 static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct outbuf *out,
                       const struct remoca_hdr *req, enum remoca_status st, uint32_t pool_id,
                       const char *fmt, ...) __attribute__((format(printf, 7, 8)));
@@ -75,8 +81,7 @@ static void reply_err(const struct proto_ctx *ctx, struct session *ss, struct ou
         memcpy(out->p + out->len, msg, (size_t)n);
         out->len += (size_t)n;
     }
-    ss->errors++;
-    if (ctx->errors) __atomic_fetch_add(ctx->errors, 1, __ATOMIC_RELAXED);
+    proto_count_error(ctx, ss);
     if (pool_id) store_count_error(ctx->store, pool_id);
     if (ss->errors == PROTO_LOG_ERRORS + 1)
         log_info("%s (%s): more than %u errors: no further error lines for this connection",
@@ -286,7 +291,6 @@ static void op_fill_ring(const struct proto_ctx *ctx, struct session *ss,
     remoca_ring_reply_encode(out->p + out->len, &rr);
     out->len += REMOCA_RING_REPLY_SIZE;
     ss->ring = r;
-    ss->ring_charged = ctx->buf_bytes ? size : 0;
     ss->attach_fds[0] = r->fd;
     r->fd = -1; /* the attachment's now */
     ss->nattach = 1;
@@ -429,11 +433,9 @@ void session_end(const struct proto_ctx *ctx, struct session *ss)
         for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
     ss->nattach = 0;
     if (ss->ring) {
+        if (ctx->buf_bytes) __atomic_fetch_sub(ctx->buf_bytes, ss->ring->size, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&ctx->store->fill_rings, 1, __ATOMIC_RELAXED);
         fill_ring_destroy(ss->ring);
         ss->ring = NULL;
-        __atomic_fetch_sub(&ctx->store->fill_rings, 1, __ATOMIC_RELAXED);
-        if (ss->ring_charged && ctx->buf_bytes)
-            __atomic_fetch_sub(ctx->buf_bytes, ss->ring_charged, __ATOMIC_RELAXED);
-        ss->ring_charged = 0;
     }
 }

@@ -65,7 +65,6 @@ struct session {
     bool attach_close;
     struct fill_ring *ring; /* FILL_RING's ring (memd/fill_ring.h), or NULL */
     uint32_t last_id;       /* id of the last request processed (the ring's order) */
-    uint64_t ring_charged;  /* the ring's bytes, counted in *proto_ctx.buf_bytes */
 };
 
 /* Server-wide context the protocol needs besides the store. */
@@ -77,8 +76,8 @@ struct proto_ctx {
     uint64_t *errors; /* global error counter (atomically incremented), may be NULL */
     const struct auth *auth; /* --secret, or NULL / len 0 for none */
     /* Connection buffers of the server (net.c; NULL: not counted): a fill
-     * ring's memory is added to *buf_bytes, and refused with E_LIMIT if the
-     * total would exceed max_buffers. */
+     * ring's memory (ring->size) is added to *buf_bytes while the ring
+     * exists, and refused with E_LIMIT if the total would exceed max_buffers. */
     uint64_t *buf_bytes;
     uint64_t max_buffers;
 };
@@ -102,6 +101,9 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
  * incomplete, 0 if the header can never be valid (bad magic or length): give
  * such bytes to proto_process, which answers and closes. */
 size_t proto_frame_size(const uint8_t *in, size_t len);
+
+/* One more error on the connection (session and server counters). */
+void proto_count_error(const struct proto_ctx *ctx, struct session *ss);
 
 /* Releases the session's pool handles and its fill ring. */
 void session_end(const struct proto_ctx *ctx, struct session *ss);
