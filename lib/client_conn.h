@@ -94,23 +94,25 @@ void rc_ring_uninstall(struct conn *cn);
  * returns true; otherwise false and nothing was appended. */
 bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n);
 
-/* A synchronous request on the handshake's socket whose response may carry
- * descriptors (SHM_MAP, FILL_RING), read with recvmsg: the buffered reader's
- * recv would discard them.  0: OK, body and fds filled (the caller closes
- * the fds); 1: the server refused (h.flags; its message, NUL-terminated, in
- * body; no fds); -1: the connection failed (why).  Needs the buffered reader
- * empty: the handshake is synchronous, bytes there would be a server talking
- * out of turn. */
-struct hs_fds_reply {
+/* One synchronous request on a connection that is not UP yet (the
+ * handshake: HELLO, POOL_OPEN, POOL_RESET, SHM_MAP, FILL_RING), its response
+ * read with recvmsg, which keeps descriptors passed with it (SHM_MAP's and
+ * FILL_RING's memfds; the buffered reader's recv would discard them).
+ * 0: OK, body and fds filled (the caller closes the fds); 1: the server
+ * refused (h.flags; why says so and body holds its message,
+ * NUL-terminated; no fds); -1: the connection failed (why).  Nothing is
+ * buffered then: bytes in the buffered reader would be a server talking out
+ * of turn (an error). */
+struct hs_reply {
     struct remoca_hdr h;
     uint8_t body[REMOCA_MAX_ERRMSG + 64 + 1]; /* NUL-terminated */
     uint32_t body_len;
     int fds[RC_SOCK_MAX_FDS];
     unsigned nfds;
 };
-int rc_hs_call_fds(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
-                   const struct timespec *deadline, struct hs_fds_reply *r, char *why,
-                   size_t whylen);
+int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
+               const void *body, uint32_t len, const struct timespec *deadline,
+               struct hs_reply *r, char *why, size_t whylen);
 void rc_close_fds(int *fds, unsigned n);
 
 /* ---- one-sided reads (client_shm.c) ---- */

@@ -16,52 +16,14 @@
 
 /* ---- handshake --------------------------------------------------------- */
 
-/* One synchronous request on a connection that is not UP yet.  0: OK;
- * 1: the server answered with an error status (resp->flags, its message in
- * msg); -1: transport or protocol failure (reason in why). */
-static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const void *body,
-                   uint32_t len, const struct timespec *deadline, struct remoca_hdr *resp,
-                   char msg[REMOCA_MAX_ERRMSG + 1], char *why, size_t whylen)
-{
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                           .id = cn->next_id++, .pool = pool, .len = len};
-    uint8_t hb[REMOCA_HDR_SIZE];
-    remoca_hdr_encode(hb, &h);
-    struct iovec iov[2] = {{hb, sizeof hb}, {(void *)body, len}};
-    msg[0] = '\0';
-    if (rc_sock_send(fd, iov, len ? 2 : 1, deadline, 0, NULL, why, whylen) < 0) return -1;
-    if (rc_rbuf_read(cn, fd, hb, sizeof hb, deadline) < 0) goto recv_fail;
-    remoca_hdr_decode(hb, resp);
-    enum remoca_status st = remoca_resp_check(resp, op, 0);
-    if (st != REMOCA_OK || resp->id != h.id) {
-        snprintf(why, whylen, "bad %s response: %s", remoca_op_name(op),
-                 st != REMOCA_OK ? remoca_status_name(st) : "wrong id");
-        return -1;
-    }
-    if (resp->flags != REMOCA_OK) {
-        if (rc_rbuf_read(cn, fd, msg, resp->len, deadline) < 0) goto recv_fail;
-        msg[resp->len] = '\0';
-        snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op),
-                 remoca_status_name(resp->flags), msg[0] ? ": " : "", msg);
-        return 1;
-    }
-    return 0;
-recv_fail:
-    snprintf(why, whylen, "%s: %s", remoca_op_name(op),
-             errno == ETIMEDOUT ? "no response (timed out)"
-             : errno == ECANCELED ? "client stopping"
-                                  : "connection closed by server");
-    return -1;
-}
-
 void rc_close_fds(int *fds, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) close(fds[i]);
 }
 
-int rc_hs_call_fds(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
-                   const struct timespec *deadline, struct hs_fds_reply *r, char *why,
-                   size_t whylen)
+int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
+               const void *body, uint32_t len, const struct timespec *deadline,
+               struct hs_reply *r, char *why, size_t whylen)
 {
     r->nfds = 0;
     r->body_len = 0;
@@ -72,11 +34,11 @@ int rc_hs_call_fds(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t 
         return -1;
     }
     struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                           .id = cn->next_id++, .pool = pool, .count = count};
+                           .id = cn->next_id++, .pool = pool, .count = count, .len = len};
     uint8_t hb[REMOCA_HDR_SIZE];
     remoca_hdr_encode(hb, &h);
-    struct iovec iov = {hb, REMOCA_HDR_SIZE};
-    if (rc_sock_send(fd, &iov, 1, deadline, 0, NULL, why, whylen) < 0) return -1;
+    struct iovec iov[2] = {{hb, REMOCA_HDR_SIZE}, {(void *)body, len}};
+    if (rc_sock_send(fd, iov, len ? 2 : 1, deadline, 0, NULL, why, whylen) < 0) return -1;
 
     /* Header first (into hb), then the body it announces (checked first:
      * an error message or the op's fixed-size reply, both fit). */
@@ -110,6 +72,8 @@ int rc_hs_call_fds(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t 
     r->body_len = r->h.len;
     r->body[r->body_len] = '\0';
     if (r->h.flags == REMOCA_OK) return 0;
+    snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op),
+             remoca_status_name(r->h.flags), r->body_len ? ": " : "", (const char *)r->body);
     rc_close_fds(r->fds, r->nfds);
     r->nfds = 0;
     return 1;
@@ -117,6 +81,18 @@ fail:
     rc_close_fds(r->fds, r->nfds);
     r->nfds = 0;
     return -1;
+}
+
+/* A handshake request whose response carries no descriptors (any sent are
+ * closed).  0, 1 (refused: why says so, r->body the message) or -1. */
+static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const void *body,
+                   uint32_t len, const struct timespec *deadline, struct hs_reply *r, char *why,
+                   size_t whylen)
+{
+    int st = rc_hs_call(cn, fd, op, pool, 0, body, len, deadline, r, why, whylen);
+    rc_close_fds(r->fds, r->nfds);
+    r->nfds = 0;
+    return st;
 }
 
 /* HELLO, answering the server's challenge when it requires a secret:
@@ -129,8 +105,7 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
     uint8_t mac[RC_AUTH_MAC_BYTES];
     unsigned mac_len = 0;
     size_t name_len = strlen(c->name);
-    struct remoca_hdr resp;
-    char msg[REMOCA_MAX_ERRMSG + 1];
+    struct hs_reply resp;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct remoca_hello hb = {.name = c->name, .name_len = name_len, .cred = mac,
                                   .cred_len = mac_len};
@@ -139,15 +114,16 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
             snprintf(why, whylen, "cannot encode HELLO");
             return -1;
         }
-        int r = hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, msg, why,
+        int r = hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, why,
                         whylen);
         if (r <= 0) return r;
         uint8_t nonce[RC_AUTH_NONCE_BYTES];
-        if (resp.flags == REMOCA_E_AUTH && attempt > 0) {
+        if (resp.h.flags == REMOCA_E_AUTH && attempt > 0) {
             snprintf(why, whylen, "authentication failed (wrong secret?)");
             return -1;
         }
-        if (resp.flags != REMOCA_E_AUTH || !rc_auth_parse_challenge(msg, strlen(msg), nonce))
+        if (resp.h.flags != REMOCA_E_AUTH ||
+            !rc_auth_parse_challenge((const char *)resp.body, resp.body_len, nonce))
             return -1; /* why says what the server refused */
         if (c->secret_len == 0) {
             snprintf(why, whylen, "the server requires a secret (none configured)");
@@ -168,8 +144,7 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
     struct remoca_client *c = cn->client;
     struct timespec deadline;
     rc_deadline_in(&deadline, c->timeout_ms);
-    struct remoca_hdr resp;
-    char msg[REMOCA_MAX_ERRMSG + 1];
+    struct hs_reply resp;
     uint8_t body[4 + 2 * REMOCA_MAX_NAME + 32];
 
     if (hello(cn, fd, &deadline, why, whylen) != 0) return -1;
@@ -179,12 +154,11 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
                                   .name_len = strlen(c->pool)};
     size_t len = remoca_pool_open_encode(body, sizeof body, &po);
     if (len == 0 || hs_call(cn, fd, REMOCA_OP_POOL_OPEN, 0, body, (uint32_t)len, &deadline, &resp,
-                            msg, why, whylen) != 0)
+                            why, whylen) != 0)
         return -1;
-    *pool = resp.pool;
+    *pool = resp.h.pool;
 
-    if (hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, msg, why,
-                whylen) != 0)
+    if (hs_call(cn, fd, REMOCA_OP_POOL_RESET, *pool, NULL, 0, &deadline, &resp, why, whylen) != 0)
         return -1;
 
     /* One-sided reads: only a server on this host (unix socket) can share

@@ -74,8 +74,8 @@ int rc_ring_attach(struct conn *cn, int fd, const struct timespec *deadline, str
 {
     struct remoca_client *c = cn->client;
     memset(r, 0, sizeof *r);
-    struct hs_fds_reply rep;
-    int st = rc_hs_call_fds(cn, fd, REMOCA_OP_FILL_RING, 0, 0, deadline, &rep, why, whylen);
+    struct hs_reply rep;
+    int st = rc_hs_call(cn, fd, REMOCA_OP_FILL_RING, 0, 0, NULL, 0, deadline, &rep, why, whylen);
     if (st < 0) return -1;
     if (st > 0) {
         if (!cn->ring_logged)

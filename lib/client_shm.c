@@ -94,8 +94,8 @@ int rc_shm_map(struct conn *cn, int fd, uint32_t pool, const struct timespec *de
 {
     struct remoca_client *c = cn->client;
     memset(map, 0, sizeof *map);
-    struct hs_fds_reply r;
-    int st = rc_hs_call_fds(cn, fd, REMOCA_OP_SHM_MAP, pool, 0, deadline, &r, why, whylen);
+    struct hs_reply r;
+    int st = rc_hs_call(cn, fd, REMOCA_OP_SHM_MAP, pool, 0, NULL, 0, deadline, &r, why, whylen);
     if (st < 0) return -1;
     if (st > 0) {
         if (!cn->shm_logged)
