@@ -364,7 +364,6 @@ static void backoff_sleep(struct conn *cn, unsigned *ms)
 static int serve(struct conn *cn, int fd, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
-    struct timespec now;
     bool kicked;
     pthread_mutex_lock(&cn->lock);
     if (!cn->kicked && !atomic_load(&c->stopping)) {
@@ -373,15 +372,13 @@ static int serve(struct conn *cn, int fd, char *why, size_t whylen)
          * need not wake us (sq_wake): a futex wake in every few fills'
          * path cost more than these wake-ups off it.  wake_at_ns is
          * published before due is read (sq_wake stores due, then reads it). */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t t = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        int64_t t = rc_now_ns();
         bool busy = t - cn->last_flush_ns < SQ_LINGER_MS * 1000000LL;
         int64_t until = t + (busy ? RING_DELAY_US * 1000LL : 250000000LL);
         atomic_store(&cn->wake_at_ns, until);
         int64_t due = atomic_load(&cn->sq_due_ns);
         if (due && due < until) atomic_store(&cn->wake_at_ns, until = due);
-        ts = (struct timespec){.tv_sec = until / 1000000000LL, .tv_nsec = until % 1000000000LL};
+        struct timespec ts = rc_ns_timespec(until);
         pthread_cond_timedwait(&cn->wake, &cn->lock, &ts);
     }
     kicked = cn->kicked;
@@ -391,8 +388,7 @@ static int serve(struct conn *cn, int fd, char *why, size_t whylen)
         snprintf(why, whylen, "client stopping");
         return -1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    int64_t now_ns = rc_now_ns();
     int64_t due = atomic_load(&cn->sq_due_ns);
     if (due && due <= now_ns) {
         rc_conn_flush(cn);

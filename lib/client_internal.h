@@ -437,6 +437,17 @@ void rc_notify_ready(struct remoca_client *c);
 
 /* Absolute CLOCK_MONOTONIC deadline `ms` from now; and ms left until one. */
 void rc_deadline_in(struct timespec *ts, unsigned ms);
+/* CLOCK_MONOTONIC now, in ns; and a time in ns as a timespec. */
+static inline int64_t rc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+static inline struct timespec rc_ns_timespec(int64_t ns)
+{
+    return (struct timespec){.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+}
 int rc_deadline_left_ms(const struct timespec *ts);
 
 /* Waits for every registered waiter of a call; on the deadline, kills the

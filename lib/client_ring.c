@@ -20,6 +20,7 @@
  * Quarantine keeps the ring: its POOL_RESET, like any request, executes
  * after the entries ordered before it, and nothing is appended while not UP.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -65,7 +66,8 @@ static int map_ring(const struct remoca_ring_reply *rr, int fd, struct ring_map 
     r->base = p;
     r->size = (size_t)rr->size;
     r->nslots = rr->nslots;
-    r->head = __atomic_load_n((uint64_t *)(r->base + REMOCA_RING_OFF_HEAD), __ATOMIC_ACQUIRE);
+    r->head = le64toh(
+        __atomic_load_n((const uint64_t *)(r->base + REMOCA_RING_OFF_HEAD), __ATOMIC_ACQUIRE));
     return 0;
 }
 
@@ -130,7 +132,8 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
         pages += f[i].count;
     }
     uint64_t tail =
-        __atomic_load_n((const uint64_t *)(r->base + REMOCA_RING_OFF_TAIL), __ATOMIC_ACQUIRE);
+        le64toh(__atomic_load_n((const uint64_t *)(r->base + REMOCA_RING_OFF_TAIL),
+                                __ATOMIC_ACQUIRE));
     if (r->head - tail > r->nslots || pages > r->nslots - (r->head - tail))
         return false; /* full (or a server gone astray): the socket keeps order too */
 
@@ -148,7 +151,7 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
         }
     }
     /* Entries and pages before head: the server reads head with acquire. */
-    __atomic_store_n((uint64_t *)(r->base + REMOCA_RING_OFF_HEAD), h, __ATOMIC_RELEASE);
+    __atomic_store_n((uint64_t *)(r->base + REMOCA_RING_OFF_HEAD), htole64(h), __ATOMIC_RELEASE);
     r->head = h;
     cn->ring_unflushed += (uint32_t)pages;
     atomic_fetch_add_explicit(&cn->client->ring_puts, pages, memory_order_relaxed);

@@ -79,14 +79,6 @@ static bool keep_rest(struct conn *cn, const struct frame *f, size_t off)
     return true;
 }
 
-/* CLOCK_MONOTONIC now, in ns. */
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 void rc_sq_drop(struct conn *cn)
 {
     cn->sqlen = 0;
@@ -114,10 +106,22 @@ static bool keep_rest_sq(struct conn *cn, size_t sent)
     return true;
 }
 
-/* Copies no-wait frames (headers encoded) to the send queue.  send_lock held. */
-static void sq_append(struct conn *cn, const struct frame *f, unsigned n)
+/* Makes the queue due within delay_us at the latest (send_lock held).
+ * Returns the new due time if that moved it earlier (the connection thread
+ * may need telling: sq_wake), else 0. */
+static int64_t sq_arm(struct conn *cn, unsigned delay_us)
 {
-    if (cn->sqlen == 0) atomic_store(&cn->sq_due_ns, now_ns() + SQ_DELAY_US * 1000LL);
+    int64_t due = rc_now_ns() + delay_us * 1000LL, old = atomic_load(&cn->sq_due_ns);
+    if (old && old <= due) return 0;
+    atomic_store(&cn->sq_due_ns, due);
+    return due;
+}
+
+/* Copies no-wait frames (headers encoded) to the send queue.  send_lock held.
+ * Returns sq_arm's answer for the queue's first frame. */
+static int64_t sq_append(struct conn *cn, const struct frame *f, unsigned n)
+{
+    int64_t due = cn->sqlen == 0 ? sq_arm(cn, SQ_DELAY_US) : 0;
     for (unsigned i = 0; i < n; i++) {
         memcpy(cn->sq + cn->sqlen, f[i].hdr, REMOCA_HDR_SIZE);
         cn->sqlen += REMOCA_HDR_SIZE;
@@ -125,6 +129,7 @@ static void sq_append(struct conn *cn, const struct frame *f, unsigned n)
         cn->sqlen += f[i].len;
     }
     cn->sqframes += n;
+    return due;
 }
 
 /* Tells the connection thread that the queue has become due (at `due`),
@@ -169,9 +174,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     bool write_now = false;
     if (rc_ring_put(cn, f, n)) {
         if (cn->ring_unflushed < RING_KICK(cn)) {
-            int64_t due = 0;
-            if (atomic_load(&cn->sq_due_ns) == 0)
-                atomic_store(&cn->sq_due_ns, due = now_ns() + RING_DELAY_US * 1000LL);
+            int64_t due = sq_arm(cn, RING_DELAY_US);
             pthread_mutex_unlock(&cn->send_lock);
             if (due) sq_wake(cn, due);
             return CONN_SENT;
@@ -213,8 +216,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
      * are written at once, behind the queue, without a copy. */
     if (n > 0 && !any_waiter && !write_now && bytes <= SQ_CAP / 4 &&
         cn->sqlen + bytes <= SQ_CAP) {
-        bool was_empty = cn->sqlen == 0;
-        sq_append(cn, f, n);
+        int64_t due = sq_append(cn, f, n);
         /* Ordered now: one-sided reads of their keys stop until they are
          * answered (client_inval.c; frames that invalidate nothing are
          * skipped there). */
@@ -222,7 +224,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
         atomic_fetch_add(&c->requests, n);
         if (cn->sqframes < SQ_BATCH) {
             pthread_mutex_unlock(&cn->send_lock);
-            if (was_empty) sq_wake(cn, atomic_load(&cn->sq_due_ns));
+            if (due) sq_wake(cn, due);
             return CONN_SENT;
         }
         n = 0; /* full enough: write it all now, below */

@@ -23,7 +23,8 @@
  *   entry (little-endian): u64 key | u32 handle (a pool handle of the
  *   connection, as in a header's `pool`) | u32 after_id
  *
- * head and tail count entries from 0 and never wrap in practice (u64);
+ * head and tail (little-endian u64, each read and written whole, atomically)
+ * count entries from 0 and never wrap in practice;
  * entry n is at index n & (nslots - 1).  The client writes entry n and its
  * page, then publishes head = n + 1 (release); the server reads head
  * (acquire), executes entries tail..head-1 in order, each as a one-page PUT,
