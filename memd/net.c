@@ -165,12 +165,7 @@ static int send_pending(struct worker *w, struct conn *c, const struct outbuf *b
         struct session *ss = &c->ss;
         if (ss->nattach) { /* proto.c put the response they go with first */
             n = send_with_fds(c->fd, b->p + *off, b->len - *off, ss->attach_fds, ss->nattach);
-            if (n > 0) { /* the receiver has its own copies now */
-                if (ss->attach_close)
-                    for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
-                ss->nattach = 0;
-                ss->attach_close = false;
-            }
+            if (n > 0) session_attached_sent(ss); /* the receiver has its own copies */
         } else {
             n = send(c->fd, b->p + *off, b->len - *off, MSG_NOSIGNAL);
         }
@@ -388,10 +383,7 @@ static void adopt(struct worker *w, int fd)
         snprintf(c->peer, sizeof c->peer, "unix#%d", fd);
     }
     c->ss.peer = c->peer;
-    int domain = 0;
-    socklen_t dl = sizeof domain;
-    c->ss.unix_socket = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 &&
-                        domain == AF_UNIX;
+    c->ss.unix_socket = ss.ss_family == AF_UNIX; /* getpeername said (even unnamed) */
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
         log_warn("epoll_ctl: %s", strerror(errno));

@@ -423,15 +423,21 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
     return res;
 }
 
+void session_attached_sent(struct session *ss)
+{
+    if (ss->attach_close)
+        for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
+    ss->nattach = 0;
+    ss->attach_close = false;
+}
+
 void session_end(const struct proto_ctx *ctx, struct session *ss)
 {
     for (uint32_t k = 0; k < ss->nhandles; k++) store_pool_close(ctx->store, ss->handles[k]);
     free(ss->handles);
     ss->handles = NULL;
     ss->nhandles = ss->cap = 0;
-    if (ss->attach_close)
-        for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
-    ss->nattach = 0;
+    session_attached_sent(ss); /* never sent: ours to close all the same */
     if (ss->ring) {
         if (ctx->buf_bytes) __atomic_fetch_sub(ctx->buf_bytes, ss->ring->size, __ATOMIC_RELAXED);
         __atomic_fetch_sub(&ctx->store->fill_rings, 1, __ATOMIC_RELAXED);

@@ -102,6 +102,10 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
  * such bytes to proto_process, which answers and closes. */
 size_t proto_frame_size(const uint8_t *in, size_t len);
 
+/* The attached fds went out (or never will): closes those that are the
+ * session's (attach_close) and clears the attachment. */
+void session_attached_sent(struct session *ss);
+
 /* One more error on the connection (session and server counters). */
 void proto_count_error(const struct proto_ctx *ctx, struct session *ss);
 

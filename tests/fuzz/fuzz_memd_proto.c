@@ -146,11 +146,7 @@ static void check_attach(struct session *ss, const struct outbuf *out)
     } else {
         abort();
     }
-    /* Sent: what net.c does after sendmsg. */
-    if (ss->attach_close)
-        for (unsigned k = 0; k < ss->nattach; k++) close(ss->attach_fds[k]);
-    ss->nattach = 0;
-    ss->attach_close = false;
+    session_attached_sent(ss); /* what net.c does after sendmsg */
 }
 
 /* Processes the connection's kept input pending[0..*plen) as net.c does, with

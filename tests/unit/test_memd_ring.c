@@ -35,10 +35,7 @@ static int teardown(void **state)
 /* Starts over with an empty output (as net.c does after sending it). */
 static void sent(struct fx *f)
 {
-    if (f->ss.attach_close)
-        for (unsigned k = 0; k < f->ss.nattach; k++) close(f->ss.attach_fds[k]);
-    f->ss.nattach = 0;
-    f->ss.attach_close = false;
+    session_attached_sent(&f->ss);
     f->out.len = f->rd = 0;
 }
 
