@@ -30,13 +30,9 @@ int policy_parse(const char *name)
     return -1;
 }
 
-/* The one hash of the project (remoca/shm.h): --shm clients walk the same
- * chains.  Well mixed in every bit, so the low bits index buckets and the
- * high bits index the ghost table. */
-static inline uint64_t hash_key(uint32_t pool, uint64_t key)
-{
-    return remoca_shm_hash(pool, key);
-}
+/* Keys are hashed with remoca_shm_hash (remoca/shm.h), the one hash of the
+ * project: --shm clients walk the same chains.  Well mixed in every bit, so
+ * the low bits index buckets and the high bits index the ghost table. */
 
 /* Memory for the big metadata arrays: 2 MiB aligned and backed by
  * transparent huge pages when the kernel allows it (madvise mode), since
@@ -238,7 +234,7 @@ static void evict_one(struct store *s, struct pool *p)
         s->shm_touched++;
         i = policy_victim(s, p);
     }
-    uint64_t h = hash_key(p->id, s->slots[i].key);
+    uint64_t h = remoca_shm_hash(p->id, s->slots[i].key);
     /* S3-FIFO and 2Q admit a returning key straight to their main queue only
      * if it left from the small/A1in queue (measured: with main-queue
      * evictions admitted too, S3-FIFO's loop hit ratio drops from 0.65 to 0). */
@@ -410,7 +406,7 @@ uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
             break;
         }
         for (uint32_t n = base; n < end; n++) {
-            uint64_t h = hash_key(pool, key + n);
+            uint64_t h = remoca_shm_hash(pool, key + n);
             uint32_t i = lookup(s, pool, key + n, h);
             if (i == MEMD_NIL) {
                 p->st.misses++;
@@ -451,7 +447,7 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
         struct pool *p = store_pool(s, pool);
         for (uint32_t n = base; p && n < end; n++) {
             const uint8_t *src = pages + (size_t)n * REMOCA_PAGE_SIZE;
-            uint64_t h = hash_key(pool, key + n);
+            uint64_t h = remoca_shm_hash(pool, key + n);
             uint32_t i = lookup(s, pool, key + n, h);
             if (st != REMOCA_OK) {
                 if (i != MEMD_NIL) remove_slot(s, p, i, h);
@@ -498,7 +494,7 @@ static uint64_t sweep_queue(struct store *s, struct pool *p, int q, uint64_t key
         uint32_t next = s->slots[i].next;
         uint64_t k = s->slots[i].key;
         if (k - key < count) {
-            remove_slot(s, p, i, hash_key(p->id, k));
+            remove_slot(s, p, i, remoca_shm_hash(p->id, k));
             n++;
         }
         i = next;
@@ -516,7 +512,7 @@ uint64_t store_delete(struct store *s, uint32_t pool, uint64_t key, uint64_t cou
         removed = sweep_queue(s, p, 0, key, count) + sweep_queue(s, p, 1, key, count);
     } else if (p) {
         for (uint64_t n = 0; n < count; n++) {
-            uint64_t h = hash_key(pool, key + n);
+            uint64_t h = remoca_shm_hash(pool, key + n);
             uint32_t i = lookup(s, pool, key + n, h);
             if (i != MEMD_NIL) {
                 remove_slot(s, p, i, h);
@@ -541,7 +537,7 @@ uint64_t store_reset(struct store *s, uint32_t pool)
     if (p) {
         removed = sweep_queue(s, p, 0, 0, UINT64_MAX) + sweep_queue(s, p, 1, 0, UINT64_MAX);
         /* key UINT64_MAX is outside [0, UINT64_MAX): sweep it by lookup */
-        uint64_t h = hash_key(pool, UINT64_MAX);
+        uint64_t h = remoca_shm_hash(pool, UINT64_MAX);
         uint32_t i = lookup(s, pool, UINT64_MAX, h);
         if (i != MEMD_NIL) {
             remove_slot(s, p, i, h);
