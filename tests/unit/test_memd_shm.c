@@ -305,14 +305,22 @@ static void test_reads_match_store(void **state)
 
 static int setup_lru(void **state) { return new_store(state, 16, POLICY_LRU, 4); }
 
+/* A pool filling the 16-page store (keys 0..15, version 1), and a client's
+ * view of it that sets touch flags. */
+static uint32_t full_pool(struct store *s, struct remoca_shm_view *v)
+{
+    uint32_t p = open_pool(s, "t", 0);
+    map_view(s, p, true, v);
+    for (uint64_t k = 0; k < 16; k++) put(s, p, k, 1);
+    return p;
+}
+
 static void test_touch_spares_victim(void **state)
 {
     struct store *s = *state;
-    uint32_t p = open_pool(s, "t", 0);
     struct remoca_shm_view v;
-    map_view(s, p, true, &v);
+    uint32_t p = full_pool(s, &v);
     uint8_t page[PAGE];
-    for (uint64_t k = 0; k < 16; k++) put(s, p, k, 1);
     /* LRU: key 0 is the next victim.  A one-sided read touches it ... */
     assert_true(remoca_shm_read(&v, 0, page));
     long i0 = slot_of(s, p, 0);
@@ -336,11 +344,9 @@ static void test_touch_spares_victim(void **state)
 static void test_touch_retries_bounded(void **state)
 {
     struct store *s = *state;
-    uint32_t p = open_pool(s, "t", 0);
     struct remoca_shm_view v;
-    map_view(s, p, true, &v);
+    uint32_t p = full_pool(s, &v);
     uint8_t page[PAGE];
-    for (uint64_t k = 0; k < 16; k++) put(s, p, k, 1);
     for (uint64_t k = 0; k < 16; k++) assert_true(remoca_shm_read(&v, k, page));
     long i8 = slot_of(s, p, 8);
     put(s, p, 100, 1);
