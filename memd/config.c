@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "size.h"
+#include "remoca/size.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7400"
 

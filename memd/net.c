@@ -20,7 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "hostport.h"
+#include "remoca/hostport.h"
 #include "log.h"
 #include "proto.h"
 

@@ -130,12 +130,12 @@ static void op_hello(const struct proto_ctx *ctx, struct session *ss, const stru
             ss->challenged = true;
             /* Step one of authentication, not an error: no count, no log. */
             char msg[sizeof "challenge " + 2 * AUTH_NONCE];
-            int n = snprintf(msg, sizeof msg, "challenge ");
+            int mlen = snprintf(msg, sizeof msg, "challenge ");
             for (unsigned i = 0; i < AUTH_NONCE; i++)
-                n += snprintf(msg + n, sizeof msg - (size_t)n, "%02x", ss->nonce[i]);
-            if (put_resp(out, h, REMOCA_E_AUTH, h->pool, (uint32_t)n)) {
-                memcpy(out->p + out->len, msg, (size_t)n);
-                out->len += (size_t)n;
+                mlen += snprintf(msg + mlen, sizeof msg - (size_t)mlen, "%02x", ss->nonce[i]);
+            if (put_resp(out, h, REMOCA_E_AUTH, h->pool, (uint32_t)mlen)) {
+                memcpy(out->p + out->len, msg, (size_t)mlen);
+                out->len += (size_t)mlen;
             }
             return;
         }

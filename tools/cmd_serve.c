@@ -49,7 +49,7 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "size.h"
+#include "remoca/size.h"
 
 #define DEFAULT_MEMORY "256M"
 #define LISTEN_FD 3 /* where socket activation passes the listening socket */

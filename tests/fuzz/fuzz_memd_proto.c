@@ -187,6 +187,7 @@ static bool feed(struct session *ss, struct outbuf *out, struct ring_client *rc,
     return false;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer calls it */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!store.arena) {

@@ -29,12 +29,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_memd.h"
-#include "size.h"
+#include "remoca/size.h"
 
 #define MAX_THREADS 32
 #define MAX_POOLS 8
@@ -56,10 +57,13 @@ struct worker {
     char first_error[200];
 };
 
-static void note(struct worker *w, const char *fmt, uint64_t key, uint32_t v)
+__attribute__((format(printf, 2, 3))) static void note(struct worker *w, const char *fmt, ...)
 {
-    if (!w->first_error[0])
-        snprintf(w->first_error, sizeof w->first_error, fmt, (unsigned long long)key, v);
+    if (w->first_error[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+    va_end(ap);
 }
 
 static uint32_t rnd(struct worker *w, uint32_t n)
@@ -79,20 +83,20 @@ static void check_get(struct worker *w, uint32_t first, uint32_t count, const ui
             w->hits++;
             if (v == 0) {
                 w->stale++;
-                note(w, "key %llu hit after delete/take (last version %u)", key, v);
+                note(w, "key %llu hit after delete/take (last version %u)", (unsigned long long)key, v);
             } else if (!page_check(p, w->pool, key, v)) {
                 w->wrong++;
-                note(w, "key %llu: wrong bytes (expected version %u)", key, v);
+                note(w, "key %llu: wrong bytes (expected version %u)", (unsigned long long)key, v);
             }
         } else {
             w->misses++;
             if (p[0] != SENTINEL || p[REMOCA_PAGE_SIZE - 1] != SENTINEL) {
                 w->touched++;
-                note(w, "key %llu: page of a miss was written (version %u)", key, v);
+                note(w, "key %llu: page of a miss was written (version %u)", (unsigned long long)key, v);
             }
             if (noevict && v != 0) {
                 w->unexpected_miss++;
-                note(w, "key %llu: miss without eviction (version %u)", key, v);
+                note(w, "key %llu: miss without eviction (version %u)", (unsigned long long)key, v);
             }
         }
         if (take) w->version[idx] = 0;

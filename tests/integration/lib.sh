@@ -17,6 +17,18 @@ FAIL_TAIL=20     # log lines fail shows per log
 itest_init() {
     T=$(mktemp -d "/tmp/remoca-$1.XXXXXX")
     trap itest_cleanup EXIT
+    sanitizer_preload
+}
+
+# In an ASan build (REMOCA_PRELOAD: the sanitizer's shared runtime, from ctest)
+# the filter is instrumented but nbdkit is not: nbdkit, whether a test starts
+# it or remoca serve does ($NBDKIT), runs with the runtime preloaded.
+sanitizer_preload() {
+    [ -n "${REMOCA_PRELOAD:-}" ] || return 0
+    printf '#!/bin/sh\nLD_PRELOAD=%s exec nbdkit "$@"\n' "$REMOCA_PRELOAD" >"$T/nbdkit-preload"
+    chmod +x "$T/nbdkit-preload"
+    export NBDKIT=$T/nbdkit-preload
+    nbdkit() { "$NBDKIT" "$@"; }
 }
 
 itest_cleanup() {

@@ -36,7 +36,7 @@
 static const char *raw_prog = "raw_wire"; /* the die() prefix, set by main() */
 
 /* Prints "PROG: FAIL: message" and exits 1: the test's first failure. */
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

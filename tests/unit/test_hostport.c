@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "hostport.h"
+#include "remoca/hostport.h"
 
 static struct remoca_hostport hp;
 static char why[128];

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "size.h"
+#include "remoca/size.h"
 
 static uint64_t size_of(const char *s)
 {

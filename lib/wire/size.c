@@ -1,5 +1,5 @@
 /* SIZE arguments (lib/size.h). */
-#include "size.h"
+#include "remoca/size.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -40,7 +40,7 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "hostport.h"
+#include "remoca/hostport.h"
 #include "remoca/client.h"
 #include "remoca/shm.h"
 #include "remoca/wire.h"

@@ -1,5 +1,5 @@
 /* "host:port" and "[v6addr]:port" (see hostport.h). */
-#include "hostport.h"
+#include "remoca/hostport.h"
 
 #include <ctype.h>
 #include <stdarg.h>

@@ -128,6 +128,14 @@ unsigned remoca_server_count(const struct remoca_client *c);
 /* Fetches a server's stats (text, or JSON); *out is malloc'd, NUL-terminated. */
 int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, char **out);
 
+/* The same without a client: connects to addr (the syntax of a server list
+ * entry), says HELLO (proving it knows secret if the server asks; NULL or ""
+ * for none), asks for STATS and disconnects; every wait is bounded by
+ * timeout_ms.  0 with *out malloc'd and NUL-terminated, or -1 with a message
+ * in err that names addr ("... needs a secret" when one was wanted). */
+int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned timeout_ms,
+                       char **out, char *err, size_t errlen);
+
 struct remoca_client_stats {
     uint64_t requests;    /* frames sent */
     uint64_t timeouts;    /* requests that timed out */

@@ -1,0 +1,161 @@
+/* remoca_stats_query: one memory server's stats over a connection of its own
+ * (include/remoca/client.h), for tools that have no pool and no client.
+ *
+ *   connect (bounded) ─▶ HELLO ──▶ OK ────────────────────────────▶ STATS ─▶ payload
+ *                              └─▶ E_AUTH "challenge <nonce>" ─▶ HELLO + HMAC ─┘
+ *
+ * It speaks the wire protocol directly (remoca/wire.h) with blocking socket
+ * calls under SO_RCVTIMEO/SO_SNDTIMEO, so every wait is bounded.  The address
+ * syntax, the connect and the credential are the client core's, so a tool
+ * accepts exactly what remoca-servers= does. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "client_sock.h"
+#include "remoca/wire.h"
+
+struct query {
+    int fd;
+    const char *addr;
+    char *err;
+    size_t errlen;
+};
+
+__attribute__((format(printf, 2, 3))) static int fail(struct query *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->err, q->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int recv_all(int fd, uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Sends one request and reads its response: the payload (malloc'd,
+ * NUL-terminated) in *out and the response's status in *status. */
+static int call(struct query *q, struct remoca_hdr *req, const uint8_t *body, uint8_t **out,
+                uint32_t *out_len, uint16_t *status)
+{
+    uint8_t buf[REMOCA_HDR_SIZE + 4 + 2 * REMOCA_MAX_NAME];
+    remoca_hdr_encode(buf, req);
+    if (req->len) memcpy(buf + REMOCA_HDR_SIZE, body, req->len);
+    errno = 0;
+    if (send_all(q->fd, buf, REMOCA_HDR_SIZE + req->len) < 0 ||
+        recv_all(q->fd, buf, REMOCA_HDR_SIZE) < 0)
+        return fail(q, "%s: connection lost: %s", q->addr,
+                    errno ? strerror(errno) : "closed by the server");
+    struct remoca_hdr resp;
+    remoca_hdr_decode(buf, &resp);
+    enum remoca_status st = remoca_resp_check(&resp, req->op, req->count);
+    if (st != REMOCA_OK || resp.id != req->id)
+        return fail(q, "%s: invalid response (%s)", q->addr, remoca_status_name(st));
+    uint8_t *payload = malloc((size_t)resp.len + 1);
+    if (!payload || recv_all(q->fd, payload, resp.len) < 0) {
+        free(payload);
+        return fail(q, "%s: short response", q->addr);
+    }
+    payload[resp.len] = 0;
+    *status = resp.flags;
+    *out = payload;
+    *out_len = resp.len;
+    return 0;
+}
+
+/* HELLO, answering a challenge with the secret if the server sends one. */
+static int hello(struct query *q, const char *secret)
+{
+    static const char name[] = "remoca-stats";
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME];
+    struct remoca_hello h = {.name = name, .name_len = sizeof name - 1};
+    struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                             .op = REMOCA_OP_HELLO, .id = 1};
+    req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &h);
+    uint8_t *payload;
+    uint32_t len;
+    uint16_t st;
+    if (call(q, &req, body, &payload, &len, &st) < 0) return -1;
+    uint8_t nonce[RC_AUTH_NONCE_BYTES];
+    if (st == REMOCA_E_AUTH && rc_auth_parse_challenge((char *)payload, len, nonce)) {
+        free(payload);
+        if (!secret || !secret[0]) return fail(q, "%s needs a secret", q->addr);
+        uint8_t mac[RC_AUTH_MAC_BYTES];
+        unsigned mlen;
+        if (!rc_auth_credential(secret, strlen(secret), nonce, h.name, h.name_len, mac, &mlen))
+            return fail(q, "%s: computing the credential failed", q->addr);
+        h.cred = mac;
+        h.cred_len = mlen;
+        req.id = 3;
+        req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &h);
+        if (call(q, &req, body, &payload, &len, &st) < 0) return -1;
+    }
+    free(payload);
+    if (st != REMOCA_OK)
+        return fail(q, "%s: HELLO refused: %s%s", q->addr, remoca_status_name(st),
+                    st == REMOCA_E_AUTH ? " (wrong secret?)" : "");
+    return 0;
+}
+
+int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned timeout_ms,
+                       char **out, char *err, size_t errlen)
+{
+    struct query q = {.fd = -1, .addr = addr, .err = err, .errlen = errlen};
+    struct remoca_addr a;
+    char why[256];
+    *out = NULL;
+    if (remoca_addr_parse(addr, strlen(addr), &a, why, sizeof why) < 0 ||
+        (q.fd = rc_sock_connect(&a, timeout_ms, -1, why, sizeof why)) < 0)
+        return fail(&q, "cannot connect to %s: %s", addr, why);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    setsockopt(q.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(q.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+
+    int r = hello(&q, secret);
+    if (r == 0) {
+        struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                                 .op = REMOCA_OP_STATS, .id = 2,
+                                 .flags = json ? REMOCA_F_JSON : 0};
+        uint8_t *payload;
+        uint32_t len;
+        uint16_t st;
+        r = call(&q, &req, NULL, &payload, &len, &st);
+        if (r == 0 && st != REMOCA_OK) {
+            r = fail(&q, "%s: STATS failed: %s: %s", addr, remoca_status_name(st),
+                     (char *)payload);
+            free(payload);
+        } else if (r == 0) {
+            *out = (char *)payload;
+        }
+    }
+    close(q.fd);
+    return r;
+}
