@@ -1,6 +1,6 @@
 /* remoca-loadgen: the three protocols the generator speaks.
  *
- * remoca     REMOCA wire frames (include/remoca/wire.h), count = 1:
+ * remoca     REMOCA wire frames (lib/wire/include/remoca/wire.h), count = 1:
  *              GET key        -> status OK, payload = 8-byte bitmap + 4096 bytes
  *              PUT key + page -> status OK, no payload
  *            The request slot travels in the low bits of the request id, so

@@ -13,7 +13,7 @@
 #
 # The filter reaches remoca-memd as `remoca serve` does with its local memory
 # server: over a unix socket, with one-sided reads from the server's shared
-# page store (memd --shm; include/remoca/shm.h).  MEMD_TRANSPORT=unix: the
+# page store (memd --shm; lib/wire/include/remoca/shm.h).  MEMD_TRANSPORT=unix: the
 # socket alone, every hit a round trip (case names get a -unix suffix);
 # MEMD_TRANSPORT=tcp: loopback TCP, as with a memory server on another
 # machine (-tcp suffix).

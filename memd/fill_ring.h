@@ -1,5 +1,5 @@
 /* The server's side of one connection's fill ring (layout and contract:
- * include/remoca/fill_ring.h; the op: docs/protocol.md, "Fill ring").
+ * lib/wire/include/remoca/fill_ring.h; the op: docs/protocol.md, "Fill ring").
  *
  *   fill_ring_create   memfd (sealed: no shrink, no grow), mapped read-write;
  *                      the fd goes to the client with the FILL_RING response

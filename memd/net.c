@@ -442,7 +442,7 @@ static void *worker_main(void *arg)
 /* ---- listeners and acceptor --------------------------------------------- */
 
 /* spec is --listen's HOST:PORT, in the syntax of the client's server lists
- * (lib/hostport.c), with port 0 for any free port. */
+ * (lib/wire/hostport.c), with port 0 for any free port. */
 static int listen_tcp(const char *spec, uint16_t *bound_port)
 {
     struct remoca_hostport hp;

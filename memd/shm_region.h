@@ -1,5 +1,5 @@
 /* The shared memory of a store started with --shm (layout and reader
- * contract: include/remoca/shm.h).
+ * contract: lib/wire/include/remoca/shm.h).
  *
  *   data memfd (sealed: no new writer, no resize)     touch memfd (sealed size)
  *   ├─ slots ─┼─ seqs ─┼─ buckets ─┼─ (2 MiB) ─┼─ arena ─┤   ├─ touched[npages] ─┤

@@ -33,7 +33,7 @@
  * + 8 B per page (ghost table) + ~400 B per pool; about 1.1 % of the budget.
  *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
- * the arena live in one memfd at the offsets of include/remoca/shm.h, plus a
+ * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
  * memfd of touched bytes, so that co-located clients can read pages without
  * asking (shm_region.h).  Then every change of a slot's key, pool or page is
  * bracketed by remoca_shm_seq_begin/end, links are stored atomically, and a

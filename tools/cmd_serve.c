@@ -19,7 +19,7 @@
  * Children get PR_SET_PDEATHSIG, so even a SIGKILLed supervisor leaves nothing.
  * The local memory server runs with --shm: it serves this nbdkit alone (one
  * trust domain), so the filter may map its page store and serve hits with
- * one-sided reads, no round trip (include/remoca/shm.h).
+ * one-sided reads, no round trip (lib/wire/include/remoca/shm.h).
  *
  * Nothing is started before every option is known to be good: numbers and
  * sizes are parsed strictly here (--memory with remoca-memd's own parser), and
@@ -195,7 +195,7 @@ static int parse_port(const char *arg, int *out)
     return 0;
 }
 
-/* --memory: what remoca-memd --memory accepts (lib/size.h).  Checked here
+/* --memory: what remoca-memd --memory accepts (lib/wire/include/remoca/size.h).  Checked here
  * so that a bad value starts nothing. */
 static int check_memory(const char *arg)
 {

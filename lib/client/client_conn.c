@@ -21,7 +21,7 @@
  *       waiter, close             (the server process is gone or broken)
  *
  * Only UP connections accept frames, and a connection becomes UP only after
- * its pool has been reset (DESIGN.md cache contract 4), on the first connect
+ * its pool has been reset (docs/design.md, contract 4), on the first connect
  * too: a previous incarnation of this client may have left stale pages.
  *
  * One-sided reads (client_shm.c): a server on a unix socket may hand out its

@@ -1,6 +1,6 @@
 /* The handshake of a new connection, before it may carry data: HELLO
  * (answering the server's HMAC-SHA256 challenge when it requires a secret),
- * POOL_OPEN, POOL_RESET (DESIGN.md cache contract 4), and on a unix socket
+ * POOL_OPEN, POOL_RESET (docs/design.md, contract 4), and on a unix socket
  * SHM_MAP (one-sided reads, client_shm.c) and FILL_RING (puts through shared
  * memory, client_ring.c).  Synchronous, on the
  * connection thread, bounded by one timeout overall.

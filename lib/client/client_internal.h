@@ -1,5 +1,7 @@
-/* Internals of the libremoca client core, shared by lib/addr.c,
- * lib/placement.c, lib/client*.c and their unit tests (not a public API).
+/* Internals of the libremoca client core, shared by lib/client/addr.c,
+ * lib/client/placement.c, lib/client/client*.c and their unit tests (not a public
+ * API).  Sections name the file that defines what they declare; the
+ * connection's own internals are in client_conn.h.
  *
  * How the pieces fit:
  *
@@ -45,7 +47,7 @@
 #include "remoca/shm.h"
 #include "remoca/wire.h"
 
-/* ---- addresses (lib/addr.c) -------------------------------------------- */
+/* ---- addresses (lib/client/addr.c) -------------------------------------------- */
 
 enum remoca_addr_kind { REMOCA_ADDR_TCP, REMOCA_ADDR_UNIX };
 
@@ -73,7 +75,7 @@ int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *er
 int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned max, char *err,
                            size_t errlen);
 
-/* ---- authentication (lib/client_auth.c) -------------------------------- */
+/* ---- authentication (lib/client/client_auth.c) -------------------------------- */
 
 #define RC_AUTH_NONCE_BYTES 16u /* docs/protocol.md, Authentication */
 #define RC_AUTH_MAC_BYTES 32u   /* HMAC-SHA256 */
@@ -85,7 +87,7 @@ bool rc_auth_credential(const void *secret, size_t secret_len,
                         const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name,
                         size_t name_len, uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len);
 
-/* ---- placement (lib/placement.c) --------------------------------------- */
+/* ---- placement (lib/client/placement.c) --------------------------------------- */
 
 struct remoca_placement {
     unsigned n;
@@ -101,7 +103,7 @@ static inline unsigned remoca_placement_key(const struct remoca_placement *p, ui
     return p->n <= 1 ? 0 : remoca_placement_chunk(p, key / REMOCA_PLACEMENT_CHUNK);
 }
 
-/* ---- completions (lib/client_wait.c) ----------------------------------- */
+/* ---- completions (lib/client/client_wait.c) ----------------------------------- */
 
 /* What a caller sleeps on: the number of its registered waiters not yet
  * done, plus a flag saying the caller sleeps (so the last completer makes a
@@ -175,7 +177,7 @@ struct frame {
     uint8_t hdr[REMOCA_HDR_SIZE];
 };
 
-/* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
+/* ---- one-sided reads (lib/client/client_shm.c) -------------------------------- */
 
 /* A server's page store mapped by one connection incarnation. */
 struct shm_map {
@@ -186,10 +188,10 @@ struct shm_map {
     size_t touch_len;
 };
 
-/* ---- fill ring (lib/client_ring.c) ------------------------------------- */
+/* ---- fill ring (lib/client/client_ring.c) ------------------------------------- */
 
 /* The fill ring a server handed to one connection incarnation
- * (include/remoca/fill_ring.h). */
+ * (lib/wire/include/remoca/fill_ring.h). */
 struct ring_map {
     uint8_t *base;        /* PROT_READ|PROT_WRITE, MAP_SHARED; NULL: none */
     size_t size;
@@ -197,7 +199,7 @@ struct ring_map {
     uint64_t head;        /* entries published (under send_lock) */
 };
 
-/* ---- connections (lib/client_conn.c, client_recv.c, client_send.c) ----- */
+/* ---- connections (lib/client/client_conn.c, client_recv.c, client_send.c) ----- */
 
 #define CONN_BUCKETS 64u
 /* Responses to no-wait frames (puts, deletes) are read lazily: by whoever
@@ -393,7 +395,7 @@ void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
  * shuts the socket down, which makes its thread fail every waiter. */
 void rc_conn_kill(struct conn *cn, uint64_t gen, const char *why);
 
-/* ---- client (lib/client.c) --------------------------------------------- */
+/* ---- client (lib/client/client.c) --------------------------------------------- */
 
 struct remoca_client {
     unsigned n;
@@ -423,17 +425,20 @@ struct remoca_client {
     atomic_uint_least64_t ring_puts;
 };
 
-/* ---- one-sided reads (lib/client_shm.c) -------------------------------- */
+void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rc_notify_ready(struct remoca_client *c);
+
+/* ---- one-sided reads, continued (lib/client/client_shm.c) ------------------- */
 
 /* Serves a GET frame from the connection's mapping if it has one, is UP and
  * has no invalidation of the frame's keys pending (rc_inval_clear): fills w
  * (bits, nhits, result 0, unregistered) and returns true, no frame to send;
- * false: send it. */
+ * false: send it.  (Declared here, after struct conn; the mapping itself is
+ * struct shm_map above.) */
 bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w);
 
-void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void rc_notify_ready(struct remoca_client *c);
+/* ---- deadlines (lib/client/client_sock.c) ------------------------------------ */
 
 /* Absolute CLOCK_MONOTONIC deadline `ms` from now; and ms left until one. */
 void rc_deadline_in(struct timespec *ts, unsigned ms);
@@ -449,6 +454,8 @@ static inline struct timespec rc_ns_timespec(int64_t ns)
     return (struct timespec){.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
 }
 int rc_deadline_left_ms(const struct timespec *ts);
+
+/* ---- completions, continued (lib/client/client_wait.c) ----------------------- */
 
 /* Waits for every registered waiter of a call; on the deadline, kills the
  * connections of the late ones and keeps waiting (their connection threads

@@ -1,5 +1,5 @@
 /* Fill ring, client side (the layout and the ordering rule:
- * include/remoca/fill_ring.h): no-wait one-page puts of a connection to a
+ * lib/wire/include/remoca/fill_ring.h): no-wait one-page puts of a connection to a
  * co-located server are copied into the ring the server handed out at the
  * handshake instead of going through the socket.
  *

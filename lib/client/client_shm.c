@@ -1,6 +1,6 @@
 /* One-sided reads from a co-located remoca-memd (`--shm`): mapping the
  * server's page store at the handshake, the mapping's lifetime, and serving a
- * GET frame from it (the layout and the validated read: include/remoca/shm.h).
+ * GET frame from it (the layout and the validated read: lib/wire/include/remoca/shm.h).
  *
  *   handshake (conn thread)        HELLO, POOL_OPEN, POOL_RESET, SHM_MAP
  *     SHM_MAP ─▶ error reply: not offered (logged once), go on without
@@ -29,7 +29,7 @@
  * zeroes the pending counts.  A hit is therefore copied after every
  * invalidation of its key ordered on the connection before the reader
  * looked has been executed
- * (client_ops.c and lib/cache.c say why that suffices).
+ * (client_ops.c and lib/cache/cache.c say why that suffices).
  */
 #include <errno.h>
 #include <sched.h>

@@ -1,4 +1,4 @@
-/* Socket helpers of the client core (lib/client_sock.c). */
+/* Socket helpers of the client core (lib/client/client_sock.c). */
 #ifndef REMOCA_CLIENT_SOCK_H
 #define REMOCA_CLIENT_SOCK_H
 

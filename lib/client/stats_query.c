@@ -1,5 +1,5 @@
 /* remoca_stats_query: one memory server's stats over a connection of its own
- * (include/remoca/client.h), for tools that have no pool and no client.
+ * (lib/client/include/remoca/client.h), for tools that have no pool and no client.
  *
  *   connect (bounded) ─▶ HELLO ──▶ OK ────────────────────────────▶ STATS ─▶ payload
  *                              └─▶ E_AUTH "challenge <nonce>" ─▶ HELLO + HMAC ─┘

@@ -1,4 +1,4 @@
-/* Fill ring codec (include/remoca/fill_ring.h): the FILL_RING response and
+/* Fill ring codec (lib/wire/include/remoca/fill_ring.h): the FILL_RING response and
  * the ring's entries, shared by the client and remoca-memd. */
 #include "remoca/fill_ring.h"
 

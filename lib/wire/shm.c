@@ -1,4 +1,4 @@
-/* The shared layout codec and the validated one-sided read (include/remoca/shm.h). */
+/* The shared layout codec and the validated one-sided read (lib/wire/include/remoca/shm.h). */
 #include "remoca/shm.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* SIZE arguments (lib/size.h). */
+/* SIZE arguments (lib/wire/include/remoca/size.h). */
 #include "remoca/size.h"
 
 #include <ctype.h>

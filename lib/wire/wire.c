@@ -1,4 +1,4 @@
-/* Codec for the REMOCA wire protocol (see include/remoca/wire.h and
+/* Codec for the REMOCA wire protocol (see lib/wire/include/remoca/wire.h and
  * docs/protocol.md).  Pure functions, no I/O, no allocation: the server, the
  * client and the fuzzer all validate frames with exactly this code. */
 #include "remoca/wire.h"

@@ -7,7 +7,7 @@
  *       (misses) within a few timeouts, none hangs; SIGCONT: the client
  *       works again, and the pages put before the hang are NOT served
  *       (the server kept them in memory; the client reset its pool before
- *       using the server again, DESIGN.md contract 4).
+ *       using the server again, docs/design.md, contract 4).
  * kill  SIGKILL the server, misses meanwhile (no errors, no hang), restart it
  *       on the same port: the client reconnects (counter), resets, works.
  *       With two clients on one pool: B's reconnect reset drops A's pages.

@@ -25,10 +25,11 @@ itest_init() {
 # it or remoca serve does ($NBDKIT), runs with the runtime preloaded.
 sanitizer_preload() {
     [ -n "${REMOCA_PRELOAD:-}" ] || return 0
-    printf '#!/bin/sh\nLD_PRELOAD=%s exec nbdkit "$@"\n' "$REMOCA_PRELOAD" >"$T/nbdkit-preload"
-    chmod +x "$T/nbdkit-preload"
-    export NBDKIT=$T/nbdkit-preload
-    nbdkit() { "$NBDKIT" "$@"; }
+    NBDKIT_PRELOADED=$T/nbdkit-preload # (tests use $NBDKIT for nbdkit's pid)
+    printf '#!/bin/sh\nLD_PRELOAD=%s exec nbdkit "$@"\n' "$REMOCA_PRELOAD" >"$NBDKIT_PRELOADED"
+    chmod +x "$NBDKIT_PRELOADED"
+    export NBDKIT=$NBDKIT_PRELOADED
+    nbdkit() { "$NBDKIT_PRELOADED" "$@"; }
 }
 
 itest_cleanup() {

@@ -1,5 +1,5 @@
 /* ring_client: a raw-socket client of remoca-memd's fill ring (FILL_RING,
- * include/remoca/fill_ring.h) for tests/integration/test_memd_ring.sh.
+ * lib/wire/include/remoca/fill_ring.h) for tests/integration/test_memd_ring.sh.
  *
  *   ring_client unix:PATH ring      HELLO, two POOL_OPENs, then:
  *       - FILL_RING behind a PING in the same write: E_STATE "alone";

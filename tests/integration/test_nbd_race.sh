@@ -1,5 +1,5 @@
 #!/bin/bash
-# The fill race with real processes (DESIGN.md cache contract 3).
+# The fill race with real processes (docs/design.md, contract 3).
 #
 # 1. A write completes between a miss's disk read and its insert.
 #
@@ -19,7 +19,7 @@
 #    gets the old bytes from disk and must not insert them for good.
 #
 # Both write policies; fills go through memd's fill ring (shared memory,
-# ordered like the socket's frames: include/remoca/fill_ring.h).  The log filter between ours and the disk records the
+# ordered like the socket's frames: lib/wire/include/remoca/fill_ring.h).  The log filter between ours and the disk records the
 # order in which things really happened; the test concludes only when the
 # interleaving it wants did happen.
 set -euo pipefail
@@ -42,6 +42,7 @@ for mode in invalidate update; do
     head -c $((1048576 + 1000)) /dev/zero | tr '\0' '\1' > "$T/disk.img"
     cat > "$T/disk.sh" <<SH
 #!/bin/bash
+unset LD_PRELOAD # an ASan build preloads its runtime into nbdkit (lib.sh), not into dd
 case "\$1" in
   thread_model) echo parallel ;;
   get_size) stat -L -c %s "$T/disk.img" ;;

@@ -2,7 +2,7 @@
 # One-sided reads end to end: remoca-memd --shm and nbdkit with the filter
 # (remoca-shm=on) on one host, over a unix socket.  The filter maps memd's
 # page store at connect time and serves cached blocks by copying from it
-# (lib/client_shm.c); writes invalidate over the socket and wait until memd
+# (lib/client/client_shm.c); writes invalidate over the socket and wait until memd
 # has executed the deletes.
 #   a. nbd_checker (tests/integration/nbd_checker.c: several connections,
 #      random aligned and unaligned reads, writes, trims, zeroes, every read

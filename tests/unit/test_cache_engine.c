@@ -1,4 +1,4 @@
-/* Unit tests of the cache engine (lib/cache.c) with a fake remote tier and a
+/* Unit tests of the cache engine (lib/cache/cache.c) with a fake remote tier and a
  * fake backing disk, both in memory.
  *
  *   test ──remoca_cache_*──▶ engine ──remote ops──▶ fake_remote (page table,

@@ -1,4 +1,4 @@
-/* Unit tests: server list parsing (lib/addr.c) and client configuration errors. */
+/* Unit tests: server list parsing (lib/client/addr.c) and client configuration errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

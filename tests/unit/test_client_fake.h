@@ -17,7 +17,7 @@
  *              of step with the client; 0 = echo the request's key)
  *
  * With fake_shm_enable (before the client connects), it also keeps a shared
- * page store in the layout of include/remoca/shm.h, as remoca-memd --shm
+ * page store in the layout of lib/wire/include/remoca/shm.h, as remoca-memd --shm
  * does, and answers SHM_MAP with it (the layout, a read-only data memfd and a
  * read-write touch memfd, by SCM_RIGHTS); without, SHM_MAP gets E_OP, as from
  * a server that does not offer it.  The store has few slots (evictions) and
@@ -25,7 +25,7 @@
  * answers SHM_MAP with E_STATE.
  *
  * With fake_ring_enable, it answers FILL_RING with a ring (a sealed memfd in
- * the layout of include/remoca/fill_ring.h) and executes its entries where
+ * the layout of lib/wire/include/remoca/fill_ring.h) and executes its entries where
  * their after_id puts them: before the request with that id, or once idle
  * after the request before it; without, FILL_RING gets E_OP.
  *
@@ -92,7 +92,7 @@ struct fake {
     atomic_uint rings, ring_puts, pings;
 };
 
-/* ---- the shared page store (server side of include/remoca/shm.h) ---- */
+/* ---- the shared page store (server side of lib/wire/include/remoca/shm.h) ---- */
 
 #define FAKE_SHM_POOL 7u /* the pool handle POOL_OPEN returns doubles as its id */
 
@@ -311,7 +311,7 @@ static void fake_put_page(struct fake *f, uint64_t k, const uint8_t *page)
     if (f->shm) fake_shm_put(f->shm, k, page);
 }
 
-/* ---- the fill ring (server side of include/remoca/fill_ring.h) ---- */
+/* ---- the fill ring (server side of lib/wire/include/remoca/fill_ring.h) ---- */
 
 static void fake_ring_drop(struct fake *f)
 {

@@ -1,4 +1,4 @@
-/* Unit tests: rendezvous placement (lib/placement.c). */
+/* Unit tests: rendezvous placement (lib/client/placement.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests: puts through the fill ring (lib/client_ring.c) against the
+/* Unit tests: puts through the fill ring (lib/client/client_ring.c) against the
  * in-process fake server of test_client_fake.h, which executes ring entries
  * strictly where their after_id puts them in the request stream and only
  * when it executes a request (as remoca-memd does).

@@ -1,6 +1,6 @@
-/* Unit tests: one-sided reads of the client core (lib/client_shm.c) against
+/* Unit tests: one-sided reads of the client core (lib/client/client_shm.c) against
  * the in-process fake server of test_client_fake.h with its shared store
- * (the server side of include/remoca/shm.h, written under the seqlock rules
+ * (the server side of lib/wire/include/remoca/shm.h, written under the seqlock rules
  * by the fake's thread while the client reads it).
  *
  * What must hold: SHM_MAP not offered is no failure; gets are served from

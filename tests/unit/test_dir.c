@@ -1,4 +1,4 @@
-/* Unit tests of the cache engine's directory (lib/dir.c): the word-at-a-time
+/* Unit tests of the cache engine's directory (lib/cache/dir.c): the word-at-a-time
  * range operations against a naive model, one bool per block.
  *
  *   words[0]          words[1]          words[2]          words[3]

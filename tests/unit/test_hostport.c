@@ -1,4 +1,4 @@
-/* Unit tests: the "host:port" / "[v6]:port" syntax (lib/hostport.c) shared by
+/* Unit tests: the "host:port" / "[v6]:port" syntax (lib/wire/hostport.c) shared by
  * the client's server lists (min port 1) and remoca-memd --listen (min port 0). */
 #include <setjmp.h>
 #include <stdarg.h>

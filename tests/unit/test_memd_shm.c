@@ -1,5 +1,5 @@
 /* Unit tests of remoca-memd's store in shared memory (--shm; memd/store.c,
- * memd/shm_region.c) against the one-sided reader of lib/shm.c:
+ * memd/shm_region.c) against the one-sided reader of lib/wire/shm.c:
  *
  *   - put, overwrite, delete, take, eviction and reset each move the seqlock
  *     word of exactly the slots they change by 2, and never leave one odd;

@@ -1,5 +1,5 @@
 /* The seqlock of a --shm store under concurrency (memd/store.c against
- * lib/shm.c): one writer thread puts, overwrites, deletes, takes and resets
+ * lib/wire/shm.c): one writer thread puts, overwrites, deletes, takes and resets
  * keys of a pool too big for the store (so evictions reuse slots all the
  * time), with pages whose every 8-byte word is the stamp (key, version);
  * reader threads call remoca_shm_read in a loop, with touch feedback on.

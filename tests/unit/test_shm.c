@@ -1,4 +1,4 @@
-/* Unit tests of the shared layout codec and the one-sided read (lib/shm.c),
+/* Unit tests of the shared layout codec and the one-sided read (lib/wire/shm.c),
  * on a hand-built store in ordinary memory:
  *
  *   data: [slots x 8][seqs x 8][buckets x 4][pad][arena: 8 pages]

@@ -1,4 +1,4 @@
-/* Unit tests: SIZE arguments (lib/size.c), as remoca-memd --memory and
+/* Unit tests: SIZE arguments (lib/wire/size.c), as remoca-memd --memory and
  * remoca serve --memory take them. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -27,19 +27,19 @@
  *   followed by gets on the same pool state): a dead server's connection is
  *   closed and reconnected; a hung one is quarantined and gets its POOL_RESET
  *   on the same connection, behind the requests it has not executed yet, so
- *   none of those can run after the reset (lib/client_conn.c).
+ *   none of those can run after the reset (lib/client/client_conn.c).
  * - One-sided reads (opts.shm, a co-located remoca-memd run with --shm, over
  *   a unix socket): a get (not a take) on a connection that maps the server's
- *   page store is served by reading that memory (include/remoca/shm.h), with
+ *   page store is served by reading that memory (lib/wire/include/remoca/shm.h), with
  *   no frame sent.  It sees the server's state at the moment of its copy, not
  *   the wire order: a no-wait put still queued on the connection is a miss.
  *   Deletes stay no-wait: while an invalidation of a key ordered on the
  *   connection has not been answered, gets of that key (of a frame that
  *   includes it) are sent over the socket instead (behind the
  *   invalidation), so a get that starts after a no-wait delete returned
- *   never sees a page it removes (lib/client_ops.c).
+ *   never sees a page it removes (lib/client/client_ops.c).
  * - Reconnect resets: before a reconnected server is used again, the client
- *   re-opens its pool and resets it (DESIGN.md, cache contract 4), since
+ *   re-opens its pool and resets it (docs/design.md, contract 4), since
  *   invalidations may have been lost while it was unreachable.
  * - Placement: keys are placed in chunks of REMOCA_PLACEMENT_CHUNK consecutive
  *   keys by rendezvous hashing over the server list, so a multi-block read

@@ -36,7 +36,7 @@
  * requests with, in the order it writes them, modulo 2^32).  The client sets
  * after_id to the id its next request will carry, so the server executes the
  * entry exactly where a PUT frame sent at that moment would have executed:
- * the cache engine's ordering argument (lib/cache.c) holds unchanged.  The
+ * the cache engine's ordering argument (lib/cache/cache.c) holds unchanged.  The
  * server drains the ring up to the request it is about to execute, and after
  * the last request it has; a client with entries and nothing else to send
  * sends a PING (no-wait), which drains everything before it.

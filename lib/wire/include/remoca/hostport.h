@@ -1,5 +1,5 @@
 /* "host:port" and "[v6addr]:port": the TCP address syntax of the client's
- * server lists (lib/addr.c) and of remoca-memd --listen (memd/net.c), parsed
+ * server lists (lib/client/addr.c) and of remoca-memd --listen (memd/net.c), parsed
  * in one place so that both take and refuse the same strings.  A file of its
  * own because remoca-memd links nothing else of libremoca.
  *

@@ -1,8 +1,8 @@
 /* One-sided reads from a co-located remoca-memd (`--shm`): the shared layout
  * of the page store, and the lock-free read that validates what it copied.
  *
- * This is REMOCA's stand-in for RDMA reads (DESIGN.md: "plan them behind the
- * transport interface"), on a machine that has no RDMA: a client on the same
+ * This is REMOCA's stand-in for RDMA reads (docs/design.md: "they belong behind the client's
+ * transport"), on a machine that has no RDMA: a client on the same
  * host maps the server's page store read-only and serves a GET by reading it,
  * with no round trip and no work for the server, as Pilaf and FaRM serve gets
  * with one-sided RDMA reads.  Writes (puts, deletes, resets) still go over the
@@ -34,7 +34,7 @@
  * reader can only make it miss (steps are bounded, indices checked): never
  * return the wrong bytes.  The client side of the ordering contract (a write's
  * invalidation executed, not just sent, before the write is acknowledged) is
- * in lib/client_ops.c.
+ * in lib/client/client_ops.c.
  */
 #ifndef REMOCA_SHM_H
 #define REMOCA_SHM_H
