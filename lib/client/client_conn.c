@@ -204,17 +204,14 @@ void rc_conn_kill(struct conn *cn, uint64_t gen, const char *why)
     pthread_mutex_unlock(&cn->lock);
 }
 
-/* QUARANTINE: finish a frame cut by a send timeout, send POOL_RESET behind
- * everything sent so far, skip responses until its answer, then UP again.
- * No time limit: while the server is alive but hung there is nothing better
- * to do (a reconnect would race with its old requests); a dead one closes
- * the socket or fails keepalive.  Returns 0 when UP again, -1 to tear down. */
-static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
+/* QUARANTINE, step 1: takes the rest of a frame cut by a send timeout and
+ * numbers a POOL_RESET behind everything sent so far: *out (malloc'd) holds
+ * both, to be written.  Barrier: no sender is writing once we hold
+ * send_lock, and none will (up is false) until the drain is done.  The
+ * quarantine's reason is copied to reason.  0, or -1 (out of memory). */
+static int quarantine_prepare(struct conn *cn, uint8_t **out, size_t *out_len,
+                              uint32_t *reset_id, char reason[sizeof cn->why])
 {
-    struct remoca_client *c = cn->client;
-
-    /* Barrier: no sender is writing once we hold send_lock, and none will
-     * (up is false) until we are done. */
     pthread_mutex_lock(&cn->send_lock);
     rc_sq_drop(cn); /* reset below: queued frames need not run */
     pthread_mutex_lock(&cn->lock);
@@ -222,32 +219,39 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
     size_t rest_len = cn->qlen;
     cn->qbuf = NULL;
     cn->qlen = 0;
-    uint32_t reset_id = cn->next_id++;
+    *reset_id = cn->next_id++;
     uint32_t pool = cn->pool;
-    char reason[sizeof cn->why];
-    memcpy(reason, cn->why, sizeof reason);
+    memcpy(reason, cn->why, sizeof cn->why);
     pthread_mutex_unlock(&cn->lock);
     pthread_mutex_unlock(&cn->send_lock);
 
-    size_t out_len = rest_len + REMOCA_HDR_SIZE, out_pos = 0;
-    uint8_t *out = malloc(out_len);
-    if (!out) {
+    *out_len = rest_len + REMOCA_HDR_SIZE;
+    *out = malloc(*out_len);
+    if (!*out) {
         free(rest);
-        snprintf(why, whylen, "out of memory");
         return -1;
     }
-    if (rest_len) memcpy(out, rest, rest_len);
+    if (rest_len) memcpy(*out, rest, rest_len);
     free(rest);
     struct remoca_hdr rh = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                            .op = REMOCA_OP_POOL_RESET, .id = reset_id, .pool = pool};
-    remoca_hdr_encode(out + rest_len, &rh);
+                            .op = REMOCA_OP_POOL_RESET, .id = *reset_id, .pool = pool};
+    remoca_hdr_encode(*out + rest_len, &rh);
+    return 0;
+}
 
-    cn->draining = true;
-    int rc = -1;
+/* QUARANTINE, step 2: writes out[] (without blocking) while skipping every
+ * response, until the POOL_RESET's answer arrives after all of out[] went
+ * out.  0 when the pool was reset, -1 (reason in why) when the connection
+ * must go. */
+static int quarantine_exchange(struct conn *cn, int fd, const uint8_t *out, size_t out_len,
+                               uint32_t reset_id, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    size_t out_pos = 0;
     for (;;) {
         if (atomic_load(&c->stopping)) {
             snprintf(why, whylen, "client stopping");
-            break;
+            return -1;
         }
         short ev = POLLIN | (out_pos < out_len ? POLLOUT : 0);
         struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = c->stop_fd, .events = POLLIN}};
@@ -257,7 +261,7 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
             if (n > 0) out_pos += (size_t)n;
             else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 snprintf(why, whylen, "send: %s", strerror(errno));
-                break;
+                return -1;
             }
         }
         if (cn->rb.end == cn->rb.pos && !(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -265,24 +269,26 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
         struct remoca_hdr h;
         if (rc_rbuf_read(cn, fd, hb, sizeof hb, NULL) < 0) {
             snprintf(why, whylen, "connection closed");
-            break;
+            return -1;
         }
         remoca_hdr_decode(hb, &h);
         rc_outstanding_dec(cn);
-        if (rc_skip_frame(cn, fd, &h, why, whylen) < 0) break;
+        if (rc_skip_frame(cn, fd, &h, why, whylen) < 0) return -1;
         if (h.id == reset_id && out_pos == out_len) {
             if (h.op != REMOCA_OP_POOL_RESET || h.flags != REMOCA_OK) {
                 snprintf(why, whylen, "pool reset failed: %s", remoca_status_name(h.flags));
-                break;
+                return -1;
             }
-            rc = 0;
-            break;
+            return 0;
         }
     }
-    cn->draining = false;
-    free(out);
-    if (rc < 0) return -1;
+}
 
+/* QUARANTINE, step 3: the pool was reset behind every earlier frame: UP
+ * again, with a new generation. */
+static void quarantine_resume(struct conn *cn, const char *reason)
+{
+    struct remoca_client *c = cn->client;
     pthread_mutex_lock(&cn->send_lock);
     pthread_mutex_lock(&cn->lock);
     atomic_store(&cn->quarantined, false);
@@ -297,8 +303,31 @@ static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
     pthread_mutex_unlock(&cn->send_lock);
     atomic_fetch_add(&c->reconnects, 1);
     rc_log(c, REMOCA_LOG_WARN, "server %s answers again (after: %s); pool '%s' reset",
-               cn->addr.canon, reason, c->pool);
+           cn->addr.canon, reason, c->pool);
     rc_notify_ready(c);
+}
+
+/* QUARANTINE: finish a frame cut by a send timeout, send POOL_RESET behind
+ * everything sent so far, skip responses until its answer, then UP again.
+ * No time limit: while the server is alive but hung there is nothing better
+ * to do (a reconnect would race with its old requests); a dead one closes
+ * the socket or fails keepalive.  Returns 0 when UP again, -1 to tear down. */
+static int quarantine_drain(struct conn *cn, int fd, char *why, size_t whylen)
+{
+    uint8_t *out;
+    size_t out_len;
+    uint32_t reset_id;
+    char reason[sizeof cn->why];
+    if (quarantine_prepare(cn, &out, &out_len, &reset_id, reason) < 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    cn->draining = true;
+    int rc = quarantine_exchange(cn, fd, out, out_len, reset_id, why, whylen);
+    cn->draining = false;
+    free(out);
+    if (rc < 0) return -1;
+    quarantine_resume(cn, reason);
     return 0;
 }
 

@@ -241,11 +241,81 @@ int rc_skip_frame(struct conn *cn, int fd, struct remoca_hdr *h, char *why, size
     return 0;
 }
 
+/* A response nobody waits for (a no-wait request's, or one whose caller gave
+ * up): skipped; an error status counts as a failure and may reset the pool.
+ * 0, or -1 when the connection must go. */
+static int recv_unwaited(struct conn *cn, int fd, struct remoca_hdr *h, int taken,
+                         const struct inval_rec *rec, char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    if (rc_skip_frame(cn, fd, h, why, whylen) < 0) return -1;
+    if (h->flags != REMOCA_OK) {
+        atomic_fetch_add(&c->failures, 1);
+        rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s", cn->addr.canon, remoca_op_name(h->op),
+               remoca_status_name(h->flags));
+        reset_on_error(cn, h->op, h->flags);
+    }
+    rc_inval_answered(cn, taken, rec);
+    return 0;
+}
+
+/* An error reply to a waited request: its message read and logged, the
+ * waiter failed.  0, or -1 when the connection must go (then the waiter is
+ * failed after the connection was killed). */
+static int recv_error_reply(struct conn *cn, int fd, struct waiter *w,
+                            const struct remoca_hdr *h, int taken, const struct inval_rec *rec,
+                            char *why, size_t whylen)
+{
+    struct remoca_client *c = cn->client;
+    char msg[REMOCA_MAX_ERRMSG + 1];
+    if (rc_rbuf_read(cn, fd, msg, h->len, NULL) < 0) {
+        snprintf(why, whylen, "connection closed");
+        rc_conn_kill(cn, w->gen, why);
+        rc_waiter_complete(w, -1);
+        return -1;
+    }
+    msg[h->len] = '\0';
+    w->status = h->flags;
+    uint8_t op = w->op;
+    rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
+           remoca_status_name(h->flags), msg[0] ? ": " : "", msg);
+    reset_on_error(cn, op, h->flags);
+    rc_inval_answered(cn, taken, rec);
+    rc_waiter_complete(w, -1);
+    return 0;
+}
+
+/* A STATS reply's text into w->text (malloc'd).  0: read (or, out of
+ * memory, skipped with the waiter already failed: *done set); -1: the
+ * connection must go (waiter failed). */
+static int recv_stats_text(struct conn *cn, int fd, struct waiter *w, const struct remoca_hdr *h,
+                           bool *done, char *why, size_t whylen)
+{
+    w->text = malloc((size_t)h->len + 1);
+    if (!w->text) {
+        rc_waiter_complete(w, -1);
+        *done = true;
+        if (rbuf_skip(cn, fd, h->len) < 0) {
+            snprintf(why, whylen, "connection closed");
+            return -1;
+        }
+        return 0;
+    }
+    if (rc_rbuf_read(cn, fd, w->text, h->len, NULL) < 0) {
+        free(w->text);
+        w->text = NULL;
+        rc_waiter_complete(w, -1);
+        snprintf(why, whylen, "connection closed");
+        return -1;
+    }
+    w->text[h->len] = '\0';
+    return 0;
+}
+
 /* Handles one response.  0: go on; 1: quarantined, drain; -1 (with why):
  * the connection must go. */
 int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
 {
-    struct remoca_client *c = cn->client;
     uint8_t hb[REMOCA_HDR_SIZE];
     struct remoca_hdr h;
     int ready = rc_wait_frame(cn, fd, NULL);
@@ -275,19 +345,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         }
         return -1;
     }
-
-    if (!w) {
-        /* A no-wait request's response, or one whose caller gave up. */
-        if (rc_skip_frame(cn, fd, &h, why, whylen) < 0) return -1;
-        if (h.flags != REMOCA_OK) {
-            atomic_fetch_add(&c->failures, 1);
-            rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s", cn->addr.canon, remoca_op_name(h.op),
-                       remoca_status_name(h.flags));
-            reset_on_error(cn, h.op, h.flags);
-        }
-        rc_inval_answered(cn, taken, &rec);
-        return 0;
-    }
+    if (!w) return recv_unwaited(cn, fd, &h, taken, &rec, why, whylen);
 
     /* A waiter that fails is failed only once the connection is out of
      * service (UP cleared): a caller told that its delete failed must not
@@ -301,25 +359,9 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         rc_waiter_complete(w, -1);
         return -1;
     }
-    if (h.flags != REMOCA_OK) {
-        char msg[REMOCA_MAX_ERRMSG + 1];
-        if (rc_rbuf_read(cn, fd, msg, h.len, NULL) < 0) {
-            snprintf(why, whylen, "connection closed");
-            rc_conn_kill(cn, w->gen, why);
-            rc_waiter_complete(w, -1);
-            return -1;
-        }
-        msg[h.len] = '\0';
-        w->status = h.flags;
-        uint8_t op = w->op;
-        rc_log(c, REMOCA_LOG_DEBUG, "%s: %s: %s%s%s", cn->addr.canon, remoca_op_name(op),
-                   remoca_status_name(h.flags), msg[0] ? ": " : "", msg);
-        reset_on_error(cn, op, h.flags);
-        rc_inval_answered(cn, taken, &rec);
-        rc_waiter_complete(w, -1);
-        return 0;
-    }
+    if (h.flags != REMOCA_OK) return recv_error_reply(cn, fd, w, &h, taken, &rec, why, whylen);
 
+    bool done = false;
     switch (w->op) {
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE:
@@ -329,23 +371,8 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         }
         break;
     case REMOCA_OP_STATS:
-        w->text = malloc((size_t)h.len + 1);
-        if (!w->text) {
-            rc_waiter_complete(w, -1);
-            if (rbuf_skip(cn, fd, h.len) < 0) {
-                snprintf(why, whylen, "connection closed");
-                return -1;
-            }
-            return 0;
-        }
-        if (rc_rbuf_read(cn, fd, w->text, h.len, NULL) < 0) {
-            free(w->text);
-            w->text = NULL;
-            rc_waiter_complete(w, -1);
-            snprintf(why, whylen, "connection closed");
-            return -1;
-        }
-        w->text[h.len] = '\0';
+        if (recv_stats_text(cn, fd, w, &h, &done, why, whylen) < 0) return -1;
+        if (done) return 0;
         break;
     default:
         break; /* resp_check guaranteed no payload */

@@ -8,7 +8,7 @@
  * send queue instead of being written in the call: the queue is part of
  * the wire order (every write puts the queue out first, under the same
  * lock), so they are ordered on return exactly as if written, and a cold
- * read no longer pays a TCP send (and the server's wakeup) per fill.  The
+ * read does not pay a TCP send (and the server's wakeup) per fill.  The
  * queue is written by the next sender, by the queuer that brings it to
  * SQ_BATCH frames, or by the connection thread once it is SQ_DELAY_US old;
  * it is dropped with the pool state on quarantine and teardown.
@@ -144,8 +144,109 @@ static void sq_wake(struct conn *cn, int64_t due)
     pthread_mutex_unlock(&cn->lock);
 }
 
+/* Encodes the headers of frames f[0..n) with the connection's next ids and
+ * prepares their waiters (not yet in the table).  send_lock held.  Says
+ * whether any frame has a waiter, and the bytes of all frames. */
+static void number_frames(struct conn *cn, struct frame *f, unsigned n, uint64_t gen,
+                          bool *any_waiter, size_t *bytes)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+                               .op = f[i].op, .flags = f[i].flags, .id = cn->next_id++,
+                               .pool = cn->pool, .key = f[i].key, .count = f[i].count,
+                               .len = f[i].len};
+        remoca_hdr_encode(f[i].hdr, &h);
+        *bytes += REMOCA_HDR_SIZE + f[i].len;
+        if (f[i].w) {
+            struct waiter *w = f[i].w;
+            w->id = h.id;
+            w->gen = gen;
+            w->conn = cn;
+            w->registered = true;
+            completion_add(w->comp);
+            *any_waiter = true;
+        }
+    }
+}
+
+/* Inserts the frames' waiters into the table: their number, or -1 if the
+ * connection is no longer the one they were numbered for.  A quarantine
+ * (which takes only `lock`) may have drained the table since the caller
+ * checked `up`: a waiter inserted then would never be completed by anyone,
+ * so the caller fails them and sends nothing.  send_lock held. */
+static int register_waiters(struct conn *cn, struct frame *f, unsigned n, uint64_t gen)
+{
+    int nwait = 0;
+    pthread_mutex_lock(&cn->lock);
+    bool still = atomic_load(&cn->up) && atomic_load(&cn->gen) == gen;
+    for (unsigned i = 0; still && i < n; i++)
+        if (f[i].w) rc_table_insert(cn, f[i].w), nwait++;
+    pthread_mutex_unlock(&cn->lock);
+    return still ? nwait : -1;
+}
+
+/* Writes the send queue, then frames f[0..n), up to 63 frames per sendmsg.
+ * 0, or -1 with errno in *err and a reason in why; on failure the frame a
+ * short write cut is kept for the quarantine's drain (keep_rest), and
+ * *cut_lost says it could not be.  send_lock held. */
+static int write_frames(struct conn *cn, int fd, struct frame *f, unsigned n,
+                        const struct timespec *deadline, int *err, bool *cut_lost, char *why,
+                        size_t whylen)
+{
+    struct iovec iov[128];
+    int rc = 0;
+    unsigned first = 0;
+    size_t qlen = cn->sqlen;
+    while ((first < n || qlen) && rc == 0) {
+        int cnt = 0;
+        if (qlen) iov[cnt++] = (struct iovec){cn->sq, qlen};
+        unsigned last = first;
+        while (last < n && cnt + 2 <= 126) {
+            iov[cnt++] = (struct iovec){f[last].hdr, REMOCA_HDR_SIZE};
+            if (f[last].len) iov[cnt++] = (struct iovec){(void *)f[last].payload, f[last].len};
+            last++;
+        }
+        /* Corking: when another sender is queued on the lock, it will push
+         * our frames out with its own (one segment and one wakeup of the
+         * server for the lot; measured: a quarter less CPU per request on
+         * both sides at 16 threads).  The last sender of a burst sends
+         * without MSG_MORE.  A queued sender that then sends nothing found
+         * the connection quarantined (its drain writes, uncorked) or dead. */
+        int more = last == n && atomic_load(&cn->senders) > 0 ? MSG_MORE : 0;
+        size_t sent = 0;
+        rc = rc_sock_send(fd, iov, cnt, deadline, more, &sent, why, whylen);
+        if (rc < 0) {
+            *err = errno;
+            if (sent < qlen) {
+                if (!keep_rest_sq(cn, sent)) *cut_lost = true;
+            } else {
+                sent -= qlen;
+                for (unsigned i = first; i < last; i++) {
+                    size_t sz = REMOCA_HDR_SIZE + f[i].len;
+                    if (sent < sz) {
+                        if (sent > 0 && !keep_rest(cn, &f[i], sent)) *cut_lost = true;
+                        break;
+                    }
+                    sent -= sz;
+                }
+            }
+        }
+        qlen = 0;
+        first = last;
+    }
+    return rc;
+}
+
+/* Orders frames f[0..n) on the connection, in this order, under send_lock:
+ *   1. no-wait one-page puts into the fill ring, if it has room (done, unless
+ *      enough wait that a PING must follow to make the server look);
+ *   2. headers numbered (number_frames), waiters into the table;
+ *   3. small no-wait frames copied to the send queue (done, until it holds
+ *      SQ_BATCH frames);
+ *   4. the queue and the frames written (write_frames); a write that times
+ *      out quarantines the connection, any other failure kills it. */
 enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
-                                const struct timespec *deadline)
+                                   const struct timespec *deadline)
 {
     struct remoca_client *c = cn->client;
     if (!atomic_load_explicit(&cn->up, memory_order_acquire)) return CONN_DOWN;
@@ -164,7 +265,6 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     }
     int fd = cn->fd;
     uint64_t gen = atomic_load(&cn->gen);
-    uint32_t pool = cn->pool;
 
     /* No-wait puts go through the fill ring when it has room, ordered
      * before the next request (client_ring.c).  The server looks at the
@@ -192,23 +292,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     bool any_waiter = false;
     size_t bytes = 0;
     uint32_t id0 = cn->next_id;
-    for (unsigned i = 0; i < n; i++) {
-        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                               .op = f[i].op, .flags = f[i].flags, .id = cn->next_id++,
-                               .pool = pool, .key = f[i].key, .count = f[i].count,
-                               .len = f[i].len};
-        remoca_hdr_encode(f[i].hdr, &h);
-        bytes += REMOCA_HDR_SIZE + f[i].len;
-        if (f[i].w) {
-            struct waiter *w = f[i].w;
-            w->id = h.id;
-            w->gen = gen;
-            w->conn = cn;
-            w->registered = true;
-            completion_add(w->comp);
-            any_waiter = true;
-        }
-    }
+    number_frames(cn, f, n, gen, &any_waiter, &bytes);
 
     /* Small no-wait frames that fit go to the send queue: ordered now,
      * written with the next write.  The caller that fills the queue writes
@@ -230,22 +314,12 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
         n = 0; /* full enough: write it all now, below */
     }
 
-    int nwait = 0;
-    if (any_waiter) {
-        pthread_mutex_lock(&cn->lock);
-        /* A quarantine (which takes only `lock`) may have drained the table
-         * since we checked `up`: a waiter inserted now would never be
-         * completed by anyone, so fail them here and send nothing. */
-        bool still = atomic_load(&cn->up) && atomic_load(&cn->gen) == gen;
-        for (unsigned i = 0; still && i < n; i++)
-            if (f[i].w) rc_table_insert(cn, f[i].w), nwait++;
-        pthread_mutex_unlock(&cn->lock);
-        if (!still) {
-            pthread_mutex_unlock(&cn->send_lock);
-            for (unsigned i = 0; i < n; i++)
-                if (f[i].w) rc_waiter_complete(f[i].w, -1);
-            return CONN_FAILED;
-        }
+    int nwait = any_waiter ? register_waiters(cn, f, n, gen) : 0;
+    if (nwait < 0) {
+        pthread_mutex_unlock(&cn->send_lock);
+        for (unsigned i = 0; i < n; i++)
+            if (f[i].w) rc_waiter_complete(f[i].w, -1);
+        return CONN_FAILED;
     }
 
     /* Counted before they can be answered (see reader_leave), and
@@ -255,51 +329,10 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
     unsigned queued = cn->sqframes;
     int unread = atomic_fetch_add(&cn->outstanding, (int)(n + queued)) + (int)(n + queued);
 
-    /* The queue first, then up to 63 frames per sendmsg; on failure, find
-     * the frame it cut. */
     char why[160];
-    struct iovec iov[128];
-    int rc = 0, err = 0;
     bool cut_lost = false;
-    unsigned first = 0;
-    size_t qlen = cn->sqlen;
-    while ((first < n || qlen) && rc == 0) {
-        int cnt = 0;
-        if (qlen) iov[cnt++] = (struct iovec){cn->sq, qlen};
-        unsigned last = first;
-        while (last < n && cnt + 2 <= 126) {
-            iov[cnt++] = (struct iovec){f[last].hdr, REMOCA_HDR_SIZE};
-            if (f[last].len) iov[cnt++] = (struct iovec){(void *)f[last].payload, f[last].len};
-            last++;
-        }
-        /* Corking: when another sender is queued on the lock, it will push
-         * our frames out with its own (one segment and one wakeup of the
-         * server for the lot; measured: a quarter less CPU per request on
-         * both sides at 16 threads).  The last sender of a burst sends
-         * without MSG_MORE.  A queued sender that then sends nothing found
-         * the connection quarantined (its drain writes, uncorked) or dead. */
-        int more = last == n && atomic_load(&cn->senders) > 0 ? MSG_MORE : 0;
-        size_t sent = 0;
-        rc = rc_sock_send(fd, iov, cnt, deadline, more, &sent, why, sizeof why);
-        if (rc < 0) {
-            err = errno;
-            if (sent < qlen) {
-                if (!keep_rest_sq(cn, sent)) cut_lost = true;
-            } else {
-                sent -= qlen;
-                for (unsigned i = first; i < last; i++) {
-                    size_t sz = REMOCA_HDR_SIZE + f[i].len;
-                    if (sent < sz) {
-                        if (sent > 0 && !keep_rest(cn, &f[i], sent)) cut_lost = true;
-                        break;
-                    }
-                    sent -= sz;
-                }
-            }
-        }
-        qlen = 0;
-        first = last;
-    }
+    int err = 0;
+    int rc = write_frames(cn, fd, f, n, deadline, &err, &cut_lost, why, sizeof why);
     rc_sq_drop(cn);
     atomic_fetch_add(&c->requests, n);
     if (rc < 0) {

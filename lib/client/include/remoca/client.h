@@ -70,12 +70,12 @@ struct remoca_client_opts {
     uint64_t pool_min;    /* bytes; 0 = none */
     uint64_t pool_max;    /* bytes; 0 = server budget */
     uint32_t pool_weight; /* 0 = 1 */
-    /* Optional log sink (added after the first version; zero-initialised
-     * opts keep the default): level is REMOCA_LOG_*; msg has no newline.
+    /* Optional log sink (zero-initialised opts keep the default): level is
+     * REMOCA_LOG_*; msg has no newline.
      * NULL = errors and warnings go to stderr, prefixed "libremoca: ". */
     void (*log)(void *opaque, int level, const char *msg);
     void *log_opaque;
-    /* One-sided reads from a co-located server (added later; 0 = on): on a
+    /* One-sided reads from a co-located server (0 = on): on a
      * unix-socket server that offers its page store (remoca-memd --shm), map
      * it and serve gets from it.  A server that does not offer it is used
      * over the socket as before. */
