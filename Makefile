@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Thin wrapper over CMake/CTest.  Every target installs what it needs
 # (scripts/deps.sh, Debian packages) and builds before it runs.
 #

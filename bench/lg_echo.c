@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-loadgen: echo server, the other end of the loopback ping-pong.
  *
  * It gives the physical limit of one request/response round trip of 4 KiB
@@ -55,7 +56,8 @@ int lg_echo_serve(const char *host, int port, const char *port_file)
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
         FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%d\n", ntohs(sin.sin_port)) < 0 || fclose(f) || rename(tmp, port_file)) {
+        if (!f || fprintf(f, "%d\n", ntohs(sin.sin_port)) < 0 || fclose(f) ||
+            rename(tmp, port_file)) {
             fprintf(stderr, "loadgen: cannot write %s\n", port_file);
             return -1;
         }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-loadgen: latency histogram.
  *
  * Log-linear buckets (the HdrHistogram idea, much simplified): a value v in

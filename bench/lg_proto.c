@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-loadgen: the three protocols the generator speaks.
  *
  * remoca     REMOCA wire frames (lib/wire/include/remoca/wire.h), count = 1:
@@ -53,7 +54,8 @@ void lg_value_fill(uint8_t *v, uint64_t key)
 
 bool lg_value_check(const uint8_t *v, uint64_t key)
 {
-    return remoca_get_le64(v) == key && v[LG_VALUE_SIZE - 1] == (uint8_t)((LG_VALUE_SIZE - 1) * 7u + 3u);
+    return remoca_get_le64(v) == key &&
+           v[LG_VALUE_SIZE - 1] == (uint8_t)((LG_VALUE_SIZE - 1) * 7u + 3u);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -148,8 +150,8 @@ static int remoca_call(int fd, struct remoca_hdr *req, const uint8_t *body, stru
     return 0;
 }
 
-int lg_proto_connect(struct lg_conn_proto *cp, const char *host, int port,
-                     const char *unix_path, const char *pool, const char *cred)
+int lg_proto_connect(struct lg_conn_proto *cp, const char *host, int port, const char *unix_path,
+                     const char *pool, const char *cred)
 {
     int fd = dial(host, port, unix_path);
     if (fd < 0 || cp->proto != LG_REMOCA) return fd;
@@ -158,10 +160,15 @@ int lg_proto_connect(struct lg_conn_proto *cp, const char *host, int port,
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
     uint8_t body[1024];
-    struct remoca_hello hello = {.name = "remoca-loadgen", .name_len = 14,
-                                 .cred = (const uint8_t *)cred, .cred_len = cred ? strlen(cred) : 0};
-    struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                             .op = REMOCA_OP_HELLO, .id = 1}, resp;
+    struct remoca_hello hello = {.name = "remoca-loadgen",
+                                 .name_len = 14,
+                                 .cred = (const uint8_t *)cred,
+                                 .cred_len = cred ? strlen(cred) : 0};
+    struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ,
+                             .version = REMOCA_VERSION,
+                             .op = REMOCA_OP_HELLO,
+                             .id = 1},
+                      resp;
     req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &hello);
     if (!req.len || remoca_call(fd, &req, body, &resp)) goto fail;
 
@@ -177,15 +184,18 @@ fail:
     return -1;
 }
 
-size_t lg_proto_encode(const struct lg_conn_proto *cp, uint8_t *out, enum lg_op op,
-                       uint64_t key, unsigned slot, uint32_t seq)
+size_t lg_proto_encode(const struct lg_conn_proto *cp, uint8_t *out, enum lg_op op, uint64_t key,
+                       unsigned slot, uint32_t seq)
 {
     switch (cp->proto) {
     case LG_REMOCA: {
-        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
+        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ,
+                               .version = REMOCA_VERSION,
                                .op = op == LG_PUT ? REMOCA_OP_PUT : REMOCA_OP_GET,
-                               .id = (seq << LG_SLOT_BITS) | slot, .pool = cp->pool,
-                               .key = key, .count = 1,
+                               .id = (seq << LG_SLOT_BITS) | slot,
+                               .pool = cp->pool,
+                               .key = key,
+                               .count = 1,
                                .len = op == LG_PUT ? LG_VALUE_SIZE : 0};
         remoca_hdr_encode(out, &h);
         if (op != LG_PUT) return REMOCA_HDR_SIZE;
@@ -201,9 +211,7 @@ size_t lg_proto_encode(const struct lg_conn_proto *cp, uint8_t *out, enum lg_op 
         memcpy(out + n + LG_VALUE_SIZE, "\r\n", 2);
         return n + LG_VALUE_SIZE + 2;
     }
-    case LG_ECHO:
-        lg_value_fill(out, key);
-        return LG_VALUE_SIZE;
+    case LG_ECHO: lg_value_fill(out, key); return LG_VALUE_SIZE;
     }
     return 0;
 }
@@ -239,7 +247,8 @@ static ssize_t parse_remoca(enum lg_op op, const uint8_t *in, size_t len, struct
     return (ssize_t)(REMOCA_HDR_SIZE + h.len);
 }
 
-static ssize_t parse_memcached(enum lg_op op, const uint8_t *in, size_t len, struct lg_completion *c)
+static ssize_t parse_memcached(enum lg_op op, const uint8_t *in, size_t len,
+                               struct lg_completion *c)
 {
     const uint8_t *nl = memchr(in, '\n', len);
     if (!nl) return len > 1024 ? -1 : 0;
@@ -267,14 +276,12 @@ static ssize_t parse_memcached(enum lg_op op, const uint8_t *in, size_t len, str
     return (ssize_t)line;
 }
 
-ssize_t lg_proto_parse(const struct lg_conn_proto *cp, enum lg_op op, const uint8_t *in,
-                       size_t len, struct lg_completion *c)
+ssize_t lg_proto_parse(const struct lg_conn_proto *cp, enum lg_op op, const uint8_t *in, size_t len,
+                       struct lg_completion *c)
 {
     switch (cp->proto) {
-    case LG_REMOCA:
-        return parse_remoca(op, in, len, c);
-    case LG_MEMCACHED:
-        return parse_memcached(op, in, len, c);
+    case LG_REMOCA: return parse_remoca(op, in, len, c);
+    case LG_MEMCACHED: return parse_memcached(op, in, len, c);
     case LG_ECHO:
         if (len < LG_VALUE_SIZE) return 0;
         c->slot = -1;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/lib.sh: shell helpers shared by the benchmarks (POSIX sh; sourced).
 #
 #   bench_init            make $T (a mktemp -d directory) and a trap that kills

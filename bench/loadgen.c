@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-loadgen: a small closed-loop load generator for 4 KiB page servers.
  *
  * It drives remoca-memd (REMOCA wire protocol), memcached (meta text
@@ -363,34 +364,60 @@ static unsigned long long num(const char *s, const char *what, unsigned long lon
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.proto = LG_REMOCA, .op = LG_GET, .conns = 1, .depth = 1, .threads = 1,
-                     .warmup = -1, .keys = 16384, .pool = "bench"};
+    struct opts o = {.proto = LG_REMOCA,
+                     .op = LG_GET,
+                     .conns = 1,
+                     .depth = 1,
+                     .threads = 1,
+                     .warmup = -1,
+                     .keys = 16384,
+                     .pool = "bench"};
     const char *echo_at = NULL, *port_file = NULL, *server = NULL;
     bool have_op = false;
-    static const struct option lopts[] = {
-        {"proto", 1, 0, 'P'}, {"server", 1, 0, 's'}, {"unix", 1, 0, 'u'},
-        {"op", 1, 0, 'o'}, {"conns", 1, 0, 'c'}, {"depth", 1, 0, 'd'},
-        {"threads", 1, 0, 't'}, {"duration", 1, 0, 'D'}, {"warmup", 1, 0, 'W'},
-        {"ops", 1, 0, 'n'}, {"keys", 1, 0, 'k'}, {"seq", 0, 0, 'S'},
-        {"pool", 1, 0, 'p'}, {"cred", 1, 0, 'C'}, {"serve-echo", 1, 0, 'E'},
-        {"port-file", 1, 0, 'F'}, {"free-port", 0, 0, 'R'}, {"help", 0, 0, 'h'}, {0}};
+    static const struct option lopts[] = {{"proto", 1, 0, 'P'},
+                                          {"server", 1, 0, 's'},
+                                          {"unix", 1, 0, 'u'},
+                                          {"op", 1, 0, 'o'},
+                                          {"conns", 1, 0, 'c'},
+                                          {"depth", 1, 0, 'd'},
+                                          {"threads", 1, 0, 't'},
+                                          {"duration", 1, 0, 'D'},
+                                          {"warmup", 1, 0, 'W'},
+                                          {"ops", 1, 0, 'n'},
+                                          {"keys", 1, 0, 'k'},
+                                          {"seq", 0, 0, 'S'},
+                                          {"pool", 1, 0, 'p'},
+                                          {"cred", 1, 0, 'C'},
+                                          {"serve-echo", 1, 0, 'E'},
+                                          {"port-file", 1, 0, 'F'},
+                                          {"free-port", 0, 0, 'R'},
+                                          {"help", 0, 0, 'h'},
+                                          {0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
         switch (ch) {
         case 'P':
-            if (!strcmp(optarg, "remoca")) o.proto = LG_REMOCA;
-            else if (!strcmp(optarg, "memcached")) o.proto = LG_MEMCACHED;
-            else if (!strcmp(optarg, "echo")) o.proto = LG_ECHO;
-            else usage();
+            if (!strcmp(optarg, "remoca"))
+                o.proto = LG_REMOCA;
+            else if (!strcmp(optarg, "memcached"))
+                o.proto = LG_MEMCACHED;
+            else if (!strcmp(optarg, "echo"))
+                o.proto = LG_ECHO;
+            else
+                usage();
             break;
         case 's': server = optarg; break;
         case 'u': o.unix_path = optarg; break;
         case 'o':
             have_op = true;
-            if (!strcmp(optarg, "get")) o.op = LG_GET;
-            else if (!strcmp(optarg, "put")) o.op = LG_PUT;
-            else if (!strcmp(optarg, "echo")) o.op = LG_ECHO_OP;
-            else usage();
+            if (!strcmp(optarg, "get"))
+                o.op = LG_GET;
+            else if (!strcmp(optarg, "put"))
+                o.op = LG_PUT;
+            else if (!strcmp(optarg, "echo"))
+                o.op = LG_ECHO_OP;
+            else
+                usage();
             break;
         case 'c': o.conns = (unsigned)num(optarg, "--conns", 4096); break;
         case 'd': o.depth = (unsigned)num(optarg, "--depth", 1024); break;
@@ -417,8 +444,10 @@ int main(int argc, char **argv)
     }
     if (!server && !o.unix_path) usage();
     if (server && lg_parse_hostport(server, o.host, sizeof o.host, &o.port)) usage();
-    if (o.proto == LG_ECHO) o.op = LG_ECHO_OP;
-    else if (!have_op || o.op == LG_ECHO_OP) usage();
+    if (o.proto == LG_ECHO)
+        o.op = LG_ECHO_OP;
+    else if (!have_op || o.op == LG_ECHO_OP)
+        usage();
     if (o.seq && !o.ops && !timed(&o)) o.ops = o.keys;
     if (!timed(&o) && !o.ops) {
         fprintf(stderr, "loadgen: give --duration or --ops\n");
@@ -437,7 +466,10 @@ int main(int argc, char **argv)
     for (unsigned t = 0, first = 0; t < o.threads; t++) {
         struct worker *w = &ws[t];
         unsigned n = o.conns / o.threads + (t < o.conns % o.threads);
-        *w = (struct worker){.idx = t, .o = &o, .conns = conns + first, .nconns = n,
+        *w = (struct worker){.idx = t,
+                             .o = &o,
+                             .conns = conns + first,
+                             .nconns = n,
                              .rng = 0x9E3779B97F4A7C15ull * (t + 1) ^ (uint64_t)now_ns(),
                              .next_key = t};
         w->quota = o.ops / o.threads + (t < o.ops % o.threads);
@@ -466,7 +498,6 @@ int main(int argc, char **argv)
            (unsigned long long)ok, secs, secs > 0 ? (double)ok / secs : 0,
            lg_hist_quantile(all, 0.50) / 1e3, lg_hist_quantile(all, 0.99) / 1e3,
            lg_hist_quantile(all, 0.999) / 1e3, all->n ? all->sum_ns / (double)all->n / 1e3 : 0,
-           (unsigned long long)errors, (unsigned long long)misses,
-           (unsigned long long)all_ops);
+           (unsigned long long)errors, (unsigned long long)misses, (unsigned long long)all_ops);
     return errors || misses ? 3 : 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-loadgen: shared declarations of the load generator's parts.
  *
  *   loadgen.c      options, worker threads, the epoll loop, the report
@@ -42,21 +43,21 @@ struct lg_conn_proto {
 
 /* Connects and does the blocking handshake (remoca: HELLO + POOL_OPEN).
  * Returns a blocking socket or -1 with a message on stderr. */
-int lg_proto_connect(struct lg_conn_proto *cp, const char *host, int port,
-                     const char *unix_path, const char *pool, const char *cred);
+int lg_proto_connect(struct lg_conn_proto *cp, const char *host, int port, const char *unix_path,
+                     const char *pool, const char *cred);
 
 /* Largest request or response, for buffer sizing. */
 #define LG_MAX_REQ (LG_VALUE_SIZE + 128u)
 
 /* Appends the request for (op, key) in request slot `slot` to `out`, which
  * has at least LG_MAX_REQ bytes.  Returns the bytes written. */
-size_t lg_proto_encode(const struct lg_conn_proto *cp, uint8_t *out, enum lg_op op,
-                       uint64_t key, unsigned slot, uint32_t seq);
+size_t lg_proto_encode(const struct lg_conn_proto *cp, uint8_t *out, enum lg_op op, uint64_t key,
+                       unsigned slot, uint32_t seq);
 
 /* Parses one response from in[0..len).  Returns bytes consumed, 0 if more
  * bytes are needed, -1 on a desynchronised stream. */
-ssize_t lg_proto_parse(const struct lg_conn_proto *cp, enum lg_op op, const uint8_t *in,
-                       size_t len, struct lg_completion *c);
+ssize_t lg_proto_parse(const struct lg_conn_proto *cp, enum lg_op op, const uint8_t *in, size_t len,
+                       struct lg_completion *c);
 
 /* The value stored under a key: the key in its first 8 bytes, then a fixed
  * pattern.  A get checks the first 8 bytes (wrong data is an error). */

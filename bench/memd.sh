@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/memd.sh [--quick]: remoca-memd against memcached 1.6, side by side.
 #
 # Both servers run at the same time with the same thread count (2) and the

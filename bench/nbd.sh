@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/nbd.sh [--quick]: 4 KiB random reads through nbdkit, with and without REMOCA.
 #
 # fio's nbd engine (one NBD connection, libnbd, iodepth 1 or 16) reads 4 KiB

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/run vm [--quick]: the paper's experiments with real virtual machines (QEMU TCG).
 #
 # Every experiment boots the same guest (tests/vm) three times, one after the other, in this run:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* HMAC-SHA256 challenge-response (see auth.h), on OpenSSL's libcrypto. */
 #include "auth.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared-secret authentication of clients (--secret / --secret-file):
  * HMAC-SHA256 challenge-response carried by HELLO, with no change to the frame
  * layout.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Command line of remoca-memd (see config.h and usage() below). */
 #include "config.h"
 
@@ -17,38 +18,38 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: remoca-memd --memory SIZE [options]\n"
-"\n"
-"REMOCA memory server: holds 4 KiB pages for remote disk caches in a fixed budget.\n"
-"\n"
-"  --memory SIZE       page budget, e.g. 64M, 512M, 2G (required; at least 1M).\n"
-"                      The process uses SIZE plus ~1.1%% metadata plus a few MiB\n"
-"                      per thread (see docs/protocol.md, Memory accounting).\n"
-"  --listen HOST:PORT  TCP address (default " DEFAULT_LISTEN "; port 0 = any free\n"
-"                      port; [::1]:PORT for IPv6).  If only --unix is given, no TCP.\n"
-"  --unix PATH         also (or only) listen on a unix socket.\n"
-"  --port-file FILE    write the bound TCP port to FILE once listening.\n"
-"  --pid-file FILE     write the process id to FILE.\n"
-"  --threads N         worker threads (default: number of CPUs).\n"
-"  --max-conns N       simultaneous connections (default 4096); more are closed.\n"
-"  --max-pools N       pools the server will create (default 1024).\n"
-"  --max-buffers SIZE  memory all connections' buffers may hold together for\n"
-"                      partial requests and unread responses (default 64M, at\n"
-"                      least 4M); a connection that would exceed it is closed.\n"
-"  --secret SECRET     require clients to prove they know SECRET (HMAC-SHA256\n"
-"                      challenge-response in HELLO; see docs/protocol.md).\n"
-"  --secret-file FILE  the same, with the secret read from FILE's first line\n"
-"                      (keeps it out of the process list).\n"
-"  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
-"  --shm               keep the store in shared memory (memfds) and hand it out\n"
-"                      read-only over the unix socket (SHM_MAP) to clients on\n"
-"                      this host, which then read pages without a round trip.\n"
-"                      Needs --unix.  A client that maps it can read every pool\n"
-"                      of the server: for a server that serves one trust domain.\n"
-"  --log-level LEVEL   error, warn, info (default) or debug; logs go to stderr.\n"
-"  --help              this text.\n"
-"\n"
-"SIGTERM or SIGINT shuts the server down cleanly (exit status 0).\n");
+            "usage: remoca-memd --memory SIZE [options]\n"
+            "\n"
+            "REMOCA memory server: holds 4 KiB pages for remote disk caches in a fixed budget.\n"
+            "\n"
+            "  --memory SIZE       page budget, e.g. 64M, 512M, 2G (required; at least 1M).\n"
+            "                      The process uses SIZE plus ~1.1%% metadata plus a few MiB\n"
+            "                      per thread (see docs/protocol.md, Memory accounting).\n"
+            "  --listen HOST:PORT  TCP address (default " DEFAULT_LISTEN "; port 0 = any free\n"
+            "                      port; [::1]:PORT for IPv6).  If only --unix is given, no TCP.\n"
+            "  --unix PATH         also (or only) listen on a unix socket.\n"
+            "  --port-file FILE    write the bound TCP port to FILE once listening.\n"
+            "  --pid-file FILE     write the process id to FILE.\n"
+            "  --threads N         worker threads (default: number of CPUs).\n"
+            "  --max-conns N       simultaneous connections (default 4096); more are closed.\n"
+            "  --max-pools N       pools the server will create (default 1024).\n"
+            "  --max-buffers SIZE  memory all connections' buffers may hold together for\n"
+            "                      partial requests and unread responses (default 64M, at\n"
+            "                      least 4M); a connection that would exceed it is closed.\n"
+            "  --secret SECRET     require clients to prove they know SECRET (HMAC-SHA256\n"
+            "                      challenge-response in HELLO; see docs/protocol.md).\n"
+            "  --secret-file FILE  the same, with the secret read from FILE's first line\n"
+            "                      (keeps it out of the process list).\n"
+            "  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
+            "  --shm               keep the store in shared memory (memfds) and hand it out\n"
+            "                      read-only over the unix socket (SHM_MAP) to clients on\n"
+            "                      this host, which then read pages without a round trip.\n"
+            "                      Needs --unix.  A client that maps it can read every pool\n"
+            "                      of the server: for a server that serves one trust domain.\n"
+            "  --log-level LEVEL   error, warn, info (default) or debug; logs go to stderr.\n"
+            "  --help              this text.\n"
+            "\n"
+            "SIGTERM or SIGINT shuts the server down cleanly (exit status 0).\n");
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
@@ -67,9 +68,23 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 
 int config_parse(struct memd_config *cfg, int argc, char **argv)
 {
-    enum { O_MEMORY = 256, O_LISTEN, O_UNIX, O_PORT_FILE, O_PID_FILE, O_THREADS, O_MAX_CONNS,
-           O_MAX_POOLS, O_MAX_BUFFERS, O_POLICY, O_LOG_LEVEL, O_SECRET, O_SECRET_FILE,
-           O_SHM, O_HELP };
+    enum {
+        O_MEMORY = 256,
+        O_LISTEN,
+        O_UNIX,
+        O_PORT_FILE,
+        O_PID_FILE,
+        O_THREADS,
+        O_MAX_CONNS,
+        O_MAX_POOLS,
+        O_MAX_BUFFERS,
+        O_POLICY,
+        O_LOG_LEVEL,
+        O_SECRET,
+        O_SECRET_FILE,
+        O_SHM,
+        O_HELP
+    };
     static const struct option opts[] = {
         {"memory", required_argument, NULL, O_MEMORY},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -90,9 +105,12 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     *cfg = (struct memd_config){
-        .threads = ncpu > 0 ? (unsigned)ncpu : 1, .max_conns = 4096, .max_pools = 1024,
+        .threads = ncpu > 0 ? (unsigned)ncpu : 1,
+        .max_conns = 4096,
+        .max_pools = 1024,
         .max_buffers = 64u << 20,
-        .log_level = LOG_INFO, .policy = POLICY_S3FIFO,
+        .log_level = LOG_INFO,
+        .policy = POLICY_S3FIFO,
     };
     bool listen_set = false;
     int c;
@@ -102,8 +120,10 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         switch (c) {
         case O_MEMORY:
             if (parse_size(optarg, &cfg->memory) < 0 || cfg->memory < MEMD_MEMORY_MIN) {
-                fprintf(stderr, "remoca-memd: --memory '%s': expected a size of at least 1M "
-                                "such as 64M, 512M or 2G\n", optarg);
+                fprintf(stderr,
+                        "remoca-memd: --memory '%s': expected a size of at least 1M "
+                        "such as 64M, 512M or 2G\n",
+                        optarg);
                 return -1;
             }
             if (memd_memory_too_big(cfg->memory)) {
@@ -111,7 +131,10 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
                 return -1;
             }
             break;
-        case O_LISTEN: cfg->listen = optarg; listen_set = true; break;
+        case O_LISTEN:
+            cfg->listen = optarg;
+            listen_set = true;
+            break;
         case O_UNIX: cfg->unix_path = optarg; break;
         case O_PORT_FILE: cfg->port_file = optarg; break;
         case O_PID_FILE: cfg->pid_file = optarg; break;
@@ -127,8 +150,10 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
             break;
         case O_MAX_BUFFERS:
             if (parse_size(optarg, &cfg->max_buffers) < 0 || cfg->max_buffers < (4u << 20)) {
-                fprintf(stderr, "remoca-memd: --max-buffers '%s': expected a size of at least "
-                                "4M\n", optarg);
+                fprintf(stderr,
+                        "remoca-memd: --max-buffers '%s': expected a size of at least "
+                        "4M\n",
+                        optarg);
                 return -1;
             }
             break;
@@ -170,15 +195,15 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         }
         case O_LOG_LEVEL:
             if ((cfg->log_level = log_level_parse(optarg)) < 0) {
-                fprintf(stderr, "remoca-memd: --log-level '%s': expected error, warn, info or "
-                                "debug\n", optarg);
+                fprintf(stderr,
+                        "remoca-memd: --log-level '%s': expected error, warn, info or "
+                        "debug\n",
+                        optarg);
                 return -1;
             }
             break;
         case 'h':
-        case O_HELP:
-            usage(stdout);
-            return 1;
+        case O_HELP: usage(stdout); return 1;
         default:
             if (optopt)
                 fprintf(stderr, "remoca-memd: option '%s' needs a value\n", argv[optind - 1]);

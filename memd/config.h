@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Command line of remoca-memd: parsing and --help. */
 #ifndef MEMD_CONFIG_H
 #define MEMD_CONFIG_H
@@ -9,11 +10,11 @@
 #include "store.h"
 
 struct memd_config {
-    const char *listen;    /* NULL = no TCP */
+    const char *listen; /* NULL = no TCP */
     const char *unix_path;
     const char *port_file;
     const char *pid_file;
-    uint64_t memory;       /* bytes */
+    uint64_t memory; /* bytes */
     unsigned threads;
     unsigned max_conns;
     unsigned max_pools;

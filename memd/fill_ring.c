@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The server's fill ring of one connection (see fill_ring.h). */
 #include "fill_ring.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The server's side of one connection's fill ring (layout and contract:
  * lib/wire/include/remoca/fill_ring.h; the op: docs/protocol.md, "Fill ring").
  *
@@ -24,7 +25,7 @@ struct proto_ctx;
 struct session;
 
 struct fill_ring {
-    uint8_t *base;   /* the mapping, remoca_ring_size(nslots) bytes */
+    uint8_t *base; /* the mapping, remoca_ring_size(nslots) bytes */
     uint64_t size;
     uint32_t nslots; /* a power of two (remoca_ring_slots_ok) */
     uint64_t tail;   /* entries executed: the server's count, published at OFF_TAIL */

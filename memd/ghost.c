@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Ghost table (see ghost.h): a direct-mapped array of 64-bit fingerprints.
  * Callers pass a well-mixed hash; 0 marks an empty entry. */
 #include "ghost.h"

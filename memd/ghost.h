@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Ghost table: fingerprints of recently evicted (pool, key) pairs.
  *
  *   fp = hash(pool, key) | 3          entries[index(hash)] = fp, bit 1 = admit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Logging for remoca-memd: one line per event on stderr,
  *   2026-11-26T04:40:00.123Z memd[warn] message
  * filtered by a global level set once at start (--log-level). */
@@ -16,8 +17,8 @@ void memd_log(enum log_level lvl, const char *fmt, ...) __attribute__((format(pr
 #define log_error(...) memd_log(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) memd_log(LOG_WARN, __VA_ARGS__)
 #define log_info(...) memd_log(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                               \
-    do {                                                             \
+#define log_debug(...)                                                     \
+    do {                                                                   \
         if (memd_log_level >= LOG_DEBUG) memd_log(LOG_DEBUG, __VA_ARGS__); \
     } while (0)
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-memd: the REMOCA memory server.
  *
  * main parses the command line (config.c), raises the open-file limit,
@@ -47,11 +48,10 @@ int main(int argc, char **argv)
     raise_nofile(cfg.max_conns);
 
     struct store store;
-    if ((cfg.shm ? store_init_shm : store_init)(&store, cfg.memory, cfg.policy,
-                                                cfg.max_pools) < 0) {
-        log_error("cannot allocate a %llu-byte page store%s: %s",
-                  (unsigned long long)cfg.memory, cfg.shm ? " in shared memory" : "",
-                  strerror(errno));
+    if ((cfg.shm ? store_init_shm : store_init)(&store, cfg.memory, cfg.policy, cfg.max_pools) <
+        0) {
+        log_error("cannot allocate a %llu-byte page store%s: %s", (unsigned long long)cfg.memory,
+                  cfg.shm ? " in shared memory" : "", strerror(errno));
         return 1;
     }
     if (cfg.pid_file) {
@@ -62,9 +62,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    struct net_config nc = {.listen = cfg.listen, .unix_path = cfg.unix_path,
-                            .port_file = cfg.port_file, .threads = cfg.threads,
-                            .max_conns = cfg.max_conns, .max_buffers = cfg.max_buffers,
+    struct net_config nc = {.listen = cfg.listen,
+                            .unix_path = cfg.unix_path,
+                            .port_file = cfg.port_file,
+                            .threads = cfg.threads,
+                            .max_conns = cfg.max_conns,
+                            .max_buffers = cfg.max_buffers,
                             .auth = &cfg.auth};
     struct server *srv = server_start(&nc, &store);
     if (!srv) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Listeners, acceptor and epoll workers (see net.h for the design). */
 #include "net.h"
 
@@ -112,16 +113,20 @@ static bool account(struct worker *w, struct conn *c)
 
 static void conn_close(struct worker *w, struct conn *c, const char *why)
 {
-    if (why) log_info("%s (%s): connection closed: %s", c->peer, c->ss.client, why);
-    else log_debug("%s (%s): connection closed", c->peer, c->ss.client);
+    if (why)
+        log_info("%s (%s): connection closed: %s", c->peer, c->ss.client, why);
+    else
+        log_debug("%s (%s): connection closed", c->peer, c->ss.client);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     session_end(&w->srv->ctx, &c->ss);
     free(c->in);
     outbuf_free(&c->out);
     __atomic_fetch_sub(&w->srv->buf_bytes, c->charged, __ATOMIC_RELAXED);
-    if (c->prev) c->prev->next = c->next;
-    else w->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c);
     __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
@@ -145,7 +150,9 @@ static ssize_t send_with_fds(int fd, const void *p, size_t len, const int *fds, 
     } ctl;
     memset(&ctl, 0, sizeof ctl);
     struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.buf,
                        .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
@@ -210,8 +217,8 @@ static enum run_result run(struct worker *w, struct conn *c, const uint8_t *data
     for (;;) {
         size_t u;
         w->out.len = 0;
-        enum proto_result r = proto_process(&w->srv->ctx, &c->ss, data + *used, len - *used,
-                                            &w->out, &u);
+        enum proto_result r =
+            proto_process(&w->srv->ctx, &c->ss, data + *used, len - *used, &w->out, &u);
         *used += u;
         int s = w->out.len ? send_out(w, c) : 1;
         if (s < 0) {
@@ -455,7 +462,8 @@ static int listen_tcp(const char *spec, uint16_t *bound_port)
         log_error("--listen %s: %s", spec, why);
         return -1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     int rc = getaddrinfo(hp.host, hp.port, &hints, &res);
@@ -522,8 +530,11 @@ struct server *server_start(const struct net_config *cfg, struct store *store)
     srv->store = store;
     srv->cfg = *cfg;
     srv->tcp_fd = srv->unix_fd = srv->sig_fd = srv->epfd = -1;
-    srv->ctx = (struct proto_ctx){.store = store, .counters = counters, .arg = srv,
-                                  .errors = &srv->errors, .auth = cfg->auth,
+    srv->ctx = (struct proto_ctx){.store = store,
+                                  .counters = counters,
+                                  .arg = srv,
+                                  .errors = &srv->errors,
+                                  .auth = cfg->auth,
                                   .buf_bytes = &srv->buf_bytes,
                                   .max_buffers = cfg->max_buffers};
     uint16_t port = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Network side of remoca-memd: listeners, one acceptor, N epoll workers.
  *
  *   main thread (acceptor)              worker 0..N-1 (one epoll each)
@@ -31,7 +32,7 @@ struct net_config {
     const char *port_file; /* written with the bound TCP port, or NULL */
     unsigned threads;
     unsigned max_conns;
-    uint64_t max_buffers; /* bytes all connections' buffers may hold together */
+    uint64_t max_buffers;    /* bytes all connections' buffers may hold together */
     const struct auth *auth; /* --secret (len 0 = none) */
 };
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Eviction policies of a pool, over the intrusive queues of store.h.
  *
  *   LRU     q[0]: head = most recently used; victim = tail.

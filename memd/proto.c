@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Frame processing (see proto.h).  One function per opcode; replies are
  * written straight into the connection's output buffer (no per-request
  * allocation: the buffer belongs to the worker and only grows). */
@@ -47,9 +48,15 @@ static bool put_resp(struct outbuf *out, const struct remoca_hdr *req, uint16_t 
     uint8_t *p = outbuf_reserve(out, REMOCA_HDR_SIZE + (size_t)len);
     if (!p) return false;
     struct remoca_hdr h = {
-        .magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION, .op = req->op,
-        .flags = status, .id = req->id, .pool = pool, .key = req->key,
-        .count = req->count, .len = len,
+        .magic = REMOCA_MAGIC_RESP,
+        .version = REMOCA_VERSION,
+        .op = req->op,
+        .flags = status,
+        .id = req->id,
+        .pool = pool,
+        .key = req->key,
+        .count = req->count,
+        .len = len,
     };
     remoca_hdr_encode(p, &h);
     out->len += REMOCA_HDR_SIZE;
@@ -213,8 +220,8 @@ static void op_stats(const struct proto_ctx *ctx, const struct remoca_hdr *h, st
 /* SHM_MAP (remoca/shm.h, docs/protocol.md): the layout of the shared store;
  * net.c attaches the fds.  The fds must arrive with the first byte of this
  * response, so it has to be the first response of the output buffer. */
-static void op_shm_map(const struct proto_ctx *ctx, struct session *ss,
-                       const struct remoca_hdr *h, struct outbuf *out)
+static void op_shm_map(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
+                       struct outbuf *out)
 {
     struct remoca_shm_layout l;
     if (!ctx->store->shm) {
@@ -272,8 +279,8 @@ static void op_fill_ring(const struct proto_ctx *ctx, struct session *ss,
         uint64_t total = __atomic_add_fetch(ctx->buf_bytes, size, __ATOMIC_RELAXED);
         if (total > ctx->max_buffers) {
             __atomic_fetch_sub(ctx->buf_bytes, size, __ATOMIC_RELAXED);
-            reply_err(ctx, ss, out, h, REMOCA_E_LIMIT,
-                      0, "a fill ring of %llu bytes would exceed --max-buffers",
+            reply_err(ctx, ss, out, h, REMOCA_E_LIMIT, 0,
+                      "a fill ring of %llu bytes would exceed --max-buffers",
                       (unsigned long long)size);
             return;
         }
@@ -286,8 +293,7 @@ static void op_fill_ring(const struct proto_ctx *ctx, struct session *ss,
         reply_err(ctx, ss, out, h, REMOCA_E_INTERNAL, 0, "cannot create the fill ring: %s", why);
         return;
     }
-    struct remoca_ring_reply rr = {.version = REMOCA_RING_VERSION, .nslots = nslots,
-                                   .size = size};
+    struct remoca_ring_reply rr = {.version = REMOCA_RING_VERSION, .nslots = nslots, .size = size};
     remoca_ring_reply_encode(out->p + out->len, &rr);
     out->len += REMOCA_RING_REPLY_SIZE;
     ss->ring = r;
@@ -310,23 +316,12 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
         return;
     }
     switch (h->op) {
-    case REMOCA_OP_POOL_OPEN:
-        op_pool_open(ctx, ss, h, payload, out);
-        return;
-    case REMOCA_OP_STATS:
-        op_stats(ctx, h, out);
-        return;
-    case REMOCA_OP_PING:
-        put_resp(out, h, REMOCA_OK, h->pool, 0);
-        return;
-    case REMOCA_OP_SHM_MAP:
-        op_shm_map(ctx, ss, h, out);
-        return;
-    case REMOCA_OP_FILL_RING:
-        op_fill_ring(ctx, ss, h, out);
-        return;
-    default:
-        break;
+    case REMOCA_OP_POOL_OPEN: op_pool_open(ctx, ss, h, payload, out); return;
+    case REMOCA_OP_STATS: op_stats(ctx, h, out); return;
+    case REMOCA_OP_PING: put_resp(out, h, REMOCA_OK, h->pool, 0); return;
+    case REMOCA_OP_SHM_MAP: op_shm_map(ctx, ss, h, out); return;
+    case REMOCA_OP_FILL_RING: op_fill_ring(ctx, ss, h, out); return;
+    default: break;
     }
     /* The rest name a pool by handle. */
     if (h->pool < 1 || h->pool > ss->nhandles) {
@@ -336,9 +331,7 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
     uint32_t pool = ss->handles[h->pool - 1];
     switch (h->op) {
     case REMOCA_OP_GET:
-    case REMOCA_OP_TAKE:
-        op_get(ctx, ss, h, pool, out);
-        return;
+    case REMOCA_OP_TAKE: op_get(ctx, ss, h, pool, out); return;
     case REMOCA_OP_PUT: {
         enum remoca_status st = store_put(ctx->store, pool, h->key, h->count, payload);
         if (st != REMOCA_OK)
@@ -356,15 +349,12 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
         store_reset(ctx->store, pool);
         put_resp(out, h, REMOCA_OK, h->pool, 0);
         return;
-    default:
-        reply_err(ctx, ss, out, h, REMOCA_E_OP, 0, "unknown opcode %u", h->op);
-        return;
+    default: reply_err(ctx, ss, out, h, REMOCA_E_OP, 0, "unknown opcode %u", h->op); return;
     }
 }
 
-enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
-                                const uint8_t *in, size_t len, struct outbuf *out,
-                                size_t *used)
+enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss, const uint8_t *in,
+                                size_t len, struct outbuf *out, size_t *used)
 {
     size_t off = 0;
     enum proto_result res = PROTO_MORE;
@@ -378,9 +368,9 @@ enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
         enum remoca_status st = remoca_req_check(&h);
         if (h.magic != REMOCA_MAGIC_REQ || h.len > REMOCA_MAX_REQ_PAYLOAD) {
             /* Out of sync: nothing after this header can be trusted. */
-            reply_err(ctx, ss, out, &h, st, 0, h.magic != REMOCA_MAGIC_REQ
-                                                   ? "bad magic 0x%08x: closing"
-                                                   : "payload length %u too large: closing",
+            reply_err(ctx, ss, out, &h, st, 0,
+                      h.magic != REMOCA_MAGIC_REQ ? "bad magic 0x%08x: closing"
+                                                  : "payload length %u too large: closing",
                       h.magic != REMOCA_MAGIC_REQ ? h.magic : h.len);
             if (h.magic != REMOCA_MAGIC_REQ)
                 log_warn("%s (%s): bad magic 0x%08x: stream out of sync, connection closed",

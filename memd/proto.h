@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Frame processing for one connection: request bytes in, response bytes out.
  * No I/O here: net.c feeds what it read and writes what comes out, and the
  * fuzzer (tests/fuzz/fuzz_memd_proto.c) drives the same code in memory.
@@ -45,13 +46,13 @@ void outbuf_free(struct outbuf *o);
 
 struct session {
     bool hello;
-    char client[64];  /* HELLO name, for logs */
-    const char *peer; /* address, for logs */
+    char client[64];   /* HELLO name, for logs */
+    const char *peer;  /* address, for logs */
     uint32_t *handles; /* handle h (1-based) -> pool id */
     uint32_t nhandles, cap;
-    uint64_t errors;  /* error replies sent */
-    bool challenged;  /* --secret: a challenge was sent, nonce holds it */
-    bool close_now;   /* close after this frame (authentication failures) */
+    uint64_t errors; /* error replies sent */
+    bool challenged; /* --secret: a challenge was sent, nonce holds it */
+    bool close_now;  /* close after this frame (authentication failures) */
     uint8_t auth_failures;
     uint8_t nonce[AUTH_NONCE];
     bool unix_socket; /* set by net.c: SHM_MAP and FILL_RING only over a unix socket */
@@ -73,7 +74,7 @@ struct proto_ctx {
     /* Fills the server counters for STATS; may be NULL. */
     void (*counters)(void *arg, struct server_counters *sc);
     void *arg;
-    uint64_t *errors; /* global error counter (atomically incremented), may be NULL */
+    uint64_t *errors;        /* global error counter (atomically incremented), may be NULL */
     const struct auth *auth; /* --secret, or NULL / len 0 for none */
     /* Connection buffers of the server (net.c; NULL: not counted): a fill
      * ring's memory (ring->size) is added to *buf_bytes while the ring
@@ -93,9 +94,8 @@ enum proto_result {
  * stream's order: before the request with id X, those whose after_id is at
  * or before X; at the end, those at or before the last id + 1.  A ring whose
  * head is out of range closes the connection (PROTO_CLOSE). */
-enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss,
-                                const uint8_t *in, size_t len, struct outbuf *out,
-                                size_t *used);
+enum proto_result proto_process(const struct proto_ctx *ctx, struct session *ss, const uint8_t *in,
+                                size_t len, struct outbuf *out, size_t *used);
 
 /* Total size of the frame starting at in: REMOCA_HDR_SIZE while the header is
  * incomplete, 0 if the header can never be valid (bad magic or length): give

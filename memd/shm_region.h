@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The shared memory of a store started with --shm (layout and reader
  * contract: lib/wire/include/remoca/shm.h).
  *

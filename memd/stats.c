@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Stats of the store and the server, as text or JSON (the STATS op).
  *
  * Text: one line for the server, then one line per pool, key=value pairs:
@@ -41,12 +42,17 @@ static void sb_name(struct sbuf *b, const struct pool *p, bool json)
     for (size_t i = 0; i < p->name_len; i++) {
         unsigned char c = (unsigned char)p->name[i];
         if (json) {
-            if (c == '"' || c == '\\') sb_printf(b, "\\%c", c);
-            else if (c < 0x20 || c >= 0x7f) sb_printf(b, "\\u%04x", c);
-            else sb_printf(b, "%c", c);
+            if (c == '"' || c == '\\')
+                sb_printf(b, "\\%c", c);
+            else if (c < 0x20 || c >= 0x7f)
+                sb_printf(b, "\\u%04x", c);
+            else
+                sb_printf(b, "%c", c);
         } else {
-            if (c <= 0x20 || c >= 0x7f || c == '=' || c == '\\') sb_printf(b, "\\x%02x", c);
-            else sb_printf(b, "%c", c);
+            if (c <= 0x20 || c >= 0x7f || c == '=' || c == '\\')
+                sb_printf(b, "\\x%02x", c);
+            else
+                sb_printf(b, "%c", c);
         }
     }
 }
@@ -59,15 +65,20 @@ struct kv {
 static void sb_kvs(struct sbuf *b, const struct kv *kv, size_t n, bool json)
 {
     for (size_t i = 0; i < n; i++) {
-        if (json) sb_printf(b, ", \"%s\": %llu", kv[i].k, (unsigned long long)kv[i].v);
-        else sb_printf(b, " %s=%llu", kv[i].k, (unsigned long long)kv[i].v);
+        if (json)
+            sb_printf(b, ", \"%s\": %llu", kv[i].k, (unsigned long long)kv[i].v);
+        else
+            sb_printf(b, " %s=%llu", kv[i].k, (unsigned long long)kv[i].v);
     }
 }
 
-#define STATS_KVS(st)                                                                       \
-    {"gets", (st).gets}, {"hits", (st).hits}, {"misses", (st).misses},                       \
-        {"ghost_hits", (st).ghost_hits}, {"puts", (st).puts}, {"takes", (st).takes},         \
-        {"deletes", (st).deletes}, {"evictions", (st).evictions}, {"errors", (st).errors}
+#define STATS_KVS(st)                                                                \
+    {"gets", (st).gets}, {"hits", (st).hits}, {"misses", (st).misses},               \
+        {"ghost_hits", (st).ghost_hits}, {"puts", (st).puts}, {"takes", (st).takes}, \
+        {"deletes", (st).deletes}, {"evictions", (st).evictions},                    \
+    {                                                                                \
+        "errors", (st).errors                                                        \
+    }
 
 size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
                    size_t cap)
@@ -158,8 +169,10 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
         }
     }
     b.cap = cap;
-    if (json) sb_printf(&b, "\n  ],\n  \"pools_omitted\": %u\n}\n", omitted);
-    else if (omitted) sb_printf(&b, "pools_omitted %u\n", omitted);
+    if (json)
+        sb_printf(&b, "\n  ],\n  \"pools_omitted\": %u\n}\n", omitted);
+    else if (omitted)
+        sb_printf(&b, "pools_omitted %u\n", omitted);
 out:
     pthread_mutex_unlock(&s->lock);
     return b.len;

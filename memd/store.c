@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The page store (see store.h for the data structures and the rules).
  *
  * Every public function takes the store lock itself; the *_locked helpers
@@ -18,8 +19,7 @@
 #define TOUCH_RETRIES 8u
 
 static const char *const policy_names[POLICY__MAX] = {
-    [POLICY_LRU] = "lru", [POLICY_CLOCK] = "clock", [POLICY_S3FIFO] = "s3fifo",
-    [POLICY_2Q] = "2q"};
+    [POLICY_LRU] = "lru", [POLICY_CLOCK] = "clock", [POLICY_S3FIFO] = "s3fifo", [POLICY_2Q] = "2q"};
 
 const char *policy_name(enum policy_kind k) { return k < POLICY__MAX ? policy_names[k] : "?"; }
 
@@ -104,8 +104,7 @@ static int init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32
         s->slots = huge_alloc(npages * sizeof *s->slots);
         s->buckets = huge_alloc(nb * sizeof *s->buckets);
     }
-    if (!s->arena || !s->slots || !s->buckets || !s->pools ||
-        ghost_init(&s->ghost, npages) < 0) {
+    if (!s->arena || !s->slots || !s->buckets || !s->pools || ghost_init(&s->ghost, npages) < 0) {
         store_destroy(s);
         errno = ENOMEM;
         return -1;
@@ -321,8 +320,7 @@ static uint32_t alloc_page(struct store *s, struct pool *p)
     return i;
 }
 
-enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
-                                   uint32_t *id)
+enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po, uint32_t *id)
 {
     const char *why;
     return store_pool_open_why(s, po, id, &why);

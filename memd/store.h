@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The page store of remoca-memd: a preallocated arena of 4 KiB pages, an
  * O(1) index by (pool, key), named pools with min/max/weight, per-pool
  * eviction queues (policy.c), a bounded ghost table (ghost.c) and counters.
@@ -61,8 +62,8 @@ struct slot {
     uint32_t hnext; /* next slot in the same hash bucket */
     uint32_t prev;  /* policy queue links; free list uses next */
     uint32_t next;
-    uint8_t queue;  /* which of the pool's queues holds the slot */
-    uint8_t freq;   /* policy reference counter / bit */
+    uint8_t queue; /* which of the pool's queues holds the slot */
+    uint8_t freq;  /* policy reference counter / bit */
     uint16_t pad;
 };
 
@@ -80,7 +81,7 @@ struct queue {
 };
 
 struct pool_stats {
-    uint64_t gets;       /* keys looked up by GET and TAKE */
+    uint64_t gets; /* keys looked up by GET and TAKE */
     uint64_t hits;
     uint64_t misses;
     uint64_t ghost_hits; /* misses whose key was evicted recently */
@@ -97,8 +98,8 @@ struct pool {
     size_t name_len;
     uint64_t min_pages, max_pages;
     uint32_t weight;
-    uint64_t pages;  /* pages held */
-    uint32_t conns;  /* open handles on all connections */
+    uint64_t pages; /* pages held */
+    uint32_t conns; /* open handles on all connections */
     struct queue q[2];
     struct pool_stats st;
     uint64_t ghost_recent; /* ghost hits, decayed: the utility signal */
@@ -109,7 +110,7 @@ enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__M
 struct store {
     pthread_mutex_t lock;
     uint8_t *arena;
-    uint64_t budget;  /* bytes asked for (--memory) */
+    uint64_t budget; /* bytes asked for (--memory) */
     uint32_t npages;
     struct slot *slots;
     uint32_t *buckets;
@@ -123,21 +124,20 @@ struct store {
     uint64_t min_reserved; /* sum of the pools' min_pages */
     uint64_t evict_clock;  /* evictions since the last utility decay */
     /* --shm only (NULL / unused otherwise): */
-    uint32_t *seqs;        /* seqlock word per slot (remoca/shm.h) */
-    uint8_t *touched;      /* set by clients after a one-sided hit, read atomically */
+    uint32_t *seqs;   /* seqlock word per slot (remoca/shm.h) */
+    uint8_t *touched; /* set by clients after a one-sided hit, read atomically */
     struct shm_region *shm;
-    uint64_t shm_maps;     /* SHM_MAP responses sent (atomic) */
-    uint64_t shm_touched;  /* eviction victims spared because a client touched them */
+    uint64_t shm_maps;    /* SHM_MAP responses sent (atomic) */
+    uint64_t shm_touched; /* eviction victims spared because a client touched them */
     /* Fill rings (memd/fill_ring.h), whatever --shm says; atomic: */
-    uint64_t fill_rings;   /* rings attached to connections now open */
-    uint64_t ring_puts;    /* ring entries executed */
+    uint64_t fill_rings; /* rings attached to connections now open */
+    uint64_t ring_puts;  /* ring entries executed */
 };
 
 /* Creates a store of `bytes` (rounded down to pages).  0 or -1 with errno. */
 int store_init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools);
 /* The same in shared memory (--shm; see above): 0, or -1 with errno. */
-int store_init_shm(struct store *s, uint64_t bytes, enum policy_kind policy,
-                   uint32_t max_pools);
+int store_init_shm(struct store *s, uint64_t bytes, enum policy_kind policy, uint32_t max_pools);
 /* The layout SHM_MAP hands out for server pool id `pool`; false without --shm. */
 bool store_shm_layout(const struct store *s, uint32_t pool, struct remoca_shm_layout *l);
 void store_destroy(struct store *s);
@@ -180,7 +180,7 @@ struct server_counters {
     uint64_t conns;       /* open connections */
     uint64_t conns_total; /* accepted since start */
     uint64_t conns_refused;
-    uint64_t errors;      /* error replies and dropped connections */
+    uint64_t errors; /* error replies and dropped connections */
     unsigned threads;
 };
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* nbdkit-remoca-filter: REMOCA's NBD front end.
  *
  * Puts the libremoca cache engine between nbdkit's clients and a backing
@@ -40,11 +41,11 @@
 
 /* ---- configuration ---------------------------------------------------- */
 
-static char *servers;      /* remoca-servers= */
-static char *pool;         /* remoca-pool=, or derived */
-static char *secret;       /* remoca-secret= */
-static char *statsfile;    /* remoca-statsfile= */
-static char *plugin_file;  /* the file plugin's file=, for the default pool */
+static char *servers;     /* remoca-servers= */
+static char *pool;        /* remoca-pool=, or derived */
+static char *secret;      /* remoca-secret= */
+static char *statsfile;   /* remoca-statsfile= */
+static char *plugin_file; /* the file plugin's file=, for the default pool */
 static unsigned timeout_ms;
 static enum remoca_shm_opt shm = REMOCA_SHM_ON; /* remoca-shm= */
 static enum remoca_write_policy write_policy = REMOCA_WRITE_INVALIDATE;
@@ -112,7 +113,8 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
         if (!strcmp(value, "exclusive")) {
             nbdkit_error("remoca-mode=exclusive is not possible in the NBD front end: an NBD "
                          "server never sees the guest's page-cache evictions, which exclusive "
-                         "caching needs (a vhost-user front end could; it is not built yet); use remoca-mode=inclusive");
+                         "caching needs (a vhost-user front end could; it is not built yet); use "
+                         "remoca-mode=inclusive");
             return -1;
         }
         nbdkit_error("remoca-mode: unknown mode '%s' (expected inclusive)", value);
@@ -184,15 +186,15 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     return next(nxdata);
 }
 
-#define remoca_config_help                                                                 \
+#define remoca_config_help                                                                     \
     "remoca-servers=LIST     (required) memory servers: host:port or unix:PATH, comma list.\n" \
-    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>).\n"     \
-    "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"          \
-    "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"        \
-    "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"         \
-    "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"    \
-    "                        and the fill ring (default on).\n"                              \
-    "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"     \
+    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>).\n"       \
+    "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"            \
+    "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"          \
+    "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"          \
+    "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"       \
+    "                        and the fill ring (default on).\n"                                \
+    "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"       \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -223,7 +225,8 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
         nbdkit_error("remoca: %s", err);
         return -1;
     }
-    unsigned up = remoca_client_wait_ready(client, timeout_ms ? timeout_ms : REMOCA_DEFAULT_TIMEOUT_MS);
+    unsigned up =
+        remoca_client_wait_ready(client, timeout_ms ? timeout_ms : REMOCA_DEFAULT_TIMEOUT_MS);
     nbdkit_debug("remoca: pool %s, %u of %u servers up", pool, up, remoca_server_count(client));
     if (statsfile && !(stats = statsfile_start(statsfile, &cache, client))) return -1;
     return 0;
@@ -303,8 +306,8 @@ static struct remoca_cache *engine(void) { return __atomic_load_n(&cache, __ATOM
 
 /* A request beyond the size the engine was built for (the disk grew under
  * us) only touches uncacheable blocks: the engine passes it through. */
-static int remoca_pread(nbdkit_next *next, void *handle, void *buf, uint32_t count,
-                        uint64_t offset, uint32_t flags, int *err)
+static int remoca_pread(nbdkit_next *next, void *handle, void *buf, uint32_t count, uint64_t offset,
+                        uint32_t flags, int *err)
 {
     struct remoca_backing b = {&next_ops, next};
     return remoca_cache_read(engine(), &b, buf, count, offset, flags, err);

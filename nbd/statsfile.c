@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The filter's stats file (remoca-statsfile=PATH).
  *
  * A thread wakes every second (and once more when stopped) and replaces PATH

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-statsfile: a thread that rewrites a key=value stats file. */
 #ifndef REMOCA_NBD_STATSFILE_H
 #define REMOCA_NBD_STATSFILE_H

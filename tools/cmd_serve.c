@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca serve: export a disk through REMOCA with sane defaults.
  *
  *   remoca serve DISK [--memory SIZE] [--servers LIST] [--socket PATH | --port N]
@@ -95,8 +96,10 @@ static pid_t spawn(char *const argv[], const sigset_t *oldmask, int listen_fd)
         sigprocmask(SIG_SETMASK, oldmask, NULL);
         if (listen_fd >= 0) {
             /* dup2 clears close-on-exec, but does nothing if the fd is already 3 */
-            if (listen_fd == LISTEN_FD) fcntl(LISTEN_FD, F_SETFD, 0);
-            else dup2(listen_fd, LISTEN_FD);
+            if (listen_fd == LISTEN_FD)
+                fcntl(LISTEN_FD, F_SETFD, 0);
+            else
+                dup2(listen_fd, LISTEN_FD);
             char pid[16];
             snprintf(pid, sizeof pid, "%d", (int)getpid());
             setenv("LISTEN_FDS", "1", 1);
@@ -143,10 +146,7 @@ static bool alive(pid_t *pid)
     return false;
 }
 
-static bool exited(void *pid)
-{
-    return !alive(pid);
-}
+static bool exited(void *pid) { return !alive(pid); }
 
 /* Polls ready(arg) every 20 ms.  True once it holds; false after timeout_s,
  * or as soon as the child *child (if not NULL) has exited. */
@@ -187,8 +187,10 @@ static int parse_port(const char *arg, int *out)
     errno = 0;
     long v = strtol(arg, &end, 10);
     if (!isdigit((unsigned char)arg[0]) || *end || errno || v > 65535) {
-        fprintf(stderr, "remoca serve: --port '%s': expected a number from 0 (any free port) "
-                        "to 65535\n", arg);
+        fprintf(stderr,
+                "remoca serve: --port '%s': expected a number from 0 (any free port) "
+                "to 65535\n",
+                arg);
         return -1;
     }
     *out = (int)v;
@@ -201,8 +203,10 @@ static int check_memory(const char *arg)
 {
     uint64_t bytes;
     if (parse_size(arg, &bytes) < 0 || bytes < MEMD_MEMORY_MIN || memd_memory_too_big(bytes)) {
-        fprintf(stderr, "remoca serve: --memory '%s': expected a size from 1M to 15T such as "
-                        "64M, 512M or 2G\n", arg);
+        fprintf(stderr,
+                "remoca serve: --memory '%s': expected a size from 1M to 15T such as "
+                "64M, 512M or 2G\n",
+                arg);
         return -1;
     }
     return 0;
@@ -268,7 +272,8 @@ static int parse_args(struct serve *s, int argc, char **argv)
  * s->port to the port bound. */
 static int listen_tcp(struct serve *s)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)s->port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sin;
     int one = 1;
@@ -324,8 +329,10 @@ int cmd_serve(int argc, char **argv)
     snprintf(memd_sock, sizeof memd_sock, "%s/memd.sock", s.rundir);
     snprintf(nbd_sock, sizeof nbd_sock, "%s/nbd.sock", s.rundir);
     snprintf(pidfile, sizeof pidfile, "%s/nbdkit.pid", s.rundir);
-    if (s.stats) snprintf(stats, sizeof stats, "%s", s.stats);
-    else snprintf(stats, sizeof stats, "%s/stats.txt", s.rundir);
+    if (s.stats)
+        snprintf(stats, sizeof stats, "%s", s.stats);
+    else
+        snprintf(stats, sizeof stats, "%s/stats.txt", s.rundir);
     const char *sock = s.socket ? s.socket : s.port_arg ? NULL : nbd_sock;
 
     /* Signals are taken synchronously: blocked here, waited for below. */
@@ -339,8 +346,9 @@ int cmd_serve(int argc, char **argv)
     int rc = 1;
 
     if (!s.servers) {
-        char *margv[] = {memd_bin, "--unix", memd_sock, "--shm", "--memory",
-                         (char *)(s.memory ? s.memory : DEFAULT_MEMORY), NULL};
+        char *margv[] = {memd_bin, "--unix",   memd_sock,
+                         "--shm",  "--memory", (char *)(s.memory ? s.memory : DEFAULT_MEMORY),
+                         NULL};
         if ((s.memd = spawn(margv, &old, -1)) <= 0) goto out;
         if (!wait_for(unix_accepts, memd_sock, &s.memd, 10)) {
             fprintf(stderr, "remoca serve: remoca-memd did not start\n");
@@ -393,11 +401,13 @@ int cmd_serve(int argc, char **argv)
     if (sock) {
         printf("NBD URI: nbd+unix:///?socket=%s\n", abs_sock);
         printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
-               "-drive file=nbd:unix:%s,format=raw,if=virtio\n", abs_sock);
+               "-drive file=nbd:unix:%s,format=raw,if=virtio\n",
+               abs_sock);
     } else {
         printf("NBD URI: nbd://127.0.0.1:%d\n", s.port);
         printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
-               "-drive file=nbd:127.0.0.1:%d,format=raw,if=virtio\n", s.port);
+               "-drive file=nbd:127.0.0.1:%d,format=raw,if=virtio\n",
+               s.port);
     }
     printf("stats:   %s\n", stats);
     printf("remoca serve: ready (Ctrl-C to stop)\n");
@@ -412,9 +422,9 @@ int cmd_serve(int argc, char **argv)
             break;
         }
         if (sig != SIGCHLD) continue;
-        const char *gone = !alive(&s.nbdkit)                ? "nbdkit"
-                         : !s.servers && !alive(&s.memd) ? "remoca-memd"
-                                                         : NULL;
+        const char *gone = !alive(&s.nbdkit)               ? "nbdkit"
+                           : !s.servers && !alive(&s.memd) ? "remoca-memd"
+                                                           : NULL;
         if (gone) {
             fprintf(stderr, "remoca serve: %s exited; stopping\n", gone);
             break;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca stats --server ADDR [--json] [--secret-file FILE]: prints a memory
  * server's stats.
  *
@@ -33,12 +34,9 @@ static void usage(FILE *f)
 int cmd_stats(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"secret", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
+        {"server", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+        {"secret", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},         {0},
     };
     const char *server = NULL;
     bool json = false;
@@ -67,7 +65,8 @@ int cmd_stats(int argc, char **argv)
         }
     }
     if (!server || optind < argc) {
-        fprintf(stderr, "remoca stats: %s\n", server ? "unexpected argument" : "--server ADDR is required");
+        fprintf(stderr, "remoca stats: %s\n",
+                server ? "unexpected argument" : "--server ADDR is required");
         usage(stderr);
         return 2;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Subcommands of the remoca CLI, one file each (tools/cmd_NAME.c). */
 #ifndef REMOCA_TOOLS_COMMANDS_H
 #define REMOCA_TOOLS_COMMANDS_H

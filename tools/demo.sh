@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # tools/demo.sh (what `make demo` runs after building into build/): REMOCA in a few minutes.
 #
 # A small virtual machine (QEMU; software emulation unless KVM works) whose disk is an emulated

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca: one CLI for operators.  Each subcommand lives in tools/cmd_NAME.c. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Server address lists: "host:port,[::1]:port,unix:/run/remoca.sock".
  *
  * Parsing is purely syntactic (no DNS here: a name that does not resolve is a
@@ -35,8 +36,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err,
-                      size_t errlen)
+int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err, size_t errlen)
 {
     char entry[512];
     while (len && isspace((unsigned char)*s)) s++, len--;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libremoca client core: lifecycle, readiness, stats, logging, and the
  * control requests (pool reset, server stats).  The data path (get, put,
  * delete) is in client_ops.c; connections in client_conn.c; addresses in
@@ -207,10 +208,7 @@ unsigned remoca_server_of(const struct remoca_client *c, uint64_t key)
     return remoca_placement_key(&c->place, key);
 }
 
-unsigned remoca_server_count(const struct remoca_client *c)
-{
-    return c->n;
-}
+unsigned remoca_server_count(const struct remoca_client *c) { return c->n; }
 
 /* One control request to each of the given servers, waiting for all. */
 static int control(struct remoca_client *c, unsigned first, unsigned last, uint8_t op,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The client's half of memory-server authentication (docs/protocol.md,
  * Authentication): the server answers HELLO with "challenge <32 hex digits>";
  * the client proves it knows the secret with
@@ -28,8 +29,8 @@ bool rc_auth_parse_challenge(const char *msg, size_t len, uint8_t nonce[RC_AUTH_
 }
 
 bool rc_auth_credential(const void *secret, size_t secret_len,
-                        const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name,
-                        size_t name_len, uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len)
+                        const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name, size_t name_len,
+                        uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len)
 {
     uint8_t m[RC_AUTH_NONCE_BYTES + REMOCA_MAX_NAME];
     if (name_len > REMOCA_MAX_NAME) return false;

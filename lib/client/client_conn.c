@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One connection to one memory server: its thread, its state machine, and
  * who reads its socket.  (The receive side is in client_recv.c, the send
  * side in client_send.c, the handshake in client_handshake.c; the picture of
@@ -146,7 +147,7 @@ static void reader_leave(struct conn *cn)
 }
 
 void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
-                     const struct timespec *deadline)
+                        const struct timespec *deadline)
 {
     if (pthread_mutex_trylock(&cn->recv_lock) != 0) return; /* someone reads */
     atomic_store(&cn->reader_active, true);
@@ -159,8 +160,10 @@ void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
     while (ok && completion_pending(cp) && !atomic_load(&cn->quarantined)) {
         int r = rc_wait_frame(cn, fd, deadline);
         if (r == 0) break; /* deadline, or quarantined */
-        if (r > 0) r = rc_recv_one(cn, fd, why, sizeof why);
-        else snprintf(why, sizeof why, "connection closed");
+        if (r > 0)
+            r = rc_recv_one(cn, fd, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "connection closed");
         if (r < 0) {
             rc_conn_kill(cn, gen, why); /* the connection thread tears it down */
             break;
@@ -187,8 +190,7 @@ void rc_conn_quarantine(struct conn *cn, uint64_t gen, const char *why)
     complete_list(list);
     if (done)
         rc_log(cn->client, REMOCA_LOG_WARN,
-                   "server %s: %s; its keys miss until it answers a pool reset", cn->addr.canon,
-                   why);
+               "server %s: %s; its keys miss until it answers a pool reset", cn->addr.canon, why);
 }
 
 void rc_conn_kill(struct conn *cn, uint64_t gen, const char *why)
@@ -209,8 +211,8 @@ void rc_conn_kill(struct conn *cn, uint64_t gen, const char *why)
  * both, to be written.  Barrier: no sender is writing once we hold
  * send_lock, and none will (up is false) until the drain is done.  The
  * quarantine's reason is copied to reason.  0, or -1 (out of memory). */
-static int quarantine_prepare(struct conn *cn, uint8_t **out, size_t *out_len,
-                              uint32_t *reset_id, char reason[sizeof cn->why])
+static int quarantine_prepare(struct conn *cn, uint8_t **out, size_t *out_len, uint32_t *reset_id,
+                              char reason[sizeof cn->why])
 {
     pthread_mutex_lock(&cn->send_lock);
     rc_sq_drop(cn); /* reset below: queued frames need not run */
@@ -233,8 +235,11 @@ static int quarantine_prepare(struct conn *cn, uint8_t **out, size_t *out_len,
     }
     if (rest_len) memcpy(*out, rest, rest_len);
     free(rest);
-    struct remoca_hdr rh = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                            .op = REMOCA_OP_POOL_RESET, .id = *reset_id, .pool = pool};
+    struct remoca_hdr rh = {.magic = REMOCA_MAGIC_REQ,
+                            .version = REMOCA_VERSION,
+                            .op = REMOCA_OP_POOL_RESET,
+                            .id = *reset_id,
+                            .pool = pool};
     remoca_hdr_encode(*out + rest_len, &rh);
     return 0;
 }
@@ -258,7 +263,8 @@ static int quarantine_exchange(struct conn *cn, int fd, const uint8_t *out, size
         if (cn->rb.end == cn->rb.pos && poll(p, 2, 1000) <= 0) continue;
         if (p[0].revents & POLLOUT) {
             ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n > 0) out_pos += (size_t)n;
+            if (n > 0)
+                out_pos += (size_t)n;
             else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 snprintf(why, whylen, "send: %s", strerror(errno));
                 return -1;
@@ -348,7 +354,7 @@ static void teardown(struct conn *cn, const char *why)
 
     pthread_mutex_lock(&cn->recv_lock); /* no caller reads the socket now */
     pthread_mutex_lock(&cn->send_lock);
-    rc_sq_drop(cn); /* the pool is reset on reconnect */
+    rc_sq_drop(cn);        /* the pool is reset on reconnect */
     rc_ring_uninstall(cn); /* no sender inside (send_lock), none to come (not UP) */
     pthread_mutex_lock(&cn->lock);
     int fd = cn->fd;
@@ -370,7 +376,7 @@ static void teardown(struct conn *cn, const char *why)
     complete_list(list);
     if (!atomic_load(&c->stopping))
         rc_log(c, REMOCA_LOG_WARN, "server %s down: %s (its keys miss until reconnected)",
-                   cn->addr.canon, reason);
+               cn->addr.canon, reason);
 }
 
 static void backoff_sleep(struct conn *cn, unsigned *ms)
@@ -486,7 +492,7 @@ static void *conn_main(void *arg)
             rc_rbuf_reset(cn);
             if (!cn->logged_down && !atomic_load(&c->stopping)) {
                 rc_log(c, REMOCA_LOG_WARN, "server %s: %s (retrying in the background)",
-                           cn->addr.canon, why);
+                       cn->addr.canon, why);
                 cn->logged_down = true;
             }
             backoff_sleep(cn, &backoff);
@@ -522,8 +528,8 @@ static void *conn_main(void *arg)
         }
         if (cn->ever_up) atomic_fetch_add(&c->reconnects, 1);
         rc_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
-                   "server %s up (pool '%s' reset%s%s)", cn->addr.canon, c->pool,
-                   cn->shm.data ? "; one-sided reads" : "", cn->ring.base ? "; fill ring" : "");
+               "server %s up (pool '%s' reset%s%s)", cn->addr.canon, c->pool,
+               cn->shm.data ? "; one-sided reads" : "", cn->ring.base ? "; fill ring" : "");
         cn->ever_up = true;
         cn->logged_down = false;
         backoff = 50;
@@ -540,8 +546,7 @@ static void *conn_main(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-int rc_conn_init(struct conn *cn, struct remoca_client *c,
-              const struct remoca_addr *a)
+int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_addr *a)
 {
     memset(cn, 0, sizeof *cn);
     cn->client = c;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Internals shared by the files of one connection (not the rest of the
  * client core, which uses client_internal.h):
  *
@@ -110,9 +111,9 @@ struct hs_reply {
     int fds[RC_SOCK_MAX_FDS];
     unsigned nfds;
 };
-int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
-               const void *body, uint32_t len, const struct timespec *deadline,
-               struct hs_reply *r, char *why, size_t whylen);
+int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count, const void *body,
+               uint32_t len, const struct timespec *deadline, struct hs_reply *r, char *why,
+               size_t whylen);
 void rc_close_fds(int *fds, unsigned n);
 
 /* ---- one-sided reads (client_shm.c) ---- */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The handshake of a new connection, before it may carry data: HELLO
  * (answering the server's HMAC-SHA256 challenge when it requires a secret),
  * POOL_OPEN, POOL_RESET (docs/design.md, contract 4), and on a unix socket
@@ -13,7 +14,6 @@
 #include "client_conn.h"
 #include "client_sock.h"
 
-
 /* ---- handshake --------------------------------------------------------- */
 
 void rc_close_fds(int *fds, unsigned n)
@@ -21,9 +21,9 @@ void rc_close_fds(int *fds, unsigned n)
     for (unsigned i = 0; i < n; i++) close(fds[i]);
 }
 
-int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count,
-               const void *body, uint32_t len, const struct timespec *deadline,
-               struct hs_reply *r, char *why, size_t whylen)
+int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t count, const void *body,
+               uint32_t len, const struct timespec *deadline, struct hs_reply *r, char *why,
+               size_t whylen)
 {
     r->nfds = 0;
     r->body_len = 0;
@@ -33,8 +33,13 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
                  cn->rb.end - cn->rb.pos, remoca_op_name(op));
         return -1;
     }
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                           .id = cn->next_id++, .pool = pool, .count = count, .len = len};
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ,
+                           .version = REMOCA_VERSION,
+                           .op = op,
+                           .id = cn->next_id++,
+                           .pool = pool,
+                           .count = count,
+                           .len = len};
     uint8_t hb[REMOCA_HDR_SIZE];
     remoca_hdr_encode(hb, &h);
     struct iovec iov[2] = {{hb, REMOCA_HDR_SIZE}, {(void *)body, len}};
@@ -45,13 +50,14 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
     uint8_t *dst = hb;
     size_t got = 0, want = REMOCA_HDR_SIZE;
     while (got < want) {
-        ssize_t n = rc_sock_recv_fds(fd, dst + got, want - got, r->fds, &r->nfds,
-                                     RC_SOCK_MAX_FDS, deadline, cn->client->stop_fd);
+        ssize_t n = rc_sock_recv_fds(fd, dst + got, want - got, r->fds, &r->nfds, RC_SOCK_MAX_FDS,
+                                     deadline, cn->client->stop_fd);
         if (n <= 0) {
             snprintf(why, whylen, "%s: %s", remoca_op_name(op),
-                     n == 0 ? "connection closed by server"
+                     n == 0               ? "connection closed by server"
                      : errno == ETIMEDOUT ? "no response (timed out)"
-                     : errno == ECANCELED ? "client stopping" : strerror(errno));
+                     : errno == ECANCELED ? "client stopping"
+                                          : strerror(errno));
             goto fail;
         }
         got += (size_t)n;
@@ -60,8 +66,9 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
             enum remoca_status st = remoca_resp_check(&r->h, op, 0);
             if (st != REMOCA_OK || r->h.id != h.id || r->h.len >= sizeof r->body) {
                 snprintf(why, whylen, "bad %s response: %s", remoca_op_name(op),
-                         st != REMOCA_OK ? remoca_status_name(st)
-                         : r->h.id != h.id ? "wrong id" : "too long");
+                         st != REMOCA_OK   ? remoca_status_name(st)
+                         : r->h.id != h.id ? "wrong id"
+                                           : "too long");
                 goto fail;
             }
             dst = r->body;
@@ -72,8 +79,8 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
     r->body_len = r->h.len;
     r->body[r->body_len] = '\0';
     if (r->h.flags == REMOCA_OK) return 0;
-    snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op),
-             remoca_status_name(r->h.flags), r->body_len ? ": " : "", (const char *)r->body);
+    snprintf(why, whylen, "%s refused: %s%s%s", remoca_op_name(op), remoca_status_name(r->h.flags),
+             r->body_len ? ": " : "", (const char *)r->body);
     rc_close_fds(r->fds, r->nfds);
     r->nfds = 0;
     return 1;
@@ -97,8 +104,7 @@ static int hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, const voi
 
 /* HELLO, answering the server's challenge when it requires a secret:
  * credential = HMAC-SHA256(key = secret, message = nonce || name). */
-static int hello(struct conn *cn, int fd, const struct timespec *deadline, char *why,
-                 size_t whylen)
+static int hello(struct conn *cn, int fd, const struct timespec *deadline, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
     uint8_t body[4 + 2 * REMOCA_MAX_NAME];
@@ -107,15 +113,15 @@ static int hello(struct conn *cn, int fd, const struct timespec *deadline, char 
     size_t name_len = strlen(c->name);
     struct hs_reply resp;
     for (int attempt = 0; attempt < 2; attempt++) {
-        struct remoca_hello hb = {.name = c->name, .name_len = name_len, .cred = mac,
-                                  .cred_len = mac_len};
+        struct remoca_hello hb = {
+            .name = c->name, .name_len = name_len, .cred = mac, .cred_len = mac_len};
         size_t len = remoca_hello_encode(body, sizeof body, &hb);
         if (len == 0) {
             snprintf(why, whylen, "cannot encode HELLO");
             return -1;
         }
-        int r = hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, why,
-                        whylen);
+        int r =
+            hs_call(cn, fd, REMOCA_OP_HELLO, 0, body, (uint32_t)len, deadline, &resp, why, whylen);
         if (r <= 0) return r;
         uint8_t nonce[RC_AUTH_NONCE_BYTES];
         if (resp.h.flags == REMOCA_E_AUTH && attempt > 0) {
@@ -149,8 +155,10 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
 
     if (hello(cn, fd, &deadline, why, whylen) != 0) return -1;
 
-    struct remoca_pool_open po = {.min_bytes = c->pool_min, .max_bytes = c->pool_max,
-                                  .weight = c->pool_weight, .name = c->pool,
+    struct remoca_pool_open po = {.min_bytes = c->pool_min,
+                                  .max_bytes = c->pool_max,
+                                  .weight = c->pool_weight,
+                                  .name = c->pool,
                                   .name_len = strlen(c->pool)};
     size_t len = remoca_pool_open_encode(body, sizeof body, &po);
     if (len == 0 || hs_call(cn, fd, REMOCA_OP_POOL_OPEN, 0, body, (uint32_t)len, &deadline, &resp,
@@ -175,4 +183,3 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
     }
     return 0;
 }
-

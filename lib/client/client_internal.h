@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Internals of the libremoca client core, shared by lib/client/addr.c,
  * lib/client/placement.c, lib/client/client*.c and their unit tests (not a public
  * API).  Sections name the file that defines what they declare; the
@@ -66,8 +67,7 @@ struct remoca_addr {
 
 /* Parses one entry: "host:port", "[v6]:port", "tcp:host:port", "unix:/path"
  * or "/path".  Returns 0, or -1 with a message in err. */
-int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err,
-                      size_t errlen);
+int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err, size_t errlen);
 
 /* Parses a comma-separated list (spaces around entries are ignored) into at
  * most `max` addresses; rejects empty lists, empty entries and duplicates.
@@ -84,8 +84,8 @@ int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned m
 bool rc_auth_parse_challenge(const char *msg, size_t len, uint8_t nonce[RC_AUTH_NONCE_BYTES]);
 /* credential = HMAC-SHA256(secret, nonce || name); false if it failed. */
 bool rc_auth_credential(const void *secret, size_t secret_len,
-                        const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name,
-                        size_t name_len, uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len);
+                        const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name, size_t name_len,
+                        uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len);
 
 /* ---- placement (lib/client/placement.c) --------------------------------------- */
 
@@ -94,8 +94,7 @@ struct remoca_placement {
     uint64_t seed[REMOCA_MAX_SERVERS]; /* hash of each server's canonical address */
 };
 
-void remoca_placement_init(struct remoca_placement *p, const struct remoca_addr *addrs,
-                           unsigned n);
+void remoca_placement_init(struct remoca_placement *p, const struct remoca_addr *addrs, unsigned n);
 /* Server index for a chunk (key / REMOCA_PLACEMENT_CHUNK), and for a key. */
 unsigned remoca_placement_chunk(const struct remoca_placement *p, uint64_t chunk);
 static inline unsigned remoca_placement_key(const struct remoca_placement *p, uint64_t key)
@@ -115,10 +114,7 @@ struct completion {
     _Atomic uint32_t word;
 };
 
-static inline void completion_init(struct completion *cp)
-{
-    atomic_init(&cp->word, 0);
-}
+static inline void completion_init(struct completion *cp) { atomic_init(&cp->word, 0); }
 /* One more waiter to wait for (before it can possibly complete). */
 static inline void completion_add(struct completion *cp)
 {
@@ -144,36 +140,36 @@ static inline bool completion_pending(struct completion *cp)
  *                                      (next)
  */
 struct waiter {
-    struct waiter *next;  /* table chain (under conn->lock) */
+    struct waiter *next; /* table chain (under conn->lock) */
     struct conn *conn;
-    uint64_t gen;         /* connection generation it was sent on */
+    uint64_t gen; /* connection generation it was sent on */
     uint32_t id;
     uint8_t op;
     uint32_t count;
-    uint32_t base;        /* index of the frame's first key within the call */
-    bool registered;      /* in a table: will be completed exactly once */
-    bool late;            /* still pending at the caller's deadline */
-    uint8_t *pages;       /* GET/TAKE: page for key i goes to pages + i*4096 */
-    char *text;           /* STATS: malloc'd NUL-terminated reply */
+    uint32_t base;                      /* index of the frame's first key within the call */
+    bool registered;                    /* in a table: will be completed exactly once */
+    bool late;                          /* still pending at the caller's deadline */
+    uint8_t *pages;                     /* GET/TAKE: page for key i goes to pages + i*4096 */
+    char *text;                         /* STATS: malloc'd NUL-terminated reply */
     uint64_t bits[REMOCA_BITMAP_WORDS]; /* GET/TAKE: hit bitmap of this frame */
     unsigned nhits;
-    int result;           /* 0 ok, -1 failed (error reply, timeout, conn lost) */
-    uint16_t status;      /* server status when result != 0 and a reply came */
+    int result;      /* 0 ok, -1 failed (error reply, timeout, conn lost) */
+    uint16_t status; /* server status when result != 0 and a reply came */
     atomic_bool done;
     struct completion *comp; /* the call's; signalled once when done */
 };
 
 /* A frame to send: header fields, optional payload, optional waiter. */
 struct frame {
-    unsigned server;      /* placement result (index into client->conns) */
-    uint32_t base;        /* index of the first key within the call */
+    unsigned server; /* placement result (index into client->conns) */
+    uint32_t base;   /* index of the first key within the call */
     uint8_t op;
     uint16_t flags;
     uint64_t key;
     uint32_t count;
     const void *payload;
     uint32_t len;
-    struct waiter *w;     /* NULL: no-wait (response discarded) */
+    struct waiter *w; /* NULL: no-wait (response discarded) */
     uint8_t hdr[REMOCA_HDR_SIZE];
 };
 
@@ -182,9 +178,9 @@ struct frame {
 /* A server's page store mapped by one connection incarnation. */
 struct shm_map {
     struct remoca_shm_view view;
-    void *data;           /* PROT_READ, MAP_SHARED */
+    void *data; /* PROT_READ, MAP_SHARED */
     size_t data_len;
-    void *touch;          /* PROT_READ|PROT_WRITE, MAP_SHARED */
+    void *touch; /* PROT_READ|PROT_WRITE, MAP_SHARED */
     size_t touch_len;
 };
 
@@ -193,10 +189,10 @@ struct shm_map {
 /* The fill ring a server handed to one connection incarnation
  * (lib/wire/include/remoca/fill_ring.h). */
 struct ring_map {
-    uint8_t *base;        /* PROT_READ|PROT_WRITE, MAP_SHARED; NULL: none */
+    uint8_t *base; /* PROT_READ|PROT_WRITE, MAP_SHARED; NULL: none */
     size_t size;
     uint32_t nslots;
-    uint64_t head;        /* entries published (under send_lock) */
+    uint64_t head; /* entries published (under send_lock) */
 };
 
 /* ---- connections (lib/client/client_conn.c, client_recv.c, client_send.c) ----- */
@@ -213,9 +209,9 @@ struct ring_map {
  * quarantines the connection before that get can complete. */
 #define LAZY_MAX 64
 #define SQ_CAP (32u * (REMOCA_HDR_SIZE + REMOCA_PAGE_SIZE)) /* bytes */
-#define SQ_BATCH 16u      /* queued frames that make the queuer flush */
-#define SQ_DELAY_US 1000u /* oldest queued frame's wait at most (about) */
-#define SQ_LINGER_MS 50   /* after a flush, the connection thread keeps short sleeps */
+#define SQ_BATCH 16u        /* queued frames that make the queuer flush */
+#define SQ_DELAY_US 1000u   /* oldest queued frame's wait at most (about) */
+#define SQ_LINGER_MS 50     /* after a flush, the connection thread keeps short sleeps */
 #define RING_DELAY_US 4000u /* oldest fill ring entry's wait for a request at most (about) */
 #define RBUF_SIZE (64u * 1024u)
 
@@ -237,13 +233,13 @@ struct rbuf {
 #define INVAL_STRIPE_KEYS 16u
 #define INVAL_STRIPES 1024u
 #define INVAL_SPAN_MAX (REMOCA_MAX_BATCH / INVAL_STRIPE_KEYS + 1u)
-#define INVAL_RECS 256u   /* recorded pending invalidations; beyond: global */
+#define INVAL_RECS 256u /* recorded pending invalidations; beyond: global */
 
 struct inval_rec {
     uint64_t key;
     uint32_t id, count;
     uint8_t op;
-    bool live;            /* false: answered out of order, not yet passed by head */
+    bool live; /* false: answered out of order, not yet passed by head */
 };
 
 /* One connection to one memory server.
@@ -262,14 +258,14 @@ struct conn {
     bool thread_started;
 
     pthread_mutex_t recv_lock;
-    atomic_bool reader_active; /* someone holds recv_lock to read */
-    atomic_int outstanding;    /* frames sent whose response was not read yet */
-    atomic_int waiting;        /* of those, frames a caller waits for (in the table) */
+    atomic_bool reader_active;              /* someone holds recv_lock to read */
+    atomic_int outstanding;                 /* frames sent whose response was not read yet */
+    atomic_int waiting;                     /* of those, frames a caller waits for (in the table) */
     const struct timespec *reader_deadline; /* a caller-reader's deadline */
 
     pthread_mutex_t send_lock;
-    atomic_int senders;   /* callers queued on send_lock (MSG_MORE hint) */
-    uint32_t next_id;     /* under send_lock once up */
+    atomic_int senders; /* callers queued on send_lock (MSG_MORE hint) */
+    uint32_t next_id;   /* under send_lock once up */
 
     pthread_mutex_t lock;
     pthread_cond_t wake;  /* backoff sleep, kicks; signalled on stop */
@@ -278,7 +274,7 @@ struct conn {
     _Atomic uint64_t gen; /* bumped each time a connection becomes usable */
     atomic_bool up;       /* handshake done, usable */
     bool ever_up;
-    uint32_t pool;        /* pool handle on the current connection */
+    uint32_t pool; /* pool handle on the current connection */
     struct waiter *table[CONN_BUCKETS];
 
     /* Send queue (under send_lock): no-wait frames copied here are ordered
@@ -295,16 +291,16 @@ struct conn {
     _Atomic int64_t sq_due_ns; /* CLOCK_MONOTONIC ns the queue is due; 0 = empty */
 
     atomic_bool quarantined; /* hung: waiting for a POOL_RESET on this connection */
-    uint8_t *qbuf;        /* rest of a frame cut by a send timeout (under lock) */
+    uint8_t *qbuf;           /* rest of a frame cut by a send timeout (under lock) */
     size_t qlen;
-    bool draining;        /* connection thread only: in quarantine_drain */
+    bool draining; /* connection thread only: in quarantine_drain */
 
-    struct rbuf rb;       /* connection thread only */
-    int64_t last_read_ns; /* connection thread only: its last read pass */
-    int64_t last_flush_ns; /* connection thread only: its last due flush */
+    struct rbuf rb;             /* connection thread only */
+    int64_t last_read_ns;       /* connection thread only: its last read pass */
+    int64_t last_flush_ns;      /* connection thread only: its last due flush */
     _Atomic int64_t wake_at_ns; /* when the connection thread looks next, at the latest */
-    char why[160];        /* reason of the current teardown (under lock) */
-    bool logged_down;     /* "cannot connect" logged for this down period */
+    char why[160];              /* reason of the current teardown (under lock) */
+    bool logged_down;           /* "cannot connect" logged for this down period */
 
     /* One-sided reads (client_shm.c).  The mapping belongs to one
      * incarnation of the connection: installed before it becomes UP,
@@ -315,16 +311,16 @@ struct conn {
     struct shm_map shm;
     struct remoca_shm_view *_Atomic shm_view;
     atomic_int shm_readers;
-    bool shm_logged;      /* "not offered" logged once */
+    bool shm_logged; /* "not offered" logged once */
 
     /* Fill ring (client_ring.c): installed before UP, unmapped at teardown
      * under send_lock; written under send_lock.  ring_unflushed: entries
      * appended since the last request was numbered (the server looks at the
      * ring when it executes a request: these wait for the next one). */
     struct ring_map ring;
-    atomic_bool ring_on;  /* ring.base != NULL, for stats readers */
+    atomic_bool ring_on; /* ring.base != NULL, for stats readers */
     uint32_t ring_unflushed;
-    bool ring_logged;     /* "no fill ring" logged once */
+    bool ring_logged; /* "no fill ring" logged once */
 
     /* Invalidations (DELETE, DELETE_RANGE, POOL_RESET) ordered on the
      * current incarnation whose response has not been read yet, counted by
@@ -354,8 +350,7 @@ struct conn {
     uint32_t inval_epoch_id;
 };
 
-int rc_conn_init(struct conn *cn, struct remoca_client *c,
-              const struct remoca_addr *a);
+int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_addr *a);
 int rc_conn_start(struct conn *cn);
 void rc_conn_stop(struct conn *cn); /* after client->stopping is set */
 void rc_conn_destroy(struct conn *cn);
@@ -367,7 +362,7 @@ void rc_conn_destroy(struct conn *cn);
  * CONN_SENT: every frame was written; waiters registered. */
 enum conn_send_result { CONN_DOWN, CONN_FAILED, CONN_SENT };
 enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
-                                const struct timespec *deadline);
+                                   const struct timespec *deadline);
 
 /* Writes the send queue out now (the connection thread, when it is due). */
 void rc_conn_flush(struct conn *cn);
@@ -389,7 +384,7 @@ void rc_conn_need_reader(struct conn *cn);
  * reading, until cp has nothing pending or the deadline passes.  Saves the
  * hop through the connection thread for a caller waiting on one server. */
 void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
-                     const struct timespec *deadline);
+                        const struct timespec *deadline);
 
 /* Tears down generation `gen` of the connection if it is still current:
  * shuts the socket down, which makes its thread fail every waiter. */
@@ -413,7 +408,7 @@ struct remoca_client {
     void *log_opaque;
 
     atomic_bool stopping;
-    int stop_fd;          /* eventfd, readable once stopping: wakes polls */
+    int stop_fd; /* eventfd, readable once stopping: wakes polls */
 
     pthread_mutex_t ready_lock;
     pthread_cond_t ready_cond;
@@ -461,6 +456,6 @@ int rc_deadline_left_ms(const struct timespec *ts);
  * connections of the late ones and keeps waiting (their connection threads
  * then fail them promptly).  Counts timeouts and failures. */
 void rc_waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
-                  const struct timespec *deadline);
+                     const struct timespec *deadline);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Pending invalidations of a connection, counted by key: what keeps
  * one-sided reads (client_shm.c) behind the deletes of their keys that are
  * ordered but not answered yet (the argument: above remoca_delete in
@@ -57,7 +58,8 @@ static void count_up(struct conn *cn, uint8_t op, uint64_t key, uint64_t count)
         atomic_fetch_add(&cn->inval_global, 1);
         return;
     }
-    for (unsigned i = 0; i < n; i++) atomic_fetch_add(&cn->inval_stripe[(a + i) % INVAL_STRIPES], 1);
+    for (unsigned i = 0; i < n; i++)
+        atomic_fetch_add(&cn->inval_stripe[(a + i) % INVAL_STRIPES], 1);
 }
 
 static void dec_clamped(atomic_int *v)
@@ -95,8 +97,7 @@ void rc_inval_ordered(struct conn *cn, const struct frame *f, unsigned n, uint32
         if (!locked) pthread_mutex_lock(&cn->lock), locked = true;
         if (cn->inval_tail - cn->inval_head < INVAL_RECS) {
             cn->inval_rec[cn->inval_tail++ % INVAL_RECS] = (struct inval_rec){
-                .key = f[i].key, .id = id0 + i, .count = f[i].count, .op = f[i].op,
-                .live = true};
+                .key = f[i].key, .id = id0 + i, .count = f[i].count, .op = f[i].op, .live = true};
             count_up(cn, f[i].op, f[i].key, f[i].count);
         } else {
             atomic_fetch_add(&cn->inval_global, 1); /* unrecorded: see the top */

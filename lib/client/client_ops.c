@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The data path: get/take, put, delete.
  *
  * A call on keys [key, key+count) is cut into frames:
@@ -36,8 +37,8 @@
 
 #define STACK_FRAMES 8u
 #define BROADCAST_KEYS (64u * REMOCA_PLACEMENT_CHUNK)
-#define RESET_KEYS (1ull << 40)       /* 4 PiB: more than any disk */
-#define RANGE_MAX 0xffffffffull       /* count field of one DELETE_RANGE */
+#define RESET_KEYS (1ull << 40) /* 4 PiB: more than any disk */
+#define RANGE_MAX 0xffffffffull /* count field of one DELETE_RANGE */
 
 /* Frames for keys [key, key+count) with at most `max` keys per frame. */
 static unsigned max_frames(const struct remoca_client *c, uint64_t count, uint32_t max)
@@ -117,7 +118,6 @@ static bool send_groups(struct remoca_client *c, struct frame *f, unsigned n,
     }
     return all;
 }
-
 
 /* Per-call scratch: frames and waiters, on the stack when small. */
 struct call {
@@ -235,8 +235,7 @@ static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigne
     return ok ? 0 : -1;
 }
 
-int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
-               bool wait)
+int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages, bool wait)
 {
     if (count == 0) return 0;
     if (!remoca_range_ok(key, count)) return -1;
@@ -330,9 +329,11 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
             uint64_t done = 0;
             while (done < count) {
                 uint64_t n = count - done < RANGE_MAX ? count - done : RANGE_MAX;
-                cl.f[nf++] = (struct frame){
-                    .server = s, .key = key + done, .count = (uint32_t)n,
-                    .op = n <= REMOCA_MAX_BATCH ? REMOCA_OP_DELETE : REMOCA_OP_DELETE_RANGE};
+                cl.f[nf++] = (struct frame){.server = s,
+                                            .key = key + done,
+                                            .count = (uint32_t)n,
+                                            .op = n <= REMOCA_MAX_BATCH ? REMOCA_OP_DELETE
+                                                                        : REMOCA_OP_DELETE_RANGE};
                 done += n;
             }
         }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The receive side of a connection: the waiter table, the buffered reader,
  * and the decoding of one response into its waiter (see client_conn.c for
  * who reads and when).  The reader functions run with recv_lock held; the
@@ -50,10 +51,7 @@ void rc_waiter_complete(struct waiter *w, int result)
 
 /* ---- buffered reader (recv_lock holder only) --------------------------- */
 
-void rc_rbuf_reset(struct conn *cn)
-{
-    cn->rb.pos = cn->rb.end = 0;
-}
+void rc_rbuf_reset(struct conn *cn) { cn->rb.pos = cn->rb.end = 0; }
 
 /* After SO_RCVTIMEO expired in the middle of a frame: keep waiting, unless
  * the connection was quarantined meanwhile (then a response is stuck half
@@ -262,9 +260,8 @@ static int recv_unwaited(struct conn *cn, int fd, struct remoca_hdr *h, int take
 /* An error reply to a waited request: its message read and logged, the
  * waiter failed.  0, or -1 when the connection must go (then the waiter is
  * failed after the connection was killed). */
-static int recv_error_reply(struct conn *cn, int fd, struct waiter *w,
-                            const struct remoca_hdr *h, int taken, const struct inval_rec *rec,
-                            char *why, size_t whylen)
+static int recv_error_reply(struct conn *cn, int fd, struct waiter *w, const struct remoca_hdr *h,
+                            int taken, const struct inval_rec *rec, char *why, size_t whylen)
 {
     struct remoca_client *c = cn->client;
     char msg[REMOCA_MAX_ERRMSG + 1];
@@ -374,11 +371,9 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
         if (recv_stats_text(cn, fd, w, &h, &done, why, whylen) < 0) return -1;
         if (done) return 0;
         break;
-    default:
-        break; /* resp_check guaranteed no payload */
+    default: break; /* resp_check guaranteed no payload */
     }
     rc_inval_answered(cn, taken, &rec); /* before the caller of a waited delete returns */
     rc_waiter_complete(w, 0);
     return 0;
 }
-

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fill ring, client side (the layout and the ordering rule:
  * lib/wire/include/remoca/fill_ring.h): no-wait one-page puts of a connection to a
  * co-located server are copied into the ring the server handed out at the
@@ -81,7 +82,8 @@ int rc_ring_attach(struct conn *cn, int fd, const struct timespec *deadline, str
     if (st < 0) return -1;
     if (st > 0) {
         if (!cn->ring_logged)
-            rc_log(c, REMOCA_LOG_INFO, "server %s: no fill ring (fill-ring: %s%s%s): puts over the socket",
+            rc_log(c, REMOCA_LOG_INFO,
+                   "server %s: no fill ring (fill-ring: %s%s%s): puts over the socket",
                    cn->addr.canon, remoca_status_name(rep.h.flags), rep.body_len ? ": " : "",
                    (const char *)rep.body);
         cn->ring_logged = true;
@@ -131,9 +133,8 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
         if (f[i].op != REMOCA_OP_PUT || f[i].w || f[i].flags) return false;
         pages += f[i].count;
     }
-    uint64_t tail =
-        le64toh(__atomic_load_n((const uint64_t *)(r->base + REMOCA_RING_OFF_TAIL),
-                                __ATOMIC_ACQUIRE));
+    uint64_t tail = le64toh(
+        __atomic_load_n((const uint64_t *)(r->base + REMOCA_RING_OFF_TAIL), __ATOMIC_ACQUIRE));
     if (r->head - tail > r->nslots || pages > r->nslots - (r->head - tail))
         return false; /* full (or a server gone astray): the socket keeps order too */
 
@@ -143,8 +144,8 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
         const uint8_t *src = f[i].payload;
         for (uint32_t k = 0; k < f[i].count; k++, h++) {
             uint32_t idx = (uint32_t)(h & (r->nslots - 1));
-            struct remoca_ring_entry e = {.key = f[i].key + k, .handle = cn->pool,
-                                          .after_id = cn->next_id};
+            struct remoca_ring_entry e = {
+                .key = f[i].key + k, .handle = cn->pool, .after_id = cn->next_id};
             remoca_ring_entry_write(r->base, idx, &e);
             memcpy(page0 + (size_t)idx * REMOCA_PAGE_SIZE, src + (size_t)k * REMOCA_PAGE_SIZE,
                    REMOCA_PAGE_SIZE);

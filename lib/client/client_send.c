@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The send side of a connection: frames are written under the send lock in
  * call order (which is wire order, which is the server's execution order),
  * with a deadline on the lock and on every write.  A write that times out
@@ -151,9 +152,14 @@ static void number_frames(struct conn *cn, struct frame *f, unsigned n, uint64_t
                           bool *any_waiter, size_t *bytes)
 {
     for (unsigned i = 0; i < n; i++) {
-        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                               .op = f[i].op, .flags = f[i].flags, .id = cn->next_id++,
-                               .pool = cn->pool, .key = f[i].key, .count = f[i].count,
+        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ,
+                               .version = REMOCA_VERSION,
+                               .op = f[i].op,
+                               .flags = f[i].flags,
+                               .id = cn->next_id++,
+                               .pool = cn->pool,
+                               .key = f[i].key,
+                               .count = f[i].count,
                                .len = f[i].len};
         remoca_hdr_encode(f[i].hdr, &h);
         *bytes += REMOCA_HDR_SIZE + f[i].len;
@@ -298,8 +304,7 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
      * written with the next write.  The caller that fills the queue writes
      * it.  Big ones (a 128 KiB fill run) gain nothing from batching: they
      * are written at once, behind the queue, without a copy. */
-    if (n > 0 && !any_waiter && !write_now && bytes <= SQ_CAP / 4 &&
-        cn->sqlen + bytes <= SQ_CAP) {
+    if (n > 0 && !any_waiter && !write_now && bytes <= SQ_CAP / 4 && cn->sqlen + bytes <= SQ_CAP) {
         int64_t due = sq_append(cn, f, n);
         /* Ordered now: one-sided reads of their keys stop until they are
          * answered (client_inval.c; frames that invalidate nothing are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One-sided reads from a co-located remoca-memd (`--shm`): mapping the
  * server's page store at the handshake, the mapping's lifetime, and serving a
  * GET frame from it (the layout and the validated read: lib/wire/include/remoca/shm.h).
@@ -62,8 +63,8 @@ static int map_fds(const struct remoca_shm_layout *l, int data_fd, int touch_fd,
     }
     if ((uint64_t)sd.st_size != l->data_size || (uint64_t)st.st_size != l->touch_size) {
         snprintf(why, whylen, "memfd sizes %lld/%lld differ from the layout's %llu/%llu",
-                 (long long)sd.st_size, (long long)st.st_size,
-                 (unsigned long long)l->data_size, (unsigned long long)l->touch_size);
+                 (long long)sd.st_size, (long long)st.st_size, (unsigned long long)l->data_size,
+                 (unsigned long long)l->touch_size);
         return -1;
     }
     if (l->data_size > SIZE_MAX || l->touch_size > SIZE_MAX) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Socket plumbing for the client core: connect with a timeout, send with a
  * deadline, receive with an optional deadline.
  *
@@ -106,7 +107,7 @@ fail:;
 }
 
 int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
-                 size_t whylen)
+                    size_t whylen)
 {
     struct timespec deadline;
     rc_deadline_in(&deadline, timeout_ms);
@@ -123,7 +124,8 @@ int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_f
         return fd;
     }
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(a->host, a->port, &hints, &res);
@@ -158,8 +160,8 @@ int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_f
     return fd;
 }
 
-int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
-                 int flags, size_t *sent, char *why, size_t whylen)
+int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline, int flags,
+                 size_t *sent, char *why, size_t whylen)
 {
     size_t total = 0;
     if (sent) *sent = 0;
@@ -225,7 +227,9 @@ ssize_t rc_sock_recv_fds(int fd, void *p, size_t n, int *fds, unsigned *nfds, un
     for (;;) {
         if (wait_fd(fd, POLLIN, deadline, stop_fd) < 0) return -1;
         struct iovec iov = {p, n};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.buf,
                             .msg_controllen = sizeof ctl.buf};
         ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Socket helpers of the client core (lib/client/client_sock.c). */
 #ifndef REMOCA_CLIENT_SOCK_H
 #define REMOCA_CLIENT_SOCK_H
@@ -12,14 +13,14 @@ struct remoca_addr;
 /* Connects to a server (TCP_NODELAY, keepalive for TCP) within timeout_ms;
  * returns a blocking socket, or -1 with a reason in why. */
 int rc_sock_connect(const struct remoca_addr *a, unsigned timeout_ms, int stop_fd, char *why,
-                 size_t whylen);
+                    size_t whylen);
 
 /* Writes every byte of iov before the deadline; the iov array is consumed.
  * 0, or -1 with errno (ETIMEDOUT: the peer is not reading) and a reason in
  * why; *sent (if not NULL) says how many bytes were written either way.
  * flags: extra sendmsg flags (MSG_MORE). */
-int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline,
-                 int flags, size_t *sent, char *why, size_t whylen);
+int rc_sock_send(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline, int flags,
+                 size_t *sent, char *why, size_t whylen);
 
 /* One recv(); with a deadline, waits for data first (errno ETIMEDOUT, or
  * ECANCELED when stop_fd becomes readable).  Without one, it blocks, up to

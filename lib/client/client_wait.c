@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Waiting for responses: a 4-byte futex completion per call, and the
  * timeout policy.
  *
@@ -47,14 +48,13 @@ int rc_completion_wait(struct completion *cp, const struct timespec *deadline)
         if ((v & PENDING) == 0) return 0;
         if (!(v & SLEEPING)) {
             if (!atomic_compare_exchange_weak_explicit(&cp->word, &v, v | SLEEPING,
-                                                       memory_order_acq_rel,
-                                                       memory_order_acquire))
+                                                       memory_order_acq_rel, memory_order_acquire))
                 continue;
             v |= SLEEPING;
         }
         /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
-        long r = syscall(SYS_futex, &cp->word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, v,
-                         deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+        long r = syscall(SYS_futex, &cp->word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, v, deadline,
+                         NULL, FUTEX_BITSET_MATCH_ANY);
         if (r < 0 && errno == ETIMEDOUT) {
             v = atomic_load_explicit(&cp->word, memory_order_acquire);
             return (v & PENDING) == 0 ? 0 : -1;
@@ -63,7 +63,7 @@ int rc_completion_wait(struct completion *cp, const struct timespec *deadline)
 }
 
 void rc_waiters_wait(struct remoca_client *c, struct completion *cp, struct waiter *w, unsigned n,
-                  const struct timespec *deadline)
+                     const struct timespec *deadline)
 {
     /* Someone must read each connection we wait on.  On one connection (the
      * common case: placement keeps a read on one server), read it ourselves

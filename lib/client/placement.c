@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Placement of keys on memory servers: rendezvous (highest random weight)
  * hashing over chunks of REMOCA_PLACEMENT_CHUNK consecutive keys.
  *
@@ -19,8 +20,7 @@
 
 #include "client_internal.h"
 
-void remoca_placement_init(struct remoca_placement *p, const struct remoca_addr *addrs,
-                           unsigned n)
+void remoca_placement_init(struct remoca_placement *p, const struct remoca_addr *addrs, unsigned n)
 {
     memset(p, 0, sizeof *p);
     p->n = n;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca_stats_query: one memory server's stats over a connection of its own
  * (lib/client/include/remoca/client.h), for tools that have no pool and no client.
  *
@@ -97,8 +98,8 @@ static int hello(struct query *q, const char *secret)
     static const char name[] = "remoca-stats";
     uint8_t body[4 + 2 * REMOCA_MAX_NAME];
     struct remoca_hello h = {.name = name, .name_len = sizeof name - 1};
-    struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                             .op = REMOCA_OP_HELLO, .id = 1};
+    struct remoca_hdr req = {
+        .magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = REMOCA_OP_HELLO, .id = 1};
     req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &h);
     uint8_t *payload;
     uint32_t len;
@@ -141,16 +142,17 @@ int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned
 
     int r = hello(&q, secret);
     if (r == 0) {
-        struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                                 .op = REMOCA_OP_STATS, .id = 2,
+        struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ,
+                                 .version = REMOCA_VERSION,
+                                 .op = REMOCA_OP_STATS,
+                                 .id = 2,
                                  .flags = json ? REMOCA_F_JSON : 0};
         uint8_t *payload;
         uint32_t len;
         uint16_t st;
         r = call(&q, &req, NULL, &payload, &len, &st);
         if (r == 0 && st != REMOCA_OK) {
-            r = fail(&q, "%s: STATS failed: %s: %s", addr, remoca_status_name(st),
-                     (char *)payload);
+            r = fail(&q, "%s: STATS failed: %s: %s", addr, remoca_status_name(st), (char *)payload);
             free(payload);
         } else if (r == 0) {
             *out = (char *)payload;

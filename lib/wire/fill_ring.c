@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fill ring codec (lib/wire/include/remoca/fill_ring.h): the FILL_RING response and
  * the ring's entries, shared by the client and remoca-memd. */
 #include "remoca/fill_ring.h"
@@ -6,7 +7,8 @@
 
 #include "remoca/wire.h"
 
-void remoca_ring_reply_encode(uint8_t out[REMOCA_RING_REPLY_SIZE], const struct remoca_ring_reply *r)
+void remoca_ring_reply_encode(uint8_t out[REMOCA_RING_REPLY_SIZE],
+                              const struct remoca_ring_reply *r)
 {
     remoca_put_le32(out, r->version);
     remoca_put_le32(out + 4, r->nslots);
@@ -25,8 +27,7 @@ int remoca_ring_reply_decode(const uint8_t *in, uint32_t len, struct remoca_ring
     r->nslots = remoca_get_le32(in + 4);
     r->size = remoca_get_le64(in + 8);
     if (r->version != REMOCA_RING_VERSION) {
-        snprintf(why, whylen, "fill ring version %u, expected %u", r->version,
-                 REMOCA_RING_VERSION);
+        snprintf(why, whylen, "fill ring version %u, expected %u", r->version, REMOCA_RING_VERSION);
         return -1;
     }
     if (!remoca_ring_slots_ok(r->nslots)) {

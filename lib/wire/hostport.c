@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* "host:port" and "[v6addr]:port" (see hostport.h). */
 #include "remoca/hostport.h"
 
@@ -38,8 +39,8 @@ static int parse_port(const char *p, unsigned min_port, char out[6], char *why, 
     return 0;
 }
 
-int remoca_hostport_parse(const char *s, unsigned min_port, struct remoca_hostport *hp,
-                          char *why, size_t whylen)
+int remoca_hostport_parse(const char *s, unsigned min_port, struct remoca_hostport *hp, char *why,
+                          size_t whylen)
 {
     const char *host, *port;
     size_t hlen;
@@ -63,8 +64,8 @@ int remoca_hostport_parse(const char *s, unsigned min_port, struct remoca_hostpo
         port = colon + 1;
         for (size_t i = 0; i < hlen; i++)
             if (!host_char_ok(host[i]))
-                return fail(why, whylen,
-                            "bad character '%c' in host name (IPv6 needs [brackets])", host[i]);
+                return fail(why, whylen, "bad character '%c' in host name (IPv6 needs [brackets])",
+                            host[i]);
     }
     if (hlen == 0) return fail(why, whylen, "empty host");
     if (hlen > REMOCA_HOST_MAX) return fail(why, whylen, "host too long");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The shared layout codec and the validated one-sided read (lib/wire/include/remoca/shm.h). */
 #include "remoca/shm.h"
 
@@ -28,12 +29,11 @@ static bool inside(uint64_t off, uint64_t n, uint64_t size, uint64_t total)
     return off <= total && n <= (total - off) / size;
 }
 
-int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_layout *l,
-                             char *why, size_t whylen)
+int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_layout *l, char *why,
+                             size_t whylen)
 {
     if (len != REMOCA_SHM_LAYOUT_SIZE) {
-        snprintf(why, whylen, "shm layout of %zu bytes (expected %u)", len,
-                 REMOCA_SHM_LAYOUT_SIZE);
+        snprintf(why, whylen, "shm layout of %zu bytes (expected %u)", len, REMOCA_SHM_LAYOUT_SIZE);
         return -1;
     }
     l->version = remoca_get_le32(in + 0);
@@ -47,9 +47,12 @@ int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_la
     l->data_size = remoca_get_le64(in + 48);
     l->touch_size = remoca_get_le64(in + 56);
     const char *bad = NULL;
-    if (l->version != REMOCA_SHM_VERSION) bad = "unknown shm layout version";
-    else if (l->pool == 0 || l->npages == 0 || l->npages == REMOCA_SHM_NIL) bad = "empty store";
-    else if ((l->bmask & (l->bmask + 1)) != 0) bad = "bucket count not a power of two";
+    if (l->version != REMOCA_SHM_VERSION)
+        bad = "unknown shm layout version";
+    else if (l->pool == 0 || l->npages == 0 || l->npages == REMOCA_SHM_NIL)
+        bad = "empty store";
+    else if ((l->bmask & (l->bmask + 1)) != 0)
+        bad = "bucket count not a power of two";
     else if (l->off_slots % 8 || l->off_seqs % 4 || l->off_buckets % 4 ||
              l->off_arena % REMOCA_PAGE_SIZE)
         bad = "misaligned array";

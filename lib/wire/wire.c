@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Codec for the REMOCA wire protocol (see lib/wire/include/remoca/wire.h and
  * docs/protocol.md).  Pure functions, no I/O, no allocation: the server, the
  * client and the fuzzer all validate frames with exactly this code. */
@@ -33,7 +34,6 @@ void remoca_hdr_decode(const uint8_t in[REMOCA_HDR_SIZE], struct remoca_hdr *h)
     h->len = remoca_get_le32(in + 28);
 }
 
-
 /* Fixed part of a POOL_OPEN body: min, max, weight, name length. */
 #define POOL_OPEN_FIXED (8u + 8u + 4u + 2u)
 
@@ -55,11 +55,13 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE:
     case REMOCA_OP_DELETE:
-        if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count)) return REMOCA_E_RANGE;
+        if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count))
+            return REMOCA_E_RANGE;
         if (h->len != 0) return REMOCA_E_SIZE;
         return REMOCA_OK;
     case REMOCA_OP_PUT:
-        if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count)) return REMOCA_E_RANGE;
+        if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count))
+            return REMOCA_E_RANGE;
         if (h->len != h->count * REMOCA_PAGE_SIZE) return REMOCA_E_SIZE;
         return REMOCA_OK;
     case REMOCA_OP_DELETE_RANGE:
@@ -76,13 +78,11 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
         if (h->count != 0 && !remoca_ring_slots_ok(h->count)) return REMOCA_E_RANGE;
         if (h->len != 0) return REMOCA_E_SIZE;
         return REMOCA_OK;
-    default:
-        return REMOCA_E_OP;
+    default: return REMOCA_E_OP;
     }
 }
 
-enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op,
-                                     uint32_t req_count)
+enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op, uint32_t req_count)
 {
     if (h->magic != REMOCA_MAGIC_RESP) return REMOCA_E_PROTO;
     if (h->version != REMOCA_VERSION) return REMOCA_E_VERSION;
@@ -101,14 +101,10 @@ enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op,
             return REMOCA_E_SIZE;
         return REMOCA_OK;
     }
-    case REMOCA_OP_STATS:
-        return h->len <= REMOCA_MAX_STATS ? REMOCA_OK : REMOCA_E_SIZE;
-    case REMOCA_OP_SHM_MAP:
-        return h->len == REMOCA_SHM_LAYOUT_SIZE ? REMOCA_OK : REMOCA_E_SIZE;
-    case REMOCA_OP_FILL_RING:
-        return h->len == REMOCA_RING_REPLY_SIZE ? REMOCA_OK : REMOCA_E_SIZE;
-    default:
-        return h->len == 0 ? REMOCA_OK : REMOCA_E_SIZE;
+    case REMOCA_OP_STATS: return h->len <= REMOCA_MAX_STATS ? REMOCA_OK : REMOCA_E_SIZE;
+    case REMOCA_OP_SHM_MAP: return h->len == REMOCA_SHM_LAYOUT_SIZE ? REMOCA_OK : REMOCA_E_SIZE;
+    case REMOCA_OP_FILL_RING: return h->len == REMOCA_RING_REPLY_SIZE ? REMOCA_OK : REMOCA_E_SIZE;
+    default: return h->len == 0 ? REMOCA_OK : REMOCA_E_SIZE;
     }
 }
 
@@ -121,8 +117,7 @@ static size_t put_str16(uint8_t *out, const void *s, size_t len)
 
 size_t remoca_hello_encode(uint8_t *out, size_t cap, const struct remoca_hello *b)
 {
-    if (b->name_len < 1 || b->name_len > REMOCA_MAX_NAME || b->cred_len > REMOCA_MAX_NAME)
-        return 0;
+    if (b->name_len < 1 || b->name_len > REMOCA_MAX_NAME || b->cred_len > REMOCA_MAX_NAME) return 0;
     size_t need = 4 + b->name_len + b->cred_len;
     if (cap < need) return 0;
     size_t n = put_str16(out, b->name, b->name_len);
@@ -159,8 +154,7 @@ int remoca_pool_open_decode(const uint8_t *in, size_t len, struct remoca_pool_op
 {
     if (len < POOL_OPEN_FIXED + 1) return -1;
     size_t name_len = remoca_get_le16(in + 20);
-    if (name_len < 1 || name_len > REMOCA_MAX_NAME || POOL_OPEN_FIXED + name_len != len)
-        return -1;
+    if (name_len < 1 || name_len > REMOCA_MAX_NAME || POOL_OPEN_FIXED + name_len != len) return -1;
     if (memchr(in + POOL_OPEN_FIXED, 0, name_len)) return -1;
     b->min_bytes = remoca_get_le64(in);
     b->max_bytes = remoca_get_le64(in + 8);
@@ -173,12 +167,17 @@ int remoca_pool_open_decode(const uint8_t *in, size_t len, struct remoca_pool_op
 const char *remoca_op_name(unsigned op)
 {
     static const char *const names[REMOCA_OP__MAX] = {
-        [REMOCA_OP_HELLO] = "hello",   [REMOCA_OP_POOL_OPEN] = "pool-open",
-        [REMOCA_OP_GET] = "get",       [REMOCA_OP_TAKE] = "take",
-        [REMOCA_OP_PUT] = "put",       [REMOCA_OP_DELETE] = "delete",
+        [REMOCA_OP_HELLO] = "hello",
+        [REMOCA_OP_POOL_OPEN] = "pool-open",
+        [REMOCA_OP_GET] = "get",
+        [REMOCA_OP_TAKE] = "take",
+        [REMOCA_OP_PUT] = "put",
+        [REMOCA_OP_DELETE] = "delete",
         [REMOCA_OP_DELETE_RANGE] = "delete-range",
         [REMOCA_OP_POOL_RESET] = "pool-reset",
-        [REMOCA_OP_STATS] = "stats",   [REMOCA_OP_PING] = "ping", [REMOCA_OP_SHM_MAP] = "shm-map",
+        [REMOCA_OP_STATS] = "stats",
+        [REMOCA_OP_PING] = "ping",
+        [REMOCA_OP_SHM_MAP] = "shm-map",
         [REMOCA_OP_FILL_RING] = "fill-ring",
     };
     return op < REMOCA_OP__MAX && names[op] ? names[op] : "unknown";

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fuzzes remoca-memd's frame processing: arbitrary bytes are fed into one
  * connection's input path (memd/proto.c) over an in-memory store, split into
  * chunks the way a socket might deliver them (the first input byte picks the
@@ -73,10 +74,7 @@ struct ring_client {
     uint64_t head; /* published */
 };
 
-static uint8_t rbyte(struct ring_client *c)
-{
-    return c->left ? c->p[--c->left] : 0;
-}
+static uint8_t rbyte(struct ring_client *c) { return c->left ? c->p[--c->left] : 0; }
 
 static void ring_publish(const struct fill_ring *r, uint64_t head)
 {
@@ -89,13 +87,13 @@ static void ring_write(struct ring_client *c, const struct session *ss)
     const struct fill_ring *r = ss->ring;
     uint8_t op = rbyte(c);
     switch (op & 3) {
-    case 0: /* nothing: the common case */
-        return;
+    case 0: /* nothing: the common case */ return;
     case 1: { /* plausible entries: small keys, handles 0..3, after_id near the stream */
         unsigned n = 1 + rbyte(c) % 8;
         for (unsigned k = 0; k < n; k++) {
             uint32_t idx = (uint32_t)c->head & (r->nslots - 1);
-            struct remoca_ring_entry e = {.key = rbyte(c) % 16, .handle = rbyte(c) % 4,
+            struct remoca_ring_entry e = {.key = rbyte(c) % 16,
+                                          .handle = rbyte(c) % 4,
                                           .after_id = ss->last_id + rbyte(c) % 5 - 1};
             remoca_ring_entry_write(r->base, idx, &e);
             memset(r->base + remoca_ring_off_pages(r->nslots) + (size_t)idx * REMOCA_PAGE_SIZE,
@@ -162,7 +160,7 @@ static bool feed(struct session *ss, struct outbuf *out, struct ring_client *rc,
         used += u;
         check_output(out);
         if (ss->nattach) check_attach(ss, out); /* what net.c sends the fds with */
-        if (ss->ring != *ring) { /* attached just now: an empty ring, a new client */
+        if (ss->ring != *ring) {                /* attached just now: an empty ring, a new client */
             if (*ring || ss->ring->tail != 0) abort();
             *ring = ss->ring;
             rc->head = 0;
@@ -208,10 +206,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ilen = 0;
     if (preamble) {
         struct remoca_hello hb = {.name = "fuzz", .name_len = 4};
-        struct remoca_pool_open pb = {.max_bytes = 32 * REMOCA_PAGE_SIZE, .weight = 2,
-                                      .name = "fuzz/pool", .name_len = 9};
-        struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                               .op = REMOCA_OP_HELLO, .id = 1};
+        struct remoca_pool_open pb = {
+            .max_bytes = 32 * REMOCA_PAGE_SIZE, .weight = 2, .name = "fuzz/pool", .name_len = 9};
+        struct remoca_hdr h = {
+            .magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = REMOCA_OP_HELLO, .id = 1};
         h.len = (uint32_t)remoca_hello_encode(input + REMOCA_HDR_SIZE, 200, &hb);
         remoca_hdr_encode(input, &h);
         ilen = REMOCA_HDR_SIZE + h.len;

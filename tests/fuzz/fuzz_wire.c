@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fuzzes the frame codec: any bytes decoded as a request or response header,
  * validated, and bodies decoded, must never read out of bounds, and whatever
  * validates must survive an encode/decode round trip unchanged. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* client_failover: the client core against real remoca-memd servers that
  * hang, die and come back.
  *
@@ -62,7 +63,8 @@ static int put_range(struct remoca_client *c, unsigned pool, uint64_t n, uint32_
     int rc = 0;
     for (uint64_t k = 0; k < n; k += 256) {
         uint32_t cnt = n - k < 256 ? (uint32_t)(n - k) : 256;
-        for (uint32_t i = 0; i < cnt; i++) page_fill(buf + (size_t)i * REMOCA_PAGE_SIZE, pool, k + i, v);
+        for (uint32_t i = 0; i < cnt; i++)
+            page_fill(buf + (size_t)i * REMOCA_PAGE_SIZE, pool, k + i, v);
         rc |= remoca_put(c, k, cnt, buf, true);
     }
     free(buf);
@@ -278,7 +280,8 @@ static void case_two(const char *bin, const char *dir)
     long long pb = server_stat(c, 1, "pool name=fo/two", "pages");
     printf("two: placement %llu/%llu, server pages %lld/%lld\n", (unsigned long long)on[0],
            (unsigned long long)on[1], pa, pb);
-    if (pa != (long long)on[0] || pb != (long long)on[1]) die("servers do not hold the placed keys");
+    if (pa != (long long)on[0] || pb != (long long)on[1])
+        die("servers do not hold the placed keys");
     if (on[0] < n / 4 || on[1] < n / 4) die("keys not spread over both servers");
     if (get_range(c, 0, n, 1) != n) die("gets missed with both servers up");
 
@@ -288,7 +291,8 @@ static void case_two(const char *bin, const char *dir)
     double dt = mono_ms() - t0;
     printf("two: after killing server b: hits=%u (server a holds %llu) in %.0f ms\n", hits,
            (unsigned long long)on[0], dt);
-    if (hits != on[0]) die("expected exactly server a's %llu keys to hit", (unsigned long long)on[0]);
+    if (hits != on[0])
+        die("expected exactly server a's %llu keys to hit", (unsigned long long)on[0]);
     struct remoca_client_stats st;
     remoca_client_get_stats(c, &st);
     if (st.servers_up != 1) die("servers_up=%u, expected 1", st.servers_up);
@@ -302,10 +306,10 @@ static void case_auth(const char *bin, const char *dir)
 {
     snprintf(srv[0].secret, sizeof srv[0].secret, "s3cret-for-tests");
     start(&srv[0], bin, dir, "auth");
-    struct remoca_client *good = client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS,
-                                                    "s3cret-for-tests");
-    struct remoca_client *bad = client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS,
-                                                   "wrong");
+    struct remoca_client *good =
+        client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS, "s3cret-for-tests");
+    struct remoca_client *bad =
+        client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS, "wrong");
     struct remoca_client *none = client_open(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS);
     if (remoca_client_wait_ready(good, 10000) != 1) die("the right secret was refused");
     if (!fill_and_check(good, good, 0, 64, 1)) die("authenticated client does not work");
@@ -326,17 +330,27 @@ int main(int argc, char **argv)
 {
     const char *bin = NULL, *dir = NULL, *which = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--memd")) bin = argv[i + 1];
-        else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--case")) which = argv[i + 1];
-        else die("unknown option %s", argv[i]);
+        if (!strcmp(argv[i], "--memd"))
+            bin = argv[i + 1];
+        else if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--case"))
+            which = argv[i + 1];
+        else
+            die("unknown option %s", argv[i]);
     }
-    if (!bin || !dir || !which) die("usage: client_failover --memd BIN --dir DIR --case hang|kill|two|auth");
-    if (!strcmp(which, "hang")) case_hang(bin, dir);
-    else if (!strcmp(which, "kill")) case_kill(bin, dir);
-    else if (!strcmp(which, "two")) case_two(bin, dir);
-    else if (!strcmp(which, "auth")) case_auth(bin, dir);
-    else die("unknown case %s", which);
+    if (!bin || !dir || !which)
+        die("usage: client_failover --memd BIN --dir DIR --case hang|kill|two|auth");
+    if (!strcmp(which, "hang"))
+        case_hang(bin, dir);
+    else if (!strcmp(which, "kill"))
+        case_kill(bin, dir);
+    else if (!strcmp(which, "two"))
+        case_two(bin, dir);
+    else if (!strcmp(which, "auth"))
+        case_auth(bin, dir);
+    else
+        die("unknown case %s", which);
     printf("client_failover %s: PASS\n", which);
     return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers for the client core's integration programs (client_stress.c,
  * client_failover.c): start a real remoca-memd as a child process on
  * 127.0.0.1 (ephemeral port, or a given one for restarts), signal it, read its
@@ -198,7 +199,7 @@ static inline long long stats_value(const char *text, const char *prefix, const 
 }
 
 static inline long long server_stat(struct remoca_client *c, unsigned server, const char *prefix,
-                             const char *key)
+                                    const char *key)
 {
     char *text = NULL;
     if (remoca_server_stats(c, server, false, &text) < 0) return -1;
@@ -211,19 +212,22 @@ static inline struct remoca_client *client_open_secret(const char *servers, cons
                                                        unsigned timeout_ms, const char *secret)
 {
     char err[256];
-    struct remoca_client_opts o = {.servers = servers, .pool = pool, .name = "client-test",
-                                   .timeout_ms = timeout_ms, .secret = secret};
+    struct remoca_client_opts o = {.servers = servers,
+                                   .pool = pool,
+                                   .name = "client-test",
+                                   .timeout_ms = timeout_ms,
+                                   .secret = secret};
     struct remoca_client *c = remoca_client_new(&o, err, sizeof err);
     if (!c) die("remoca_client_new(%s): %s", servers, err);
     return c;
 }
 
 static inline struct remoca_client *client_open(const char *servers, const char *pool,
-                                         unsigned timeout_ms)
+                                                unsigned timeout_ms)
 {
     char err[256];
-    struct remoca_client_opts o = {.servers = servers, .pool = pool, .name = "client-test",
-                                   .timeout_ms = timeout_ms};
+    struct remoca_client_opts o = {
+        .servers = servers, .pool = pool, .name = "client-test", .timeout_ms = timeout_ms};
     struct remoca_client *c = remoca_client_new(&o, err, sizeof err);
     if (!c) die("remoca_client_new(%s): %s", servers, err);
     return c;
@@ -233,14 +237,16 @@ static inline struct remoca_client *client_open(const char *servers, const char 
 static inline void page_fill(uint8_t *p, unsigned pool, uint64_t key, uint32_t version)
 {
     uint64_t *w = (uint64_t *)p;
-    uint64_t seed = (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)pool << 56) ^ ((uint64_t)version << 24);
+    uint64_t seed =
+        (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)pool << 56) ^ ((uint64_t)version << 24);
     for (unsigned i = 0; i < REMOCA_PAGE_SIZE / 8; i++) w[i] = seed ^ (i * 0xff51afd7ed558ccdull);
 }
 
 static inline bool page_check(const uint8_t *p, unsigned pool, uint64_t key, uint32_t version)
 {
     const uint64_t *w = (const uint64_t *)p;
-    uint64_t seed = (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)pool << 56) ^ ((uint64_t)version << 24);
+    uint64_t seed =
+        (key * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)pool << 56) ^ ((uint64_t)version << 24);
     for (unsigned i = 0; i < REMOCA_PAGE_SIZE / 8; i++)
         if (w[i] != (seed ^ (i * 0xff51afd7ed558ccdull))) return false;
     return true;

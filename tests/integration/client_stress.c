@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* client_stress: the client core against a real remoca-memd, every byte
  * checked against a model.
  *
@@ -66,10 +67,7 @@ __attribute__((format(printf, 2, 3))) static void note(struct worker *w, const c
     va_end(ap);
 }
 
-static uint32_t rnd(struct worker *w, uint32_t n)
-{
-    return (uint32_t)rand_r(&w->seed) % n;
-}
+static uint32_t rnd(struct worker *w, uint32_t n) { return (uint32_t)rand_r(&w->seed) % n; }
 
 static void check_get(struct worker *w, uint32_t first, uint32_t count, const uint8_t *buf,
                       const uint64_t *hits, bool take)
@@ -83,7 +81,8 @@ static void check_get(struct worker *w, uint32_t first, uint32_t count, const ui
             w->hits++;
             if (v == 0) {
                 w->stale++;
-                note(w, "key %llu hit after delete/take (last version %u)", (unsigned long long)key, v);
+                note(w, "key %llu hit after delete/take (last version %u)", (unsigned long long)key,
+                     v);
             } else if (!page_check(p, w->pool, key, v)) {
                 w->wrong++;
                 note(w, "key %llu: wrong bytes (expected version %u)", (unsigned long long)key, v);
@@ -92,7 +91,8 @@ static void check_get(struct worker *w, uint32_t first, uint32_t count, const ui
             w->misses++;
             if (p[0] != SENTINEL || p[REMOCA_PAGE_SIZE - 1] != SENTINEL) {
                 w->touched++;
-                note(w, "key %llu: page of a miss was written (version %u)", (unsigned long long)key, v);
+                note(w, "key %llu: page of a miss was written (version %u)",
+                     (unsigned long long)key, v);
             }
             if (noevict && v != 0) {
                 w->unexpected_miss++;
@@ -169,17 +169,27 @@ int main(int argc, char **argv)
     const char *mode = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--memd")) snprintf(m.bin, sizeof m.bin, "%s", v);
-        else if (!strcmp(k, "--dir")) snprintf(m.dir, sizeof m.dir, "%s", v);
-        else if (!strcmp(k, "--memory")) snprintf(m.memory, sizeof m.memory, "%s", v);
-        else if (!strcmp(k, "--mode")) mode = v;
-        else if (!strcmp(k, "--threads")) nthreads = (unsigned)atoi(v);
-        else if (!strcmp(k, "--pools")) npools = (unsigned)atoi(v);
-        else if (!strcmp(k, "--ops")) ops_per_thread = (unsigned)atoi(v);
-        else if (!strcmp(k, "--keys")) keys = (unsigned)atoi(v);
-        else die("unknown option %s", k);
+        if (!strcmp(k, "--memd"))
+            snprintf(m.bin, sizeof m.bin, "%s", v);
+        else if (!strcmp(k, "--dir"))
+            snprintf(m.dir, sizeof m.dir, "%s", v);
+        else if (!strcmp(k, "--memory"))
+            snprintf(m.memory, sizeof m.memory, "%s", v);
+        else if (!strcmp(k, "--mode"))
+            mode = v;
+        else if (!strcmp(k, "--threads"))
+            nthreads = (unsigned)atoi(v);
+        else if (!strcmp(k, "--pools"))
+            npools = (unsigned)atoi(v);
+        else if (!strcmp(k, "--ops"))
+            ops_per_thread = (unsigned)atoi(v);
+        else if (!strcmp(k, "--keys"))
+            keys = (unsigned)atoi(v);
+        else
+            die("unknown option %s", k);
     }
-    if (!m.bin[0] || !m.dir[0] || !m.memory[0] || !mode) die("usage: see the top of client_stress.c");
+    if (!m.bin[0] || !m.dir[0] || !m.memory[0] || !mode)
+        die("usage: see the top of client_stress.c");
     noevict = !strcmp(mode, "noevict");
     if (nthreads < 1 || nthreads > MAX_THREADS || npools < 2 || npools > MAX_POOLS ||
         keys < MAX_BATCH_KEYS)
@@ -319,8 +329,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "FAIL: misses without eviction or failure\n");
             rc = 1;
         } else if (failures) {
-            fprintf(stderr, "WARNING: %llu client failures (overloaded machine?): exact-miss "
-                            "check skipped\n", (unsigned long long)failures);
+            fprintf(stderr,
+                    "WARNING: %llu client failures (overloaded machine?): exact-miss "
+                    "check skipped\n",
+                    (unsigned long long)failures);
         }
         if (evictions != 0) {
             fprintf(stderr, "FAIL: the server evicted %lld pages below its budget\n", evictions);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Shared by the integration test scripts (bash): a private temp dir, the
 # processes a test starts killed by pid at exit, failure reports that show the
 # logs, polling with a timeout, and reading key=value stats files.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* memd_client: a raw-socket client for remoca-memd's integration tests.
  *
  *   memd_client ADDR check            a well-behaved client: HELLO, POOL_OPEN,
@@ -101,7 +102,8 @@ static int read_resp(int fd, struct resp *r)
 static struct resp expect(int fd, uint32_t id, uint16_t st, const char *what)
 {
     struct resp r;
-    if (read_resp(fd, &r) < 0) die("%s: connection closed, expected %s", what, remoca_status_name(st));
+    if (read_resp(fd, &r) < 0)
+        die("%s: connection closed, expected %s", what, remoca_status_name(st));
     if (r.h.id != id) die("%s: response id %u, expected %u", what, r.h.id, id);
     if (r.h.flags != st)
         die("%s: status %s (%s), expected %s", what, remoca_status_name(r.h.flags),
@@ -128,8 +130,8 @@ static void hello(int fd, const char *name)
 static uint32_t pool_open(int fd, const char *name, uint64_t min, uint64_t max, uint32_t w)
 {
     uint8_t b[600];
-    struct remoca_pool_open pb = {.min_bytes = min, .max_bytes = max, .weight = w, .name = name,
-                                  .name_len = strlen(name)};
+    struct remoca_pool_open pb = {
+        .min_bytes = min, .max_bytes = max, .weight = w, .name = name, .name_len = strlen(name)};
     size_t n = remoca_pool_open_encode(b, sizeof b, &pb);
     send_req(fd, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b, (uint32_t)n, 0);
     struct resp r = expect(fd, 2, REMOCA_OK, "POOL_OPEN");
@@ -163,7 +165,8 @@ static void good_check(const char *after)
     for (int i = 0; i < 8; i++) fill_page(pages + i * PAGE, key + i, good_round);
     memcpy(want, pages, sizeof want);
     send_req(good_fd, REMOCA_OP_PUT, 10, good_pool, key, 8, pages, sizeof pages, 0);
-    send_req(good_fd, REMOCA_OP_GET, 11, good_pool, key - 2, 12, NULL, 0, 0); /* 2 misses each side */
+    send_req(good_fd, REMOCA_OP_GET, 11, good_pool, key - 2, 12, NULL, 0,
+             0); /* 2 misses each side */
     send_req(good_fd, REMOCA_OP_PING, 12, 0, 0, 0, NULL, 0, 0);
     free(expect(good_fd, 10, REMOCA_OK, "good PUT").payload);
     struct resp r = expect(good_fd, 11, REMOCA_OK, "good GET");
@@ -225,8 +228,11 @@ static void badinput(void)
         send_req(fd, REMOCA_OP_PUT, 5, 1, 0, 257, NULL, 0, 0); /* header only... */
         free(expect(fd, 5, REMOCA_E_RANGE, "PUT count 257 with len 0").payload);
         uint8_t h[REMOCA_HDR_SIZE];
-        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                                .op = REMOCA_OP_PUT, .id = 6, .count = 1,
+        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
+                                .version = REMOCA_VERSION,
+                                .op = REMOCA_OP_PUT,
+                                .id = 6,
+                                .count = 1,
                                 .len = REMOCA_MAX_REQ_PAYLOAD + 1};
         remoca_hdr_encode(h, &hd);
         send_all(fd, h, sizeof h);
@@ -273,8 +279,8 @@ static void badinput(void)
         send_req(fd, REMOCA_OP_PING, 30, 0, 0, 0, NULL, 0, 0x8000);
         free(expect(fd, 30, REMOCA_E_PROTO, "unknown flags").payload);
         uint8_t h[REMOCA_HDR_SIZE];
-        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = 9, .op = REMOCA_OP_PING,
-                                .id = 31};
+        struct remoca_hdr hd = {
+            .magic = REMOCA_MAGIC_REQ, .version = 9, .op = REMOCA_OP_PING, .id = 31};
         remoca_hdr_encode(h, &hd);
         send_all(fd, h, sizeof h);
         free(expect(fd, 31, REMOCA_E_VERSION, "version 9").payload);
@@ -301,15 +307,22 @@ static void badinput(void)
         hello(fd, "quitter");
         uint32_t p = pool_open(fd, "quitter/pool", 0, 0, 1);
         uint8_t h[REMOCA_HDR_SIZE];
-        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                                .op = REMOCA_OP_PUT, .id = 40, .pool = p, .key = 5,
-                                .count = 64, .len = 64 * PAGE};
+        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
+                                .version = REMOCA_VERSION,
+                                .op = REMOCA_OP_PUT,
+                                .id = 40,
+                                .pool = p,
+                                .key = 5,
+                                .count = 64,
+                                .len = 64 * PAGE};
         remoca_hdr_encode(h, &hd);
         static uint8_t part[40 * PAGE];
-        if (t == 0) send_all(fd, h, 13); /* mid-header */
-        else send_all(fd, h, sizeof h);
-        if (t == 1) send_all(fd, part, 100);          /* a little of the payload */
-        if (t == 2) send_all(fd, part, sizeof part);  /* most of it */
+        if (t == 0)
+            send_all(fd, h, 13); /* mid-header */
+        else
+            send_all(fd, h, sizeof h);
+        if (t == 1) send_all(fd, part, 100);         /* a little of the payload */
+        if (t == 2) send_all(fd, part, sizeof part); /* most of it */
         close(fd);
     }
     good_check("disconnect mid-frame");
@@ -359,8 +372,11 @@ static void idle(int n)
         if (i % 4 == 2) send_all(fds[i], "RMCQ\x01", 5); /* stalls mid-header */
         if (i % 4 == 3) {                                /* stalls mid-payload */
             uint8_t b[REMOCA_HDR_SIZE + 10];
-            struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                                    .op = REMOCA_OP_HELLO, .id = 1, .len = 100};
+            struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
+                                    .version = REMOCA_VERSION,
+                                    .op = REMOCA_OP_HELLO,
+                                    .id = 1,
+                                    .len = 100};
             remoca_hdr_encode(b, &hd);
             memset(b + REMOCA_HDR_SIZE, 'x', 10);
             send_all(fds[i], b, sizeof b);
@@ -389,9 +405,13 @@ static void hog(int n)
         hello(fds[i], "hog");
         uint32_t p = pool_open(fds[i], "hog/pool", 0, 0, 1);
         uint8_t h[REMOCA_HDR_SIZE];
-        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                                .op = REMOCA_OP_PUT, .id = 9, .pool = p,
-                                .count = REMOCA_MAX_BATCH, .len = REMOCA_MAX_REQ_PAYLOAD};
+        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
+                                .version = REMOCA_VERSION,
+                                .op = REMOCA_OP_PUT,
+                                .id = 9,
+                                .pool = p,
+                                .count = REMOCA_MAX_BATCH,
+                                .len = REMOCA_MAX_REQ_PAYLOAD};
         remoca_hdr_encode(h, &hd);
         send_all(fds[i], h, sizeof h);
         /* The server may close this connection while it is being sent
@@ -464,19 +484,19 @@ static void ops(void)
     uint32_t p = pool_open(fd, "stats/p", 0, 0, 1);
     static uint8_t pages[10 * PAGE];
     for (int i = 0; i < 10; i++) fill_page(pages + i * PAGE, i, 9);
-    send_req(fd, REMOCA_OP_PUT, 3, p, 0, 10, pages, sizeof pages, 0);        /* puts=10 */
+    send_req(fd, REMOCA_OP_PUT, 3, p, 0, 10, pages, sizeof pages, 0); /* puts=10 */
     free(expect(fd, 3, REMOCA_OK, "PUT").payload);
-    send_req(fd, REMOCA_OP_GET, 4, p, 0, 15, NULL, 0, 0);                    /* 10 hits, 5 misses */
+    send_req(fd, REMOCA_OP_GET, 4, p, 0, 15, NULL, 0, 0); /* 10 hits, 5 misses */
     struct resp r = expect(fd, 4, REMOCA_OK, "GET");
     if (r.h.len != remoca_bitmap_bytes(15) + 10 * PAGE ||
         memcmp(r.payload + remoca_bitmap_bytes(15), pages, sizeof pages))
         die("GET returned wrong bytes");
     free(r.payload);
-    send_req(fd, REMOCA_OP_TAKE, 5, p, 0, 2, NULL, 0, 0);                    /* takes=2, hits 12 */
+    send_req(fd, REMOCA_OP_TAKE, 5, p, 0, 2, NULL, 0, 0); /* takes=2, hits 12 */
     free(expect(fd, 5, REMOCA_OK, "TAKE").payload);
-    send_req(fd, REMOCA_OP_DELETE, 6, p, 2, 3, NULL, 0, 0);                  /* deletes=3 */
+    send_req(fd, REMOCA_OP_DELETE, 6, p, 2, 3, NULL, 0, 0); /* deletes=3 */
     free(expect(fd, 6, REMOCA_OK, "DELETE").payload);
-    send_req(fd, REMOCA_OP_GET, 7, 77, 0, 1, NULL, 0, 0);                    /* an error */
+    send_req(fd, REMOCA_OP_GET, 7, 77, 0, 1, NULL, 0, 0); /* an error */
     free(expect(fd, 7, REMOCA_E_POOL, "bad handle").payload);
     close(fd);
     printf("ops: done\n");
@@ -487,8 +507,8 @@ static void hello_challenged(int fd, const char *name, const uint8_t *cred, size
                              uint32_t id, uint8_t nonce[16])
 {
     uint8_t b[600];
-    struct remoca_hello hb = {.name = name, .name_len = strlen(name), .cred = cred,
-                              .cred_len = cred_len};
+    struct remoca_hello hb = {
+        .name = name, .name_len = strlen(name), .cred = cred, .cred_len = cred_len};
     size_t n = remoca_hello_encode(b, sizeof b, &hb);
     send_req(fd, REMOCA_OP_HELLO, id, 0, 0, 0, b, (uint32_t)n, 0);
     struct resp r = expect(fd, id, REMOCA_E_AUTH, "HELLO with a wrong credential");
@@ -521,7 +541,7 @@ static void auth(const char *secret)
     mac("not the secret", n1, "authed", m);
     hello_challenged(fd, "authed", m, 32, 62, n2); /* wrong secret: new challenge */
     if (!memcmp(n1, n2, 16)) die("the server reused a nonce");
-    mac(secret, n1, "authed", m);                  /* right secret, old nonce: replay */
+    mac(secret, n1, "authed", m); /* right secret, old nonce: replay */
     hello_challenged(fd, "authed", m, 32, 63, n3);
     send_req(fd, REMOCA_OP_GET, 64, 1, 0, 1, NULL, 0, 0);
     free(expect(fd, 64, REMOCA_E_STATE, "GET while unauthenticated").payload);
@@ -569,8 +589,9 @@ static void stress_check(const uint8_t *p, uint64_t key)
 {
     uint64_t v0;
     memcpy(&v0, p, 8);
-    if (v0 >> 24 != key) die("stress: key %llu returned the page of key %llu",
-                             (unsigned long long)key, (unsigned long long)(v0 >> 24));
+    if (v0 >> 24 != key)
+        die("stress: key %llu returned the page of key %llu", (unsigned long long)key,
+            (unsigned long long)(v0 >> 24));
     for (size_t i = 8; i < PAGE; i += 8)
         if (memcmp(p + i, &v0, 8)) die("stress: torn page for key %llu", (unsigned long long)key);
 }
@@ -589,7 +610,9 @@ static void *stress_thread(void *arg)
     static __thread uint8_t batch[8 * PAGE];
     uint64_t r = 0x9E3779B97F4A7C15ull * (a->writer + 1);
     for (uint32_t seq = 0; seq < 3000; seq++) {
-        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
         uint64_t key = r % 4096; /* 16 MiB of keys in an 8 MiB server: evictions */
         uint32_t n = 1 + (uint32_t)(r >> 40) % 8;
         uint32_t id = seq * 4;
@@ -607,7 +630,8 @@ static void *stress_thread(void *arg)
             struct resp rs = expect(fd, id, REMOCA_OK, "stress GET");
             uint32_t bm = remoca_bitmap_bytes(n), h = 0;
             for (uint32_t i = 0; i < n; i++)
-                if (rs.payload[i / 8] >> (i % 8) & 1) stress_check(rs.payload + bm + (size_t)h++ * PAGE, key + i);
+                if (rs.payload[i / 8] >> (i % 8) & 1)
+                    stress_check(rs.payload + bm + (size_t)h++ * PAGE, key + i);
             if (rs.h.len != bm + h * PAGE) die("stress: GET length and bitmap disagree");
             a->hits += h;
             free(rs.payload);
@@ -648,19 +672,29 @@ int main(int argc, char **argv)
 {
     raw_prog = "memd_client";
     if (argc < 3) {
-        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops|auth SECRET|stress N\n");
+        fprintf(stderr, "usage: memd_client ADDR check|badinput|idle N|hog N|fill MB|ops|auth "
+                        "SECRET|stress N\n");
         return 2;
     }
     addr = argv[1];
     const char *cmd = argv[2];
-    if (!strcmp(cmd, "check")) good_check("nothing");
-    else if (!strcmp(cmd, "badinput")) badinput();
-    else if (!strcmp(cmd, "idle") && argc > 3) idle(atoi(argv[3]));
-    else if (!strcmp(cmd, "fill") && argc > 3) fill((unsigned)atoi(argv[3]));
-    else if (!strcmp(cmd, "hog") && argc > 3) hog(atoi(argv[3]));
-    else if (!strcmp(cmd, "auth") && argc > 3) auth(argv[3]);
-    else if (!strcmp(cmd, "stress") && argc > 3) stress(atoi(argv[3]));
-    else if (!strcmp(cmd, "ops")) ops();
-    else die("unknown command %s", cmd);
+    if (!strcmp(cmd, "check"))
+        good_check("nothing");
+    else if (!strcmp(cmd, "badinput"))
+        badinput();
+    else if (!strcmp(cmd, "idle") && argc > 3)
+        idle(atoi(argv[3]));
+    else if (!strcmp(cmd, "fill") && argc > 3)
+        fill((unsigned)atoi(argv[3]));
+    else if (!strcmp(cmd, "hog") && argc > 3)
+        hog(atoi(argv[3]));
+    else if (!strcmp(cmd, "auth") && argc > 3)
+        auth(argv[3]);
+    else if (!strcmp(cmd, "stress") && argc > 3)
+        stress(atoi(argv[3]));
+    else if (!strcmp(cmd, "ops"))
+        ops();
+    else
+        die("unknown command %s", cmd);
     return 0;
 }

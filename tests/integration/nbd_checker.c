@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* nbd_checker: a concurrency and staleness checker for an NBD export.
  *
  *   nbd_checker --uri URI --init FILE [--conns N] [--ops N] [--seed S]
@@ -194,8 +195,9 @@ static void *worker(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nbd_checker --uri URI --init FILE [--conns N] [--ops N] [--seed S]\n"
-                    "       [--max-len BYTES] [--trim-unknown] [--progress FILE] [--model-out FILE]\n");
+    fprintf(stderr,
+            "usage: nbd_checker --uri URI --init FILE [--conns N] [--ops N] [--seed S]\n"
+            "       [--max-len BYTES] [--trim-unknown] [--progress FILE] [--model-out FILE]\n");
     exit(2);
 }
 
@@ -209,15 +211,24 @@ int main(int argc, char **argv)
         }
         if (!v) usage();
         i++;
-        if (!strcmp(a, "--uri")) uri = v;
-        else if (!strcmp(a, "--init")) init_file = v;
-        else if (!strcmp(a, "--conns")) nconns = (unsigned)atoi(v);
-        else if (!strcmp(a, "--ops")) nops = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--max-len")) max_len = (unsigned)atoi(v);
-        else if (!strcmp(a, "--progress")) progress_file = v;
-        else if (!strcmp(a, "--model-out")) model_out = v;
-        else usage();
+        if (!strcmp(a, "--uri"))
+            uri = v;
+        else if (!strcmp(a, "--init"))
+            init_file = v;
+        else if (!strcmp(a, "--conns"))
+            nconns = (unsigned)atoi(v);
+        else if (!strcmp(a, "--ops"))
+            nops = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--seed"))
+            seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--max-len"))
+            max_len = (unsigned)atoi(v);
+        else if (!strcmp(a, "--progress"))
+            progress_file = v;
+        else if (!strcmp(a, "--model-out"))
+            model_out = v;
+        else
+            usage();
     }
     if (!uri || !init_file || nconns < 1 || nconns > MAXCONN || max_len < 4096) usage();
 

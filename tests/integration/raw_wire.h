@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* raw_wire.h: the plumbing shared by the integration tests' raw-socket
  * clients of remoca-memd (memd_client.c, shm_client.c), which speak the
  * REMOCA wire protocol by hand rather than through libremoca, so that they
@@ -96,9 +97,15 @@ static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t ke
                      const void *payload, uint32_t len, uint16_t flags)
 {
     uint8_t h[REMOCA_HDR_SIZE];
-    struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                            .flags = flags, .id = id, .pool = pool, .key = key,
-                            .count = count, .len = len};
+    struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
+                            .version = REMOCA_VERSION,
+                            .op = op,
+                            .flags = flags,
+                            .id = id,
+                            .pool = pool,
+                            .key = key,
+                            .count = count,
+                            .len = len};
     remoca_hdr_encode(h, &hd);
     send_all(fd, h, sizeof h);
     if (len) send_all(fd, payload, len);
@@ -109,7 +116,8 @@ static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t ke
  * are a failure).  Returns 0, or -1 at EOF before the first byte if eof_ok;
  * dies on any other end of the connection and after RAW_TIMEOUT_MS.
  * (This and raw_expect are marked unused: memd_client.c reads its own way.) */
-__attribute__((unused)) static int raw_recv_fds(int fd, void *p, size_t n, int *fds, int *nfds, int eof_ok)
+__attribute__((unused)) static int raw_recv_fds(int fd, void *p, size_t n, int *fds, int *nfds,
+                                                int eof_ok)
 {
     uint8_t *b = p;
     while (n) {
@@ -120,7 +128,9 @@ __attribute__((unused)) static int raw_recv_fds(int fd, void *p, size_t n, int *
             char buf[CMSG_SPACE(4 * sizeof(int))];
         } ctl;
         struct iovec iov = {.iov_base = b, .iov_len = n};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctl.buf,
                            .msg_controllen = sizeof ctl.buf};
         ssize_t got = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
         if (got < 0 && errno == EINTR) continue;
@@ -154,8 +164,8 @@ _Static_assert(REMOCA_MAX_STATS <= REMOCA_MAX_BATCH * REMOCA_PAGE_SIZE,
 
 /* Reads the next response into *r; dies unless it answers `id` with status
  * st.  Only an OK response to fds_op may carry fds. */
-__attribute__((unused)) static void raw_expect(int fd, struct raw_resp *r, uint32_t id,
-                                               uint16_t st, const char *what, uint8_t fds_op)
+__attribute__((unused)) static void raw_expect(int fd, struct raw_resp *r, uint32_t id, uint16_t st,
+                                               const char *what, uint8_t fds_op)
 {
     uint8_t h[REMOCA_HDR_SIZE];
     r->nfds = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* ring_client: a raw-socket client of remoca-memd's fill ring (FILL_RING,
  * lib/wire/include/remoca/fill_ring.h) for tests/integration/test_memd_ring.sh.
  *
@@ -64,8 +65,8 @@ static void hello(int fd)
     uint8_t b[600];
     struct remoca_hello hb = {.name = "ring_client", .name_len = 11};
     uint32_t id = next_id++;
-    send_req(fd, REMOCA_OP_HELLO, id, 0, 0, 0, b,
-             (uint32_t)remoca_hello_encode(b, sizeof b, &hb), 0);
+    send_req(fd, REMOCA_OP_HELLO, id, 0, 0, 0, b, (uint32_t)remoca_hello_encode(b, sizeof b, &hb),
+             0);
     expect(fd, id, REMOCA_OK, "HELLO");
 }
 
@@ -148,8 +149,7 @@ static void ring_publish(struct ring *g)
 }
 
 /* Writes entry `head` and its page (not yet published). */
-static void ring_put(struct ring *g, uint32_t handle, uint64_t key, uint32_t after_id,
-                     int version)
+static void ring_put(struct ring *g, uint32_t handle, uint64_t key, uint32_t after_id, int version)
 {
     if (g->head - ring_tail(g) >= g->nslots) die("ring full (test bug)");
     uint32_t idx = (uint32_t)g->head & (g->nslots - 1);
@@ -203,8 +203,10 @@ static void run_ring(const char *addr)
 
     /* Refusals first: behind another response, and a bad slot count. */
     uint8_t two[2 * REMOCA_HDR_SIZE];
-    struct remoca_hdr q = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                           .op = REMOCA_OP_PING, .id = next_id++};
+    struct remoca_hdr q = {.magic = REMOCA_MAGIC_REQ,
+                           .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_PING,
+                           .id = next_id++};
     remoca_hdr_encode(two, &q);
     q.op = REMOCA_OP_FILL_RING;
     q.id = next_id++;
@@ -263,8 +265,13 @@ static void run_ring(const char *addr)
     ring_publish(&g);
     executed++;
     uint8_t both[2 * REMOCA_HDR_SIZE];
-    struct remoca_hdr d = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                           .op = REMOCA_OP_DELETE, .id = del, .pool = ha, .key = 101, .count = 1};
+    struct remoca_hdr d = {.magic = REMOCA_MAGIC_REQ,
+                           .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_DELETE,
+                           .id = del,
+                           .pool = ha,
+                           .key = 101,
+                           .count = 1};
     remoca_hdr_encode(both, &d);
     d.op = REMOCA_OP_GET;
     d.id = next_id++;
@@ -305,8 +312,9 @@ static void run_ring(const char *addr)
     executed++;
     ping(fd);
     uint64_t e1 = server_stat(fd, "errors");
-    if (e1 != e0 + 1) die("errors %llu -> %llu after an entry for handle 99",
-                          (unsigned long long)e0, (unsigned long long)e1);
+    if (e1 != e0 + 1)
+        die("errors %llu -> %llu after an entry for handle 99", (unsigned long long)e0,
+            (unsigned long long)e1);
     int one_miss[2] = {0, 1};
     get_expect(fd, ha, 103, 2, one_miss, 1, "after an entry for a closed handle");
     if (server_stat(fd, "fill_rings") != 1) die("fill_rings is not 1 with one ring attached");
@@ -357,9 +365,12 @@ static void run_refuse(const char *addr, const char *status, const char *text, u
     int fd = raw_dial(addr);
     hello(fd);
     uint16_t st;
-    if (!strcmp(status, "E_STATE")) st = REMOCA_E_STATE;
-    else if (!strcmp(status, "E_LIMIT")) st = REMOCA_E_LIMIT;
-    else die("status %s: E_STATE or E_LIMIT", status);
+    if (!strcmp(status, "E_STATE"))
+        st = REMOCA_E_STATE;
+    else if (!strcmp(status, "E_LIMIT"))
+        st = REMOCA_E_LIMIT;
+    else
+        die("status %s: E_STATE or E_LIMIT", status);
     uint32_t id = next_id++;
     send_req(fd, REMOCA_OP_FILL_RING, id, 0, 0, count, NULL, 0, 0);
     expect(fd, id, st, "FILL_RING");
@@ -372,10 +383,14 @@ static void run_refuse(const char *addr, const char *status, const char *text, u
 int main(int argc, char **argv)
 {
     raw_prog = "ring_client";
-    if (argc == 3 && !strcmp(argv[2], "ring")) run_ring(argv[1]);
-    else if (argc == 3 && !strcmp(argv[2], "badhead")) run_badhead(argv[1]);
+    if (argc == 3 && !strcmp(argv[2], "ring"))
+        run_ring(argv[1]);
+    else if (argc == 3 && !strcmp(argv[2], "badhead"))
+        run_badhead(argv[1]);
     else if ((argc == 5 || argc == 6) && !strcmp(argv[2], "refuse"))
         run_refuse(argv[1], argv[3], argv[4], argc == 6 ? (uint32_t)atoi(argv[5]) : 0);
-    else die("usage: ring_client unix:PATH ring|badhead | ring_client ADDR refuse STATUS TEXT [COUNT]");
+    else
+        die("usage: ring_client unix:PATH ring|badhead | ring_client ADDR refuse STATUS TEXT "
+            "[COUNT]");
     return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* shm_client: a raw-socket client of remoca-memd's SHM_MAP for
  * tests/integration/test_memd_shm.sh.
  *
@@ -42,8 +43,8 @@ static void hello(int fd)
 {
     uint8_t b[600];
     struct remoca_hello hb = {.name = "shm_client", .name_len = 10};
-    send_req(fd, REMOCA_OP_HELLO, 1, 0, 0, 0, b,
-             (uint32_t)remoca_hello_encode(b, sizeof b, &hb), 0);
+    send_req(fd, REMOCA_OP_HELLO, 1, 0, 0, 0, b, (uint32_t)remoca_hello_encode(b, sizeof b, &hb),
+             0);
     expect(fd, 1, REMOCA_OK, "HELLO");
 }
 
@@ -115,8 +116,8 @@ static int shm_get(const struct mapping *mp, char tag, uint64_t key, int version
     static uint8_t got[PAGE], want[PAGE];
     if (!remoca_shm_read(&mp->v, key, got)) return 0;
     fill(want, tag, key, version);
-    if (memcmp(got, want, PAGE)) die("key %llu: wrong bytes through the mapping",
-                                     (unsigned long long)key);
+    if (memcmp(got, want, PAGE))
+        die("key %llu: wrong bytes through the mapping", (unsigned long long)key);
     return 1;
 }
 
@@ -129,7 +130,8 @@ static void run_map(const char *addr)
     struct mapping ma;
     shm_map(fd, ha, &ma);
     for (uint64_t k = 0; k < 8; k++)
-        if (!shm_get(&ma, 'a', k, 1)) die("key %llu: missed through the mapping", (unsigned long long)k);
+        if (!shm_get(&ma, 'a', k, 1))
+            die("key %llu: missed through the mapping", (unsigned long long)k);
     if (shm_get(&ma, 'a', 8, 1)) die("key 8 was never put, yet read");
     uint32_t touched = 0;
     for (uint32_t i = 0; i < ma.v.l.npages; i++) touched += ((uint8_t *)ma.touch)[i];
@@ -158,8 +160,8 @@ static void run_map(const char *addr)
         if (shm_get(&ma, 'a', k, 1) || shm_get(&ma, 'a', k, 2)) die("read after POOL_RESET");
     if (!shm_get(&mb, 'b', 0, 1)) die("pool b lost its page to pool a's reset");
     close(fd);
-    printf("map: ok (pools %u and %u, %u pages, %llu bytes mapped)\n", ma.v.l.pool,
-           mb.v.l.pool, ma.v.l.npages, (unsigned long long)ma.v.l.data_size);
+    printf("map: ok (pools %u and %u, %u pages, %llu bytes mapped)\n", ma.v.l.pool, mb.v.l.pool,
+           ma.v.l.npages, (unsigned long long)ma.v.l.data_size);
 }
 
 static void run_refuse(const char *addr, const char *text)
@@ -179,8 +181,11 @@ static void run_refuse(const char *addr, const char *text)
 int main(int argc, char **argv)
 {
     raw_prog = "shm_client";
-    if (argc == 3 && !strcmp(argv[2], "map")) run_map(argv[1]);
-    else if (argc == 4 && !strcmp(argv[2], "refuse")) run_refuse(argv[1], argv[3]);
-    else die("usage: shm_client unix:PATH map | shm_client ADDR refuse TEXT");
+    if (argc == 3 && !strcmp(argv[2], "map"))
+        run_map(argv[1]);
+    else if (argc == 4 && !strcmp(argv[2], "refuse"))
+        run_refuse(argv[1], argv[3]);
+    else
+        die("usage: shm_client unix:PATH map | shm_client ADDR refuse TEXT");
     return 0;
 }

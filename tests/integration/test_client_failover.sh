@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Client core with real remoca-memd servers that hang (SIGSTOP/SIGCONT), die
 # and restart on the same port (SIGKILL), and one of two that dies
 # (tests/integration/client_failover.c): misses meanwhile, never a hang or an

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Client core against a real remoca-memd: many threads, several pools, every
 # byte checked against a model (tests/integration/client_stress.c), once with
 # a budget far below the working set (evictions) and once with a budget that

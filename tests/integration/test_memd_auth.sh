@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # remoca-memd --secret-file: HMAC-SHA256 challenge-response in HELLO.  A client
 # that knows the secret gets in (and its bytes round-trip); wrong answers,
 # replayed answers and clients without the secret do not; three failures close

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # remoca-memd under bad input: random bytes, bad magic, oversized lengths,
 # unknown opcodes, invalid pool handles, errors that keep the stream in sync,
 # clients that disconnect mid-frame, 2000 idle connections, connections that

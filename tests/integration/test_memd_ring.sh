@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # remoca-memd's fill ring (FILL_RING, lib/wire/include/remoca/fill_ring.h): puts through
 # a memfd ring shared with a client on the unix socket, executed in the
 # connection's request order.  tests/integration/ring_client.c does the checks

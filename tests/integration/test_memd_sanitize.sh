@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # In a sanitizer build (make check-asan: AddressSanitizer+UBSan; make
 # check-tsan: ThreadSanitizer), the build's remoca-memd under the
 # 8-connection stress, the bad-input barrage, buffer hogs and idle

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # remoca-memd as an operator meets it: the command line (--help, bad flags
 # exit 2), `remoca stats` in text and JSON showing exactly the operations a
 # client made, the memory budget (RSS after filling twice the budget stays

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # remoca-memd --shm: SHM_MAP hands a client on this host the page store
 # read-only (plus the touch map) over the unix socket, and nowhere else.
 #   - `--shm` without --unix is refused (exit 2, a message naming --unix);

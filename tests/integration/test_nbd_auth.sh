@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The filter against a memory server that requires authentication
 # (remoca-memd --secret-file): with the right secret, read from a file
 # (remoca-secret=+FILE, nbdkit's password convention), re-reads are served from

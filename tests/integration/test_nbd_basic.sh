@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The NBD front end end to end: remoca-memd + nbdkit + nbdkit-remoca-filter over
 # the file plugin, on unix sockets in a mktemp dir.  A disk of 1 MiB + 1000
 # bytes (not a multiple of 4 KiB).  Checks, with real clients:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Concurrency checker against the real stack: remoca-memd + nbdkit + the filter
 # over the file plugin.  nbd_checker (tests/integration/nbd_checker.c) runs
 # several libnbd connections issuing random non-overlapping reads, writes,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # fio's nbd engine against remoca-memd + nbdkit + the filter (file plugin),
 # with verification: random writes of 512 B..64 KiB (so many are unaligned),
 # read back and checked (crc32c), then a second, verify-only pass that must

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The fill race with real processes (docs/design.md, contract 3).
 #
 # 1. A write completes between a miss's disk read and its insert.

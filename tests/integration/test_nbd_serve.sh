@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # `remoca serve DISK` end to end:
 #  1. the embedded default: it starts a local remoca-memd and nbdkit with the
 #     filter, prints the NBD URI and a QEMU command line, serves real clients

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # One-sided reads end to end: remoca-memd --shm and nbdkit with the filter
 # (remoca-shm=on) on one host, over a unix socket.  The filter maps memd's
 # page store at connect time and serves cached blocks by copying from it

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Stats that prove the cache works.  remoca-memd + nbdkit with our filter on
 # top and nbdkit's log filter BELOW it, over the file plugin:
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: server list parsing (lib/client/addr.c) and client configuration errors. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A fake memory server for the client core's unit tests (header-only,
  * included by the other tests/unit/test_client_*.c; not a test program itself).
  *
@@ -85,7 +86,7 @@ struct fake {
     atomic_uint shm_maps; /* SHM_MAP answered with the mapping */
     /* fill ring (fake_ring_enable), of the current connection */
     bool ring_on;
-    uint8_t *ring;        /* NULL: none attached */
+    uint8_t *ring; /* NULL: none attached */
     uint32_t ring_slots;
     uint64_t ring_tail;
     uint32_t ring_last_id; /* last request executed */
@@ -103,9 +104,9 @@ struct fake_shm {
     struct remoca_shm_slot *slots;
     uint32_t *seqs, *buckets;
     uint8_t *arena;
-    uint32_t hand;   /* next eviction victim */
+    uint32_t hand; /* next eviction victim */
     uint32_t nfree;
-    uint32_t *free;  /* free slot stack */
+    uint32_t *free; /* free slot stack */
 };
 
 static struct fake_shm *fake_shm_new(uint32_t npages, uint32_t nbuckets)
@@ -219,7 +220,9 @@ static bool fake_send_fds(int fd, const void *buf, size_t len, const int *fds, u
         char b[CMSG_SPACE(2 * sizeof(int))];
     } ctl;
     struct iovec iov = {(void *)buf, len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.b,
                         .msg_controllen = CMSG_SPACE(n * sizeof(int))};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
@@ -238,8 +241,11 @@ static bool fake_shm_answer(struct fake_shm *m, int fd, const struct remoca_hdr 
     int ro = open(path, O_RDONLY | O_CLOEXEC);
     if (ro < 0) abort();
     uint8_t buf[REMOCA_HDR_SIZE + REMOCA_SHM_LAYOUT_SIZE];
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
-                           .op = REMOCA_OP_SHM_MAP, .id = req->id, .pool = req->pool,
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_RESP,
+                           .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_SHM_MAP,
+                           .id = req->id,
+                           .pool = req->pool,
                            .len = REMOCA_SHM_LAYOUT_SIZE};
     remoca_hdr_encode(buf, &h);
     remoca_shm_layout_encode(buf + REMOCA_HDR_SIZE, &m->l);
@@ -333,8 +339,11 @@ static bool fake_ring_answer(struct fake *f, int fd, const struct remoca_hdr *re
     f->ring_tail = 0;
     f->ring_last_id = req->id;
     uint8_t buf[REMOCA_HDR_SIZE + REMOCA_RING_REPLY_SIZE];
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
-                           .op = REMOCA_OP_FILL_RING, .id = req->id, .pool = req->pool,
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_RESP,
+                           .version = REMOCA_VERSION,
+                           .op = REMOCA_OP_FILL_RING,
+                           .id = req->id,
+                           .pool = req->pool,
                            .len = REMOCA_RING_REPLY_SIZE};
     remoca_hdr_encode(buf, &h);
     struct remoca_ring_reply rr = {REMOCA_RING_VERSION, f->ring_slots, size};
@@ -375,17 +384,17 @@ static bool fake_input_pending(int fd)
 static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint8_t *body,
                         struct fake_resp *q, unsigned *nq)
 {
-    struct fake_resp r = {.h = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
-                                .op = h->op, .id = h->id, .pool = h->pool, .key = h->key,
+    struct fake_resp r = {.h = {.magic = REMOCA_MAGIC_RESP,
+                                .version = REMOCA_VERSION,
+                                .op = h->op,
+                                .id = h->id,
+                                .pool = h->pool,
+                                .key = h->key,
                                 .count = h->count}};
     bool answer = true;
     switch (h->op) {
-    case REMOCA_OP_HELLO:
-        atomic_fetch_add(&f->hellos, 1);
-        break;
-    case REMOCA_OP_POOL_OPEN:
-        r.h.pool = 7;
-        break;
+    case REMOCA_OP_HELLO: atomic_fetch_add(&f->hellos, 1); break;
+    case REMOCA_OP_POOL_OPEN: r.h.pool = 7; break;
     case REMOCA_OP_POOL_RESET:
         atomic_fetch_add(&f->resets, 1);
         memset(f->present, 0, FAKE_KEYS);
@@ -405,9 +414,7 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
             break;
         }
         return fake_flush(f, fd, q, nq) && fake_ring_answer(f, fd, h);
-    case REMOCA_OP_PING:
-        atomic_fetch_add(&f->pings, 1);
-        break;
+    case REMOCA_OP_PING: atomic_fetch_add(&f->pings, 1); break;
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE: {
         atomic_fetch_add(&f->gets, 1);
@@ -458,9 +465,7 @@ static bool fake_handle(struct fake *f, int fd, const struct remoca_hdr *h, uint
         r.payload = (uint8_t *)strdup(t);
         break;
     }
-    default:
-        r.h.flags = REMOCA_E_OP;
-        break;
+    default: r.h.flags = REMOCA_E_OP; break;
     }
     if (!answer) {
         atomic_fetch_add(&f->dropped, 1);
@@ -562,10 +567,7 @@ static void fake_stop(struct fake *f, bool remove_dir)
 }
 
 /* Makes the fake answer FILL_RING (before clients connect). */
-__attribute__((unused)) static void fake_ring_enable(struct fake *f)
-{
-    f->ring_on = true;
-}
+__attribute__((unused)) static void fake_ring_enable(struct fake *f) { f->ring_on = true; }
 
 /* Gives the fake a shared store of npages slots (before clients connect). */
 __attribute__((unused)) static void fake_shm_enable(struct fake *f, uint32_t npages)

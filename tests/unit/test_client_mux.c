@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: request multiplexing, ordering, timeouts and reconnects of the
  * client core, against the in-process fake server of test_client_fake.h,
  * which answers out of order, and on demand never, or stops reading.
@@ -21,10 +22,7 @@
 
 #define PG REMOCA_PAGE_SIZE
 
-static bool hit(const uint64_t *hits, unsigned i)
-{
-    return hits[i / 64] >> (i % 64) & 1;
-}
+static bool hit(const uint64_t *hits, unsigned i) { return hits[i / 64] >> (i % 64) & 1; }
 
 static double now_ms(void)
 {
@@ -36,8 +34,8 @@ static double now_ms(void)
 static struct remoca_client *connect_to(const char *servers, unsigned timeout_ms)
 {
     char err[256];
-    struct remoca_client_opts o = {.servers = servers, .pool = "test/vda",
-                                   .timeout_ms = timeout_ms};
+    struct remoca_client_opts o = {
+        .servers = servers, .pool = "test/vda", .timeout_ms = timeout_ms};
     struct remoca_client *c = remoca_client_new(&o, err, sizeof err);
     if (!c) fail_msg("remoca_client_new: %s", err);
     return c;
@@ -355,7 +353,7 @@ static void test_cut_frame_quarantine(void **state)
     for (unsigned i = 0; i < 4; i++) remoca_put(c, 30000 + i * 256, REMOCA_MAX_BATCH, buf, false);
     struct remoca_client_stats st;
     remoca_client_get_stats(c, &st);
-    assert_int_equal(st.servers_up, 0); /* quarantined */
+    assert_int_equal(st.servers_up, 0);                             /* quarantined */
     assert_int_equal(remoca_get(c, 20000, 1, buf, hits, false), 0); /* misses meanwhile */
 
     atomic_store(&f->stall, false);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: rendezvous placement (lib/client/placement.c). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: puts through the fill ring (lib/client/client_ring.c) against the
  * in-process fake server of test_client_fake.h, which executes ring entries
  * strictly where their after_id puts them in the request stream and only
@@ -229,10 +230,8 @@ static void test_reconnect(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_not_offered),
-        cmocka_unit_test(test_puts_through_ring),
-        cmocka_unit_test(test_order_with_deletes),
-        cmocka_unit_test(test_full_ring),
+        cmocka_unit_test(test_not_offered),        cmocka_unit_test(test_puts_through_ring),
+        cmocka_unit_test(test_order_with_deletes), cmocka_unit_test(test_full_ring),
         cmocka_unit_test(test_reconnect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: one-sided reads of the client core (lib/client/client_shm.c) against
  * the in-process fake server of test_client_fake.h with its shared store
  * (the server side of lib/wire/include/remoca/shm.h, written under the seqlock rules
@@ -34,8 +35,8 @@ static struct remoca_client *connect_shm(struct fake *f, unsigned timeout_ms,
 {
     char err[256], servers[200];
     snprintf(servers, sizeof servers, "unix:%s", f->path);
-    struct remoca_client_opts o = {.servers = servers, .pool = "test/vda",
-                                   .timeout_ms = timeout_ms, .shm = shm};
+    struct remoca_client_opts o = {
+        .servers = servers, .pool = "test/vda", .timeout_ms = timeout_ms, .shm = shm};
     struct remoca_client *c = remoca_client_new(&o, err, sizeof err);
     if (!c) fail_msg("remoca_client_new: %s", err);
     return c;
@@ -233,8 +234,8 @@ static void test_no_wait_delete(void **state)
         assert_int_equal(atomic_load(&f->deletes), deletes + 1);
         one_sided_after++;
     }
-    print_message("no-wait deletes: %u of %u gets right after went over the socket\n",
-                  over_socket, ROUNDS);
+    print_message("no-wait deletes: %u of %u gets right after went over the socket\n", over_socket,
+                  ROUNDS);
     assert_true(over_socket >= 1);
     assert_int_equal(one_sided_after, ROUNDS);
     struct remoca_client_stats st = stats(c);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the cache engine's directory (lib/cache/dir.c): the word-at-a-time
  * range operations against a naive model, one bool per block.
  *
@@ -118,19 +119,19 @@ static void test_crossing_words(void **state)
 
 static void test_exact_word_boundaries(void **state)
 {
-    set_then_clear(0, 64);    /* one whole word */
-    set_then_clear(64, 64);   /* a whole middle word */
-    set_then_clear(0, 192);   /* three whole words */
-    set_then_clear(64, 65);   /* starts on a boundary, ends one past one */
-    set_then_clear(63, 65);   /* starts one before a boundary, ends on one */
+    set_then_clear(0, 64);  /* one whole word */
+    set_then_clear(64, 64); /* a whole middle word */
+    set_then_clear(0, 192); /* three whole words */
+    set_then_clear(64, 65); /* starts on a boundary, ends one past one */
+    set_then_clear(63, 65); /* starts one before a boundary, ends on one */
     set_then_clear(128, 64);
 }
 
 static void test_last_partial_word(void **state)
 {
-    set_then_clear(192, 8);   /* exactly the last partial word */
-    set_then_clear(199, 1);   /* the last block */
-    set_then_clear(190, 10);  /* crossing into it, up to the end */
+    set_then_clear(192, 8);     /* exactly the last partial word */
+    set_then_clear(199, 1);     /* the last block */
+    set_then_clear(190, 10);    /* crossing into it, up to the end */
     set_then_clear(0, NBLOCKS); /* the whole disk */
 
     /* A disk of exactly one word and one of less than one. */
@@ -190,8 +191,9 @@ static void test_random_against_model(void **state)
             uint64_t b = rnd() % (m.nblocks + 1);
             /* mostly short ranges (edge masks), sometimes long ones */
             uint64_t room = m.nblocks - b;
-            uint64_t n = room == 0 ? 0 : rnd() % 4 ? rnd() % (room < 130 ? room + 1 : 130)
-                                                   : rnd() % (room + 1);
+            uint64_t n = room == 0   ? 0
+                         : rnd() % 4 ? rnd() % (room < 130 ? room + 1 : 130)
+                                     : rnd() % (room + 1);
             unsigned op = (unsigned)(rnd() % 16);
             if (op < 7) {
                 m_set(&m, b, n);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: the "host:port" / "[v6]:port" syntax (lib/wire/hostport.c) shared by
  * the client's server lists (min port 1) and remoca-memd --listen (min port 0). */
 #include <setjmp.h>
@@ -13,8 +14,7 @@
 static struct remoca_hostport hp;
 static char why[128];
 
-static void expect_ok(const char *s, unsigned min_port, const char *host, const char *port,
-                      bool v6)
+static void expect_ok(const char *s, unsigned min_port, const char *host, const char *port, bool v6)
 {
     why[0] = '\0';
     if (remoca_hostport_parse(s, min_port, &hp, why, sizeof why) != 0)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Chooses remoca-memd's eviction policy by measurement: replays three traces
  * through a 1000-page pool under each policy (LRU, CLOCK, S3-FIFO, 2Q), as a
  * cache client would (GET; on a miss, PUT), and prints the hit ratios:
@@ -57,15 +58,16 @@ static uint64_t next_key(enum trace t, uint64_t n, uint64_t *scan)
     case T_HOTSCAN:
         if (next_rand() % 10 < 7) return next_rand() % 600;
         return 1000000 + (*scan)++;
-    case T_LOOP:
-        return n % 1200;
+    case T_LOOP: return n % 1200;
     default: {
         double u = (double)(next_rand() >> 11) / (double)(1ull << 53);
         int lo = 0, hi = 4999;
         while (lo < hi) {
             int mid = (lo + hi) / 2;
-            if (zipf_cdf[mid] < u) lo = mid + 1;
-            else hi = mid;
+            if (zipf_cdf[mid] < u)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         return (uint64_t)lo;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of remoca-memd's frame processing (memd/proto.c) without
  * sockets: request bytes in, response bytes out.  Checks HELLO-first, pool
  * handles per session, the GET/TAKE response layout (bitmap + pages), error
@@ -9,15 +10,9 @@
 
 #include "remoca/shm.h"
 
-static int setup(void **state)
-{
-    return fx_setup(state, false);
-}
+static int setup(void **state) { return fx_setup(state, false); }
 
-static int setup_shm(void **state)
-{
-    return fx_setup(state, true);
-}
+static int setup_shm(void **state) { return fx_setup(state, true); }
 
 static void hello_and_open(struct fx *f, uint32_t *handle)
 {
@@ -51,9 +46,9 @@ static void test_get_layout(void **state)
     hello_and_open(f, &p);
     static uint8_t pages[3 * PAGE];
     for (int i = 0; i < 3; i++) memset(pages + i * PAGE, 'a' + i, PAGE);
-    req(f, REMOCA_OP_PUT, 10, p, 70, 1, pages, PAGE);            /* key 70 = 'a' */
-    req(f, REMOCA_OP_PUT, 11, p, 5, 2, pages + PAGE, 2 * PAGE);  /* 5 = 'b', 6 = 'c' */
-    req(f, REMOCA_OP_GET, 12, p, 5, 66, NULL, 0);                /* keys 5..70 */
+    req(f, REMOCA_OP_PUT, 10, p, 70, 1, pages, PAGE);           /* key 70 = 'a' */
+    req(f, REMOCA_OP_PUT, 11, p, 5, 2, pages + PAGE, 2 * PAGE); /* 5 = 'b', 6 = 'c' */
+    req(f, REMOCA_OP_GET, 12, p, 5, 66, NULL, 0);               /* keys 5..70 */
     req(f, REMOCA_OP_TAKE, 13, p, 6, 1, NULL, 0);
     req(f, REMOCA_OP_GET, 14, p, 6, 1, NULL, 0);
     assert_int_equal(run(f), PROTO_MORE);
@@ -88,10 +83,10 @@ static void test_errors_keep_sync(void **state)
     hello_and_open(f, &p);
     static uint8_t junk[3 * PAGE];
     struct remoca_hdr h;
-    req(f, 42, 20, p, 0, 0, junk, 100);                    /* unknown op, payload skipped */
-    req(f, REMOCA_OP_PUT, 21, p, 0, 2, junk, 3 * PAGE);    /* wrong length */
-    req(f, REMOCA_OP_GET, 22, p + 1, 0, 1, NULL, 0);       /* handle not opened here */
-    req(f, REMOCA_OP_DELETE, 23, p, 0, 300, NULL, 0);      /* count above batch */
+    req(f, 42, 20, p, 0, 0, junk, 100);                           /* unknown op, payload skipped */
+    req(f, REMOCA_OP_PUT, 21, p, 0, 2, junk, 3 * PAGE);           /* wrong length */
+    req(f, REMOCA_OP_GET, 22, p + 1, 0, 1, NULL, 0);              /* handle not opened here */
+    req(f, REMOCA_OP_DELETE, 23, p, 0, 300, NULL, 0);             /* count above batch */
     req(f, REMOCA_OP_DELETE_RANGE, 24, p, 10, 1u << 31, NULL, 0); /* fine */
     req(f, REMOCA_OP_PING, 25, 0, 0, 0, NULL, 0);
     assert_int_equal(run(f), PROTO_MORE);
@@ -112,8 +107,13 @@ static void test_close_on_desync(void **state)
     hello_and_open(f, &p);
     struct remoca_hdr h;
     req(f, REMOCA_OP_PING, 30, 0, 0, 0, NULL, 0);
-    struct remoca_hdr big = {.magic = REMOCA_MAGIC_REQ, .version = 1, .op = REMOCA_OP_PUT,
-                             .id = 31, .pool = p, .count = 1, .len = REMOCA_MAX_REQ_PAYLOAD + 1};
+    struct remoca_hdr big = {.magic = REMOCA_MAGIC_REQ,
+                             .version = 1,
+                             .op = REMOCA_OP_PUT,
+                             .id = 31,
+                             .pool = p,
+                             .count = 1,
+                             .len = REMOCA_MAX_REQ_PAYLOAD + 1};
     remoca_hdr_encode(f->in + f->in_len, &big);
     f->in_len += REMOCA_HDR_SIZE;
     req(f, REMOCA_OP_PING, 32, 0, 0, 0, NULL, 0); /* never executed */

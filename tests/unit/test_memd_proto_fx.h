@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The proto_process harness of remoca-memd's frame tests (header-only,
  * included by tests/unit/test_memd_proto.c and test_memd_ring.c; not a test
  * program itself).
@@ -35,7 +36,7 @@ struct fx {
     size_t in_len;
     size_t rd;       /* read offset into out */
     uint32_t handle; /* the pool fx_hello_and_open opened */
-    uint64_t head;   /* test_memd_ring: the fill ring's head as the test (the client) publishes it */
+    uint64_t head; /* test_memd_ring: the fill ring's head as the test (the client) publishes it */
 };
 
 /* A session over an empty store of 64 pages (with a shared page store if shm). */
@@ -62,11 +63,17 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-static void req(struct fx *f, uint8_t op, uint32_t id, uint32_t pool, uint64_t key,
-                uint32_t count, const void *payload, uint32_t len)
+static void req(struct fx *f, uint8_t op, uint32_t id, uint32_t pool, uint64_t key, uint32_t count,
+                const void *payload, uint32_t len)
 {
-    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = op,
-                           .id = id, .pool = pool, .key = key, .count = count, .len = len};
+    struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ,
+                           .version = REMOCA_VERSION,
+                           .op = op,
+                           .id = id,
+                           .pool = pool,
+                           .key = key,
+                           .count = count,
+                           .len = len};
     remoca_hdr_encode(f->in + f->in_len, &h);
     if (len) memcpy(f->in + f->in_len + REMOCA_HDR_SIZE, payload, len);
     f->in_len += REMOCA_HDR_SIZE + len;
@@ -112,8 +119,7 @@ static struct remoca_hdr fx_hello_and_open(struct fx *f)
     struct remoca_hello hb = {.name = "t", .name_len = 1};
     req(f, REMOCA_OP_HELLO, 1, 0, 0, 0, b, (uint32_t)remoca_hello_encode(b, sizeof b, &hb));
     struct remoca_pool_open pb = {.name = "vm/d", .name_len = 4};
-    req(f, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b,
-        (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
+    req(f, REMOCA_OP_POOL_OPEN, 2, 0, 0, 0, b, (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
     assert_int_equal(run(f), PROTO_MORE);
     struct remoca_hdr h;
     resp(f, 1, REMOCA_OK, &h);

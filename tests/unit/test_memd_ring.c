@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of remoca-memd's fill ring (memd/fill_ring.c, FILL_RING in
  * memd/proto.c) without sockets: proto_process over a session and a store,
  * the test playing the ring's client through the mapping.  Checks when
@@ -80,14 +81,12 @@ static void ring_put(struct fx *f, uint32_t handle, uint64_t key, uint32_t after
 
 static void publish(struct fx *f, uint64_t head)
 {
-    __atomic_store_n((uint64_t *)(f->ss.ring->base + REMOCA_RING_OFF_HEAD), head,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n((uint64_t *)(f->ss.ring->base + REMOCA_RING_OFF_HEAD), head, __ATOMIC_RELEASE);
 }
 
 static uint64_t tail(struct fx *f)
 {
-    return __atomic_load_n((uint64_t *)(f->ss.ring->base + REMOCA_RING_OFF_TAIL),
-                           __ATOMIC_ACQUIRE);
+    return __atomic_load_n((uint64_t *)(f->ss.ring->base + REMOCA_RING_OFF_TAIL), __ATOMIC_ACQUIRE);
 }
 
 /* The next response is a GET of one key: its version, or 0 for a miss. */
@@ -276,7 +275,7 @@ static void test_bad_head(void **state)
     f->in_len = 0;
     hello_and_open(f);
     attach(f, 16);
-    publish(f, 17); /* nslots + 1 ahead */
+    publish(f, 17);                        /* nslots + 1 ahead */
     assert_int_equal(run(f), PROTO_CLOSE); /* at the end of a batch too */
     assert_int_equal(tail(f), 0);
 }
@@ -309,8 +308,7 @@ static void test_store_full(void **state)
     hello_and_open(f);
     /* A second pool that holds every page at its minimum: nothing can be freed. */
     struct remoca_pool_open pb = {.name = "big", .name_len = 3, .min_bytes = 64 * PAGE};
-    req(f, REMOCA_OP_POOL_OPEN, 3, 0, 0, 0, b,
-        (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
+    req(f, REMOCA_OP_POOL_OPEN, 3, 0, 0, 0, b, (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
     run(f);
     struct remoca_hdr h;
     resp(f, 3, REMOCA_OK, &h);

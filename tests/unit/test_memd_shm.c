@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of remoca-memd's store in shared memory (--shm; memd/store.c,
  * memd/shm_region.c) against the one-sided reader of lib/wire/shm.c:
  *
@@ -41,8 +42,7 @@ static void fill(uint8_t *p, uint32_t pool, uint64_t key, uint32_t version)
 
 static uint32_t open_pool(struct store *s, const char *name, uint64_t max_bytes)
 {
-    struct remoca_pool_open po = {.max_bytes = max_bytes, .name = name,
-                                  .name_len = strlen(name)};
+    struct remoca_pool_open po = {.max_bytes = max_bytes, .name = name, .name_len = strlen(name)};
     uint32_t id = 0;
     assert_int_equal(store_pool_open(s, &po, &id), REMOCA_OK);
     return id;
@@ -239,8 +239,9 @@ static void check_all(struct store *s, const uint32_t pools[2], struct remoca_sh
             bool one_sided = remoca_shm_read(&views[q], k, a);
             uint8_t bm[8] = {0};
             bool hit = store_get(s, pools[q], k, 1, false, bm, b) == 1;
-            if (one_sided != hit) fail_msg("pool %d key %llu: shm read %d, store_get %d", q,
-                                           (unsigned long long)k, one_sided, hit);
+            if (one_sided != hit)
+                fail_msg("pool %d key %llu: shm read %d, store_get %d", q, (unsigned long long)k,
+                         one_sided, hit);
             if (!hit) continue;
             assert_memory_equal(a, b, PAGE);
             assert_int_not_equal(m->version[q][k], 0);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The seqlock of a --shm store under concurrency (memd/store.c against
  * lib/wire/shm.c): one writer thread puts, overwrites, deletes, takes and resets
  * keys of a pool too big for the store (so evictions reuse slots all the
@@ -24,7 +25,7 @@
 #include "store.h"
 
 #define PAGE REMOCA_PAGE_SIZE
-#define KEYS 128u      /* 2 x the store's pages */
+#define KEYS 128u /* 2 x the store's pages */
 #define WRITER_OPS 100000u
 #define READERS 2
 
@@ -108,8 +109,8 @@ static void *reader(void *arg)
         }
         uint32_t v = (uint32_t)w0;
         if (!r->err[0] && w0 >> 32 != k)
-            snprintf(r->err, sizeof r->err, "key %llu: page of key %llu",
-                     (unsigned long long)k, (unsigned long long)(w0 >> 32));
+            snprintf(r->err, sizeof r->err, "key %llu: page of key %llu", (unsigned long long)k,
+                     (unsigned long long)(w0 >> 32));
         else if (!r->err[0] && (v < lo || v > hi))
             snprintf(r->err, sizeof r->err, "key %llu: version %u outside [%u, %u]",
                      (unsigned long long)k, v, lo, hi);

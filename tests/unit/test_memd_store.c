@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of remoca-memd's page store (memd/store.c): bytes in and out,
  * TAKE, DELETE, DELETE_RANGE (including ranges far larger than the pool),
  * POOL_RESET, the budget, pool min/max/weight, fair-share eviction, E_FULL,
@@ -29,8 +30,11 @@ static void fill(uint8_t *p, uint32_t pool, uint64_t key)
 static uint32_t open_pool(struct store *s, const char *name, uint64_t min, uint64_t max,
                           uint32_t weight)
 {
-    struct remoca_pool_open po = {.min_bytes = min, .max_bytes = max, .weight = weight,
-                                  .name = name, .name_len = strlen(name)};
+    struct remoca_pool_open po = {.min_bytes = min,
+                                  .max_bytes = max,
+                                  .weight = weight,
+                                  .name = name,
+                                  .name_len = strlen(name)};
     uint32_t id = 0;
     assert_int_equal(store_pool_open(s, &po, &id), REMOCA_OK);
     assert_true(id >= 1);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the shared layout codec and the one-sided read (lib/wire/shm.c),
  * on a hand-built store in ordinary memory:
  *
@@ -49,8 +50,11 @@ static uint8_t *page(struct fake *f, uint32_t i)
 static void fake_init(struct fake *f)
 {
     memset(f, 0, sizeof *f);
-    f->l = (struct remoca_shm_layout){.version = REMOCA_SHM_VERSION, .pool = POOL, .npages = NP,
-                                      .bmask = NB - 1, .off_slots = 0,
+    f->l = (struct remoca_shm_layout){.version = REMOCA_SHM_VERSION,
+                                      .pool = POOL,
+                                      .npages = NP,
+                                      .bmask = NB - 1,
+                                      .off_slots = 0,
                                       .off_seqs = NP * sizeof(struct remoca_shm_slot),
                                       .touch_size = NP};
     f->l.off_buckets = f->l.off_seqs + NP * 4;
@@ -98,7 +102,12 @@ static void test_layout_codec(void **state)
     assert_int_equal(remoca_shm_layout_decode(b, sizeof b - 1, &d, why, sizeof why), -1);
 
     /* Each broken field is refused, with a reason. */
-    struct { size_t off; unsigned width; uint64_t v; const char *reason; } bad[] = {
+    struct {
+        size_t off;
+        unsigned width;
+        uint64_t v;
+        const char *reason;
+    } bad[] = {
         {0, 4, 2, "version"},
         {4, 4, 0, "empty"},
         {8, 4, 0, "empty"},
@@ -114,8 +123,10 @@ static void test_layout_codec(void **state)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         uint8_t c[REMOCA_SHM_LAYOUT_SIZE];
         memcpy(c, b, sizeof c);
-        if (bad[k].width == 4) remoca_put_le32(c + bad[k].off, (uint32_t)bad[k].v);
-        else remoca_put_le64(c + bad[k].off, bad[k].v);
+        if (bad[k].width == 4)
+            remoca_put_le32(c + bad[k].off, (uint32_t)bad[k].v);
+        else
+            remoca_put_le64(c + bad[k].off, bad[k].v);
         why[0] = '\0';
         assert_int_equal(remoca_shm_layout_decode(c, sizeof c, &d, why, sizeof why), -1);
         assert_non_null(strstr(why, bad[k].reason));
@@ -198,7 +209,8 @@ static void *writer(void *arg)
         v++;
         /* stable for a while: readers start copies while the sequence is even */
         rng = rng * 1103515245u + 12345u;
-        for (volatile unsigned k = (rng >> 16) % 4096; k > 0; k--) {}
+        for (volatile unsigned k = (rng >> 16) % 4096; k > 0; k--) {
+        }
     }
     return NULL;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests: SIZE arguments (lib/wire/size.c), as remoca-memd --memory and
  * remoca serve --memory take them. */
 #include <setjmp.h>
@@ -32,8 +33,21 @@ static void test_good_sizes(void **state)
 
 static void test_bad_sizes(void **state)
 {
-    const char *bad[] = {"", "M", "-1", "+1", " 1", "1 ", "12abc", "1X", "1MiBB", "1iB",
-                         "0x10", "1.5G", "18446744073709551616", "16777216T", NULL};
+    const char *bad[] = {"",
+                         "M",
+                         "-1",
+                         "+1",
+                         " 1",
+                         "1 ",
+                         "12abc",
+                         "1X",
+                         "1MiBB",
+                         "1iB",
+                         "0x10",
+                         "1.5G",
+                         "18446744073709551616",
+                         "16777216T",
+                         NULL};
     for (const char **s = bad; *s; s++) {
         uint64_t v = 7;
         if (parse_size(*s, &v) != -1) fail_msg("'%s' accepted as %llu", *s, (unsigned long long)v);

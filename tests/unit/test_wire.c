@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for the wire codec: header round trip, validation of every
  * opcode's sizes and ranges, body codecs, response checks. */
 #include <setjmp.h>
@@ -12,9 +13,14 @@
 
 static struct remoca_hdr req(uint8_t op, uint64_t key, uint32_t count, uint32_t len)
 {
-    return (struct remoca_hdr){.magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION,
-                               .op = op, .id = 7, .pool = 1, .key = key,
-                               .count = count, .len = len};
+    return (struct remoca_hdr){.magic = REMOCA_MAGIC_REQ,
+                               .version = REMOCA_VERSION,
+                               .op = op,
+                               .id = 7,
+                               .pool = 1,
+                               .key = key,
+                               .count = count,
+                               .len = len};
 }
 
 static void header_round_trip(void **state)
@@ -75,8 +81,8 @@ static void request_validation(void **state)
 
 static void response_validation(void **state)
 {
-    struct remoca_hdr r = {.magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION,
-                           .op = REMOCA_OP_GET, .count = 70};
+    struct remoca_hdr r = {
+        .magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION, .op = REMOCA_OP_GET, .count = 70};
     r.len = remoca_bitmap_bytes(70) + 2 * 4096;
     assert_int_equal(remoca_bitmap_bytes(70), 16);
     assert_int_equal(remoca_resp_check(&r, REMOCA_OP_GET, 70), REMOCA_OK);
@@ -96,8 +102,11 @@ static void response_validation(void **state)
 static void bodies(void **state)
 {
     uint8_t buf[600];
-    struct remoca_hello h = {.name = "nbdkit", .name_len = 6,
-                             .cred = (const uint8_t *)"s3cret", .cred_len = 6}, d;
+    struct remoca_hello h = {.name = "nbdkit",
+                             .name_len = 6,
+                             .cred = (const uint8_t *)"s3cret",
+                             .cred_len = 6},
+                        d;
     size_t n = remoca_hello_encode(buf, sizeof buf, &h);
     assert_int_equal(n, 16);
     assert_int_equal(remoca_hello_decode(buf, n, &d), 0);
@@ -108,8 +117,12 @@ static void bodies(void **state)
     assert_int_equal(remoca_hello_decode(buf, n + 1, &d), -1);
     assert_int_equal(remoca_hello_encode(buf, 10, &h), 0);
 
-    struct remoca_pool_open p = {.min_bytes = 1 << 20, .max_bytes = 1ull << 33, .weight = 3,
-                                 .name = "vm42/vda", .name_len = 8}, q;
+    struct remoca_pool_open p = {.min_bytes = 1 << 20,
+                                 .max_bytes = 1ull << 33,
+                                 .weight = 3,
+                                 .name = "vm42/vda",
+                                 .name_len = 8},
+                            q;
     n = remoca_pool_open_encode(buf, sizeof buf, &p);
     assert_int_equal(n, 30);
     assert_int_equal(remoca_pool_open_decode(buf, n, &q), 0);
@@ -133,8 +146,10 @@ static void names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(header_round_trip), cmocka_unit_test(request_validation),
-        cmocka_unit_test(response_validation), cmocka_unit_test(bodies),
+        cmocka_unit_test(header_round_trip),
+        cmocka_unit_test(request_validation),
+        cmocka_unit_test(response_validation),
+        cmocka_unit_test(bodies),
         cmocka_unit_test(names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

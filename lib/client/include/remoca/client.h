@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libremoca client core: connections to one or many memory servers.
  *
  *   caller threads (e.g. nbdkit's 16)        one connection per server
@@ -84,7 +85,7 @@ struct remoca_client_opts {
 
 #define REMOCA_LOG_ERROR 0
 #define REMOCA_LOG_WARN 1
-#define REMOCA_LOG_INFO 2  /* server up/down transitions */
+#define REMOCA_LOG_INFO 2 /* server up/down transitions */
 #define REMOCA_LOG_DEBUG 3
 
 /* Creates a client and starts connecting.  Fails only on a configuration error
@@ -111,8 +112,7 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
 /* Puts count pages for keys [key, key+count).  wait=false returns once the
  * request is ordered on its connection (see above).  Returns 0 if the request
  * was sent (and, with wait, acknowledged), -1 if it was dropped. */
-int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
-               bool wait);
+int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages, bool wait);
 
 /* Deletes keys [key, key+count), any count (split into frames as needed).
  * wait=false returns once ordered (see the contract above). */
@@ -137,17 +137,17 @@ int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned
                        char **out, char *err, size_t errlen);
 
 struct remoca_client_stats {
-    uint64_t requests;    /* frames sent */
-    uint64_t timeouts;    /* requests that timed out */
-    uint64_t failures;    /* requests failed: server down, error reply, dropped */
-    uint64_t reconnects;  /* successful reconnects and recoveries of a hung
+    uint64_t requests;          /* frames sent */
+    uint64_t timeouts;          /* requests that timed out */
+    uint64_t failures;          /* requests failed: server down, error reply, dropped */
+    uint64_t reconnects;        /* successful reconnects and recoveries of a hung
                              connection (each followed by a pool reset) */
-    unsigned servers_up;  /* connected now */
+    unsigned servers_up;        /* connected now */
     uint64_t one_sided_lookups; /* keys looked up in a server's mapped memory */
     uint64_t one_sided_hits;    /* of those, hits (no frame sent for them) */
-    unsigned servers_shm; /* up and mapped now (one-sided reads) */
-    uint64_t ring_puts;   /* pages put through a server's fill ring (no frame) */
-    unsigned servers_ring; /* up with a fill ring now */
+    unsigned servers_shm;       /* up and mapped now (one-sided reads) */
+    uint64_t ring_puts;         /* pages put through a server's fill ring (no frame) */
+    unsigned servers_ring;      /* up with a fill ring now */
 };
 void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fill ring: puts handed to a co-located remoca-memd through shared memory,
  * in the connection's order, without a system call or a wake-up per put.
  *
@@ -63,7 +64,7 @@
 #define REMOCA_RING_OFF_ENTRIES 4096u
 #define REMOCA_RING_ENTRY_SIZE 16u
 #define REMOCA_RING_MIN_SLOTS 16u
-#define REMOCA_RING_MAX_SLOTS 1024u   /* 4 MiB of pages */
+#define REMOCA_RING_MAX_SLOTS 1024u    /* 4 MiB of pages */
 #define REMOCA_RING_DEFAULT_SLOTS 256u /* 1 MiB: what FILL_RING with count 0 gets */
 #define REMOCA_RING_REPLY_SIZE 16u     /* FILL_RING response payload */
 
@@ -97,7 +98,8 @@ static inline int remoca_ring_slots_ok(uint32_t n)
     return n >= REMOCA_RING_MIN_SLOTS && n <= REMOCA_RING_MAX_SLOTS && (n & (n - 1)) == 0;
 }
 
-void remoca_ring_reply_encode(uint8_t out[REMOCA_RING_REPLY_SIZE], const struct remoca_ring_reply *r);
+void remoca_ring_reply_encode(uint8_t out[REMOCA_RING_REPLY_SIZE],
+                              const struct remoca_ring_reply *r);
 /* Decodes and checks version, slot count and size; 0, or -1 with why. */
 int remoca_ring_reply_decode(const uint8_t *in, uint32_t len, struct remoca_ring_reply *r,
                              char *why, unsigned long whylen);
@@ -109,9 +111,6 @@ void remoca_ring_entry_write(uint8_t *base, uint32_t i, const struct remoca_ring
 void remoca_ring_entry_read(const uint8_t *base, uint32_t i, struct remoca_ring_entry *e);
 
 /* Whether request id `a` comes at or before request id `b` (serial order). */
-static inline int remoca_id_at_or_before(uint32_t a, uint32_t b)
-{
-    return (int32_t)(a - b) <= 0;
-}
+static inline int remoca_id_at_or_before(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* "host:port" and "[v6addr]:port": the TCP address syntax of the client's
  * server lists (lib/client/addr.c) and of remoca-memd --listen (memd/net.c), parsed
  * in one place so that both take and refuse the same strings.  A file of its
@@ -25,7 +26,7 @@ struct remoca_hostport {
  * min_port to 65535 (a server may take 0: any free port).  Returns 0, or -1
  * with the reason in why (e.g. "missing port"), which the caller prefixes
  * with what it was parsing. */
-int remoca_hostport_parse(const char *s, unsigned min_port, struct remoca_hostport *hp,
-                          char *why, size_t whylen);
+int remoca_hostport_parse(const char *s, unsigned min_port, struct remoca_hostport *hp, char *why,
+                          size_t whylen);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One-sided reads from a co-located remoca-memd (`--shm`): the shared layout
  * of the page store, and the lock-free read that validates what it copied.
  *
@@ -59,7 +60,7 @@ struct remoca_shm_slot {
 /* SHM_MAP response payload: 2 x u32, 2 x u32, 6 x u64, little-endian. */
 struct remoca_shm_layout {
     uint32_t version;
-    uint32_t pool;  /* server pool id of the handle SHM_MAP named (slots' `pool`) */
+    uint32_t pool; /* server pool id of the handle SHM_MAP named (slots' `pool`) */
     uint32_t npages;
     uint32_t bmask; /* buckets - 1, buckets a power of two */
     uint64_t off_slots, off_seqs, off_buckets, off_arena;
@@ -72,8 +73,8 @@ void remoca_shm_layout_encode(uint8_t out[REMOCA_SHM_LAYOUT_SIZE],
                               const struct remoca_shm_layout *l);
 /* Decodes and checks that every array lies inside the sizes given; 0, or -1
  * with a reason in why. */
-int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_layout *l,
-                             char *why, size_t whylen);
+int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_layout *l, char *why,
+                             size_t whylen);
 
 /* splitmix64's finaliser over (pool, key): the server's hash of its index. */
 static inline uint64_t remoca_shm_hash(uint32_t pool, uint64_t key)

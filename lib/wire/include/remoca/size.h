@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* SIZE arguments ("64M", "2G", "512MiB"), shared by remoca-memd's and
  * remoca serve's command lines so that both accept exactly the same forms. */
 #ifndef REMOCA_LIB_SIZE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* REMOCA wire protocol: frame layout, opcodes, status codes and the codec.
  *
  * Shared by remoca-memd (server), libremoca (client) and the benchmark's load
@@ -40,8 +41,8 @@
 /* Pages per GET/TAKE/PUT/DELETE frame: a 1 MiB disk read is one round trip. */
 #define REMOCA_MAX_BATCH 256u
 /* Largest DELETE_RANGE in one frame (2^32-1 pages, 16 TiB). */
-#define REMOCA_MAX_NAME 255u       /* pool and client names, credentials */
-#define REMOCA_MAX_ERRMSG 256u     /* message carried by an error response */
+#define REMOCA_MAX_NAME 255u        /* pool and client names, credentials */
+#define REMOCA_MAX_ERRMSG 256u      /* message carried by an error response */
 #define REMOCA_MAX_STATS (1u << 20) /* largest stats response payload */
 /* Largest request payload any opcode may carry (a full PUT batch). */
 #define REMOCA_MAX_REQ_PAYLOAD (REMOCA_MAX_BATCH * REMOCA_PAGE_SIZE)
@@ -65,7 +66,7 @@ enum remoca_op {
 };
 
 /* Request flags. */
-#define REMOCA_F_JSON 0x0001u    /* STATS: answer in JSON */
+#define REMOCA_F_JSON 0x0001u /* STATS: answer in JSON */
 #define REMOCA_F_KNOWN_FLAGS 0x0001u
 
 enum remoca_status {
@@ -136,10 +137,7 @@ static inline bool remoca_range_ok(uint64_t key, uint64_t count)
 
 /* Bytes of the hit bitmap at the start of a GET/TAKE response payload:
  * one bit per key (bit i of byte i/8 is key+i), rounded up to 8 bytes. */
-static inline uint32_t remoca_bitmap_bytes(uint32_t count)
-{
-    return ((count + 63u) / 64u) * 8u;
-}
+static inline uint32_t remoca_bitmap_bytes(uint32_t count) { return ((count + 63u) / 64u) * 8u; }
 
 /* Body codecs.  Encoders return bytes written, or 0 if `cap` is too small or
  * a field is out of bounds.  Decoders return 0 on success, -1 if malformed;
@@ -166,10 +164,7 @@ static inline void remoca_put_le64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline uint16_t remoca_get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
+static inline uint16_t remoca_get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t remoca_get_le32(const uint8_t *p)
 {
     uint32_t v = 0;
