@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="
-build-essential cmake pkg-config clang libclang-rt-14-dev
+build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 libcmocka-dev libxxhash-dev libssl-dev
 nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
 memcached fio qemu-utils qemu-system-x86 linux-image-amd64 busybox-static
