@@ -23,14 +23,16 @@ itest_init() {
 
 # In an ASan build (REMOCA_PRELOAD: the sanitizer's shared runtime, from ctest)
 # the filter is instrumented but nbdkit is not: nbdkit, whether a test starts
-# it or remoca serve does ($NBDKIT), runs with the runtime preloaded.
+# it or remoca serve does, is found first in $T/bin, a wrapper that preloads
+# the runtime and execs the real one (same pid: tests kill nbdkit by $!).
 sanitizer_preload() {
     [ -n "${REMOCA_PRELOAD:-}" ] || return 0
-    NBDKIT_PRELOADED=$T/nbdkit-preload # (tests use $NBDKIT for nbdkit's pid)
-    printf '#!/bin/sh\nLD_PRELOAD=%s exec nbdkit "$@"\n' "$REMOCA_PRELOAD" >"$NBDKIT_PRELOADED"
-    chmod +x "$NBDKIT_PRELOADED"
-    export NBDKIT=$NBDKIT_PRELOADED
-    nbdkit() { "$NBDKIT_PRELOADED" "$@"; }
+    local real
+    real=$(command -v nbdkit) || return 0
+    mkdir -p "$T/bin"
+    printf '#!/bin/sh\nLD_PRELOAD=%s exec %s "$@"\n' "$REMOCA_PRELOAD" "$real" >"$T/bin/nbdkit"
+    chmod +x "$T/bin/nbdkit"
+    PATH=$T/bin:$PATH
 }
 
 itest_cleanup() {
