@@ -23,16 +23,35 @@ itest_init() {
 
 # In an ASan build (REMOCA_PRELOAD: the sanitizer's shared runtime, from ctest)
 # the filter is instrumented but nbdkit is not: nbdkit, whether a test starts
-# it or remoca serve does, is found first in $T/bin, a wrapper that preloads
-# the runtime and execs the real one (same pid: tests kill nbdkit by $!).
+# it or remoca serve does, is found first in $T/preload, a wrapper that runs
+# the real one with the runtime preloaded.  With the runtime in it, nbdkit
+# now and then hangs at exit in libp11-kit's destructor (freelocale waits on
+# glibc's locale lock; seen only under ASan, after the filter's unload has
+# run and written its final stats), so the wrapper passes SIGTERM on and
+# SIGKILLs an nbdkit still there 10 s later, saying so on stderr.
 sanitizer_preload() {
     [ -n "${REMOCA_PRELOAD:-}" ] || return 0
     local real
     real=$(command -v nbdkit) || return 0
-    mkdir -p "$T/bin"
-    printf '#!/bin/sh\nLD_PRELOAD=%s exec %s "$@"\n' "$REMOCA_PRELOAD" "$real" >"$T/bin/nbdkit"
-    chmod +x "$T/bin/nbdkit"
-    PATH=$T/bin:$PATH
+    mkdir -p "$T/preload"
+    cat >"$T/preload/nbdkit" <<WRAPPER
+#!/bin/bash
+# (socket activation names the process that gets the socket: nbdkit's pid)
+( [ -n "\${LISTEN_PID:-}" ] && export LISTEN_PID=\$BASHPID
+  LD_PRELOAD=$REMOCA_PRELOAD exec $real "\$@" ) &
+child=\$!
+stop() {
+    kill -TERM \$child 2>/dev/null
+    for _ in \$(seq 100); do kill -0 \$child 2>/dev/null || exit 0; sleep 0.1; done
+    echo "nbdkit (ASan preload): still running 10 s after SIGTERM: SIGKILL" >&2
+    kill -KILL \$child
+    exit 0
+}
+trap stop TERM INT
+wait \$child
+WRAPPER
+    chmod +x "$T/preload/nbdkit"
+    PATH=$T/preload:$PATH
 }
 
 itest_cleanup() {
