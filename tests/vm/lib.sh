@@ -1,27 +1,39 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # tests/vm/lib.sh: the host side of REMOCA's VM runs, sourced by tests/vm/test_vm.sh,
-# bench/vm.sh and tools/demo.sh (bash).
+# tests/vm/test_vm_vhost.sh, bench/vm.sh and tools/demo.sh (bash).
 #
 # One run is a stack of real processes, each started here, recorded by its pid file and
-# stopped by pid (vm_cleanup, installed as an EXIT trap by vm_init):
+# stopped by pid (vm_cleanup, installed as an EXIT trap by vm_init).  The guest's disk is
+# TAG's, attached one of two ways (VM_DISK, see vm_boot):
 #
 #     QEMU (TCG) guest: tests/vm/init runs the workload named on the kernel command line
-#        | virtio-blk, -drive nbd:unix:TAG.nbd.sock          QMP: TAG.qmp (balloon)
-#        v
-#     nbdkit -U TAG.nbd.sock
-#        [remoca filter]  --- unix socket --->  remoca-memd (MEMD.sock)   only in mode remoca
-#        [delay/latency]  emulated slow disk: hdd = nbdkit delay 8ms, ssd = latency 150us
-#        [stats] [log]    count what reaches the backing store (TAG.stats at exit, TAG.nbdlog)
-#        file plugin      TAG.img (a sparse copy of the data image, so runs never share state)
+#        |                                                  QMP: TAG.qmp (balloon)
+#        |-- VM_DISK=nbd (default): virtio-blk, -drive nbd:unix:TAG.nbd.sock
+#        |   v
+#        |   nbdkit -U TAG.nbd.sock                            (vm_export_start)
+#        |      [remoca filter]  --- unix socket --->  remoca-memd (MEMD.sock)   only in mode remoca
+#        |      [delay/latency]  emulated slow disk: hdd = nbdkit delay 8ms, ssd = latency 150us
+#        |      [stats] [log]    count what reaches the backing store (TAG.stats at exit, TAG.nbdlog)
+#        |      file plugin      TAG.img (a sparse copy of the data image, so runs never share state)
+#        |
+#        `-- VM_DISK=vhost: vhost-user-blk-pci, VM_QUEUES queues (and as many vCPUs), guest RAM a
+#            |  shared memfd the backend maps; -chardev socket TAG.vhost.sock[,reconnect=1]
+#            v
+#            vhost-user-blk backend on TAG.vhost.sock, pid TAG.vhost.pid   (vm_vhost_start)
+#               qsd:    qemu-storage-daemon, the reference: file (O_DIRECT, discard=unmap) TAG.img
+#               remoca: remoca-vhost --disk TAG.img [--servers unix:MEMD.sock]  --stats TAG.vstats
+#            (vm_vhost_kill: SIGKILL, a crash; vm_vhost_start TAG - BACKEND: restart on TAG.img)
 #
 # While the guest runs, vm_boot copies every `RESULT-GUEST` line of the serial console into
 # TAG.steps and appends how many reads (and bytes) had reached the backing store at that
 # moment (from the log filter) and the REMOCA filter's read_blocks and remote_hits (from its
 # stats file, rewritten every second), so a caller can split the counts by workload step
 # (warm-up pass vs. later passes).  The guest idles 1.2 s after each step so the attribution is
-# clean.  Every wait has a timeout; QEMU runs under `timeout`.
+# clean.  A caller can also act while the guest runs (VM_HOOK).  Every wait has a timeout;
+# QEMU runs under `timeout`.
 #
-# Environment: REMOCA_BUILD (build dir: remoca-memd, nbdkit-remoca-filter.so, remoca),
-# REMOCA_SRC (repo).  VM_ACCEL=tcg|kvm overrides the accelerator probe.
+# Environment: REMOCA_BUILD (build dir: remoca-memd, nbdkit-remoca-filter.so, remoca,
+# remoca-vhost), REMOCA_SRC (repo).  VM_ACCEL=tcg|kvm overrides the accelerator probe.
 
 VM_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_PIDFILES=()
@@ -175,21 +187,99 @@ vm_backing() {
          END { printf "%d %.0f\n", n, b }' "$VM_WORK/$1.nbdlog" 2>/dev/null || echo "0 0"
 }
 
+# vm_disk_args TAG MEM_MB: fills vm_boot's arrays `machine` and `disk` for VM_DISK.
+vm_disk_args() {
+    local tag=$1 mem=$2 q=${VM_QUEUES:-1}
+    case ${VM_DISK:-nbd} in
+    nbd)
+        machine+=(-smp 1)
+        disk=(-drive "file=nbd:unix:$VM_WORK/$tag.nbd.sock,format=raw,if=virtio,cache=none") ;;
+    vhost)
+        # the backend reads and writes guest RAM itself: it must be memory it can map
+        machine+=(-smp "$q" -object "memory-backend-memfd,id=mem,size=${mem}M,share=on"
+                  -machine memory-backend=mem)
+        local chr="socket,id=vub0,path=$VM_WORK/$tag.vhost.sock"
+        [ "${VM_RECONNECT:-0}" = 1 ] && chr+=",reconnect=1"
+        disk=(-chardev "$chr" -device "vhost-user-blk-pci,chardev=vub0,num-queues=$q") ;;
+    *) vm_die "unknown VM_DISK ${VM_DISK}" ;;
+    esac
+}
+
+# vm_vhost_start TAG IMAGE BACKEND [QUEUES] [MEMD]
+#   Starts a vhost-user-blk server on TAG.vhost.sock for TAG.img, a sparse copy of IMAGE
+#   (IMAGE "-": TAG.img as it is, to restart a backend after vm_vhost_kill), with QUEUES queues.
+#   BACKEND: qsd    qemu-storage-daemon (the reference): O_DIRECT file, discards punch holes
+#            remoca remoca-vhost; with MEMD, the memory server of vm_memd_start MEMD as its
+#                   remote cache (mode VM_VHOST_MODE, default exclusive), stats in TAG.vstats
+#   Output TAG.vhost.out (appended to across restarts), pid file TAG.vhost.pid.
+vm_vhost_start() {
+    local tag=$1 image=$2 backend=$3 q=${4:-1} memd=${5:-}
+    local sock=$VM_WORK/$tag.vhost.sock pf=$VM_WORK/$tag.vhost.pid img=$VM_WORK/$tag.img
+    rm -f "$sock" "$pf"
+    [ "$image" = - ] || cp --sparse=always "$image" "$img"
+    case $backend in
+    qsd)
+        command -v qemu-storage-daemon >/dev/null || vm_die "qemu-storage-daemon not found (scripts/deps.sh)"
+        qemu-storage-daemon \
+            --blockdev "driver=file,node-name=file0,filename=$img,cache.direct=on,discard=unmap" \
+            --blockdev "driver=raw,node-name=disk,file=file0,discard=unmap" \
+            --export "type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path=$sock,writable=on,num-queues=$q" \
+            >>"$VM_WORK/$tag.vhost.out" 2>&1 & ;;
+    remoca)
+        local args=(--socket "$sock" --disk "$img" --queues "$q" --stats "$VM_WORK/$tag.vstats")
+        if [ -n "$memd" ]; then
+            args+=(--servers "unix:$VM_WORK/$memd.sock" --pool "vm-$tag/vda" --mode "${VM_VHOST_MODE:-exclusive}")
+        else
+            args+=(--mode off)
+        fi
+        "$REMOCA_BUILD/remoca-vhost" "${args[@]}" >>"$VM_WORK/$tag.vhost.out" 2>&1 & ;;
+    *) vm_die "unknown vhost backend $backend" ;;
+    esac
+    echo $! > "$pf"
+    VM_PIDFILES+=("$pf")
+    vm_wait_for "$sock" 10 || vm_die "$backend ($tag) did not start: $(tail -3 "$VM_WORK/$tag.vhost.out")"
+}
+
+# vm_vhost_stop TAG: stops TAG's backend (SIGTERM, as vm_stop).
+vm_vhost_stop() {
+    vm_stop "$VM_WORK/$1.vhost.pid"
+}
+
+# vm_vhost_kill TAG: kills TAG's backend with SIGKILL (a crash) and waits until it is gone.
+vm_vhost_kill() {
+    local pf=$VM_WORK/$1.vhost.pid pid n=0
+    pid=$(cat "$pf")
+    kill -9 "$pid"
+    while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+    { wait "$pid"; } 2>/dev/null || true   # reaped here, quietly (bash would say "Killed")
+    rm -f "$pf"
+}
+
 # vm_boot TAG MEM_MB TIMEOUT_S APPEND [BALLOON_MB]
-#   Boots the guest on TAG's export with MEM_MB of RAM and kernel parameters APPEND; waits for
+#   Boots the guest on TAG's disk with MEM_MB of RAM and kernel parameters APPEND; waits for
 #   it to power off (at most TIMEOUT_S).  If the guest prints BALLOON-REQUEST, the balloon is
 #   set to BALLOON_MB over QMP.  Output: TAG.console, TAG.steps.  Fails on GUEST-ERROR.
+#   Optional settings, as environment of the call (`VM_DISK=vhost VM_QUEUES=2 vm_boot ...`):
+#     VM_DISK=nbd|vhost  the disk: TAG's NBD export (default) or the vhost-user-blk backend on
+#                        TAG.vhost.sock (guest RAM then a share=on memfd, as vhost-user needs)
+#     VM_QUEUES=N        vhost: the device's queues, and the guest's vCPUs (default 1)
+#     VM_RECONNECT=1     vhost: QEMU reconnects to a backend that went away (each second)
+#     VM_REBOOT=1        a guest reboot restarts the guest (default: it ends the run)
+#     VM_HOOK=FUNC       FUNC LINE is called for each new RESULT-GUEST line while the guest runs
 vm_boot() {
     local tag=$1 mem=$2 tmo=$3 append=$4 balloon=${5:-}
     local con=$VM_WORK/$tag.console steps=$VM_WORK/$tag.steps qmp=$VM_WORK/$tag.qmp
     local pf=$VM_WORK/$tag.qemu.pid seen=0 ballooned=0 n line
+    local machine=(-m "$mem") disk=()
+    vm_disk_args "$tag" "$mem"
+    [ "${VM_REBOOT:-0}" = 1 ] || machine+=(-no-reboot)
     rm -f "$con" "$steps" "$qmp"
     : > "$steps"
-    timeout "$tmo" qemu-system-x86_64 -accel "$VM_ACCEL" -m "$mem" -smp 1 \
-        -nodefaults -display none -no-reboot -serial "file:$con" \
+    timeout "$tmo" qemu-system-x86_64 -accel "$VM_ACCEL" "${machine[@]}" \
+        -nodefaults -display none -serial "file:$con" \
         -kernel "$VM_GUEST/vmlinuz" -initrd "$VM_GUEST/initrd.gz" \
         -append "console=ttyS0 quiet $append" \
-        -drive "file=nbd:unix:$VM_WORK/$tag.nbd.sock,format=raw,if=virtio,cache=none" \
+        "${disk[@]}" \
         -device virtio-balloon-pci -qmp "unix:$qmp,server=on,wait=off" \
         >"$VM_WORK/$tag.qemu.out" 2>&1 &
     echo $! > "$pf"
@@ -223,6 +313,10 @@ vm_boot() {
                     while read -r line; do
                         echo "$line backing_reads=${b% *} backing_bytes=${b#* }$r"
                     done >> "$steps"
+                if [ -n "${VM_HOOK:-}" ]; then
+                    while read -r line; do "$VM_HOOK" "$line"; done \
+                        < <(tail -n +$((seen + 1)) "$VM_WORK/$tag.lines")
+                fi
                 seen=$n
             fi
             if [ -n "$balloon" ] && [ $ballooned = 0 ] && grep -aq '^BALLOON-REQUEST' "$con"; then

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # mkguest.sh OUTDIR: builds the REMOCA test guest, reproducibly, from this host's Debian packages.
 #
 #   OUTDIR/vmlinuz    the host's Debian kernel (package linux-image-amd64), copied
@@ -6,6 +7,8 @@
 #                       /init                 tests/vm/init (runs the workload named on the cmdline)
 #                       /bin/*                busybox applets
 #                       /usr/bin/rread        tests/vm/rread.c, built static (random-order reads)
+#                       /usr/bin/blkio        tests/vm/blkio.c, built static (discard, write-zeroes,
+#                                             numbered O_DIRECT records for the vhost tests)
 #                       /usr/bin/*            real host programs the application workloads use
 #                                             (sqlite3, GNU grep/find/sha256sum/tar), with every
 #                                             shared library ldd names copied under /lib*, /usr/lib*
@@ -21,6 +24,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: mkguest.sh OUTDIR}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)   # absolute: the initramfs is packed from inside another directory
 
 kver=$(ls /lib/modules | sort -V | tail -1)
 kernel=/boot/vmlinuz-$kver
@@ -34,7 +38,7 @@ MODULES="virtio_pci virtio_blk virtio_balloon crc32c_generic ext4"
 # workloads should run the real, optimised tools an operator would run).
 PROGRAMS="/usr/bin/sqlite3 /bin/grep /usr/bin/find /usr/bin/sha256sum /bin/tar /usr/bin/xargs"
 
-stamp=$( { cat "$0" "$here/init" "$here/rread.c"; echo "$kver"; ls -l "$kernel" "$busybox";
+stamp=$( { cat "$0" "$here/init" "$here/rread.c" "$here/blkio.c"; echo "$kver"; ls -l "$kernel" "$busybox";
            for p in $PROGRAMS; do ls -lL "$p" 2>/dev/null || echo "missing $p"; done; } | sha256sum | cut -c1-16)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/initrd.gz" ] && [ -f "$out/vmlinuz" ]; then
     exit 0
@@ -98,6 +102,8 @@ done
 # the guest's random-order reader, static so it needs nothing from the initramfs
 ${CC:-cc} -static -O2 -Wall -Wextra -o "$root/usr/bin/rread" "$here/rread.c" ||
     { echo "mkguest: building rread failed (needs gcc and libc6-dev)" >&2; exit 1; }
+${CC:-cc} -static -O2 -Wall -Wextra -o "$root/usr/bin/blkio" "$here/blkio.c" ||
+    { echo "mkguest: building blkio failed (needs gcc and libc6-dev)" >&2; exit 1; }
 
 cp "$here/init" "$root/init"
 chmod +x "$root/init"
