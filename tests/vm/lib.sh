@@ -21,7 +21,8 @@
 #            v
 #            vhost-user-blk backend on TAG.vhost.sock, pid TAG.vhost.pid   (vm_vhost_start)
 #               qsd:    qemu-storage-daemon, the reference: file (O_DIRECT, discard=unmap) TAG.img
-#               remoca: remoca-vhost --disk TAG.img [--servers unix:MEMD.sock]  --stats TAG.vstats
+#               remoca: remoca-vhost --disk TAG.img, --servers unix:MEMD.sock --mode exclusive
+#                       (VM_VHOST_MODE) or, without a memory server, --mode off; --stats TAG.vstats
 #            (vm_vhost_kill: SIGKILL, a crash; vm_vhost_start TAG - BACKEND: restart on TAG.img)
 #
 # While the guest runs, vm_boot copies every `RESULT-GUEST` line of the serial console into

@@ -8,7 +8,12 @@
 #                                                                          (a copy of a 128 MiB
 #                                                                          pseudo-random image)
 # Two QEMU runs of tests/vm/init's workload "vhost" (its header lists where each step writes):
-#   run a: 1 queue, 1 vCPU, reboot allowed: data, discard, reboot
+#   run a: 1 queue, 1 vCPU, reboot allowed: thrash, data, discard, thrash, reboot
+#     thrash    the whole disk read twice, buffered (more than the guest caches: with remoca,
+#               through the remote cache), sha256 per 8 MiB: equal in both passes, and equal to
+#               the image's (the first: the original image; the second, after the writes and
+#               discards: the final image but for the chunks the reboot step writes); with
+#               remoca, the memory server must have served hits
 #     data      4 MiB written buffered, 4 MiB O_DIRECT; read back from the page cache, buffered
 #               and O_DIRECT: all checksums equal in the guest, and equal to the image's
 #     discard   BLKDISCARD, BLKZEROOUT (512-byte aligned, not 4 KiB aligned: the sectors just
@@ -24,7 +29,8 @@
 #               restarted 1 s later; QEMU reconnects.  Every record up to the last one the guest
 #               saw complete is on the image, the next ones are zero or the record (sector by
 #               sector), no read returned a wrong byte, the writers stalled across the kill and
-#               went on after it.  VHOST_KILL=0 leaves the kill out.
+#               went on after it.  VHOST_KILL=0 leaves the kill out; REC_S (default 10, at
+#               least 6) is how long the writers run.
 #   Both runs: the image's bytes outside the written ranges equal the original's.
 # Each check prints "ok: ..." or "FAIL: ..."; exit 1 if any failed, 77 (skipped) when the
 # backend is not there.
@@ -73,7 +79,7 @@ guest_ok() {
     line=$(grep -a "^RESULT-GUEST wl=vhost step=$2 " "$work/$1.console" | tr -d '\r' | grep -a -- "${3:-}" | head -1)
     if [ -z "$line" ]; then bad "$1: guest printed no $2 ${3:-}"; return; fi
     case " $line " in
-        *" ok=1 "*) ok "$1: guest $2 ${3:-}: ${line#*step=$2 }" ;;
+        *" ok=1 "*) line=${line#*step=$2 }; ok "$1: guest $2 ${3:-}: ${line:0:100}" ;;
         *) bad "$1: guest $2 ${3:-}: ${line#*step=$2 }" ;;
     esac
 }
@@ -114,7 +120,7 @@ boot() {
     VM_DISK=vhost VM_QUEUES=$q vm_boot "$tag" "$MEM" 150 \
         "vm.wl=vhost vm.steps=$steps vm.rec_s=${REC_S:-10}" || rc=$?
     echo "run $tag ($steps): $(($(date +%s) - t0)) s, QEMU start to power-off"
-    grep -a '^RESULT-GUEST\|^GUEST-ERROR\|^guest:' "$work/$tag.console" | tr -d '\r' | sed 's/^/  /'
+    grep -a '^RESULT-GUEST\|^GUEST-ERROR\|^guest:' "$work/$tag.console" | tr -d '\r' | cut -c1-200 | sed 's/^/  /'
     vm_vhost_stop "$tag"
     if [ $rc != 0 ]; then
         bad "$tag: the guest run failed; console and backend output:"
@@ -128,7 +134,7 @@ echo "backend $backend, accelerator $VM_ACCEL, $(nproc) host CPUs"
 T0=$(date +%s)
 
 # --- run a: data, discard, reboot ----------------------------------------------------------
-if VM_REBOOT=1 boot a 1 data,discard,reboot; then
+if VM_REBOOT=1 boot a 1 thrash,data,discard,thrash,reboot; then
     boots=$(grep -ac 'step=boot ' "$work/a.console" || true)
     [ "$boots" = 2 ] && ok "a: the guest booted twice (reboot -f, same QEMU)" || bad "a: $boots boots, expected 2"
     for st in data-buffered data-direct limits; do guest_ok a $st; done
@@ -151,6 +157,25 @@ if VM_REBOOT=1 boot a 1 data,discard,reboot; then
     img_eq a "written before the reboot, buffered" $((26 * M)) $((2 * M)) "$(val a reboot written2)"
     head -c 9 "$work/a.img" | grep -q '^RMCMARK1 ' && ok "a: image has the reboot marker" || bad "a: no reboot marker on the image"
     img_untouched a "9+1 14+10 28+100"
+    for n in 1 2; do
+        guest_ok a thrash "n=$n "
+        gs=$(val a thrash sums "n=$n ") is=
+        [ $n = 1 ] && img=$data || img=$work/a.img
+        for i in $(seq 0 $((DISK_MB / 8 - 1))); do is+=$(isum a $((i * 8 * M)) $((8 * M)) "$img" | cut -c1-16),; done
+        if [ $n = 2 ]; then   # chunks 0 and 3 were written after it (marker, reboot data)
+            gs=$(echo "$gs" | awk -F, -v OFS=, '{ $1 = "x"; $4 = "x"; print }')
+            is=$(echo "$is" | awk -F, -v OFS=, '{ $1 = "x"; $4 = "x"; print }')
+        fi
+        [ "$gs" = "$is" ] && ok "a: thrash $n: the guest read the image's bytes ($((DISK_MB / 8)) chunks of 8 MiB)" ||
+            bad "a: thrash $n: guest chunk sums $gs, image $is"
+    done
+    if [ -n "$memd" ]; then
+        vm_memd_stats "$memd" > "$work/memd.kv"
+        puts=$(vm_kv "$work/memd.kv" server.puts) hits=$(vm_kv "$work/memd.kv" server.hits)
+        [ "${puts:-0}" -gt 0 ] && [ "${hits:-0}" -gt 0 ] &&
+            ok "a: the remote cache was in the path: memd puts=$puts hits=$hits" ||
+            bad "a: the remote cache was not used: memd puts=${puts:-?} hits=${hits:-?}"
+    fi
 fi
 
 # --- run b: multiqueue, records across a backend kill ----------------------------------------
