@@ -250,9 +250,11 @@ vm_vhost_stop() {
 vm_vhost_kill() {
     local pf=$VM_WORK/$1.vhost.pid pid n=0
     pid=$(cat "$pf")
-    kill -9 "$pid"
-    while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-    { wait "$pid"; } 2>/dev/null || true   # reaped here, quietly (bash would say "Killed")
+    {   # quietly: bash reports a killed job ("Killed ...") on stderr when it notices
+        kill -9 "$pid"
+        while kill -0 "$pid" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+        wait "$pid" || true
+    } 2>/dev/null
     rm -f "$pf"
 }
 
