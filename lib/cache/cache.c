@@ -1,5 +1,6 @@
 /* Cache engine: read, write, trim, zero and flush hooks over a backing disk,
- * with an inclusive remote cache of 4 KiB blocks (include/remoca/cache.h).
+ * with a remote cache of 4 KiB blocks, inclusive or exclusive (the guest page
+ * hooks of lib/cache/pages.c; include/remoca/cache.h).
  *
  * A read of [offset, offset+count):
  *
@@ -17,6 +18,8 @@
  *      maximal contiguous runs, one pread per run;
  *   4. each missed whole block is put (inclusive fill) if its stripe passed
  *      the race rule, ordering the put under the stripe lock.
+ * In exclusive mode step 2 takes (a hit leaves the remote tier) and step 4 is
+ * skipped: blocks enter by eviction puts (lib/cache/pages.c).
  *
  * A write/trim/zero: begin on every stripe unit it touches, the disk op, end
  * on every unit (write-update: put the new whole blocks under the lock), then
@@ -75,6 +78,36 @@
  *    connection, and the server executes it after every earlier request and
  *    before that one (include/remoca/fill_ring.h): the order of a PUT frame
  *    written at that moment, so "ordered under the lock" above means the same.
+ *  - Exclusive mode (lib/cache/pages.c): no fills and no write-updates; data
+ *    reach the server only through eviction puts, reads take instead of get,
+ *    and every write orders the delete of each unit under that unit's lock at
+ *    its end (not after the last end).  Claim E: every put of B is ordered
+ *    carrying the disk's current data of B.  An eviction put of B from guest
+ *    page P carries a copy of P whose XXH3 equals that of data D that P
+ *    received, recorded with a gen g: (r) a read R delivered D into P, and g
+ *    is R's snapshot (writers == 0) taken before its disk read or its take;
+ *    (w) a write W wrote D from P, and g is the gen W left at its end, kept
+ *    only if W was alone on the stripe (writers == 1 and gen still W's begin
+ *    value, as for a write-update).  The put is ordered under the stripe lock
+ *    only if still gen == g and writers == 0: no write to the stripe began or
+ *    ended since g.  So D is the disk's data at the put if it was at g.
+ *    (r, disk) as (a) for a fill: every write that ended before g had its
+ *    disk op complete before R's read began.  (r, take) a write W' that ended
+ *    before g ordered its delete under the lock at its end, hence before g,
+ *    hence before the take, which is ordered after g (a take is never a
+ *    one-sided read); every put of B ordered after that delete carried the
+ *    disk's data at its ordering time (E, by induction over the puts of B in
+ *    their order), and no write was in progress at g: the take returns the
+ *    disk's data at g or nothing.  (Without the delete under the lock, R could
+ *    snapshot between W''s end and W''s delete, take the data before W', and
+ *    put them back after W''s delete.)  (w) no other write touched the stripe
+ *    during W, so the disk holds D at W's end.  A copy that hashes to D is D
+ *    (a 64-bit hash collision is the one case this does not cover).  Then,
+ *    as in (d), a later write's delete is ordered after the put and removes
+ *    it, so S holds with eviction puts; and a take, like a get, only reads
+ *    what S allows.  The block map (newest page per block) and the directory
+ *    only decide which pages are worth hashing and which blocks a lookup;
+ *    neither carries correctness.
  * Reads concurrent with an unacknowledged write may see either version, as
  * with any disk.
  */
@@ -85,28 +118,9 @@
 #include <string.h>
 
 #include "remoca/cache.h"
-#include "dir.h"
-#include "gen.h"
+#include "engine.h"
 
 #define BATCH 256u /* blocks per remote get / put call */
-#define BS REMOCA_CACHE_BLOCK
-
-/* Counters, in the order of struct remoca_cache_stats (all uint64_t). */
-#define NSTATS (sizeof(struct remoca_cache_stats) / sizeof(uint64_t))
-
-struct remoca_cache {
-    uint64_t size;    /* bytes */
-    uint64_t nblocks; /* whole blocks: the cacheable ones */
-    enum remoca_write_policy write;
-    const struct remoca_remote_ops *r;
-    void *rctx;
-    struct remoca_dir dir;
-    struct gen_table gens;
-    _Atomic uint64_t st[NSTATS];
-};
-
-#define STAT(field) (offsetof(struct remoca_cache_stats, field) / sizeof(uint64_t))
-#define COUNT(c, field, n) atomic_fetch_add_explicit(&(c)->st[STAT(field)], (n), memory_order_relaxed)
 
 struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *o, char *err, size_t errlen)
 {
@@ -118,13 +132,41 @@ struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *o, char *e
         snprintf(err, errlen, "cache: unknown write policy %d", (int)o->write);
         return NULL;
     }
+    bool excl = o->mode == REMOCA_MODE_EXCLUSIVE;
+    if (o->mode != REMOCA_MODE_INCLUSIVE && !excl) {
+        snprintf(err, errlen, "cache: unknown mode %d", (int)o->mode);
+        return NULL;
+    }
+    if (excl && !o->remote->take) {
+        snprintf(err, errlen, "cache: exclusive mode needs a remote take");
+        return NULL;
+    }
+    if (excl && o->write != REMOCA_WRITE_INVALIDATE) {
+        /* A write-update put would keep a second copy of what the guest holds. */
+        snprintf(err, errlen, "cache: exclusive mode caches writes by eviction, not update");
+        return NULL;
+    }
+    if (excl && (o->guest_pages == 0 || o->guest_pages > EVICT_MAX_PAGES)) {
+        snprintf(err, errlen, "cache: exclusive mode needs 0 < guest_pages <= %llu",
+                 (unsigned long long)EVICT_MAX_PAGES);
+        return NULL;
+    }
     struct remoca_cache *c = calloc(1, sizeof *c);
     if (!c) goto oom;
     c->size = o->disk_size;
     c->nblocks = o->disk_size / BS;
     c->write = o->write;
+    c->mode = o->mode;
     c->r = o->remote;
     c->rctx = o->remote_ctx;
+    if (evict_init(&c->ev, excl ? o->guest_pages : 0)) {
+        evict_destroy(&c->ev);
+        free(c);
+        snprintf(err, errlen, "cache: out of memory for %llu guest pages",
+                 (unsigned long long)o->guest_pages);
+        return NULL;
+    }
+    atomic_store(&c->st[STAT(evict_map_bytes)], evict_bytes(c->ev.npages));
     if (dir_init(&c->dir, c->nblocks)) goto oom;
     if (gen_init(&c->gens)) goto oom;
     if (!o->no_reset && c->r->reset) c->r->reset(c->rctx);
@@ -141,6 +183,7 @@ void remoca_cache_free(struct remoca_cache *c)
     if (!c) return;
     dir_destroy(&c->dir);
     gen_destroy(&c->gens);
+    evict_destroy(&c->ev);
     free(c);
 }
 
@@ -171,10 +214,16 @@ static int backing_pread(struct remoca_cache *c, const struct remoca_backing *b,
     return 0;
 }
 
-/* Step 2: one get per window of <= BATCH blocks spanning candidates. */
+/* Step 2: one get per window of <= BATCH blocks spanning candidates.
+ * Exclusive mode takes instead (the block is in the guest now): the bits of
+ * the candidates are cleared before the take, so that an eviction put of one
+ * of them ordered meanwhile keeps its bit; and a take's hit is used even where
+ * the bit was clear, since the take removed it (by S it is no older than any
+ * write acknowledged before the read began). */
 static void fetch_remote(struct remoca_cache *c, char *blk0, uint64_t fb, uint64_t n,
                          const uint64_t *cand, uint64_t *have)
 {
+    bool take = c->mode == REMOCA_MODE_EXCLUSIVE;
     uint64_t hits[BATCH / 64];
     uint64_t i = 0;
     while (i < n) {
@@ -185,22 +234,35 @@ static void fetch_remote(struct remoca_cache *c, char *blk0, uint64_t fb, uint64
             if (bit(cand, j)) we = j + 1;
         memset(hits, 0, sizeof hits);
         COUNT(c, remote_gets, 1);
-        c->r->get(c->rctx, fb + ws, (uint32_t)(we - ws), blk0 + ws * BS, hits);
+        if (take) {
+            for (uint64_t j = ws; j < we; j++)
+                if (bit(cand, j)) dir_test_clear(&c->dir, fb + j);
+            c->r->take(c->rctx, fb + ws, (uint32_t)(we - ws), blk0 + ws * BS, hits);
+        } else {
+            c->r->get(c->rctx, fb + ws, (uint32_t)(we - ws), blk0 + ws * BS, hits);
+        }
         uint64_t nh = 0, nm = 0, nl = 0;
         for (uint64_t j = ws; j < we; j++) {
-            if (!bit(cand, j)) continue; /* answered but not trusted: read from disk */
+            if (!bit(cand, j)) {
+                if (take && bit(hits, j - ws)) { /* taken: ours now */
+                    setbit(have, j);
+                    nh++;
+                }
+                continue; /* a get's answer is not trusted: read from disk */
+            }
             nl++;
             if (bit(hits, j - ws)) {
                 setbit(have, j);
                 nh++;
             } else {
-                dir_test_clear(&c->dir, fb + j); /* evicted: forget it */
+                if (!take) dir_test_clear(&c->dir, fb + j); /* evicted: forget it */
                 nm++;
             }
         }
         COUNT(c, remote_lookups, nl);
         COUNT(c, remote_hits, nh);
         COUNT(c, remote_misses, nm);
+        if (take) COUNT(c, takes, nh);
         i = we;
     }
 }
@@ -226,13 +288,24 @@ static void fill_run(struct remoca_cache *c, const char *blk0, uint64_t fb, uint
     pthread_mutex_unlock(&s->lock);
 }
 
+/* In exclusive mode a plain read (the NBD-style hook; remoca-vhost for
+ * requests that are not whole guest pages) takes its hits and does not fill
+ * its misses, like remoca_cache_read_pages, but records no page association:
+ * a block it took is cached by nobody once the guest drops it (a later miss),
+ * where a get would have left a second copy in the remote tier. */
 int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, void *buf,
                       uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+    COUNT(c, reads, 1);
+    return cache_read_blocks(c, b, buf, count, offset, flags, err, NULL);
+}
+
+int cache_read_blocks(struct remoca_cache *c, const struct remoca_backing *b, void *buf,
+                      uint32_t count, uint64_t offset, uint32_t flags, int *err, uint64_t *gens)
 {
     char *p = buf;
     uint64_t end = offset + count;
     *err = 0;
-    COUNT(c, reads, 1);
     if (count == 0) return 0;
 
     /* Whole blocks inside the request and inside the disk: [fb, lb). */
@@ -262,8 +335,10 @@ int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, vo
     }
     uint64_t *cand = mem, *have = mem + words, *snap = mem + 2 * words;
 
-    /* 1. Snapshots before any disk read starts. */
+    /* 1. Snapshots before any disk read (or take) starts. */
     for (uint64_t u = 0; u < nunits; u++) snap[u] = gen_snapshot(&c->gens, u0 + u);
+    if (gens)
+        for (uint64_t i = 0; i < n; i++) gens[i] = snap[gen_unit(fb + i) - u0];
 
     /* 2. Remote lookups for the blocks the directory says may be remote. */
     bool any = false;
@@ -296,8 +371,10 @@ int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, vo
         pos = run;
     }
 
-    /* 4. Fills: runs of missed blocks, one put per run within a unit. */
+    /* 4. Fills: runs of missed blocks, one put per run within a unit
+     * (inclusive mode only: exclusive blocks enter by eviction). */
     uint64_t nmiss = 0;
+    bool fill = c->mode == REMOCA_MODE_INCLUSIVE;
     for (uint64_t i = 0; i < n;) {
         if (bit(have, i)) {
             i++;
@@ -306,7 +383,7 @@ int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, vo
         uint64_t unit = gen_unit(fb + i);
         uint64_t j = i + 1;
         while (j < n && !bit(have, j) && gen_unit(fb + j) == unit && j - i < BATCH) j++;
-        fill_run(c, blk0, fb, i, j, snap[unit - u0]);
+        if (fill) fill_run(c, blk0, fb, i, j, snap[unit - u0]);
         nmiss += j - i;
         i = j;
     }
@@ -319,8 +396,6 @@ fail:
 }
 
 /* ---- writes, trims, zeroes -------------------------------------------- */
-
-enum wop { OP_WRITE, OP_TRIM, OP_ZERO };
 
 /* Blocks [a, z) of unit touched by [tb, te). */
 static void unit_range(uint64_t unit, uint64_t tb, uint64_t te, uint64_t *a, uint64_t *z)
@@ -355,8 +430,9 @@ static void update_unit(struct remoca_cache *c, const char *buf, uint64_t offset
     COUNT(c, updates, lb - fb);
 }
 
-static int modify(struct remoca_cache *c, const struct remoca_backing *b, enum wop op,
-                  const void *buf, uint32_t count, uint64_t offset, uint32_t flags, int *err)
+int cache_modify(struct remoca_cache *c, const struct remoca_backing *b, enum wop op,
+                 const void *buf, uint32_t count, uint64_t offset, uint32_t flags, int *err,
+                 uint64_t *gens)
 {
     uint64_t end = offset + count;
     int r;
@@ -384,25 +460,30 @@ static int modify(struct remoca_cache *c, const struct remoca_backing *b, enum w
     if (r == -1 && !*err) *err = EIO;
 
     bool update = op == OP_WRITE && r == 0 && c->write == REMOCA_WRITE_UPDATE;
+    /* Exclusive mode orders each unit's delete under its lock, at the end:
+     * a take after a snapshot then executes after the delete of every write
+     * that ended before the snapshot (the proof at the top, eviction puts). */
+    bool locked = update || c->mode == REMOCA_MODE_EXCLUSIVE;
     for (uint64_t u = 0; u < nunits; u++) {
         struct gen_stripe *s = gen_stripe(&c->gens, u0 + u);
         pthread_mutex_lock(&s->lock);
         bool alone = s->writers == 1 && s->gen == mine[u];
         s->writers--;
         s->gen++;
-        if (update) { /* per unit, under the lock */
-            uint64_t a, z;
-            unit_range(u0 + u, tb, te, &a, &z);
-            if (alone)
-                update_unit(c, buf, offset, end, a, z);
-            else
-                invalidate(c, a, z);
-        }
+        uint64_t a, z;
+        unit_range(u0 + u, tb, te, &a, &z);
+        if (gens) /* a write's data are the disk's at this gen only if alone */
+            for (uint64_t k = a; k < z; k++)
+                gens[k - tb] = alone && r == 0 && op == OP_WRITE ? s->gen : GEN_NONE;
+        if (update && alone) /* per unit, under the lock */
+            update_unit(c, buf, offset, end, a, z);
+        else if (locked)
+            invalidate(c, a, z);
         pthread_mutex_unlock(&s->lock);
     }
     /* Write-invalidate: one delete for the whole range, ordered after every
      * unit's end (see the proof at the top) and before the acknowledgement. */
-    if (!update && tb < te) invalidate(c, tb, te);
+    if (!locked && tb < te) invalidate(c, tb, te);
     if (mine != stack) free(mine);
     if (r == -1) COUNT(c, errors, 1);
     return r;
@@ -412,21 +493,21 @@ int remoca_cache_write(struct remoca_cache *c, const struct remoca_backing *b, c
                        uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
     COUNT(c, writes, 1);
-    return modify(c, b, OP_WRITE, buf, count, offset, flags, err);
+    return cache_modify(c, b, OP_WRITE, buf, count, offset, flags, err, NULL);
 }
 
 int remoca_cache_trim(struct remoca_cache *c, const struct remoca_backing *b, uint32_t count,
                       uint64_t offset, uint32_t flags, int *err)
 {
     COUNT(c, trims, 1);
-    return modify(c, b, OP_TRIM, NULL, count, offset, flags, err);
+    return cache_modify(c, b, OP_TRIM, NULL, count, offset, flags, err, NULL);
 }
 
 int remoca_cache_zero(struct remoca_cache *c, const struct remoca_backing *b, uint32_t count,
                       uint64_t offset, uint32_t flags, int *err)
 {
     COUNT(c, zeroes, 1);
-    return modify(c, b, OP_ZERO, NULL, count, offset, flags, err);
+    return cache_modify(c, b, OP_ZERO, NULL, count, offset, flags, err, NULL);
 }
 
 int remoca_cache_flush(struct remoca_cache *c, const struct remoca_backing *b, uint32_t flags,
@@ -449,6 +530,8 @@ static const char *const stat_names[] = {
     "remote_misses", "misses",      "backing_reads",  "backing_blocks", "fills",
     "fills_skipped", "writes",      "trims",          "zeroes",        "flushes",
     "invalidations", "updates",     "errors",         "remote_errors",
+    "evictions_inferred", "evictions_verified", "evictions_mismatched", "evictions_stale",
+    "eviction_puts", "takes", "evict_map_bytes",
 };
 _Static_assert(sizeof stat_names / sizeof stat_names[0] == NSTATS,
                "stat_names out of step with struct remoca_cache_stats");

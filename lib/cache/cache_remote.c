@@ -3,7 +3,9 @@
  * The engine only needs four verbs (include/remoca/cache.h); the client core
  * (include/remoca/client.h) provides them with the ordering guarantee the
  * engine's proof depends on: no-wait puts and deletes are ordered on their
- * connection when the call returns.  Inclusive caching: gets never take.
+ * connection when the call returns.  get never takes; take (exclusive mode)
+ * is remoca_get with take=true, which always goes over the wire, behind every
+ * put and delete of its keys ordered before it (never a one-sided read).
  */
 #include "remoca/cache.h"
 #include "remoca/client.h"
@@ -11,6 +13,11 @@
 static unsigned cr_get(void *ctx, uint64_t key, uint32_t count, void *pages, uint64_t *hits)
 {
     return remoca_get(ctx, key, count, pages, hits, false);
+}
+
+static unsigned cr_take(void *ctx, uint64_t key, uint32_t count, void *pages, uint64_t *hits)
+{
+    return remoca_get(ctx, key, count, pages, hits, true);
 }
 
 static int cr_put(void *ctx, uint64_t key, uint32_t count, const void *pages)
@@ -30,4 +37,5 @@ const struct remoca_remote_ops remoca_client_remote_ops = {
     .put = cr_put,
     .del = cr_del,
     .reset = cr_reset,
+    .take = cr_take,
 };

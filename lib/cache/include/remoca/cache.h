@@ -1,7 +1,8 @@
-/* libremoca cache engine: a remote, inclusive, write-through block cache in
- * front of a backing disk.  Front ends (the nbdkit filter; later remoca-vhost) call
- * its hooks for every guest request; the engine decides what comes from remote
- * memory, what from the backing disk, and what must be inserted or invalidated.
+/* libremoca cache engine: a remote, write-through block cache in front of a
+ * backing disk, inclusive or (with eviction inference) exclusive.  Front ends
+ * (the nbdkit filter; remoca-vhost) call its hooks for every guest request;
+ * the engine decides what comes from remote memory, what from the backing
+ * disk, and what must be inserted or invalidated.
  *
  *   front end (one per virtual disk, many threads)
  *        │ remoca_cache_read / write / trim / zero / flush
@@ -10,9 +11,10 @@
  *   │ directory: 1 bit per 4 KiB block, "may be remote"      (lib/dir.c)     │
  *   │ generation stripes: gen + writers per stripe, the fill race rule       │
  *   │                                                        (lib/gen.c)     │
+ *   │ page and block maps: exclusive mode                    (lib/evict.c)   │
  *   │ stats: atomic counters                                 (lib/cache.c)   │
  *   └─────────┬───────────────────────────────────────────────┬──────────────┘
- *             │ struct remoca_remote_ops (get/put/del/reset)  │ struct remoca_backing_ops
+ *             │ remoca_remote_ops (get/put/del/reset/take)    │ struct remoca_backing_ops
  *             ▼                                               ▼ (per call: pread/pwrite/...)
  *   libremoca client (lib/cache_remote.c binds it)      backing disk (nbdkit next, a file)
  *   or an in-memory fake in unit tests
@@ -54,6 +56,10 @@ struct remoca_remote_ops {
     int (*del)(void *ctx, uint64_t key, uint64_t count);
     /* Drop every page of the pool (waits).  0 or -1. */
     int (*reset)(void *ctx);
+    /* Like get, and each hit is removed from the pool (exclusive mode; may
+     * be NULL in an inclusive cache).  A take is ordered like a put: it
+     * executes after every put and delete of its keys ordered before it. */
+    unsigned (*take)(void *ctx, uint64_t key, uint32_t count, void *pages, uint64_t *hits);
 };
 
 /* The backing disk, per call (the nbdkit filter passes its per-connection
@@ -78,12 +84,19 @@ enum remoca_write_policy {
     REMOCA_WRITE_UPDATE = 1,     /* a write puts its new full blocks */
 };
 
+enum remoca_cache_mode {
+    REMOCA_MODE_INCLUSIVE = 0, /* a miss inserts, a hit keeps (default) */
+    REMOCA_MODE_EXCLUSIVE,     /* eviction inference: see "exclusive mode" below */
+};
+
 struct remoca_cache_opts {
-    uint64_t disk_size;                  /* bytes; any value */
-    enum remoca_write_policy write;      /* default invalidate */
+    uint64_t disk_size;             /* bytes; any value */
+    enum remoca_write_policy write; /* default invalidate; exclusive needs invalidate */
     const struct remoca_remote_ops *remote;
     void *remote_ctx;
-    bool no_reset;                       /* don't reset the pool at creation */
+    bool no_reset;              /* don't reset the pool at creation */
+    enum remoca_cache_mode mode; /* exclusive needs remote->take */
+    uint64_t guest_pages;       /* exclusive: bound of the page map (> 0, < 2^32) */
 };
 
 struct remoca_cache_stats {
@@ -106,6 +119,14 @@ struct remoca_cache_stats {
     uint64_t updates;        /* blocks put by write-update */
     uint64_t errors;         /* backing errors returned to the caller */
     uint64_t remote_errors;  /* remote put/del calls that reported a drop */
+    /* exclusive mode (appended: the order above stays) */
+    uint64_t evictions_inferred;   /* associated pages about to be overwritten by a read */
+    uint64_t evictions_verified;   /* ... whose copy still hashed to the block's data */
+    uint64_t evictions_mismatched; /* ... whose copy did not (the guest reused the page) */
+    uint64_t evictions_stale;      /* ... dropped unhashed: a newer page holds the block */
+    uint64_t eviction_puts;        /* verified evictions put (stripe unchanged, put sent) */
+    uint64_t takes;                /* blocks taken out of the remote tier by reads */
+    uint64_t evict_map_bytes;      /* memory of the page and block maps (a gauge) */
 };
 
 /* Creates an engine; resets the remote pool unless opts->no_reset.  NULL with
@@ -138,6 +159,60 @@ size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char
                                  char *buf, size_t len);
 /* Blocks the directory currently marks as maybe remote. */
 uint64_t remoca_cache_dir_count(const struct remoca_cache *c);
+
+/* ---- exclusive mode: guest pages and eviction inference ----------------
+ *
+ * A front end that writes read data straight into guest memory (remoca-vhost)
+ * can tell the engine which guest page receives which block.  The engine then
+ * caches exclusively (docs/design.md, "Eviction inference"): a block enters
+ * the remote cache when the guest drops it from its page cache, a remote hit
+ * takes it out again.  The engine keeps, bounded by guest RAM (lib/cache/evict.c):
+ *
+ *   page map:  guest page index P ──▶ (block X, XXH3 of X's data as delivered,
+ *                                      stripe generation when delivered)
+ *   block map: block X ──▶ newest page P that received X
+ *
+ * 32 bytes per guest page (24 in the page map, 2 slots of 4 in the block map):
+ * 8 MiB for 1 GiB of guest RAM, 0.8%; stats line evict_map_bytes.
+ *
+ * When a read is about to overwrite page P that holds X, the guest has evicted
+ * X and reused P: if the block map still says P for X, no write to X's stripe
+ * began since (generation rule, contract 3) and a copy of P still hashes to the
+ * recorded hash, the copy is put as X (ordered under the stripe lock) before
+ * the read lands in P; otherwise the association is dropped (a miss later).
+ * A read that hits takes the block (it is in the guest now); a miss is not
+ * inserted.  A write from page P to X makes P hold X's new data.  Writes, trims
+ * and zeroes invalidate as in inclusive mode.  Requests that are not whole
+ * blocks inside the disk (unaligned, the partial last block) go through
+ * remoca_cache_read / _write and record nothing; plain remoca_cache_read in
+ * exclusive mode takes its hits too (see lib/cache/cache.c).
+ *
+ * A page is named by a dense index in [0, guest_pages) that the front end
+ * derives from its memory table, plus where it is mapped now.  The front end
+ * calls remoca_cache_pages_reset() whenever its memory table changes.
+ */
+struct remoca_guest_page {
+    uint64_t index; /* dense page index, < guest_pages */
+    void *host;     /* the 4 KiB page, mapped in this process */
+};
+
+/* Whole-block requests whose every 4 KiB block is one guest page: offset is
+ * block-aligned, pages[i] receives (or holds) block offset/4096 + i.
+ * Same results and errors as remoca_cache_read / _write; in a cache without
+ * exclusive mode they behave exactly like those (through a bounce buffer).
+ * A page index >= guest_pages fails the request with EINVAL before any
+ * memory is touched.  Thread-safe, like every hook. */
+int remoca_cache_read_pages(struct remoca_cache *c, const struct remoca_backing *b,
+                            const struct remoca_guest_page *pages, uint32_t npages,
+                            uint64_t offset, uint32_t flags, int *err);
+int remoca_cache_write_pages(struct remoca_cache *c, const struct remoca_backing *b,
+                             const struct remoca_guest_page *pages, uint32_t npages,
+                             uint64_t offset, uint32_t flags, int *err);
+/* Forget every page association (the guest's memory changed: reboot,
+ * reconnect, a new memory table); guest_pages is the new bound (0: no pages;
+ * < 2^32).  0, or -1 with errno (ENOMEM: the maps are then empty, bound 0;
+ * EINVAL).  Does nothing in an inclusive cache. */
+int remoca_cache_pages_reset(struct remoca_cache *c, uint64_t guest_pages);
 
 /* Remote ops bound to a libremoca client (lib/cache_remote.c): pass
  * &remoca_client_remote_ops and the client as remote_ctx. */
