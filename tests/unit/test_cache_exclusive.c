@@ -225,6 +225,33 @@ static void test_concurrent_writer_blocks(void **state)
     fx_free(x);
 }
 
+/* Two overlapping writes to X, from pages 0 and 1: the second runs inside
+ * the first's pwrite, so the disk ends with the second's data while the
+ * first ends last.  Neither was alone on the stripe: neither page may be put
+ * as X later (page 0 would put data the disk no longer has). */
+static void hook_nested_write(struct fake_disk *d, uint64_t off, uint32_t len)
+{
+    write_page(fx_g, 5, 1, 0xb2);
+}
+
+static void test_overlapping_writes_not_recorded(void **state)
+{
+    struct fx *x = fx_new(1 << 20);
+    x->d->in_pwrite = hook_nested_write;
+    write_page(x, 5, 0, 0xa1);
+    assert_int_equal((unsigned char)x->d->bytes[5 * BS], 0xb2);
+    read_page_check(x, 9, 0);
+    read_page_check(x, 10, 1);
+    assert_false(fr_has(x->r, 5));
+    assert_int_equal(stats(x).evictions_inferred, 0); /* nothing was recorded */
+    /* A write alone is recorded: its page is put when reused. */
+    write_page(x, 5, 2, 0xc3);
+    read_page_check(x, 11, 2);
+    assert_true(fr_has(x->r, 5));
+    remote_not_stale(x, 5);
+    fx_free(x);
+}
+
 /* X read into P, then into Q: only Q is X's page. */
 static void test_newest_page(void **state)
 {
@@ -646,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_mismatch_not_put),
         cmocka_unit_test(test_write_after_read_no_put),
         cmocka_unit_test(test_concurrent_writer_blocks),
+        cmocka_unit_test(test_overlapping_writes_not_recorded),
         cmocka_unit_test(test_newest_page),
         cmocka_unit_test(test_hit_takes),
         cmocka_unit_test(test_pages_reset),
