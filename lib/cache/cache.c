@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Cache engine: read, write, trim, zero and flush hooks over a backing disk,
  * with a remote cache of 4 KiB blocks, inclusive or exclusive (the guest page
- * hooks of lib/cache/pages.c; include/remoca/cache.h).
+ * hooks of lib/cache/pages.c; lib/cache/include/remoca/cache.h).
  *
  * A read of [offset, offset+count):
  *
@@ -54,7 +55,7 @@
  *    block whose bit is clear is ignored even if the server answers it.
  *  - Lost requests: the client tears down a connection on which a request
  *    failed and resets the pool before using it again (contract 4).
- *  - One-sided reads (a co-located memd --shm, lib/client_shm.c): a get then
+ *  - One-sided reads (a co-located memd --shm, lib/client/client_shm.c): a get then
  *    copies from the server's memory instead of going behind the earlier
  *    requests on the wire, so it sees the server's state at the moment of
  *    its copy, and "ordered" alone is no longer enough for W's delete D.
@@ -62,7 +63,7 @@
  *    its answer is read, D counts as pending on its connection for each of
  *    its keys (in the key's stripe, or globally for a wide D), and a get
  *    frame with an invalidation pending for any of its keys is sent over
- *    the wire instead (lib/client_ops.c, above remoca_delete; gets of other
+ *    the wire instead (lib/client/client_ops.c, above remoca_delete; gets of other
  *    keys stay one-sided).  So a read R of B that starts after W's
  *    acknowledgement either goes behind D on the wire, as without one-sided
  *    reads, or copies after D was executed (its answer read) or after a
@@ -71,12 +72,12 @@
  *    By (d), a put of data older than W was executed before D, so at R's
  *    copy the server's memory holds nothing older than W for B; a copy that
  *    raced with the server changing the slot is rejected by the slot's
- *    seqlock (include/remoca/shm.h), so every hit is one page exactly as the
+ *    seqlock (lib/wire/include/remoca/shm.h), so every hit is one page exactly as the
  *    server held it.  A put not yet executed is only a miss.
- *  - Fill ring (a co-located memd, lib/client_ring.c): a put copied into the
+ *  - Fill ring (a co-located memd, lib/client/client_ring.c): a put copied into the
  *    ring instead of sent carries the id of the next request on its
  *    connection, and the server executes it after every earlier request and
- *    before that one (include/remoca/fill_ring.h): the order of a PUT frame
+ *    before that one (lib/wire/include/remoca/fill_ring.h): the order of a PUT frame
  *    written at that moment, so "ordered under the lock" above means the same.
  *  - Exclusive mode (lib/cache/pages.c): no fills and no write-updates; data
  *    reach the server only through eviction puts, reads take instead of get,
@@ -268,8 +269,8 @@ static void fetch_remote(struct remoca_cache *c, char *blk0, uint64_t fb, uint64
 }
 
 /* Step 4: insert the missed blocks [i, j) of unit u if the race rule allows. */
-static void fill_run(struct remoca_cache *c, const char *blk0, uint64_t fb, uint64_t i,
-                     uint64_t j, uint64_t snap)
+static void fill_run(struct remoca_cache *c, const char *blk0, uint64_t fb, uint64_t i, uint64_t j,
+                     uint64_t snap)
 {
     uint64_t unit = gen_unit(fb + i);
     struct gen_stripe *s = gen_stripe(&c->gens, unit);
@@ -526,12 +527,32 @@ int remoca_cache_flush(struct remoca_cache *c, const struct remoca_backing *b, u
 /* ---- stats ------------------------------------------------------------ */
 
 static const char *const stat_names[] = {
-    "reads",         "read_blocks", "remote_lookups", "remote_gets",   "remote_hits",
-    "remote_misses", "misses",      "backing_reads",  "backing_blocks", "fills",
-    "fills_skipped", "writes",      "trims",          "zeroes",        "flushes",
-    "invalidations", "updates",     "errors",         "remote_errors",
-    "evictions_inferred", "evictions_verified", "evictions_mismatched", "evictions_stale",
-    "eviction_puts", "takes", "evict_map_bytes",
+    "reads",
+    "read_blocks",
+    "remote_lookups",
+    "remote_gets",
+    "remote_hits",
+    "remote_misses",
+    "misses",
+    "backing_reads",
+    "backing_blocks",
+    "fills",
+    "fills_skipped",
+    "writes",
+    "trims",
+    "zeroes",
+    "flushes",
+    "invalidations",
+    "updates",
+    "errors",
+    "remote_errors",
+    "evictions_inferred",
+    "evictions_verified",
+    "evictions_mismatched",
+    "evictions_stale",
+    "eviction_puts",
+    "takes",
+    "evict_map_bytes",
 };
 _Static_assert(sizeof stat_names / sizeof stat_names[0] == NSTATS,
                "stat_names out of step with struct remoca_cache_stats");
@@ -543,15 +564,15 @@ void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_st
         v[i] = atomic_load_explicit(&((struct remoca_cache *)c)->st[i], memory_order_relaxed);
 }
 
-size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix,
-                                 char *buf, size_t len)
+size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix, char *buf,
+                                 size_t len)
 {
     const uint64_t *v = (const uint64_t *)st;
     size_t used = 0;
     for (size_t i = 0; i < NSTATS; i++) {
-        int k = snprintf(buf ? buf + (used < len ? used : len) : NULL,
-                         used < len ? len - used : 0, "%s%s=%llu\n", prefix ? prefix : "",
-                         stat_names[i], (unsigned long long)v[i]);
+        int k =
+            snprintf(buf ? buf + (used < len ? used : len) : NULL, used < len ? len - used : 0,
+                     "%s%s=%llu\n", prefix ? prefix : "", stat_names[i], (unsigned long long)v[i]);
         if (k > 0) used += (size_t)k;
     }
     return used;

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Binds the cache engine's remote ops table to a libremoca client.
  *
- * The engine only needs four verbs (include/remoca/cache.h); the client core
- * (include/remoca/client.h) provides them with the ordering guarantee the
+ * The engine only needs four verbs (lib/cache/include/remoca/cache.h); the client core
+ * (lib/client/include/remoca/client.h) provides them with the ordering guarantee the
  * engine's proof depends on: no-wait puts and deletes are ordered on their
  * connection when the call returns.  get never takes; take (exclusive mode)
  * is remoca_get with take=true, which always goes over the wire, behind every

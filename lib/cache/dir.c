@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Directory of the cache engine: one bit per 4 KiB disk block, "may be remote".
  *
  *   words[]  ┌──────────────── 64 blocks ───────────────┐┌──── next 64 ───...
@@ -11,7 +12,7 @@
  * to disk.  Correctness (never stale) is carried by the generation stripes and
  * the ordering of puts and deletes, not by this map.  That is why plain atomic
  * bit operations without any lock are enough: 1 bit per block, lock-free,
- * 32 MiB of metadata for a 1 TiB disk (DESIGN.md cache contract 7).
+ * 32 MiB of metadata for a 1 TiB disk (docs/design.md, contract 7).
  */
 #include <stdlib.h>
 
@@ -85,6 +86,7 @@ uint64_t dir_count(const struct remoca_dir *d)
 {
     uint64_t n = 0;
     for (uint64_t i = 0; i < d->nblocks / 64 + 1; i++)
-        n += (uint64_t)__builtin_popcountll(atomic_load_explicit(&d->words[i], memory_order_relaxed));
+        n += (uint64_t)__builtin_popcountll(
+            atomic_load_explicit(&d->words[i], memory_order_relaxed));
     return n;
 }

@@ -1,4 +1,5 @@
-/* Directory: which blocks may be held by the remote tier (lib/dir.c). */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Directory: which blocks may be held by the remote tier (lib/cache/dir.c). */
 #ifndef REMOCA_LIB_DIR_H
 #define REMOCA_LIB_DIR_H
 

@@ -1,4 +1,5 @@
-/* Generation stripes: the fill race rule (DESIGN.md cache contract 3).
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Generation stripes: the fill race rule (docs/design.md, contract 3).
  *
  *   unit = block >> 5 (32 blocks, 128 KiB)      stripe = unit % 1024
  *
@@ -9,7 +10,7 @@
  * Two units that share a stripe (they are 128 MiB apart) share its counters:
  * that only makes a fill more often skipped, never wrong.
  *
- * The rule (the proof that it is enough is in lib/cache.c):
+ * The rule (the proof that it is enough is in lib/cache/cache.c):
  *   write/trim/zero:  {lock; writers++; gen++; unlock}  disk op
  *                     {lock; writers--; gen++; [write-update: put] unlock}
  *                     then order the delete of its blocks, then acknowledge.

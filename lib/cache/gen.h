@@ -1,12 +1,13 @@
-/* Generation stripes: the fill race rule of the cache engine (lib/gen.c). */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Generation stripes: the fill race rule of the cache engine (lib/cache/gen.c). */
 #ifndef REMOCA_LIB_GEN_H
 #define REMOCA_LIB_GEN_H
 
 #include <pthread.h>
 #include <stdint.h>
 
-#define GEN_UNIT_SHIFT 5u    /* 32 blocks (128 KiB) per unit */
-#define GEN_STRIPES 1024u    /* power of two */
+#define GEN_UNIT_SHIFT 5u /* 32 blocks (128 KiB) per unit */
+#define GEN_STRIPES 1024u /* power of two */
 
 struct gen_stripe {
     pthread_mutex_t lock;

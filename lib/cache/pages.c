@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Guest page hooks: reads and writes whose blocks are guest pages, and in
- * exclusive mode the eviction inference (include/remoca/cache.h, "exclusive
+ * exclusive mode the eviction inference (lib/cache/include/remoca/cache.h, "exclusive
  * mode"; the proof for eviction puts is at the top of lib/cache/cache.c).
  *
  * remoca_cache_read_pages, exclusive, whole blocks inside the disk:

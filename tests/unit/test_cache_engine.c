@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the cache engine (lib/cache/cache.c) with a fake remote tier and a
  * fake backing disk, both in memory.
  *
@@ -45,8 +46,8 @@ static struct fx *fx_new(uint64_t size, enum remoca_write_policy w)
     x->r = fr_new(size / BS);
     x->d = fd_new(size);
     x->b = (struct remoca_backing){&fd_ops, x->d};
-    struct remoca_cache_opts o = {.disk_size = size, .write = w, .remote = &fr_ops,
-                                  .remote_ctx = x->r};
+    struct remoca_cache_opts o = {
+        .disk_size = size, .write = w, .remote = &fr_ops, .remote_ctx = x->r};
     x->c = remoca_cache_new(&o, err, sizeof err);
     assert_non_null(x->c);
     assert_int_equal(x->r->resets, 1);
@@ -429,7 +430,10 @@ static void random_run(enum remoca_write_policy w, uint64_t size)
     fx_free(x);
 }
 
-static void test_random_invalidate(void **state) { random_run(REMOCA_WRITE_INVALIDATE, (1 << 20) + 1000); }
+static void test_random_invalidate(void **state)
+{
+    random_run(REMOCA_WRITE_INVALIDATE, (1 << 20) + 1000);
+}
 static void test_random_update(void **state) { random_run(REMOCA_WRITE_UPDATE, (2 << 20) + 512); }
 
 /* Several threads on disjoint regions with evictions: no wrong bytes. */
@@ -456,8 +460,8 @@ static void *thread_main(void *arg)
             memcpy(model + off, buf, len);
         } else {
             assert_int_equal(remoca_cache_read(x->c, &x->b, buf, len, base + off, 0, &err), 0);
-            if (memcmp(buf, model + off, len)) fail_msg("thread %u: wrong bytes at %llu", t->id,
-                                                        (unsigned long long)(base + off));
+            if (memcmp(buf, model + off, len))
+                fail_msg("thread %u: wrong bytes at %llu", t->id, (unsigned long long)(base + off));
         }
     }
     free(buf);
@@ -529,8 +533,8 @@ static void *st_worker(void *arg)
             uint64_t b0 = (s >> 20) % (ST_BLOCKS - n);
             uint64_t floor[16];
             for (uint64_t k = 0; k < n; k++) floor[k] = atomic_load(&st_acked[b0 + k]);
-            assert_int_equal(remoca_cache_read(x->c, &x->b, buf, (uint32_t)(n * BS), b0 * BS, 0,
-                                               &err), 0);
+            assert_int_equal(
+                remoca_cache_read(x->c, &x->b, buf, (uint32_t)(n * BS), b0 * BS, 0, &err), 0);
             for (uint64_t k = 0; k < n; k++) {
                 uint64_t blk, ver;
                 memcpy(&blk, buf + k * BS, 8);

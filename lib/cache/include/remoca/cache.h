@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libremoca cache engine: a remote, write-through block cache in front of a
  * backing disk, inclusive or (with eviction inference) exclusive.  Front ends
  * (the nbdkit filter; remoca-vhost) call its hooks for every guest request;
@@ -8,28 +9,28 @@
  *        │ remoca_cache_read / write / trim / zero / flush
  *        ▼
  *   ┌──────────────────────────── struct remoca_cache ───────────────────────┐
- *   │ directory: 1 bit per 4 KiB block, "may be remote"      (lib/dir.c)     │
+ *   │ directory: 1 bit per 4 KiB block, "may be remote"      (lib/cache/dir.c)     │
  *   │ generation stripes: gen + writers per stripe, the fill race rule       │
- *   │                                                        (lib/gen.c)     │
- *   │ page and block maps: exclusive mode                    (lib/evict.c)   │
- *   │ stats: atomic counters                                 (lib/cache.c)   │
+ *   │                                                        (lib/cache/gen.c)     │
+ *   │ page and block maps: exclusive mode                    (lib/cache/evict.c)   │
+ *   │ stats: atomic counters                                 (lib/cache/cache.c)   │
  *   └─────────┬───────────────────────────────────────────────┬──────────────┘
  *             │ remoca_remote_ops (get/put/del/reset/take)    │ struct remoca_backing_ops
  *             ▼                                               ▼ (per call: pread/pwrite/...)
- *   libremoca client (lib/cache_remote.c binds it)      backing disk (nbdkit next, a file)
+ *   libremoca client (lib/cache/cache_remote.c binds it)      backing disk (nbdkit next, a file)
  *   or an in-memory fake in unit tests
  *
  * Blocks are 4 KiB; key = block number.  Only whole blocks that lie entirely
  * inside the disk are ever cached: partial blocks at the edges of a request
  * and the partial last block of an odd-sized disk are read and written
- * through (DESIGN.md cache contract 5).
+ * through (docs/design.md, contract 5).
  *
- * Remote contract the engine relies on (include/remoca/client.h): put and del
+ * Remote contract the engine relies on (lib/client/include/remoca/client.h): put and del
  * are no-wait; a call is "ordered" when it returns; calls on one key execute
  * on the server in the order in which they were ordered; failures are misses.
  * The engine orders every put and every write's invalidation while holding
  * the block's generation stripe lock, which is what makes the fill race rule
- * (contract 3) hold; see lib/cache.c for the proof.
+ * (contract 3) hold; see lib/cache/cache.c for the proof.
  */
 #ifndef REMOCA_CACHE_H
 #define REMOCA_CACHE_H
@@ -94,9 +95,9 @@ struct remoca_cache_opts {
     enum remoca_write_policy write; /* default invalidate; exclusive needs invalidate */
     const struct remoca_remote_ops *remote;
     void *remote_ctx;
-    bool no_reset;              /* don't reset the pool at creation */
+    bool no_reset;               /* don't reset the pool at creation */
     enum remoca_cache_mode mode; /* exclusive needs remote->take */
-    uint64_t guest_pages;       /* exclusive: bound of the page map (> 0, < 2^32) */
+    uint64_t guest_pages;        /* exclusive: bound of the page map (> 0, < 2^32) */
 };
 
 struct remoca_cache_stats {
@@ -155,8 +156,8 @@ int remoca_cache_reset(struct remoca_cache *c);
 void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_stats *st);
 /* Appends "name=value\n" lines (prefix + counter name) to buf; returns the
  * length it needed (like snprintf). */
-size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix,
-                                 char *buf, size_t len);
+size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix, char *buf,
+                                 size_t len);
 /* Blocks the directory currently marks as maybe remote. */
 uint64_t remoca_cache_dir_count(const struct remoca_cache *c);
 
@@ -203,8 +204,8 @@ struct remoca_guest_page {
  * A page index >= guest_pages fails the request with EINVAL before any
  * memory is touched.  Thread-safe, like every hook. */
 int remoca_cache_read_pages(struct remoca_cache *c, const struct remoca_backing *b,
-                            const struct remoca_guest_page *pages, uint32_t npages,
-                            uint64_t offset, uint32_t flags, int *err);
+                            const struct remoca_guest_page *pages, uint32_t npages, uint64_t offset,
+                            uint32_t flags, int *err);
 int remoca_cache_write_pages(struct remoca_cache *c, const struct remoca_backing *b,
                              const struct remoca_guest_page *pages, uint32_t npages,
                              uint64_t offset, uint32_t flags, int *err);
@@ -214,7 +215,7 @@ int remoca_cache_write_pages(struct remoca_cache *c, const struct remoca_backing
  * EINVAL).  Does nothing in an inclusive cache. */
 int remoca_cache_pages_reset(struct remoca_cache *c, uint64_t guest_pages);
 
-/* Remote ops bound to a libremoca client (lib/cache_remote.c): pass
+/* Remote ops bound to a libremoca client (lib/cache/cache_remote.c): pass
  * &remoca_client_remote_ops and the client as remote_ctx. */
 extern const struct remoca_remote_ops remoca_client_remote_ops;
 
