@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "device.h"
-#include "log.h"
+#include "vlog.h"
 
 #define BIT(n) (1ull << (n))
 

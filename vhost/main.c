@@ -37,7 +37,7 @@
 #include "device.h"
 #include "disk.h"
 #include "io.h"
-#include "log.h"
+#include "vlog.h"
 #include "queue.h"
 
 struct server {

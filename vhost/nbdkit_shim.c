@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "log.h"
+#include "vlog.h"
 
 void nbdkit_error(const char *fs, ...) __attribute__((format(printf, 1, 2)));
 void nbdkit_debug(const char *fs, ...) __attribute__((format(printf, 1, 2)));

@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "vlog.h"
 #include "queue.h"
 
 static void signal_fd(int fd)

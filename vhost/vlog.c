@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* remoca-vhost's log (log.h): stderr, one line per call, under a lock so
+/* remoca-vhost's log (vlog.h): stderr, one line per call, under a lock so
  * lines of the queue threads do not interleave. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
-#include "log.h"
+#include "vlog.h"
 
 int vu_log_level = VU_LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-vhost's log: one line per event on stderr, UTC time, level.
  * vu_log_level decides what is printed (the fuzzers set it to -1: silent). */
-#ifndef REMOCA_VHOST_LOG_H
-#define REMOCA_VHOST_LOG_H
+#ifndef REMOCA_VHOST_VLOG_H
+#define REMOCA_VHOST_VLOG_H
 
 enum { VU_LOG_ERROR = 0, VU_LOG_WARN = 1, VU_LOG_INFO = 2, VU_LOG_DEBUG = 3 };
 extern int vu_log_level;
