@@ -9,7 +9,7 @@
 void nbdkit_error(const char *fs, ...) __attribute__((format(printf, 1, 2)));
 void nbdkit_debug(const char *fs, ...) __attribute__((format(printf, 1, 2)));
 
-static void vlog(int level, const char *fs, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vlog(int level, const char *fs, va_list ap)
 {
     char buf[512];
     vsnprintf(buf, sizeof buf, fs, ap);
