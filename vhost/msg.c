@@ -246,7 +246,7 @@ int vu_msg_reply(int sock, uint32_t request, const void *p, uint32_t size)
     out.hdr.request = request;
     out.hdr.flags = VU_FLAG_VERSION | VU_FLAG_REPLY;
     out.hdr.size = size;
-    memcpy(&out.p, p, size);
+    if (size) memcpy(&out.p, p, size);
     size_t len = sizeof out.hdr + size, done = 0;
     while (done < len) {
         ssize_t r = send(sock, (char *)&out + done, len - done, MSG_NOSIGNAL);

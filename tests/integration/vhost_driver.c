@@ -94,7 +94,7 @@ static void send_msg(uint32_t req, uint32_t flags, const void *p, uint32_t size,
         union vu_payload p;
     } m;
     m.h = (struct vu_hdr){req, VU_FLAG_VERSION | flags, size};
-    memcpy(&m.p, p, size);
+    if (size) memcpy(&m.p, p, size);
     struct iovec iov = {&m, sizeof m.h + size};
     char ctl[CMSG_SPACE(8 * sizeof(int))];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
