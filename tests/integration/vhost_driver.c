@@ -172,9 +172,7 @@ static void setup_queue(uint16_t base)
     set_u64(VU_SET_VRING_CALL, 0, callfd);
     set_u64(VU_SET_VRING_ERR, 0, errfd);
     set_state(VU_SET_VRING_ENABLE, 0, 1);
-    /* A queue enabled but never given an address (QEMU does this for unused
-     * queues): must not be touched, nor make the backend fail. */
-    set_state(VU_SET_VRING_ENABLE, 0, 1);
+    set_state(VU_SET_VRING_ENABLE, 0, 1); /* enabling twice is harmless */
 }
 
 static uint64_t disk_sectors;
