@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs every Debian package that REMOCA's build, tests, demo and benchmarks need.
 # Idempotent: when everything is present it only runs dpkg-query and returns.
 set -eu

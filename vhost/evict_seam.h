@@ -1,26 +1,19 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The seam for exclusive mode (eviction inference; docs/design.md,
- * "Eviction inference"), which the cache engine will implement later.  For
- * every virtio-blk read, io.c knows each whole guest page it fills:
+/* The guest pages of a read or write, for exclusive mode (eviction inference
+ * in the cache engine: docs/design.md, "Eviction inference").  For every
+ * virtio-blk request io.c knows each whole guest page it fills or writes from:
  *
- *   struct vh_page { gpa, host, block }
+ *   struct vh_page { gpa, index, host, block }
  *     gpa    guest-physical address of the page (4 KiB aligned)
  *     index  the page's dense index in the memory table (vmem_page_index)
  *     host   where that page is mapped in this process
- *     block  the 4 KiB disk block it receives (disk offset / 4096)
- *
- * and calls, in this order, for the pages of one read request:
- *   before_read_overwrites(pages)   the pages still hold what they held
- *                                   before: the moment to save a page the
- *                                   guest has dropped from its page cache
- *   ... the read lands in the pages (remote hit or disk) ...
- *   after_request_completed(pages)  the pages now hold their new blocks;
- *                                   called before the status is written
+ *     block  the 4 KiB disk block it receives or holds (disk offset / 4096)
  *
  * A page is a 4 KiB piece of a data segment that starts on a guest page
- * boundary and at a 4 KiB-aligned disk offset; the rest of a request (edges,
- * sub-page segments) is read without a page entry.  Today both functions are
- * no-ops, and --mode exclusive is refused at startup.
+ * boundary and at a 4 KiB-aligned disk offset.  A request that is exactly
+ * such pages, block after block, goes to remoca_cache_read_pages /
+ * write_pages; any other (edges, sub-page segments) to the plain hooks, which
+ * in exclusive mode take remote hits but record no page.
  */
 #ifndef REMOCA_VHOST_EVICT_SEAM_H
 #define REMOCA_VHOST_EVICT_SEAM_H
@@ -34,8 +27,5 @@ struct vh_page {
     void *host;
     uint64_t block;
 };
-
-void before_read_overwrites(const struct vh_page *pages, size_t n);
-void after_request_completed(const struct vh_page *pages, size_t n);
 
 #endif

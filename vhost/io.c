@@ -122,26 +122,51 @@ size_t vh_read_pages(const struct vmem *mem, const struct vq_seg *segs, unsigned
     return np;
 }
 
+/* Exclusive mode: if the request is exactly whole guest pages holding
+ * consecutive blocks from a 4 KiB-aligned offset, the engine's page hooks
+ * (eviction inference) do it and 1 is returned with *e set; otherwise 0, and
+ * the caller uses the plain hooks. */
+static int pages_rw(struct vh_io *io, bool write, const struct vq_seg *segs, unsigned n,
+                    uint64_t off, uint32_t len, int *e)
+{
+    if (off % 4096 || len % 4096 || len == 0) return 0;
+    size_t max = len / 4096;
+    struct vh_page *vp = malloc(max * sizeof *vp);
+    struct remoca_guest_page *gp = malloc(max * sizeof *gp);
+    int used = 0;
+    if (!vp || !gp) {
+        *e = ENOMEM;
+        used = 1;
+        goto out;
+    }
+    size_t np = vh_read_pages(io->mem, segs, n, off, vp, max);
+    if (np != max) goto out;
+    for (size_t i = 0; i < np; i++) {
+        if (vp[i].block != off / 4096 + i || vp[i].index == UINT64_MAX) goto out;
+        gp[i] = (struct remoca_guest_page){.index = vp[i].index, .host = vp[i].host};
+    }
+    struct remoca_backing b = {&disk_backing_ops, io->disk};
+    int err = EIO;
+    int r = write ? remoca_cache_write_pages(io->cache, &b, gp, (uint32_t)np, off, 0, &err)
+                  : remoca_cache_read_pages(io->cache, &b, gp, (uint32_t)np, off, 0, &err);
+    *e = r < 0 ? (err ? err : EIO) : 0;
+    used = 1;
+    __atomic_fetch_add(&io->st.page_calls, 1, __ATOMIC_RELAXED);
+out:
+    free(vp);
+    free(gp);
+    return used;
+}
+
 static int io_read(void *ctx, const struct vq_seg *segs, unsigned n, uint64_t off, uint32_t len)
 {
     struct vh_io *io = ctx;
     struct iovec iov[VQ_MAX_SEGS];
     int k = merge(segs, n, iov);
     if (io->mode == VH_MODE_OFF) return disk_preadv(io->disk, iov, k, off);
-    struct vh_page *pages = NULL;
-    size_t np = 0;
-    if (io->mode == VH_MODE_EXCLUSIVE) {
-        size_t max = len / 4096 + 1;
-        if (!(pages = malloc(max * sizeof *pages))) return ENOMEM;
-        np = vh_read_pages(io->mem, segs, n, off, pages, max);
-        before_read_overwrites(pages, np);
-    }
-    int e = engine_rw(io, false, iov, k, off, len);
-    if (pages) {
-        after_request_completed(pages, np);
-        free(pages);
-    }
-    return e;
+    int e;
+    if (io->mode == VH_MODE_EXCLUSIVE && pages_rw(io, false, segs, n, off, len, &e)) return e;
+    return engine_rw(io, false, iov, k, off, len);
 }
 
 static int io_write(void *ctx, const struct vq_seg *segs, unsigned n, uint64_t off, uint32_t len)
@@ -150,6 +175,8 @@ static int io_write(void *ctx, const struct vq_seg *segs, unsigned n, uint64_t o
     struct iovec iov[VQ_MAX_SEGS];
     int k = merge(segs, n, iov);
     if (io->mode == VH_MODE_OFF) return disk_pwritev(io->disk, iov, k, off);
+    int e;
+    if (io->mode == VH_MODE_EXCLUSIVE && pages_rw(io, true, segs, n, off, len, &e)) return e;
     return engine_rw(io, true, iov, k, off, len);
 }
 

@@ -4,8 +4,9 @@
  *   blk_handle ──blk_io_ops──▶ struct vh_io ─┬─ off:       disk directly (preadv/pwritev)
  *                                            ├─ inclusive: remoca_cache_* (libremoca),
  *                                            │             its backing ops over the disk
- *                                            └─ exclusive: inclusive + the seam of
- *                                                          evict_seam.h around reads
+ *                                            └─ exclusive: whole-page requests through
+ *                                                          remoca_cache_read/write_pages
+ *                                                          (evict_seam.h), the rest as inclusive
  *
  * The engine reads into and writes from one contiguous buffer.  A request's
  * data segments are first merged where their host ranges touch; one run is
@@ -30,6 +31,7 @@ enum vh_mode { VH_MODE_OFF, VH_MODE_INCLUSIVE, VH_MODE_EXCLUSIVE };
 
 struct vh_io_stats {
     uint64_t single_calls, split_calls, bounced; /* how reads/writes reached the engine */
+    uint64_t page_calls; /* exclusive: requests through the engine's page hooks */
 };
 
 struct vh_io {

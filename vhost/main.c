@@ -67,9 +67,17 @@ static void queue_stop(void *ctx, struct vu_dev *d, unsigned i)
     vh_worker_stop(&s->w[i]);
 }
 
+/* A new memory table (QEMU's handshake, a reboot, a reconnect): exclusive
+ * mode forgets which guest page held which block, and bounds its maps by the
+ * new guest RAM. */
 static void mem_changed(void *ctx, const struct vmem *m)
 {
+    struct server *s = ctx;
     vu_debug("memory table: %u regions, %" PRIu64 " guest pages", m->n, m->guest_pages);
+    if (s->io.mode == VH_MODE_EXCLUSIVE &&
+        remoca_cache_pages_reset(s->io.cache, m->guest_pages) < 0)
+        vu_err("exclusive mode: cannot size the page maps for %" PRIu64 " guest pages: %s",
+               m->guest_pages, strerror(errno));
 }
 
 static void usage(FILE *f)
@@ -82,7 +90,7 @@ static void usage(FILE *f)
         "                      (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH)\n"
         "  --mode MODE         off: no remote tier, straight to the disk;\n"
         "                      inclusive: the remote cache of the NBD filter;\n"
-        "                      exclusive: eviction inference (not built yet)\n"
+        "                      exclusive: eviction inference (guest RAM + remote add up)\n"
         "                      (default: inclusive with --servers, else off)\n"
         "  --servers LIST      memory servers: host:port or unix:PATH, comma list\n"
         "  --pool NAME         pool on the servers (default vhost:<absolute disk path>)\n"
@@ -133,9 +141,9 @@ static void log_stats(const struct server *s)
     const struct blk_stats *b = &s->blk.st;
     vu_info("requests=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64 " flushes=%" PRIu64
             " discards=%" PRIu64 " write_zeroes=%" PRIu64 " get_ids=%" PRIu64 " ioerr=%" PRIu64
-            " unsupp=%" PRIu64 " bad_chains=%" PRIu64 " bounced=%" PRIu64,
+            " unsupp=%" PRIu64 " bad_chains=%" PRIu64 " bounced=%" PRIu64 " page_calls=%" PRIu64,
             b->requests, b->reads, b->writes, b->flushes, b->discards, b->write_zeroes, b->get_ids,
-            b->ioerr, b->unsupp, b->bad_chains, s->io.st.bounced);
+            b->ioerr, b->unsupp, b->bad_chains, s->io.st.bounced, s->io.st.page_calls);
 }
 
 /* Serves one front end until it closes, or a signal: 1 on a signal. */
@@ -248,11 +256,9 @@ int main(int argc, char **argv)
             m = VH_MODE_OFF;
         else if (!strcmp(mode, "inclusive"))
             m = VH_MODE_INCLUSIVE;
-        else if (!strcmp(mode, "exclusive")) {
-            fprintf(stderr, "remoca-vhost: --mode exclusive: exclusive mode is not built yet "
-                            "(eviction inference in the cache engine); use --mode inclusive\n");
-            return 2;
-        } else {
+        else if (!strcmp(mode, "exclusive"))
+            m = VH_MODE_EXCLUSIVE;
+        else {
             fprintf(stderr, "remoca-vhost: --mode '%s': expected off, inclusive or exclusive\n",
                     mode);
             return 2;
@@ -335,7 +341,12 @@ int main(int argc, char **argv)
         struct remoca_cache_opts o = {.disk_size = disk_size(disk),
                                       .write = REMOCA_WRITE_INVALIDATE,
                                       .remote = &remoca_client_remote_ops,
-                                      .remote_ctx = client};
+                                      .remote_ctx = client,
+                                      /* exclusive: the maps are sized again by every memory
+                                       * table (mem_changed); 1 page until the first */
+                                      .mode = m == VH_MODE_EXCLUSIVE ? REMOCA_MODE_EXCLUSIVE
+                                                                     : REMOCA_MODE_INCLUSIVE,
+                                      .guest_pages = 1};
         cache = remoca_cache_new(&o, err, sizeof err);
         if (!cache) {
             fprintf(stderr, "remoca-vhost: %s\n", err);
@@ -371,7 +382,10 @@ int main(int argc, char **argv)
 
     vu_info("serving %s (%" PRIu64 " bytes%s) on %s, mode %s, %u queue%s", disk_spec,
             disk_size(disk), readonly ? ", read-only" : "", sock,
-            m == VH_MODE_OFF ? "off" : "inclusive", s->nqueues, s->nqueues > 1 ? "s" : "");
+            m == VH_MODE_OFF         ? "off"
+            : m == VH_MODE_INCLUSIVE ? "inclusive"
+                                     : "exclusive",
+            s->nqueues, s->nqueues > 1 ? "s" : "");
     for (;;) {
         struct pollfd p[2] = {{lfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
         if (poll(p, 2, -1) < 0) {

@@ -9,25 +9,22 @@
 void nbdkit_error(const char *fs, ...) __attribute__((format(printf, 1, 2)));
 void nbdkit_debug(const char *fs, ...) __attribute__((format(printf, 1, 2)));
 
-__attribute__((format(printf, 2, 0))) static void vlog(int level, const char *fs, va_list ap)
-{
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fs, ap);
-    vu_log(level, "%s", buf);
-}
-
 void nbdkit_error(const char *fs, ...)
 {
+    char buf[512];
     va_list ap;
     va_start(ap, fs);
-    vlog(VU_LOG_ERROR, fs, ap);
+    vsnprintf(buf, sizeof buf, fs, ap);
     va_end(ap);
+    vu_log(VU_LOG_ERROR, "%s", buf);
 }
 
 void nbdkit_debug(const char *fs, ...)
 {
+    char buf[512];
     va_list ap;
     va_start(ap, fs);
-    vlog(VU_LOG_DEBUG, fs, ap);
+    vsnprintf(buf, sizeof buf, fs, ap);
     va_end(ap);
+    vu_log(VU_LOG_DEBUG, "%s", buf);
 }

@@ -275,6 +275,11 @@ vm_boot() {
     local pf=$VM_WORK/$tag.qemu.pid seen=0 ballooned=0 n line
     local machine=(-m "$mem") disk=()
     vm_disk_args "$tag" "$mem"
+    # A vhost-user disk may run in exclusive mode, which infers an eviction when a read reuses a
+    # guest page and saves the page's old block first.  Debian's kernel zeroes every page it
+    # allocates (init_on_alloc=1), which wipes the old block before the read is even sent:
+    # every eviction would be a mismatch.  Such guests need init_on_alloc=0 (docs/vhost.md).
+    [ "${VM_DISK:-nbd}" = vhost ] && append="init_on_alloc=0 $append"
     [ "${VM_REBOOT:-0}" = 1 ] || machine+=(-no-reboot)
     rm -f "$con" "$steps" "$qmp"
     : > "$steps"
