@@ -3,19 +3,23 @@
  *
  *   remoca serve DISK [--memory SIZE] [--servers LIST] [--socket PATH | --port N]
  *                     [--pool NAME] [--write invalidate|update] [--stats FILE]
+ *                     [--vhost [--mode exclusive|inclusive|off] [--queues N]]
  *
  *   ┌──────────── remoca serve (this process: supervisor) ───────────┐
  *   │  fork+exec                     fork+exec                        │
  *   │  remoca-memd --unix RUN/memd.sock --shm (only without --servers)│
  *   │  nbdkit -f --filter=nbdkit-remoca-filter.so file DISK           │
  *   │         remoca-servers=... [-U SOCKET]  -P RUN/nbdkit.pid       │
+ *   │  or, with --vhost:                                              │
+ *   │  remoca-vhost --socket SOCKET --disk DISK --servers ... --mode M│
  *   └─ waits for SIGINT/SIGTERM/SIGCHLD, then kills both by pid ──────┘
  *
  * Sibling binaries (remoca-memd, nbdkit-remoca-filter.so) are found next to
  * /proc/self/exe, so a build tree works without installation.  nbdkit is
  * taken from $NBDKIT or PATH.  RUN is a fresh mktemp directory, removed at
  * exit.  Readiness: memd's socket accepts a connection; nbdkit has written its
- * pid file (it does so once it listens).  Then the NBD URI and a ready-to-paste
+ * pid file (it does so once it listens); remoca-vhost has created its socket.
+ * Then the NBD URI (or the vhost-user socket) and a ready-to-paste
  * QEMU command line are printed, and a line "remoca serve: ready".
  * Children get PR_SET_PDEATHSIG, so even a SIGKILLed supervisor leaves nothing.
  * The local memory server runs with --shm: it serves this nbdkit alone (one
@@ -57,12 +61,14 @@
 
 struct serve {
     const char *disk, *memory, *servers, *socket, *pool, *write, *stats;
-    const char *port_arg; /* --port, NULL: not TCP */
-    int port;             /* its value; once bound, the port actually listened on */
-    int listen_fd;        /* the bound TCP socket, -1 if none */
+    bool vhost;                /* --vhost: remoca-vhost instead of nbdkit */
+    const char *mode, *queues; /* remoca-vhost's --mode and --queues */
+    const char *port_arg;      /* --port, NULL: not TCP */
+    int port;                  /* its value; once bound, the port actually listened on */
+    int listen_fd;             /* the bound TCP socket, -1 if none */
     char rundir[64];
     char exedir[PATH_MAX];
-    pid_t memd, nbdkit;
+    pid_t memd, nbdkit; /* nbdkit: the front end's process (nbdkit or remoca-vhost) */
 };
 
 static void usage(void)
@@ -70,12 +76,15 @@ static void usage(void)
     fprintf(stderr,
             "usage: remoca serve DISK [--memory SIZE] [--servers LIST] [--socket PATH | --port N]\n"
             "                         [--pool NAME] [--write invalidate|update] [--stats FILE]\n"
+            "                         [--vhost [--mode exclusive|inclusive|off] [--queues N]]\n"
             "  Without --servers a local remoca-memd with --memory SIZE (default " DEFAULT_MEMORY
             ", at\n"
             "  least 1M; e.g. 512M, 2G) is started.  Without --socket or --port the export\n"
             "  is a unix socket in a temporary directory.  --port N exports on 127.0.0.1:N\n"
-            "  (0 = any free port, printed in the NBD URI).  Runs until Ctrl-C or SIGTERM,\n"
-            "  then stops everything.\n");
+            "  (0 = any free port, printed in the NBD URI).  --vhost serves the disk with\n"
+            "  remoca-vhost (vhost-user-blk, guest RAM must be shared memory) instead of\n"
+            "  nbdkit: --mode (default exclusive) and --queues (default 1) are its options.\n"
+            "  Runs until Ctrl-C or SIGTERM, then stops everything.\n");
 }
 
 static double now(void)
@@ -171,7 +180,8 @@ static void stop(pid_t *pid, const char *what)
 
 static void remove_rundir(struct serve *s)
 {
-    const char *names[] = {"memd.sock", "nbd.sock", "nbdkit.pid", "stats.txt", "stats.txt.tmp"};
+    const char *names[] = {"memd.sock",  "nbd.sock",  "nbdkit.pid",
+                           "vhost.sock", "stats.txt", "stats.txt.tmp"};
     char p[PATH_MAX];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", s->rundir, names[i]);
@@ -219,13 +229,17 @@ static int parse_args(struct serve *s, int argc, char **argv)
     } opts[] = {
         {"--memory", &s->memory}, {"--servers", &s->servers}, {"--socket", &s->socket},
         {"--port", &s->port_arg}, {"--pool", &s->pool},       {"--write", &s->write},
-        {"--stats", &s->stats},
+        {"--stats", &s->stats},   {"--mode", &s->mode},       {"--queues", &s->queues},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             exit(0);
+        }
+        if (!strcmp(a, "--vhost")) {
+            s->vhost = true;
+            continue;
         }
         if (a[0] != '-') {
             if (s->disk) {
@@ -256,6 +270,30 @@ static int parse_args(struct serve *s, int argc, char **argv)
     if (s->socket && s->port_arg) {
         fprintf(stderr, "remoca serve: --socket and --port are exclusive\n");
         return -1;
+    }
+    if (!s->vhost && (s->mode || s->queues)) {
+        fprintf(stderr, "remoca serve: --mode and --queues are remoca-vhost's: give --vhost\n");
+        return -1;
+    }
+    if (s->vhost && (s->port_arg || s->write)) {
+        fprintf(stderr, "remoca serve: --vhost serves a unix socket (no --port) and always "
+                        "invalidates on write (no --write)\n");
+        return -1;
+    }
+    if (s->mode && strcmp(s->mode, "exclusive") && strcmp(s->mode, "inclusive") &&
+        strcmp(s->mode, "off")) {
+        fprintf(stderr, "remoca serve: --mode '%s': expected exclusive, inclusive or off\n",
+                s->mode);
+        return -1;
+    }
+    if (s->queues) {
+        char *end;
+        long q = strtol(s->queues, &end, 10);
+        if (!isdigit((unsigned char)s->queues[0]) || *end || q < 1 || q > 64) {
+            fprintf(stderr, "remoca serve: --queues '%s': expected a number from 1 to 64\n",
+                    s->queues);
+            return -1;
+        }
     }
     if (s->servers && s->memory) {
         fprintf(stderr, "remoca serve: --memory sizes the local server; not with --servers\n");
@@ -291,6 +329,124 @@ static int listen_tcp(struct serve *s)
     return 0;
 }
 
+/* nbdkit with the filter over the file plugin; prints the NBD URI and the
+ * QEMU drive line once it listens.  0, or -1 (reported). */
+static int start_nbdkit(struct serve *s, const sigset_t *old, const char *servers_arg,
+                        const char *sock, const char *pidfile, const char *stats)
+{
+    char filter_arg[PATH_MAX + 48], pool_arg[PATH_MAX], write_arg[64], stats_arg[PATH_MAX + 32],
+        sarg[PATH_MAX + 48];
+    const char *nbdkit_bin = getenv("NBDKIT") ? getenv("NBDKIT") : "nbdkit";
+    snprintf(filter_arg, sizeof filter_arg, "--filter=%s/nbdkit-remoca-filter.so", s->exedir);
+    snprintf(sarg, sizeof sarg, "remoca-servers=%s", servers_arg);
+    snprintf(stats_arg, sizeof stats_arg, "remoca-statsfile=%s", stats);
+    snprintf(write_arg, sizeof write_arg, "remoca-write=%s", s->write ? s->write : "invalidate");
+    snprintf(pool_arg, sizeof pool_arg, "remoca-pool=%s", s->pool ? s->pool : "");
+    char *nargv[24];
+    int k = 0;
+    nargv[k++] = (char *)nbdkit_bin;
+    nargv[k++] = "-f";
+    nargv[k++] = "--exit-with-parent";
+    nargv[k++] = "-P";
+    nargv[k++] = (char *)pidfile;
+    if (sock) { /* else the TCP socket is passed by socket activation */
+        nargv[k++] = "-U";
+        nargv[k++] = (char *)sock;
+    }
+    nargv[k++] = filter_arg;
+    nargv[k++] = "file";
+    nargv[k++] = (char *)s->disk;
+    nargv[k++] = sarg;
+    nargv[k++] = stats_arg;
+    nargv[k++] = write_arg;
+    if (s->pool) nargv[k++] = pool_arg;
+    nargv[k] = NULL;
+    s->nbdkit = spawn(nargv, old, s->listen_fd);
+    if (s->listen_fd >= 0) { /* nbdkit's now */
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+    if (s->nbdkit <= 0) return -1;
+    if (!wait_for(pidfile_written, (void *)pidfile, &s->nbdkit, 15)) {
+        fprintf(stderr, "remoca serve: nbdkit did not start (see its messages above)\n");
+        return -1;
+    }
+
+    char abs_sock[PATH_MAX];
+    if (sock && !realpath(sock, abs_sock)) snprintf(abs_sock, sizeof abs_sock, "%s", sock);
+    printf("remoca serve: exporting %s through REMOCA (remote memory: %s)\n", s->disk,
+           s->servers ? s->servers : "local remoca-memd");
+    if (sock) {
+        printf("NBD URI: nbd+unix:///?socket=%s\n", abs_sock);
+        printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
+               "-drive file=nbd:unix:%s,format=raw,if=virtio\n",
+               abs_sock);
+    } else {
+        printf("NBD URI: nbd://127.0.0.1:%d\n", s->port);
+        printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
+               "-drive file=nbd:127.0.0.1:%d,format=raw,if=virtio\n",
+               s->port);
+    }
+    return 0;
+}
+
+static bool socket_exists(void *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* remoca-vhost on a unix socket; prints the QEMU line (guest RAM in a shared
+ * memfd, the socket with reconnect=1) once the socket exists.  (Not probed
+ * by connecting: a connection is a VMM to remoca-vhost.)  0, or -1. */
+static int start_vhost(struct serve *s, const sigset_t *old, const char *servers, const char *sock,
+                       const char *stats)
+{
+    char bin[PATH_MAX + 32];
+    snprintf(bin, sizeof bin, "%s/remoca-vhost", s->exedir);
+    const char *mode = s->mode ? s->mode : "exclusive", *queues = s->queues ? s->queues : "1";
+    char *vargv[24];
+    int k = 0;
+    vargv[k++] = bin;
+    vargv[k++] = "--socket";
+    vargv[k++] = (char *)sock;
+    vargv[k++] = "--disk";
+    vargv[k++] = (char *)s->disk;
+    vargv[k++] = "--mode";
+    vargv[k++] = (char *)mode;
+    vargv[k++] = "--queues";
+    vargv[k++] = (char *)queues;
+    vargv[k++] = "--stats";
+    vargv[k++] = (char *)stats;
+    if (strcmp(mode, "off")) {
+        vargv[k++] = "--servers";
+        vargv[k++] = (char *)servers;
+    }
+    if (s->pool) {
+        vargv[k++] = "--pool";
+        vargv[k++] = (char *)s->pool;
+    }
+    vargv[k] = NULL;
+    unlink(sock);
+    if ((s->nbdkit = spawn(vargv, old, -1)) <= 0) return -1;
+    if (!wait_for(socket_exists, (void *)sock, &s->nbdkit, 15)) {
+        fprintf(stderr, "remoca serve: remoca-vhost did not start (see its messages above)\n");
+        return -1;
+    }
+    char abs_sock[PATH_MAX];
+    if (!realpath(sock, abs_sock)) snprintf(abs_sock, sizeof abs_sock, "%s", sock);
+    printf("remoca serve: serving %s through REMOCA (vhost-user-blk, mode %s; remote memory: "
+           "%s)\n",
+           s->disk, mode, s->servers ? s->servers : "local remoca-memd");
+    printf("vhost-user socket: %s\n", abs_sock);
+    printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
+           "-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem "
+           "-chardev socket,id=vub0,path=%s,reconnect=1 "
+           "-device vhost-user-blk-pci,chardev=vub0,num-queues=%s\n",
+           abs_sock, queues);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     struct serve s = {.listen_fd = -1};
@@ -306,13 +462,15 @@ int cmd_serve(int argc, char **argv)
     s.exedir[n] = 0;
     *strrchr(s.exedir, '/') = 0;
 
-    char memd_bin[PATH_MAX + 32], filter[PATH_MAX + 32], memd_sock[128], nbd_sock[128],
-        pidfile[128], stats[PATH_MAX], servers_arg[PATH_MAX + 32], filter_arg[PATH_MAX + 48],
-        pool_arg[PATH_MAX], write_arg[64], stats_arg[PATH_MAX + 32];
+    char memd_bin[PATH_MAX + 32], filter[PATH_MAX + 32], vhost_bin[PATH_MAX + 32], memd_sock[128],
+        nbd_sock[128], vhost_sock[PATH_MAX], pidfile[128], stats[PATH_MAX],
+        servers_arg[PATH_MAX + 32];
     snprintf(memd_bin, sizeof memd_bin, "%s/remoca-memd", s.exedir);
     snprintf(filter, sizeof filter, "%s/nbdkit-remoca-filter.so", s.exedir);
-    if (access(filter, R_OK) != 0) {
-        fprintf(stderr, "remoca serve: %s not found (build it first)\n", filter);
+    snprintf(vhost_bin, sizeof vhost_bin, "%s/remoca-vhost", s.exedir);
+    const char *front = s.vhost ? vhost_bin : filter;
+    if (access(front, R_OK) != 0) {
+        fprintf(stderr, "remoca serve: %s not found (build it first)\n", front);
         return 1;
     }
     if (!s.servers && access(memd_bin, X_OK) != 0) {
@@ -329,6 +487,10 @@ int cmd_serve(int argc, char **argv)
     snprintf(memd_sock, sizeof memd_sock, "%s/memd.sock", s.rundir);
     snprintf(nbd_sock, sizeof nbd_sock, "%s/nbd.sock", s.rundir);
     snprintf(pidfile, sizeof pidfile, "%s/nbdkit.pid", s.rundir);
+    if (s.socket)
+        snprintf(vhost_sock, sizeof vhost_sock, "%s", s.socket);
+    else
+        snprintf(vhost_sock, sizeof vhost_sock, "%s/vhost.sock", s.rundir);
     if (s.stats)
         snprintf(stats, sizeof stats, "%s", s.stats);
     else
@@ -354,60 +516,15 @@ int cmd_serve(int argc, char **argv)
             fprintf(stderr, "remoca serve: remoca-memd did not start\n");
             goto out;
         }
-        snprintf(servers_arg, sizeof servers_arg, "remoca-servers=unix:%s", memd_sock);
+        snprintf(servers_arg, sizeof servers_arg, "unix:%s", memd_sock);
     } else {
-        snprintf(servers_arg, sizeof servers_arg, "remoca-servers=%s", s.servers);
+        snprintf(servers_arg, sizeof servers_arg, "%s", s.servers);
     }
 
-    const char *nbdkit_bin = getenv("NBDKIT") ? getenv("NBDKIT") : "nbdkit";
-    snprintf(filter_arg, sizeof filter_arg, "--filter=%s", filter);
-    snprintf(stats_arg, sizeof stats_arg, "remoca-statsfile=%s", stats);
-    snprintf(write_arg, sizeof write_arg, "remoca-write=%s", s.write ? s.write : "invalidate");
-    snprintf(pool_arg, sizeof pool_arg, "remoca-pool=%s", s.pool ? s.pool : "");
-    char *nargv[24];
-    int k = 0;
-    nargv[k++] = (char *)nbdkit_bin;
-    nargv[k++] = "-f";
-    nargv[k++] = "--exit-with-parent";
-    nargv[k++] = "-P";
-    nargv[k++] = pidfile;
-    if (sock) { /* else the TCP socket is passed by socket activation */
-        nargv[k++] = "-U";
-        nargv[k++] = (char *)sock;
-    }
-    nargv[k++] = filter_arg;
-    nargv[k++] = "file";
-    nargv[k++] = (char *)s.disk;
-    nargv[k++] = servers_arg;
-    nargv[k++] = stats_arg;
-    nargv[k++] = write_arg;
-    if (s.pool) nargv[k++] = pool_arg;
-    nargv[k] = NULL;
-    s.nbdkit = spawn(nargv, &old, s.listen_fd);
-    if (s.listen_fd >= 0) { /* nbdkit's now */
-        close(s.listen_fd);
-        s.listen_fd = -1;
-    }
-    if (s.nbdkit <= 0) goto out;
-    if (!wait_for(pidfile_written, pidfile, &s.nbdkit, 15)) {
-        fprintf(stderr, "remoca serve: nbdkit did not start (see its messages above)\n");
-        goto out;
-    }
-
-    char abs_sock[PATH_MAX];
-    if (sock && !realpath(sock, abs_sock)) snprintf(abs_sock, sizeof abs_sock, "%s", sock);
-    printf("remoca serve: exporting %s through REMOCA (remote memory: %s)\n", s.disk,
-           s.servers ? s.servers : "local remoca-memd");
-    if (sock) {
-        printf("NBD URI: nbd+unix:///?socket=%s\n", abs_sock);
-        printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
-               "-drive file=nbd:unix:%s,format=raw,if=virtio\n",
-               abs_sock);
+    if (s.vhost) {
+        if (start_vhost(&s, &old, servers_arg, vhost_sock, stats) < 0) goto out;
     } else {
-        printf("NBD URI: nbd://127.0.0.1:%d\n", s.port);
-        printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
-               "-drive file=nbd:127.0.0.1:%d,format=raw,if=virtio\n",
-               s.port);
+        if (start_nbdkit(&s, &old, servers_arg, sock, pidfile, stats) < 0) goto out;
     }
     printf("stats:   %s\n", stats);
     printf("remoca serve: ready (Ctrl-C to stop)\n");
@@ -422,7 +539,7 @@ int cmd_serve(int argc, char **argv)
             break;
         }
         if (sig != SIGCHLD) continue;
-        const char *gone = !alive(&s.nbdkit)               ? "nbdkit"
+        const char *gone = !alive(&s.nbdkit)               ? (s.vhost ? "remoca-vhost" : "nbdkit")
                            : !s.servers && !alive(&s.memd) ? "remoca-memd"
                                                            : NULL;
         if (gone) {
@@ -432,7 +549,7 @@ int cmd_serve(int argc, char **argv)
     }
 out:
     if (s.listen_fd >= 0) close(s.listen_fd);
-    stop(&s.nbdkit, "nbdkit");
+    stop(&s.nbdkit, s.vhost ? "remoca-vhost" : "nbdkit");
     stop(&s.memd, "remoca-memd");
     remove_rundir(&s);
     sigprocmask(SIG_SETMASK, &old, NULL);
