@@ -68,6 +68,25 @@ kill -INT "$SERVE"
 wait "$SERVE" || fail "serve exited non-zero after SIGINT"
 echo "2. external server, TCP export on port $port: ok"
 
+# 2b. --vhost: a local memd and remoca-vhost; the QEMU line names the vhost-user socket
+# (the VM tests drive remoca-vhost with a real guest; here: starting, printing, stopping).
+if [ -x "$REMOCA_BUILD/remoca-vhost" ]; then
+    "$REMOCA_BUILD/remoca" serve "$T/disk.img" --vhost --memory 16M --queues 2 \
+        > "$T/serve3.log" 2>&1 &
+    SERVE=$!; track "$SERVE"
+    serve_ready "$T/serve3.log" || fail "serve --vhost not ready"
+    vsock=$(sed -n 's/^vhost-user socket: //p' "$T/serve3.log")
+    [ -S "$vsock" ] || fail "no vhost-user socket at '$vsock'"
+    grep -q "^qemu: .*memory-backend-memfd.*share=on.*path=$vsock,reconnect=1 .*vhost-user-blk-pci,chardev=vub0,num-queues=2" \
+        "$T/serve3.log" || fail "qemu line: $(grep '^qemu' "$T/serve3.log")"
+    kids=$(children_of "$SERVE")
+    [ "$(echo "$kids" | wc -w)" = 2 ] || fail "expected 2 children (memd, remoca-vhost), got: $kids"
+    kill -TERM "$SERVE"
+    wait "$SERVE" || fail "serve --vhost exited non-zero after SIGTERM"
+    for k in $kids; do kill -0 "$k" 2>/dev/null && fail "child $k still running after serve stopped"; done
+    echo "2b. --vhost: ok"
+fi
+
 # 3. Errors.
 if "$REMOCA_BUILD/remoca" serve "$T/nonexistent.img" > "$T/err.log" 2>&1; then
     fail "missing disk accepted"; fi
