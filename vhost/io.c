@@ -131,8 +131,12 @@ static int pages_rw(struct vh_io *io, bool write, const struct vq_seg *segs, uns
 {
     if (off % 4096 || len % 4096 || len == 0) return 0;
     size_t max = len / 4096;
-    struct vh_page *vp = malloc(max * sizeof *vp);
-    struct remoca_guest_page *gp = malloc(max * sizeof *gp);
+    /* Requests of up to 256 KiB (the guest's usual max) need no allocation. */
+    struct vh_page vp_small[64];
+    struct remoca_guest_page gp_small[64];
+    bool small = max <= 64;
+    struct vh_page *vp = small ? vp_small : malloc(max * sizeof *vp);
+    struct remoca_guest_page *gp = small ? gp_small : malloc(max * sizeof *gp);
     int used = 0;
     if (!vp || !gp) {
         *e = ENOMEM;
@@ -153,8 +157,10 @@ static int pages_rw(struct vh_io *io, bool write, const struct vq_seg *segs, uns
     used = 1;
     __atomic_fetch_add(&io->st.page_calls, 1, __ATOMIC_RELAXED);
 out:
-    free(vp);
-    free(gp);
+    if (!small) {
+        free(vp);
+        free(gp);
+    }
     return used;
 }
 

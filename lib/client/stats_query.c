@@ -5,8 +5,8 @@
  *   connect (bounded) ─▶ HELLO ──▶ OK ────────────────────────────▶ STATS ─▶ payload
  *                              └─▶ E_AUTH "challenge <nonce>" ─▶ HELLO + HMAC ─┘
  *
- * It speaks the wire protocol directly (remoca/wire.h) with blocking socket
- * calls under SO_RCVTIMEO/SO_SNDTIMEO, so every wait is bounded.  The address
+ * It speaks the wire protocol directly (remoca/wire.h) through the client
+ * core's socket helpers, under one deadline for the whole query.  The address
  * syntax, the connect and the credential are the client core's, so a tool
  * accepts exactly what remoca-servers= does. */
 #include <errno.h>
@@ -14,8 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "client_internal.h"
@@ -24,6 +23,7 @@
 
 struct query {
     int fd;
+    struct timespec deadline; /* of the whole query */
     const char *addr;
     char *err;
     size_t errlen;
@@ -38,23 +38,14 @@ __attribute__((format(printf, 2, 3))) static int fail(struct query *q, const cha
     return -1;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t n)
+/* Reads exactly n bytes before the query's deadline: 0, or -1 (errno 0 at
+ * the server's EOF). */
+static int recv_all(struct query *q, uint8_t *p, size_t n)
 {
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int recv_all(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t r = recv(fd, p, n, 0);
+        ssize_t r = rc_sock_recv(q->fd, p, n, &q->deadline, -1);
         if (r < 0 && errno == EINTR) continue;
+        if (r == 0) errno = 0;
         if (r <= 0) return -1;
         p += r;
         n -= (size_t)r;
@@ -70,9 +61,11 @@ static int call(struct query *q, struct remoca_hdr *req, const uint8_t *body, ui
     uint8_t buf[REMOCA_HDR_SIZE + 4 + 2 * REMOCA_MAX_NAME];
     remoca_hdr_encode(buf, req);
     if (req->len) memcpy(buf + REMOCA_HDR_SIZE, body, req->len);
-    errno = 0;
-    if (send_all(q->fd, buf, REMOCA_HDR_SIZE + req->len) < 0 ||
-        recv_all(q->fd, buf, REMOCA_HDR_SIZE) < 0)
+    struct iovec iov = {buf, REMOCA_HDR_SIZE + req->len};
+    char why[160];
+    if (rc_sock_send(q->fd, &iov, 1, &q->deadline, 0, NULL, why, sizeof why) < 0)
+        return fail(q, "%s: connection lost: %s", q->addr, why);
+    if (recv_all(q, buf, REMOCA_HDR_SIZE) < 0)
         return fail(q, "%s: connection lost: %s", q->addr,
                     errno ? strerror(errno) : "closed by the server");
     struct remoca_hdr resp;
@@ -81,7 +74,7 @@ static int call(struct query *q, struct remoca_hdr *req, const uint8_t *body, ui
     if (st != REMOCA_OK || resp.id != req->id)
         return fail(q, "%s: invalid response (%s)", q->addr, remoca_status_name(st));
     uint8_t *payload = malloc((size_t)resp.len + 1);
-    if (!payload || recv_all(q->fd, payload, resp.len) < 0) {
+    if (!payload || recv_all(q, payload, resp.len) < 0) {
         free(payload);
         return fail(q, "%s: short response", q->addr);
     }
@@ -130,15 +123,13 @@ int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned
                        char **out, char *err, size_t errlen)
 {
     struct query q = {.fd = -1, .addr = addr, .err = err, .errlen = errlen};
+    rc_deadline_in(&q.deadline, timeout_ms);
     struct remoca_addr a;
     char why[256];
     *out = NULL;
     if (remoca_addr_parse(addr, strlen(addr), &a, why, sizeof why) < 0 ||
         (q.fd = rc_sock_connect(&a, timeout_ms, -1, why, sizeof why)) < 0)
         return fail(&q, "cannot connect to %s: %s", addr, why);
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    setsockopt(q.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(q.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 
     int r = hello(&q, secret);
     if (r == 0) {

@@ -492,7 +492,6 @@ static void test_threads(void **state)
 #define ST_BLOCKS 512u
 #define ST_THREADS 4u
 static _Atomic uint64_t st_acked[ST_BLOCKS];
-static atomic_bool st_stop;
 static atomic_uint_fast64_t st_stale, st_reads;
 
 struct st_arg {
@@ -553,18 +552,6 @@ static void *st_worker(void *arg)
     return NULL;
 }
 
-static void *st_evictor(void *arg)
-{
-    struct fx *x = arg;
-    uint64_t s = 12345;
-    while (!atomic_load(&st_stop)) {
-        s = s * 6364136223846793005ull + 1;
-        fr_evict(x->r, (s >> 33) % ST_BLOCKS);
-        usleep(100);
-    }
-    return NULL;
-}
-
 static void stress_run(enum remoca_write_policy w)
 {
     struct fx *x = fx_new(ST_BLOCKS * BS, w);
@@ -573,18 +560,17 @@ static void stress_run(enum remoca_write_policy w)
         atomic_store(&st_acked[b], 0);
     }
     x->d->yield_every = 3;
-    atomic_store(&st_stop, false);
     atomic_store(&st_stale, 0);
-    pthread_t th[ST_THREADS], ev;
+    pthread_t th[ST_THREADS];
+    struct fr_evictor ev;
     struct st_arg args[ST_THREADS];
-    pthread_create(&ev, NULL, st_evictor, x);
+    fr_evictor_start(&ev, x->r, ST_BLOCKS, 100);
     for (unsigned i = 0; i < ST_THREADS; i++) {
         args[i] = (struct st_arg){x, i};
         pthread_create(&th[i], NULL, st_worker, &args[i]);
     }
     for (unsigned i = 0; i < ST_THREADS; i++) pthread_join(th[i], NULL);
-    atomic_store(&st_stop, true);
-    pthread_join(ev, NULL);
+    fr_evictor_stop(&ev);
     struct remoca_cache_stats st = stats(x);
     fprintf(stderr, "stress %s: reads=%llu remote_hits=%llu fills=%llu skipped=%llu stale=%llu\n",
             w == REMOCA_WRITE_UPDATE ? "update" : "invalidate", (unsigned long long)st.reads,

@@ -545,7 +545,6 @@ static void test_evict_maps_model(void **state)
 #define ST_BLOCKS 256u
 #define ST_THREADS 4u
 static _Atomic uint64_t st_acked[ST_BLOCKS];
-static atomic_bool st_stop;
 static atomic_uint_fast64_t st_stale;
 
 static void st_stamp(char *page, uint64_t block, uint64_t version)
@@ -605,18 +604,6 @@ static void *st_worker(void *arg)
     return NULL;
 }
 
-static void *st_evictor(void *arg)
-{
-    struct fx *x = arg;
-    uint64_t s = 12345;
-    while (!atomic_load(&st_stop)) {
-        s = s * 6364136223846793005ull + 1;
-        fr_evict(x->r, (s >> 33) % ST_BLOCKS);
-        usleep(200);
-    }
-    return NULL;
-}
-
 static void test_threads_never_stale(void **state)
 {
     struct fx *x = fx_new(ST_BLOCKS * BS);
@@ -625,15 +612,14 @@ static void test_threads_never_stale(void **state)
         atomic_store(&st_acked[b], 0);
     }
     x->d->yield_every = 3;
-    atomic_store(&st_stop, false);
     atomic_store(&st_stale, 0);
-    pthread_t th[ST_THREADS], ev;
-    pthread_create(&ev, NULL, st_evictor, x);
+    pthread_t th[ST_THREADS];
+    struct fr_evictor ev;
+    fr_evictor_start(&ev, x->r, ST_BLOCKS, 200);
     for (unsigned i = 0; i < ST_THREADS; i++)
         pthread_create(&th[i], NULL, st_worker, (void *)(uintptr_t)i);
     for (unsigned i = 0; i < ST_THREADS; i++) pthread_join(th[i], NULL);
-    atomic_store(&st_stop, true);
-    pthread_join(ev, NULL);
+    fr_evictor_stop(&ev);
     struct remoca_cache_stats st = stats(x);
     fprintf(stderr,
             "exclusive threads: reads=%llu hits=%llu inferred=%llu verified=%llu "

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +64,45 @@ static void fr_evict(struct fake_remote *f, uint64_t key)
     free(f->pages[key]);
     f->pages[key] = NULL;
     pthread_mutex_unlock(&f->lock);
+}
+
+/* A thread that evicts a pseudo-random key below `keys` every `us`
+ * microseconds until stopped: a memory server evicting under the engine in
+ * the stress tests.  fr_evictor_start, then fr_evictor_stop (joins). */
+struct fr_evictor {
+    struct fake_remote *r;
+    uint64_t keys;
+    unsigned us;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void *fr_evictor_run(void *arg)
+{
+    struct fr_evictor *e = arg;
+    uint64_t s = 12345;
+    while (!atomic_load(&e->stop)) {
+        s = s * 6364136223846793005ull + 1;
+        fr_evict(e->r, (s >> 33) % e->keys);
+        usleep(e->us);
+    }
+    return NULL;
+}
+
+static void fr_evictor_start(struct fr_evictor *e, struct fake_remote *r, uint64_t keys,
+                             unsigned us)
+{
+    e->r = r;
+    e->keys = keys;
+    e->us = us;
+    atomic_init(&e->stop, false);
+    pthread_create(&e->thread, NULL, fr_evictor_run, e);
+}
+
+static void fr_evictor_stop(struct fr_evictor *e)
+{
+    atomic_store(&e->stop, true);
+    pthread_join(e->thread, NULL);
 }
 
 static bool fr_has(struct fake_remote *f, uint64_t key)
