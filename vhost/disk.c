@@ -4,7 +4,9 @@
  *   struct disk
  *   ┌───────────────────────────────────────────────────────────────┐
  *   │ fd >= 0: file or block device (size: fstat / BLKGETSIZE64)    │
- *   │ nbd != NULL: a libnbd handle (its own lock serialises calls)  │
+ *   │ nbd != NULL: libnbd handles, one connection each: a handle's  │
+ *   │   lock serialises its calls, so requests in flight at once    │
+ *   │   take the connections in turn (flush: all of them)           │
  *   │ size, readonly                                                │
  *   └───────────────────────────────────────────────────────────────┘
  * Discard is advisory: where the disk cannot punch holes it succeeds doing
@@ -27,9 +29,13 @@
 
 #include "disk.h"
 
+#define DISK_NBD_MAX_CONNS 16
+
 struct disk {
     int fd;
-    struct nbd_handle *nbd;
+    struct nbd_handle *nbd; /* == conns[0]: what the export can do */
+    struct nbd_handle *conns[DISK_NBD_MAX_CONNS];
+    unsigned nconns, next; /* next: round robin (atomic) */
     uint64_t size;
     bool readonly, can_trim, can_zero, can_flush;
 };
@@ -40,13 +46,21 @@ static bool is_nbd_uri(const char *s)
            !strncmp(s, "nbd+unix://", 11) || !strncmp(s, "nbds+unix://", 12);
 }
 
-static struct disk *open_nbd(struct disk *d, const char *uri, char *err, size_t errlen)
+static struct disk *open_nbd(struct disk *d, const char *uri, unsigned conns, char *err,
+                             size_t errlen)
 {
-    d->nbd = nbd_create();
-    if (!d->nbd || nbd_connect_uri(d->nbd, uri) == -1) {
-        snprintf(err, errlen, "--disk %s: %s", uri, nbd_get_error());
-        return NULL;
+    if (conns < 1) conns = 1;
+    if (conns > DISK_NBD_MAX_CONNS) conns = DISK_NBD_MAX_CONNS;
+    for (; d->nconns < conns; d->nconns++) {
+        struct nbd_handle *h = nbd_create();
+        if (!h || nbd_connect_uri(h, uri) == -1) {
+            snprintf(err, errlen, "--disk %s: %s", uri, nbd_get_error());
+            if (h) nbd_close(h);
+            return NULL;
+        }
+        d->conns[d->nconns] = h;
     }
+    d->nbd = d->conns[0];
     int64_t size = nbd_get_size(d->nbd);
     if (size < 0) {
         snprintf(err, errlen, "--disk %s: %s", uri, nbd_get_error());
@@ -63,7 +77,8 @@ static struct disk *open_nbd(struct disk *d, const char *uri, char *err, size_t 
     return d;
 }
 
-struct disk *disk_open(const char *spec, bool readonly, char *err, size_t errlen)
+struct disk *disk_open(const char *spec, bool readonly, unsigned nbd_conns, char *err,
+                       size_t errlen)
 {
     struct disk *d = calloc(1, sizeof *d);
     if (!d) {
@@ -73,7 +88,7 @@ struct disk *disk_open(const char *spec, bool readonly, char *err, size_t errlen
     d->fd = -1;
     d->readonly = readonly;
     if (is_nbd_uri(spec)) {
-        if (open_nbd(d, spec, err, errlen)) return d;
+        if (open_nbd(d, spec, nbd_conns, err, errlen)) return d;
         disk_close(d);
         return NULL;
     }
@@ -105,15 +120,21 @@ void disk_close(struct disk *d)
 {
     if (!d) return;
     if (d->fd >= 0) close(d->fd);
-    if (d->nbd) {
-        nbd_shutdown(d->nbd, 0);
-        nbd_close(d->nbd);
+    for (unsigned i = 0; i < d->nconns; i++) {
+        nbd_shutdown(d->conns[i], 0);
+        nbd_close(d->conns[i]);
     }
     free(d);
 }
 
 uint64_t disk_size(const struct disk *d) { return d->size; }
 bool disk_is_nbd(const struct disk *d) { return d->nbd != NULL; }
+
+/* The next connection, in turn. */
+static struct nbd_handle *conn(struct disk *d)
+{
+    return d->conns[__atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED) % d->nconns];
+}
 
 static int nbd_errno(void)
 {
@@ -123,7 +144,7 @@ static int nbd_errno(void)
 
 int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 {
-    if (d->nbd) return nbd_pread(d->nbd, buf, len, off, 0) == -1 ? nbd_errno() : 0;
+    if (d->nbd) return nbd_pread(conn(d), buf, len, off, 0) == -1 ? nbd_errno() : 0;
     while (len) {
         ssize_t r = pread(d->fd, buf, len, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
@@ -142,7 +163,7 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)
 {
     if (d->readonly) return EROFS;
-    if (d->nbd) return nbd_pwrite(d->nbd, buf, len, off, 0) == -1 ? nbd_errno() : 0;
+    if (d->nbd) return nbd_pwrite(conn(d), buf, len, off, 0) == -1 ? nbd_errno() : 0;
     while (len) {
         ssize_t r = pwrite(d->fd, buf, len, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
@@ -191,14 +212,18 @@ int disk_pwritev(struct disk *d, const struct iovec *iov, int n, uint64_t off)
 
 int disk_flush(struct disk *d)
 {
-    if (d->nbd) return !d->can_flush || nbd_flush(d->nbd, 0) != -1 ? 0 : nbd_errno();
+    if (d->nbd) { /* a write acknowledged on any connection: flush them all */
+        for (unsigned i = 0; i < d->nconns && d->can_flush; i++)
+            if (nbd_flush(d->conns[i], 0) == -1) return nbd_errno();
+        return 0;
+    }
     return fdatasync(d->fd) < 0 ? errno : 0;
 }
 
 int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 {
     if (d->readonly) return EROFS;
-    if (d->nbd) return !d->can_trim || nbd_trim(d->nbd, len, off, 0) != -1 ? 0 : nbd_errno();
+    if (d->nbd) return !d->can_trim || nbd_trim(conn(d), len, off, 0) != -1 ? 0 : nbd_errno();
     if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0 &&
         errno != EOPNOTSUPP && errno != ENOSYS)
         return errno;
@@ -223,7 +248,7 @@ int disk_zero(struct disk *d, uint64_t off, uint64_t len, bool may_unmap)
     if (d->readonly) return EROFS;
     if (d->nbd) {
         if (d->can_zero)
-            return nbd_zero(d->nbd, len, off, may_unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE) == -1
+            return nbd_zero(conn(d), len, off, may_unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE) == -1
                        ? nbd_errno()
                        : 0;
         return write_zero_buffers(d, off, len);

@@ -16,7 +16,10 @@
 
 struct disk;
 
-struct disk *disk_open(const char *spec, bool readonly, char *err, size_t errlen);
+/* nbd_conns: connections to an NBD server (1..16; requests in flight at
+ * once), ignored for a file. */
+struct disk *disk_open(const char *spec, bool readonly, unsigned nbd_conns, char *err,
+                       size_t errlen);
 void disk_close(struct disk *d);
 uint64_t disk_size(const struct disk *d);
 bool disk_is_nbd(const struct disk *d);

@@ -2,7 +2,7 @@
 /* remoca-vhost: a vhost-user-blk backend with REMOCA's remote cache.
  *
  *   remoca-vhost --socket PATH --disk FILE|NBD-URI [--servers LIST] [--pool NAME]
- *                [--mode off|inclusive|exclusive] [--queues N] [--readonly]
+ *                [--mode off|inclusive|exclusive] [--queues N] [--inflight N] [--readonly]
  *                [--secret-file F] [--stats FILE]
  *
  *   main thread: options ─▶ disk, remote client, cache engine ─▶ listen on PATH
@@ -47,6 +47,7 @@ struct server {
     struct vh_worker w[VU_MAX_QUEUES];
     struct vu_dev_ops ops;
     unsigned nqueues;
+    unsigned inflight; /* per queue */
 };
 
 static void get_config(void *ctx, uint8_t *buf)
@@ -58,7 +59,7 @@ static void get_config(void *ctx, uint8_t *buf)
 static int queue_start(void *ctx, struct vu_dev *d, unsigned i)
 {
     struct server *s = ctx;
-    return vh_worker_start(&s->w[i], &d->q[i], i, &s->blk, &s->io);
+    return vh_worker_start(&s->w[i], &d->q[i], i, &s->blk, &s->io, s->inflight);
 }
 
 static void queue_stop(void *ctx, struct vu_dev *d, unsigned i)
@@ -96,6 +97,8 @@ static void usage(FILE *f)
         "  --pool NAME         pool on the servers (default vhost:<absolute disk path>)\n"
         "  --secret-file FILE  shared secret for servers run with --secret-file (first line)\n"
         "  --queues N          request queues offered, 1..%d (default 1)\n"
+        "  --inflight N        requests executed at once per queue, 1..%d (default %d);\n"
+        "                      completions still reach the guest in order\n"
         "  --readonly          refuse writes (the guest sees a read-only disk)\n"
         "  --stats FILE        key=value counters, rewritten every second and at exit\n"
         "  --verbose           log every queue start and memory change\n"
@@ -103,7 +106,7 @@ static void usage(FILE *f)
         "QEMU: -object memory-backend-memfd,id=mem,size=SIZE,share=on -machine memory-backend=mem\n"
         "      -chardev socket,id=c0,path=PATH[,reconnect=1] "
         "-device vhost-user-blk-pci,chardev=c0,num-queues=N\n",
-        VU_MAX_QUEUES);
+        VU_MAX_QUEUES, VH_INFLIGHT_MAX, VH_INFLIGHT_DEFAULT);
 }
 
 static void client_log(void *opaque, int level, const char *msg)
@@ -199,16 +202,22 @@ static char *default_pool(const char *disk)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},  {"disk", required_argument, NULL, 'd'},
-        {"servers", required_argument, NULL, 'S'}, {"pool", required_argument, NULL, 'p'},
-        {"mode", required_argument, NULL, 'm'},    {"queues", required_argument, NULL, 'q'},
-        {"readonly", no_argument, NULL, 'r'},      {"secret-file", required_argument, NULL, 'F'},
-        {"stats", required_argument, NULL, 'T'},   {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                         {"disk", required_argument, NULL, 'd'},
+                                         {"servers", required_argument, NULL, 'S'},
+                                         {"pool", required_argument, NULL, 'p'},
+                                         {"mode", required_argument, NULL, 'm'},
+                                         {"queues", required_argument, NULL, 'q'},
+                                         {"readonly", no_argument, NULL, 'r'},
+                                         {"secret-file", required_argument, NULL, 'F'},
+                                         {"stats", required_argument, NULL, 'T'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"inflight", required_argument, NULL, 'i'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *sock = NULL, *disk_spec = NULL, *servers = NULL, *pool = NULL, *mode = NULL,
                *secret_file = NULL, *stats_path = NULL;
-    unsigned long queues = 1;
+    unsigned long queues = 1, inflight = VH_INFLIGHT_DEFAULT;
     bool readonly = false;
     int c;
     opterr = 0;
@@ -230,6 +239,17 @@ int main(int argc, char **argv)
             if (errno || end == optarg || *end || queues < 1 || queues > VU_MAX_QUEUES) {
                 fprintf(stderr, "remoca-vhost: --queues '%s': expected a number from 1 to %d\n",
                         optarg, VU_MAX_QUEUES);
+                return 2;
+            }
+            break;
+        }
+        case 'i': {
+            char *end;
+            errno = 0;
+            inflight = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || inflight < 1 || inflight > VH_INFLIGHT_MAX) {
+                fprintf(stderr, "remoca-vhost: --inflight '%s': expected a number from 1 to %d\n",
+                        optarg, VH_INFLIGHT_MAX);
                 return 2;
             }
             break;
@@ -310,7 +330,9 @@ int main(int argc, char **argv)
     char err[512];
     struct server *s = calloc(1, sizeof *s);
     if (!s) return 1;
-    struct disk *disk = disk_open(disk_spec, readonly, err, sizeof err);
+    /* an NBD disk gets one connection per request that may be in flight */
+    struct disk *disk =
+        disk_open(disk_spec, readonly, (unsigned)(queues * inflight), err, sizeof err);
     if (!disk) {
         fprintf(stderr, "remoca-vhost: %s\n", err);
         return 1;
@@ -356,6 +378,7 @@ int main(int argc, char **argv)
     memset(secret, 0, sizeof secret);
 
     s->nqueues = (unsigned)queues;
+    s->inflight = (unsigned)inflight;
     s->blk.size = disk_size(disk);
     s->blk.readonly = readonly;
     s->blk.ops = &vh_io_ops;
