@@ -22,7 +22,7 @@
 #            vhost-user-blk backend on TAG.vhost.sock, pid TAG.vhost.pid   (vm_vhost_start)
 #               qsd:    qemu-storage-daemon, the reference: file (O_DIRECT, discard=unmap) TAG.img
 #               remoca: remoca-vhost --disk TAG.img, --servers unix:MEMD.sock --mode exclusive
-#                       (VM_VHOST_MODE) or, without a memory server, --mode off; --stats TAG.vstats
+#                       (VM_VHOST_MODE) or, without a memory server, --mode off; --stats TAG.rstats
 #            (vm_vhost_kill: SIGKILL, a crash; vm_vhost_start TAG - BACKEND: restart on TAG.img)
 #
 # While the guest runs, vm_boot copies every `RESULT-GUEST` line of the serial console into
@@ -121,12 +121,14 @@ vm_accel_probe() {
     vm_log "accelerator: $VM_ACCEL"
 }
 
-# vm_memd_start NAME MEMORY: starts remoca-memd on unix socket $VM_WORK/NAME.sock.
+# vm_memd_start NAME MEMORY: starts remoca-memd on unix socket $VM_WORK/NAME.sock
+# (VM_MEMD_ARGS: more options, e.g. --shm as `remoca serve` runs its local server).
 vm_memd_start() {
     local name=$1 mem=$2
     local sock=$VM_WORK/$name.sock pf=$VM_WORK/$name.pid
     rm -f "$sock" "$pf"
-    "$VM_MEMD" --unix "$sock" --memory "$mem" --threads 1 --pid-file "$pf" \
+    # shellcheck disable=SC2086 # VM_MEMD_ARGS is a list of options
+    "$VM_MEMD" --unix "$sock" --memory "$mem" --threads 1 --pid-file "$pf" ${VM_MEMD_ARGS:-} \
         >"$VM_WORK/$name.out" 2>&1 &
     echo $! > "$pf"
     VM_PIDFILES+=("$pf")
@@ -211,7 +213,10 @@ vm_disk_args() {
 #   (IMAGE "-": TAG.img as it is, to restart a backend after vm_vhost_kill), with QUEUES queues.
 #   BACKEND: qsd    qemu-storage-daemon (the reference): O_DIRECT file, discards punch holes
 #            remoca remoca-vhost; with MEMD, the memory server of vm_memd_start MEMD as its
-#                   remote cache (mode VM_VHOST_MODE, default exclusive), stats in TAG.vstats
+#                   remote cache (mode VM_VHOST_MODE, default exclusive), stats in TAG.rstats
+#   VM_QSD_DIRECT=off: qemu-storage-daemon reads through the host's page cache (default O_DIRECT).
+#   VM_VHOST_DISK=URI: remoca-vhost's --disk instead of TAG.img (e.g. the NBD export of
+#   vm_export_start, whose filters emulate a slow disk and count what reaches it).
 #   Output TAG.vhost.out (appended to across restarts), pid file TAG.vhost.pid.
 vm_vhost_start() {
     local tag=$1 image=$2 backend=$3 q=${4:-1} memd=${5:-}
@@ -222,12 +227,12 @@ vm_vhost_start() {
     qsd)
         command -v qemu-storage-daemon >/dev/null || vm_die "qemu-storage-daemon not found (scripts/deps.sh)"
         qemu-storage-daemon \
-            --blockdev "driver=file,node-name=file0,filename=$img,cache.direct=on,discard=unmap" \
+            --blockdev "driver=file,node-name=file0,filename=$img,cache.direct=${VM_QSD_DIRECT:-on},discard=unmap" \
             --blockdev "driver=raw,node-name=disk,file=file0,discard=unmap" \
             --export "type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path=$sock,writable=on,num-queues=$q" \
             >>"$VM_WORK/$tag.vhost.out" 2>&1 & ;;
     remoca)
-        local args=(--socket "$sock" --disk "$img" --queues "$q" --stats "$VM_WORK/$tag.vstats")
+        local args=(--socket "$sock" --disk "${VM_VHOST_DISK:-$img}" --queues "$q" --stats "$VM_WORK/$tag.rstats")
         if [ -n "$memd" ]; then
             args+=(--servers "unix:$VM_WORK/$memd.sock" --pool "vm-$tag/vda" --mode "${VM_VHOST_MODE:-exclusive}")
         else
@@ -269,6 +274,8 @@ vm_vhost_kill() {
 #     VM_RECONNECT=1     vhost: QEMU reconnects to a backend that went away (each second)
 #     VM_REBOOT=1        a guest reboot restarts the guest (default: it ends the run)
 #     VM_HOOK=FUNC       FUNC LINE is called for each new RESULT-GUEST line while the guest runs
+#     VM_RSTATS_KEYS="K.." more counters of TAG.rstats appended to each steps line (as r_K=)
+#     VM_INITRD_EXTRA=F  a second cpio archive appended to the guest's initramfs (mkguest.sh --fio)
 vm_boot() {
     local tag=$1 mem=$2 tmo=$3 append=$4 balloon=${5:-}
     local con=$VM_WORK/$tag.console steps=$VM_WORK/$tag.steps qmp=$VM_WORK/$tag.qmp
@@ -283,9 +290,14 @@ vm_boot() {
     [ "${VM_REBOOT:-0}" = 1 ] || machine+=(-no-reboot)
     rm -f "$con" "$steps" "$qmp"
     : > "$steps"
+    local initrd=$VM_GUEST/initrd.gz
+    if [ -n "${VM_INITRD_EXTRA:-}" ]; then # concatenated archives: the kernel unpacks both
+        initrd=$VM_WORK/$tag.initrd
+        cat "$VM_GUEST/initrd.gz" "$VM_INITRD_EXTRA" > "$initrd"
+    fi
     timeout "$tmo" qemu-system-x86_64 -accel "$VM_ACCEL" "${machine[@]}" \
         -nodefaults -display none -serial "file:$con" \
-        -kernel "$VM_GUEST/vmlinuz" -initrd "$VM_GUEST/initrd.gz" \
+        -kernel "$VM_GUEST/vmlinuz" -initrd "$initrd" \
         -append "console=ttyS0 quiet $append" \
         "${disk[@]}" \
         -device virtio-balloon-pci -qmp "unix:$qmp,server=on,wait=off" \
@@ -316,7 +328,12 @@ vm_boot() {
                     done
                 fi
                 b=$(vm_backing "$tag")
-                [ -f "$VM_WORK/$tag.rstats" ] && r=" r_read_blocks=$(vm_kv "$VM_WORK/$tag.rstats" read_blocks) r_remote_hits=$(vm_kv "$VM_WORK/$tag.rstats" remote_hits)"
+                if [ -f "$VM_WORK/$tag.rstats" ]; then
+                    local key
+                    for key in read_blocks remote_hits ${VM_RSTATS_KEYS:-}; do
+                        r+=" r_$key=$(vm_kv "$VM_WORK/$tag.rstats" "$key")"
+                    done
+                fi
                 tail -n +$((seen + 1)) "$VM_WORK/$tag.lines" |
                     while read -r line; do
                         echo "$line backing_reads=${b% *} backing_bytes=${b#* }$r"

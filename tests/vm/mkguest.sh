@@ -15,6 +15,10 @@
 #                       /lib/modules/*.ko     virtio (pci, blk, balloon) and ext4 with their
 #                                             dependencies; /lib/modules/order = insmod order
 #
+# mkguest.sh OUTDIR --fio: builds only OUTDIR/fio.cpio.gz, a second archive with /usr/bin/fio
+# and its libraries (~85 MB unpacked: only the guests that run fio carry it, appended by vm_boot's
+# VM_INITRD_EXTRA).
+#
 # The kernel has no initramfs-time modprobe, so module dependencies are resolved here from
 # modules.dep (depth first: a module's dependencies come before it) and /init insmods them in
 # that order.  Building takes a few seconds; the result is cached: OUTDIR/stamp holds a hash of
@@ -25,6 +29,30 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: mkguest.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)   # absolute: the initramfs is packed from inside another directory
+
+# copy_prog ROOT PROGRAM: PROGRAM into ROOT/usr/bin with every shared library ldd names
+copy_prog() {
+    [ -x "$2" ] || { echo "mkguest: $2 missing (scripts/deps.sh installs it)" >&2; exit 1; }
+    mkdir -p "$1/usr/bin"
+    cp "$2" "$1/usr/bin/"
+    for lib in $(ldd "$2" | awk '/=>/ { print $3 } /^\t\// { print $1 }'); do
+        [ -f "$lib" ] || continue
+        mkdir -p "$1$(dirname "$lib")"
+        cp -L "$lib" "$1$lib"
+    done
+}
+
+if [ "${2:-}" = --fio ]; then
+    stamp=$( { cat "$0"; ls -lL /usr/bin/fio; } | sha256sum | cut -c1-16)
+    [ -f "$out/fio.stamp" ] && [ "$(cat "$out/fio.stamp")" = "$stamp" ] && [ -f "$out/fio.cpio.gz" ] && exit 0
+    root=$(mktemp -d "$out/fio.XXXXXX")
+    copy_prog "$root" /usr/bin/fio
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 > "$root.cpio.gz")
+    mv "$root.cpio.gz" "$out/fio.cpio.gz"
+    rm -rf "$root"
+    echo "$stamp" > "$out/fio.stamp"
+    exit 0
+fi
 
 kver=$(ls /lib/modules | sort -V | tail -1)
 kernel=/boot/vmlinuz-$kver
@@ -88,15 +116,7 @@ done < "$root/order.tmp"
 rm -f "$root/order.tmp"
 
 # --- host programs and their shared libraries -----------------------------------------------
-for p in $PROGRAMS; do
-    [ -x "$p" ] || { echo "mkguest: $p missing (scripts/deps.sh installs it)" >&2; exit 1; }
-    cp "$p" "$root/usr/bin/"
-    for lib in $(ldd "$p" | awk '/=>/ { print $3 } /^\t\// { print $1 }'); do
-        [ -f "$lib" ] || continue
-        mkdir -p "$root$(dirname "$lib")"
-        cp -L "$lib" "$root$lib"
-    done
-done
+for p in $PROGRAMS; do copy_prog "$root" "$p"; done
 # /lib64 -> the dynamic loader path ldd printed is kept as is (copied above)
 
 # the guest's random-order reader, static so it needs nothing from the initramfs

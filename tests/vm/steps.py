@@ -3,12 +3,13 @@
 
 A steps file (written by vm_boot in tests/vm/lib.sh) has one line per guest measurement:
   RESULT-GUEST wl=thrash step=pass2 memtotal_kb=... s=2.31 backing_reads=812 backing_bytes=...
-      [r_read_blocks=... r_remote_hits=...]
+      [r_read_blocks=... r_remote_hits=... r_KEY=...]
 where the counters are running totals taken when the host saw the line.  A step's own share of
 a counter is its total minus the previous line's.  Prints, for the steps whose name matches
 REGEX (a Python regular expression, matched in full):
   n=<steps> s=<summed guest seconds> reads=<backing reads> bytes=<backing bytes>
   blocks=<blocks the guest asked of the VMM> hits=<of them, served from remote memory>
+  KEY=<share of r_KEY> for every other r_KEY counter on the lines (VM_RSTATS_KEYS)
 """
 import re
 import sys
@@ -27,6 +28,10 @@ def main():
             kv = dict(w.split("=", 1) for w in line.split() if "=" in w)
             if "step" not in kv:
                 continue
+            for key in kv:  # the other counters, by their own names
+                if key.startswith("r_") and key not in names.values():
+                    names.setdefault(key[2:], key)
+                    tot.setdefault(key[2:], 0)
             if pattern.fullmatch(kv["step"]):
                 tot["n"] += 1
                 tot["s"] += float(kv.get("s", 0))
@@ -36,8 +41,7 @@ def main():
             for key in names.values():
                 if kv.get(key):
                     prev[key] = kv[key]
-    print("n=%d s=%.2f reads=%d bytes=%d blocks=%d hits=%d" % (
-        tot["n"], tot["s"], tot["reads"], tot["bytes"], tot["blocks"], tot["hits"]))
+    print(" ".join("%s=%s" % (k, "%.2f" % v if k == "s" else v) for k, v in tot.items()))
 
 
 if __name__ == "__main__":
