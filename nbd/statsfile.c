@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The filter's stats file (remoca-statsfile=PATH).
+/* The stats file of the filter (remoca-statsfile=PATH) and of remoca-vhost
+ * (--stats PATH).
  *
  * A thread wakes every second (and once more when stopped) and replaces PATH
  * atomically (write PATH.tmp, rename) with key=value lines:
@@ -7,6 +8,11 @@
  *   disk_size=1049576          engine: the counters of struct remoca_cache_stats
  *   dir_blocks=212                     and the directory's population
  *   reads=...  remote_hits=...  misses=...  fills=...  fills_skipped=...
+ *   mrc_refs=4098              mrc: the reads' miss-ratio curve, if the engine
+ *   mrc_sampled=4098                has one (remoca_cache_mrc): the estimator's
+ *   mrc_rate=1  mrc_samples=2049    counters, then the curve in one line of
+ *   mrc_bytes=528648                SIZE:RATIO pairs, SIZE in 4 KiB blocks
+ *   mrc=32:1.0000,64:1.0000,...,2049:0.5000
  *   client_requests=...        client: struct remoca_client_stats
  *   client_servers_up=1
  *   one_sided_lookups=...      one-sided reads (memd --shm on this host)
@@ -27,7 +33,10 @@
 
 #include "remoca/cache.h"
 #include "remoca/client.h"
+#include "remoca/mrc.h"
 #include "statsfile.h"
+
+#define MRC_POINTS 64 /* a readable line, enough for a plot (remoca stats --mrc) */
 
 struct statsfile {
     char *path, *tmp;
@@ -38,6 +47,23 @@ struct statsfile {
     pthread_cond_t cond;
     bool stop;
 };
+
+/* No lines at all without a curve: `remoca stats --mrc` tells "none" apart. */
+static void write_mrc(FILE *f, const struct remoca_mrc *m)
+{
+    if (!m) return;
+    struct remoca_mrc_stats ms;
+    uint64_t sizes[MRC_POINTS];
+    double ratios[MRC_POINTS];
+    remoca_mrc_get_stats(m, &ms);
+    size_t n = remoca_mrc_curve(m, sizes, ratios, MRC_POINTS);
+    fprintf(
+        f, "mrc_refs=%llu\nmrc_sampled=%llu\nmrc_rate=%.6g\nmrc_samples=%u\nmrc_bytes=%zu\nmrc=",
+        (unsigned long long)ms.refs, (unsigned long long)ms.sampled, ms.rate, ms.samples, ms.bytes);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%llu:%.4f", i ? "," : "", (unsigned long long)sizes[i], ratios[i]);
+    fputc('\n', f);
+}
 
 static void write_stats(struct statsfile *s)
 {
@@ -55,6 +81,7 @@ static void write_stats(struct statsfile *s)
     char buf[2048];
     size_t n = remoca_cache_format_stats(&st, "", buf, sizeof buf);
     fwrite(buf, 1, n < sizeof buf ? n : sizeof buf - 1, f);
+    write_mrc(f, c ? remoca_cache_mrc(c) : NULL);
     if (s->client) remoca_client_get_stats(s->client, &cs);
     fprintf(f,
             "client_requests=%llu\nclient_timeouts=%llu\nclient_failures=%llu\n"

@@ -11,6 +11,8 @@
  *    read    ▲ whole blocks inside the request and inside the disk:     read
  *   through  │ the only ones ever looked up or inserted                through
  *
+ *   0. every block the request touches, edges once, goes to the miss-ratio
+ *      curve (lib/cache/mrc.c): the guest's misses, before any lookup;
  *   1. snapshot the generation of every stripe unit the blocks touch;
  *   2. blocks whose directory bit is set are fetched in one batched get per
  *      256 blocks (one round trip for a request up to 1 MiB), straight into
@@ -119,6 +121,7 @@
 #include <string.h>
 
 #include "remoca/cache.h"
+#include "remoca/mrc.h"
 #include "engine.h"
 
 #define BATCH 256u /* blocks per remote get / put call */
@@ -170,6 +173,17 @@ struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *o, char *e
     atomic_store(&c->st[STAT(evict_map_bytes)], evict_bytes(c->ev.npages));
     if (dir_init(&c->dir, c->nblocks)) goto oom;
     if (gen_init(&c->gens)) goto oom;
+    if (o->mrc_samples != UINT32_MAX) {
+        uint32_t ns = o->mrc_samples ? o->mrc_samples : REMOCA_CACHE_MRC_SAMPLES;
+        uint64_t dom = o->mrc_blocks ? o->mrc_blocks : (c->size + BS - 1) / BS;
+        if (!o->mrc_blocks && dom > REMOCA_CACHE_MRC_MAX_BLOCKS) dom = REMOCA_CACHE_MRC_MAX_BLOCKS;
+        if (!(c->mrc = remoca_mrc_new(ns, dom ? dom : 1))) {
+            if (errno != EINVAL) goto oom;
+            snprintf(err, errlen, "cache: mrc_samples %u out of range (16 to 2^26)", ns);
+            remoca_cache_free(c);
+            return NULL;
+        }
+    }
     if (!o->no_reset && c->r->reset) c->r->reset(c->rctx);
     return c;
 oom:
@@ -185,12 +199,15 @@ void remoca_cache_free(struct remoca_cache *c)
     dir_destroy(&c->dir);
     gen_destroy(&c->gens);
     evict_destroy(&c->ev);
+    remoca_mrc_free(c->mrc);
     free(c);
 }
 
 uint64_t remoca_cache_disk_size(const struct remoca_cache *c) { return c->size; }
 
 uint64_t remoca_cache_dir_count(const struct remoca_cache *c) { return dir_count(&c->dir); }
+
+const struct remoca_mrc *remoca_cache_mrc(const struct remoca_cache *c) { return c->mrc; }
 
 int remoca_cache_reset(struct remoca_cache *c)
 {
@@ -298,7 +315,17 @@ int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, vo
                       uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
     COUNT(c, reads, 1);
+    cache_mrc_feed(c, offset, count);
     return cache_read_blocks(c, b, buf, count, offset, flags, err, NULL);
+}
+
+/* Step 0.  Every block, not only the cacheable ones: the curve is the guest's
+ * miss stream, and a cache below the guest would see the edges too. */
+void cache_mrc_feed(struct remoca_cache *c, uint64_t offset, uint32_t count)
+{
+    if (!c->mrc || count == 0) return;
+    for (uint64_t b = offset / BS, last = (offset + count - 1) / BS; b <= last; b++)
+        remoca_mrc_access(c->mrc, b);
 }
 
 int cache_read_blocks(struct remoca_cache *c, const struct remoca_backing *b, void *buf,

@@ -26,7 +26,8 @@ struct remoca_cache {
     void *rctx;
     struct remoca_dir dir;
     struct gen_table gens;
-    struct evict_maps ev; /* exclusive mode only */
+    struct evict_maps ev;   /* exclusive mode only */
+    struct remoca_mrc *mrc; /* the reads' miss-ratio curve; NULL: none */
     _Atomic uint64_t st[NSTATS];
 };
 
@@ -35,6 +36,10 @@ struct remoca_cache {
     atomic_fetch_add_explicit(&(c)->st[STAT(field)], (n), memory_order_relaxed)
 
 enum wop { OP_WRITE, OP_TRIM, OP_ZERO };
+
+/* Feeds every block [offset, offset+count) touches to the miss-ratio curve,
+ * partial ones once.  Called by the read hooks before anything else. */
+void cache_mrc_feed(struct remoca_cache *c, uint64_t offset, uint32_t count);
 
 /* A read (steps 1-4 of lib/cache/cache.c).  gens, if not NULL, receives for
  * each whole block [fb, lb) of the request the generation its data are valid

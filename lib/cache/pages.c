@@ -139,8 +139,9 @@ int remoca_cache_read_pages(struct remoca_cache *c, const struct remoca_backing 
         *err = EINVAL;
         goto fail;
     }
-    if (req_alloc(&m, npages, err)) goto fail;
     uint32_t count = npages * BS;
+    cache_mrc_feed(c, offset, count); /* before evictions and takes: the guest's misses */
+    if (req_alloc(&m, npages, err)) goto fail;
     bool excl = exclusive(c), rec = excl && whole(c, npages, offset);
     if (excl) {
         if (detach_all(c, pages, npages, &m, err)) goto fail_free;

@@ -14,6 +14,7 @@
  *   │                                                        (lib/cache/gen.c)     │
  *   │ page and block maps: exclusive mode                    (lib/cache/evict.c)   │
  *   │ stats: atomic counters                                 (lib/cache/cache.c)   │
+ *   │ miss-ratio curve of the reads (SHARDS)                 (lib/cache/mrc.c)     │
  *   └─────────┬───────────────────────────────────────────────┬──────────────┘
  *             │ remoca_remote_ops (get/put/del/reset/take)    │ struct remoca_backing_ops
  *             ▼                                               ▼ (per call: pread/pwrite/...)
@@ -98,7 +99,12 @@ struct remoca_cache_opts {
     bool no_reset;               /* don't reset the pool at creation */
     enum remoca_cache_mode mode; /* exclusive needs remote->take */
     uint64_t guest_pages;        /* exclusive: bound of the page map (> 0, < 2^32) */
+    uint32_t mrc_samples;        /* miss-ratio curve's samples (>= 16); 0: 8192; UINT32_MAX: none */
+    uint64_t mrc_blocks;         /* its largest cache size; 0: the disk's blocks, at most 2^24 */
 };
+
+#define REMOCA_CACHE_MRC_SAMPLES 8192u           /* mrc_samples 0: about 520 KiB */
+#define REMOCA_CACHE_MRC_MAX_BLOCKS (1ull << 24) /* mrc_blocks 0: at most 64 GiB */
 
 struct remoca_cache_stats {
     uint64_t reads;          /* read requests */
@@ -160,6 +166,24 @@ size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char
                                  size_t len);
 /* Blocks the directory currently marks as maybe remote. */
 uint64_t remoca_cache_dir_count(const struct remoca_cache *c);
+
+/* ---- miss-ratio curve ----------------------------------------------------
+ *
+ * The reads that reach a front end are the guest's page-cache misses.  Every
+ * 4 KiB block a read covers (remoca_cache_read, remoca_cache_read_pages;
+ * partial blocks once, the disk's partial last block too) is fed to a SHARDS
+ * estimator (lib/cache/include/remoca/mrc.h) before the remote tier is asked:
+ * the curve is what an LRU cache of each size, added below the guest, would
+ * miss of that stream, whatever the remote tier holds now.  Sizes are in 4 KiB
+ * blocks, up to the disk's block count (at most REMOCA_CACHE_MRC_MAX_BLOCKS)
+ * or opts->mrc_blocks.  Cost per block: a hash and an atomic add; the lock
+ * only for sampled blocks.  Memory fixed at creation (remoca_mrc_get_stats).
+ *
+ * The engine's estimator, for remoca_mrc_curve, remoca_mrc_miss_ratio_at and
+ * remoca_mrc_get_stats (all thread-safe); NULL if opts->mrc_samples was
+ * UINT32_MAX.  Lives as long as the engine. */
+struct remoca_mrc;
+const struct remoca_mrc *remoca_cache_mrc(const struct remoca_cache *c);
 
 /* ---- exclusive mode: guest pages and eviction inference ----------------
  *
