@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Stats of the store and the server, as text or JSON (the STATS op).
  *
+ * Sharing (store.h): per pool fair_bytes (weighted fair share), share_bytes
+ * (its target: fair share + utility credit, in [min, max]), ghost_entries
+ * (evicted keys it remembers now), ghost_recent (decayed ghost hits, the
+ * utility signal); on the server line moved_bytes (credit moved, in all).
+ *
  * Text: one line for the server, then one line per pool, key=value pairs:
  *   server policy=s3fifo budget_bytes=... pages=... gets=... hits=... ...
  *   pool name=vm42/vda pages=... bytes=... gets=... hits=... ...
@@ -119,6 +124,7 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
         {"shm_touched", s->shm_touched},
         {"fill_rings", __atomic_load_n(&s->fill_rings, __ATOMIC_RELAXED)},
         {"ring_puts", __atomic_load_n(&s->ring_puts, __ATOMIC_RELAXED)},
+        {"moved_bytes", s->moved * REMOCA_PAGE_SIZE},
         STATS_KVS(tot),
     };
     const size_t nserver = sizeof server / sizeof server[0];
@@ -146,7 +152,10 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
             {"min_bytes", p->min_pages * REMOCA_PAGE_SIZE},
             {"max_bytes", p->max_pages * REMOCA_PAGE_SIZE},
             {"weight", p->weight},
-            {"share_bytes", store_fair_share_locked(s, p, active_weights) * REMOCA_PAGE_SIZE},
+            {"fair_bytes", store_fair_share_locked(s, p, active_weights) * REMOCA_PAGE_SIZE},
+            {"share_bytes", store_target_locked(s, p, active_weights) * REMOCA_PAGE_SIZE},
+            {"ghost_entries", ghost_count(&s->ghost, p->id)},
+            {"ghost_recent", p->ghost_recent},
             {"connections", p->conns},
             STATS_KVS(p->st),
         };

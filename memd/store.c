@@ -104,7 +104,8 @@ static int init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32
         s->slots = huge_alloc(npages * sizeof *s->slots);
         s->buckets = huge_alloc(nb * sizeof *s->buckets);
     }
-    if (!s->arena || !s->slots || !s->buckets || !s->pools || ghost_init(&s->ghost, npages) < 0) {
+    if (!s->arena || !s->slots || !s->buckets || !s->pools ||
+        ghost_init(&s->ghost, npages, max_pools) < 0) {
         store_destroy(s);
         errno = ENOMEM;
         return -1;
@@ -222,6 +223,13 @@ static void remove_slot(struct store *s, struct pool *p, uint32_t i, uint64_t h)
     p->pages--;
 }
 
+static void rebalance(struct store *s);
+
+/* Every REBALANCE_DIV-th of the budget evicted, credit moves (rebalance);
+ * a move is REBALANCE_STEP-th of the budget. */
+#define REBALANCE_DIV 64u
+#define REBALANCE_STEP 256u
+
 static void evict_one(struct store *s, struct pool *p)
 {
     uint32_t i = policy_victim(s, p);
@@ -236,25 +244,19 @@ static void evict_one(struct store *s, struct pool *p)
     uint64_t h = remoca_shm_hash(p->id, s->slots[i].key);
     /* S3-FIFO and 2Q admit a returning key straight to their main queue only
      * if it left from the small/A1in queue (measured: with main-queue
-     * evictions admitted too, S3-FIFO's loop hit ratio drops from 0.65 to 0). */
+     * evictions admitted too, S3-FIFO's loop hit ratio drops from 0.54 to
+     * 0.08, 2Q's from 0.70 to 0.21). */
     bool admit = s->slots[i].queue == 0;
     remove_slot(s, p, i, h);
-    ghost_add(&s->ghost, h, admit);
+    ghost_add(&s->ghost, p->id, h, admit);
     p->st.evictions++;
+    ++s->evict_clock;
+    if (s->evict_clock % (s->npages / REBALANCE_DIV + 1) == 0) rebalance(s);
     /* Utility decay: every `npages` evictions, halve the recent ghost hits. */
-    if (++s->evict_clock >= s->npages) {
+    if (s->evict_clock >= s->npages) {
         s->evict_clock = 0;
         for (uint32_t k = 0; k < s->npools; k++) s->pools[k]->ghost_recent /= 2;
     }
-}
-
-/* Weight tilted by utility: a pool whose misses often find ghosts (recent
- * ghost hits per page held) counts up to 4x its weight. Fixed point, x1024. */
-static uint64_t eff_weight(const struct pool *p)
-{
-    uint64_t tilt = p->ghost_recent * 1024 / (p->pages ? p->pages : 1);
-    if (tilt > 3072) tilt = 3072;
-    return (uint64_t)p->weight * (1024 + tilt);
 }
 
 static uint64_t weight_sum(struct store *s, const struct pool *also)
@@ -262,28 +264,110 @@ static uint64_t weight_sum(struct store *s, const struct pool *also)
     uint64_t sum = 0;
     for (uint32_t k = 0; k < s->npools; k++) {
         const struct pool *q = s->pools[k];
-        if (q->pages > 0 || q == also) sum += eff_weight(q);
+        if (q->pages > 0 || q == also) sum += q->weight;
     }
     return sum;
 }
 
-static uint64_t share_of(struct store *s, const struct pool *p, uint64_t wsum)
+static uint64_t clamp(const struct pool *p, int64_t pages)
 {
-    uint64_t share = wsum ? (uint64_t)((unsigned __int128)s->npages * eff_weight(p) / wsum) : 0;
-    if (share > p->max_pages) share = p->max_pages;
-    if (share < p->min_pages) share = p->min_pages;
-    return share;
+    if (pages > (int64_t)p->max_pages) return p->max_pages;
+    if (pages < (int64_t)p->min_pages) return p->min_pages;
+    return (uint64_t)pages;
+}
+
+/* budget * weight / wsum, unclamped (wsum includes p's weight). */
+static int64_t fair_of(const struct store *s, const struct pool *p, uint64_t wsum)
+{
+    return wsum ? (int64_t)((uint64_t)s->npages * p->weight / wsum) : 0;
+}
+
+static uint64_t target_of(const struct store *s, const struct pool *p, uint64_t wsum)
+{
+    return clamp(p, fair_of(s, p, wsum) + p->credit);
 }
 
 uint64_t store_weight_sum_locked(struct store *s) { return weight_sum(s, NULL); }
 
 uint64_t store_fair_share_locked(struct store *s, const struct pool *p, uint64_t active_weights)
 {
-    /* = share_of(s, p, weight_sum(s, p)), without a pass over every pool */
-    return share_of(s, p, active_weights + (p->pages ? 0 : eff_weight(p)));
+    return clamp(p, fair_of(s, p, active_weights + (p->pages ? 0 : p->weight)));
 }
 
-/* The pool most above its fair share that is above its minimum, or NULL. */
+uint64_t store_target_locked(struct store *s, const struct pool *p, uint64_t active_weights)
+{
+    return target_of(s, p, active_weights + (p->pages ? 0 : p->weight));
+}
+
+/* Marginal utility of a pool's next pages: its recent ghost hits per ghost
+ * entry (how many misses one more page would have saved), times its weight.
+ * The entries are those it holds plus those its hits took back (a pool whose
+ * every lost page came back has utility 1: the edge of a loop that fits).
+ * Fixed point (x 2^20), exact in 128 bits. */
+static unsigned __int128 utility(const struct store *s, const struct pool *p)
+{
+    uint64_t n = ghost_count(&s->ghost, p->id) + p->ghost_recent;
+    return (unsigned __int128)p->weight * p->ghost_recent * (1u << 20) / (n ? n : 1);
+}
+
+/* Moves one step of credit from the pool whose memory is worth least to the
+ * one whose memory is worth most (store.h), and sets each pool's ghost size:
+ * as many entries as it holds pages, but at least an equal share of the
+ * ghost table, so that a pool squeezed small still sees what more would save
+ * (measured: with an equal share of the budget instead, a loop of 1400 keys
+ * squeezed to 100 pages before its first round never saw a ghost hit). */
+static void rebalance(struct store *s)
+{
+    uint64_t wsum = weight_sum(s, NULL), active = 0;
+    int64_t step = s->npages / REBALANCE_STEP + 1;
+    for (uint32_t k = 0; k < s->npools; k++) active += s->pools[k]->pages > 0;
+    if (active < 2) return;
+    struct pool *hi = NULL, *lo = NULL;
+    unsigned __int128 uhi = 0, ulo = 0;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        struct pool *q = s->pools[k];
+        if (!q->pages) continue;
+        uint64_t share = ghost_size(&s->ghost) / active;
+        ghost_set_cap(&s->ghost, q->id, q->pages > share ? q->pages : share);
+        unsigned __int128 u = utility(s, q);
+        /* A receiver needs evidence (2 recent ghost hits), room below max, and
+         * to use the target it has: credit beyond a pool's pages would only
+         * stay unused while the pools below their targets share it. */
+        int64_t t = fair_of(s, q, wsum) + q->credit;
+        if (q->ghost_recent >= 2 && t < (int64_t)q->max_pages && t < (int64_t)q->pages + step &&
+            (!hi || u > uhi)) {
+            hi = q;
+            uhi = u;
+        }
+    }
+    if (!hi) return;
+    for (uint32_t k = 0; k < s->npools; k++) {
+        struct pool *q = s->pools[k];
+        /* A donor must be above its minimum, and judged on enough evidence:
+         * asked for at least as many keys as its ghost remembers (a pool
+         * whose reuse is slow to show, such as a long loop, is not robbed
+         * before its first round). */
+        if (!q->pages || q == hi || fair_of(s, q, wsum) + q->credit <= (int64_t)q->min_pages ||
+            q->st.gets < ghost_cap(&s->ghost, q->id))
+            continue;
+        unsigned __int128 u = utility(s, q);
+        if (!lo || u < ulo) {
+            lo = q;
+            ulo = u;
+        }
+    }
+    /* Hysteresis: move only for a clear difference (1/8). */
+    if (!lo || uhi * 8 <= ulo * 9) return;
+    int64_t room_lo = fair_of(s, lo, wsum) + lo->credit - (int64_t)lo->min_pages;
+    int64_t room_hi = (int64_t)hi->max_pages - fair_of(s, hi, wsum) - hi->credit;
+    if (step > room_lo) step = room_lo;
+    if (step > room_hi) step = room_hi;
+    lo->credit -= step;
+    hi->credit += step;
+    s->moved += (uint64_t)step;
+}
+
+/* The pool most above its target that is above its minimum, or NULL. */
 static struct pool *choose_victim(struct store *s, struct pool *req)
 {
     uint64_t wsum = weight_sum(s, req);
@@ -292,7 +376,7 @@ static struct pool *choose_victim(struct store *s, struct pool *req)
     for (uint32_t k = 0; k < s->npools; k++) {
         struct pool *q = s->pools[k];
         if (q->pages == 0 || q->pages <= q->min_pages) continue;
-        int64_t over = (int64_t)q->pages + (q == req) - (int64_t)share_of(s, q, wsum);
+        int64_t over = (int64_t)q->pages + (q == req) - (int64_t)target_of(s, q, wsum);
         if (over > best_over) {
             best_over = over;
             best = q;
@@ -408,7 +492,7 @@ uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
             uint32_t i = lookup(s, pool, key + n, h);
             if (i == MEMD_NIL) {
                 p->st.misses++;
-                if (ghost_test(&s->ghost, h)) {
+                if (ghost_test(&s->ghost, pool, h)) {
                     p->st.ghost_hits++;
                     p->ghost_recent++;
                 }
@@ -474,7 +558,7 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             change_end(s, i);
             set_link(&e->hnext, s->buckets[h & s->bmask]);
             set_link(&s->buckets[h & s->bmask], i);
-            policy_insert(s, p, i, ghost_take(&s->ghost, h));
+            policy_insert(s, p, i, ghost_take(&s->ghost, pool, h));
             p->pages++;
             p->st.puts++;
         }

@@ -21,17 +21,39 @@
  * name and finds its pages.
  *
  * Allocation (store_put when no page is free): the victim pool is the one most
- * above its weighted fair share (budget * weight / sum of weights of the pools
- * holding pages, clamped to [min, max]); a pool never loses pages below its
- * minimum; a pool at its maximum evicts from itself.  Ghost hits per MiB tilt
- * the fair share towards pools that would profit from more memory.
+ * above its target; a pool never loses pages below its minimum; a pool at its
+ * maximum evicts from itself.  The target is the weighted fair share (budget *
+ * weight / sum of weights of the pools holding pages) plus the pool's credit,
+ * clamped to [min, max].  Credit moves between pools by marginal utility:
+ *
+ *   every budget/64 evictions (store.c, rebalance):
+ *     utility(p) = weight * recent ghost hits / ghost entries p holds
+ *                  (misses that one more page would have saved, per page)
+ *     hi = highest utility, with >= 2 recent ghost hits, target < max and
+ *          target < pages + step (it uses what it has)
+ *     lo = lowest utility, target > min, asked for >= as many keys as its
+ *          ghost holds (not judged before a long loop comes round)
+ *     if utility(hi) > 9/8 utility(lo): step = budget/256 pages, lo -> hi
+ *
+ *     pool   pages held (#) against its target (|)       credit
+ *     loop   ##############|                               +   ghost hits
+ *     zipf   ###############|                              +   ghost hits
+ *     scan   ##|  (target = min: never fewer pages)        -   none
+ *     (an eviction takes from the pool most above its target)
+ *
+ * Credits sum to zero and do not decay (hysteresis): with no ghost hits
+ * anywhere they never move, so the weights alone decide.  Recent ghost hits
+ * halve every `budget` evictions.  Each pool's ghost keeps its latest
+ * max(pages, table / active pools) evictions (ghost.h).
  *
  * One mutex guards everything.  Critical sections are short: an index
  * operation and one 4 KiB copy; batches drop and retake the lock every few
  * pages so that another worker never waits behind a 1 MiB request.
  *
  * Memory: the arena (budget) + 32 B per page (slots) + 4 B per page (buckets)
- * + 8 B per page (ghost table) + ~400 B per pool; about 1.1 % of the budget.
+ * + 8 B per page (ghost table) + ~400 B per pool + 32 B per --max-pools
+ * (pools[], the ghost's per-pool clock, cap, count); about 1.1 % of the
+ * budget.
  *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
  * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
@@ -103,6 +125,7 @@ struct pool {
     struct queue q[2];
     struct pool_stats st;
     uint64_t ghost_recent; /* ghost hits, decayed: the utility signal */
+    int64_t credit;        /* pages of target moved here by utility (rebalance) */
 };
 
 enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__MAX };
@@ -123,6 +146,7 @@ struct store {
     uint32_t npools, max_pools;
     uint64_t min_reserved; /* sum of the pools' min_pages */
     uint64_t evict_clock;  /* evictions since the last utility decay */
+    uint64_t moved;        /* pages of credit moved by rebalance, in all */
     /* --shm only (NULL / unused otherwise): */
     uint32_t *seqs;   /* seqlock word per slot (remoca/shm.h) */
     uint8_t *touched; /* set by clients after a one-sided hit, read atomically */
@@ -189,10 +213,12 @@ struct server_counters {
 size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
                    size_t cap);
 
-/* The fair share of a pool in pages (for stats and tests); lock held.
+/* A pool's weighted fair share and its target (fair share + credit) in
+ * pages, both clamped to [min, max] (for stats and tests); lock held.
  * active_weights = store_weight_sum_locked(s), computed once for all pools. */
 uint64_t store_weight_sum_locked(struct store *s);
 uint64_t store_fair_share_locked(struct store *s, const struct pool *p, uint64_t active_weights);
+uint64_t store_target_locked(struct store *s, const struct pool *p, uint64_t active_weights);
 
 static inline struct pool *store_pool(struct store *s, uint32_t id)
 {
