@@ -80,7 +80,10 @@ static void push_done_prefix(struct vh_worker *w)
         pushed = true;
     }
     if (pushed) {
-        if (vring_need_notify(&w->q->vr)) signal_fd(w->q->call_fd);
+        /* Also when the queue drains: an interrupt too many costs the guest
+         * a look at the ring, one too few a request waiting forever. */
+        bool notify = vring_need_notify(&w->q->vr);
+        if (notify || w->pushed == w->popped) signal_fd(w->q->call_fd);
         pthread_cond_broadcast(&w->space);
     }
 }
@@ -138,6 +141,23 @@ static bool poll_ring(struct vh_worker *w)
     return ok;
 }
 
+/* An idle queue whose driver has not seen every completion: interrupt it
+ * again.  Seen once here under TCG (QEMU 7.2): every request complete, the
+ * interrupt for the last ones signalled, and the guest still waiting on them
+ * ten minutes later; a second interrupt costs nothing when it was not lost. */
+#define IDLE_CHECK_MS 1000
+
+static void idle_check(struct vh_worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (!w->broken && w->popped == w->pushed && vring_guest_behind(&w->q->vr)) {
+        vu_info("queue %u: driver behind at %u completions, interrupting again", w->index,
+                (unsigned)w->q->vr.used_idx);
+        signal_fd(w->q->call_fd);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
 static void *poller_main(void *arg)
 {
     struct vh_worker *w = arg;
@@ -156,12 +176,13 @@ static void *poller_main(void *arg)
     bool ok = poll_ring(w);
     for (;;) {
         struct epoll_event evs[2];
-        int n = epoll_wait(ep, evs, 2, -1);
+        int n = epoll_wait(ep, evs, 2, IDLE_CHECK_MS);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             vu_err("queue %u: epoll_wait: %s", w->index, strerror(errno));
             break;
         }
+        if (n == 0 && ok) idle_check(w);
         bool kicked = false;
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u32 == 0) goto out;

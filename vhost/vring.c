@@ -170,6 +170,14 @@ bool vring_need_notify(struct vring *vr)
     return (uint16_t)(now - ev - 1) < (uint16_t)(now - old);
 }
 
+bool vring_guest_behind(const struct vring *vr)
+{
+    if (!vr->event_idx) return false;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint16_t ev = load16(&vr->avail[2 + vr->num], __ATOMIC_RELAXED);
+    return (uint16_t)(vr->used_idx - ev - 1) < vr->num; /* completions in [ev, used_idx) */
+}
+
 bool vring_enable_kick(struct vring *vr)
 {
     if (vr->event_idx)

@@ -96,6 +96,10 @@ void vring_push(struct vring *vr, uint16_t head, uint32_t len);
  * used_event, or the avail ring's NO_INTERRUPT flag). */
 bool vring_need_notify(struct vring *vr);
 
+/* With EVENT_IDX: whether the driver's used_event says it has not seen
+ * every completion yet (it processed used_event of used_idx entries). */
+bool vring_guest_behind(const struct vring *vr);
+
 /* Before sleeping: tell the driver where to kick (EVENT_IDX's avail_event)
  * and return true if more chains arrived meanwhile. */
 bool vring_enable_kick(struct vring *vr);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the queue workers (vhost/queue.c): requests run side by side
- * but complete on the used ring in the order they were taken, and stopping a
- * worker finishes every chain it took.  Real threads and eventfds over a fake
+ * but complete on the used ring in the order they were taken, stopping a
+ * worker finishes every chain it took, and an idle queue whose driver missed
+ * an interrupt gets another.  Real threads and eventfds over a fake
  * guest memory (a malloc'd buffer in a memory table, as test_vhost_vring.c),
  * with a fake disk whose reads of chosen sectors wait at a gate the test
  * opens:
@@ -237,12 +238,40 @@ static void test_stop_drains(void **state)
     assert_int_equal(q.vr.last_avail, 2);
 }
 
+/* EVENT_IDX: every request complete, the driver's used_event still behind
+ * (an interrupt it never saw): the idle queue interrupts it again within
+ * about a second; once it has caught up, no more. */
+static void test_idle_reinterrupt(void **state)
+{
+    char err[128];
+    uint64_t u = (uint64_t)(uintptr_t)buf, v;
+    assert_int_equal(vring_map(&q.vr, &mem, NUM, u, u + AVAIL, u + USED, true, err, sizeof err), 0);
+    uint16_t *used_event = (uint16_t *)(buf + AVAIL) + 2 + NUM;
+    struct vh_worker w;
+    gate_open = true;
+    assert_int_equal(vh_worker_start(&w, &q, 0, &blk, NULL, 4), 0);
+    for (unsigned i = 0; i < 3; i++) submit(i, i);
+    want_used = 3;
+    assert_true(wait_for(enough_used));
+    usleep(20000);
+    while (read(q.call_fd, &v, sizeof v) == sizeof v) {
+    }
+    __atomic_store_n(used_event, 1, __ATOMIC_RELEASE); /* saw 1 of 3 */
+    usleep(1500 * 1000);
+    assert_true(read(q.call_fd, &v, sizeof v) == sizeof v && v >= 1);
+    __atomic_store_n(used_event, 3, __ATOMIC_RELEASE); /* caught up */
+    usleep(1200 * 1000);
+    assert_true(read(q.call_fd, &v, sizeof v) < 0 && errno == EAGAIN);
+    vh_worker_stop(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_in_order_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_more_than_inflight_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_reinterrupt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
