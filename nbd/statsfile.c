@@ -23,6 +23,7 @@
  * Readers (tests, `remoca stats`, scripts) never see a half-written file.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct statsfile {
     char *path, *tmp;
     struct remoca_cache *const *cache;
     struct remoca_client *client;
+    const struct remoca_mrc *_Atomic mrc; /* without an engine (statsfile_set_mrc) */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -81,7 +83,7 @@ static void write_stats(struct statsfile *s)
     char buf[2048];
     size_t n = remoca_cache_format_stats(&st, "", buf, sizeof buf);
     fwrite(buf, 1, n < sizeof buf ? n : sizeof buf - 1, f);
-    write_mrc(f, c ? remoca_cache_mrc(c) : NULL);
+    write_mrc(f, c ? remoca_cache_mrc(c) : atomic_load(&s->mrc));
     if (s->client) remoca_client_get_stats(s->client, &cs);
     fprintf(f,
             "client_requests=%llu\nclient_timeouts=%llu\nclient_failures=%llu\n"
@@ -95,6 +97,11 @@ static void write_stats(struct statsfile *s)
             cs.servers_ring);
     if (fclose(f) == 0 && rename(s->tmp, s->path) == -1)
         nbdkit_debug("remoca-statsfile: rename %s: %s", s->path, strerror(errno));
+}
+
+void statsfile_set_mrc(struct statsfile *s, const struct remoca_mrc *m)
+{
+    atomic_store(&s->mrc, m);
 }
 
 static void *stats_main(void *arg)

@@ -10,6 +10,10 @@ struct statsfile;
 /* *cache may be NULL until the first connection; it is read atomically. */
 struct statsfile *statsfile_start(const char *path, struct remoca_cache *const *cache,
                                   struct remoca_client *client);
+/* The curve to write while there is no engine (remoca-vhost --mode off keeps
+ * one of its own); an engine's own curve comes first.  Call before reads. */
+struct remoca_mrc;
+void statsfile_set_mrc(struct statsfile *s, const struct remoca_mrc *m);
 /* Stops the thread and writes the file a last time. */
 void statsfile_stop(struct statsfile *s);
 

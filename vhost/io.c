@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include "remoca/cache.h"
+#include "remoca/mrc.h"
 
 #include "disk.h"
 #include "io.h"
@@ -169,7 +170,12 @@ static int io_read(void *ctx, const struct vq_seg *segs, unsigned n, uint64_t of
     struct vh_io *io = ctx;
     struct iovec iov[VQ_MAX_SEGS];
     int k = merge(segs, n, iov);
-    if (io->mode == VH_MODE_OFF) return disk_preadv(io->disk, iov, k, off);
+    if (io->mode == VH_MODE_OFF) {
+        if (io->mrc && len) /* the guest's misses, as the engine counts them */
+            for (uint64_t b = off / 4096, last = (off + len - 1) / 4096; b <= last; b++)
+                remoca_mrc_access(io->mrc, b);
+        return disk_preadv(io->disk, iov, k, off);
+    }
     int e;
     if (io->mode == VH_MODE_EXCLUSIVE && pages_rw(io, false, segs, n, off, len, &e)) return e;
     return engine_rw(io, false, iov, k, off, len);

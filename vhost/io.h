@@ -38,6 +38,7 @@ struct vh_io {
     enum vh_mode mode;
     struct disk *disk;
     struct remoca_cache *cache; /* inclusive, exclusive */
+    struct remoca_mrc *mrc;     /* off: the reads' miss-ratio curve (the engine keeps its own) */
     const struct vmem *mem;     /* exclusive: names pages */
     struct vh_io_stats st;
 };

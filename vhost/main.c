@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "remoca/cache.h"
+#include "remoca/mrc.h"
 #include "remoca/client.h"
 
 #include "../nbd/statsfile.h"
@@ -387,6 +388,12 @@ int main(int argc, char **argv)
     s->io.disk = disk;
     s->io.cache = cache;
     s->io.mem = &s->dev.mem;
+    if (m == VH_MODE_OFF) { /* a curve of its own: what a cache would save (remoca stats --mrc) */
+        uint64_t blocks = (disk_size(disk) + 4095) / 4096;
+        if (blocks > REMOCA_CACHE_MRC_MAX_BLOCKS) blocks = REMOCA_CACHE_MRC_MAX_BLOCKS;
+        s->io.mrc = remoca_mrc_new(REMOCA_CACHE_MRC_SAMPLES, blocks ? blocks : 1);
+        if (!s->io.mrc) vu_warn("no miss-ratio curve: %s", strerror(errno));
+    }
     s->ops = (struct vu_dev_ops){.device_features = blk_features(&s->blk, s->nqueues),
                                  .nqueues = s->nqueues,
                                  .get_config = get_config,
@@ -402,6 +409,7 @@ int main(int argc, char **argv)
     struct remoca_cache *cache_ptr = cache;
     struct statsfile *stats = NULL;
     if (stats_path && !(stats = statsfile_start(stats_path, &cache_ptr, client))) return 1;
+    if (stats && s->io.mrc) statsfile_set_mrc(stats, s->io.mrc);
 
     vu_info("serving %s (%" PRIu64 " bytes%s) on %s, mode %s, %u queue%s", disk_spec,
             disk_size(disk), readonly ? ", read-only" : "", sock,
@@ -435,6 +443,7 @@ int main(int argc, char **argv)
     vu_dev_reset(&s->dev);
     if (stats) statsfile_stop(stats);
     remoca_cache_free(cache);
+    remoca_mrc_free(s->io.mrc);
     remoca_client_free(client);
     int fe = disk_flush(disk);
     if (fe) vu_warn("flush at exit: %s", strerror(fe));

@@ -60,7 +60,12 @@ start_vhost off --disk "$T/disk.img" --mode off --stats "$T/off.stats"
 stop_pid "$VPID"
 grep -q "exiting" "$T/off.log" || fail "remoca-vhost did not exit cleanly on SIGTERM"
 [ ! -e "$T/off.sock" ] || fail "socket left behind"
-echo "mode off (file): ok"
+# no engine in mode off, but the reads' miss-ratio curve all the same (what a cache would save)
+refs=$(sed -n 's/^mrc_refs=//p' "$T/off.stats")
+[ "${refs:-0}" -gt 0 ] || fail "mode off: no mrc_refs in its stats: $(cat "$T/off.stats")"
+"$REMOCA_BUILD/remoca" stats --mrc "$T/off.stats" --table > "$T/off.mrc" || fail "remoca stats --mrc on mode off's stats"
+[ "$(grep -vc '^#' "$T/off.mrc")" -gt 1 ] || fail "mode off: empty curve: $(cat "$T/off.mrc")"
+echo "mode off (file): ok (curve of $refs block reads)"
 
 # --- 3. mode off, NBD -------------------------------------------------------------------
 nbdkit -f -U "$T/nbd.sock" -P "$T/nbd.pid" file "$T/disk.img" 2>>"$T/nbdkit.log" &
