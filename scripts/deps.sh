@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="
 build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
-libcmocka-dev libxxhash-dev libssl-dev
+libcmocka-dev libxxhash-dev libssl-dev libjson-c-dev
 nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
 memcached fio qemu-utils qemu-system-x86 linux-image-amd64 busybox-static
 cpio kmod socat xz-utils gnuplot-nox e2fsprogs procps sqlite3
