@@ -135,7 +135,8 @@ run() {
     local vmspec=() third=$((R / 3))
     for v in a b c; do
         # (without servers the balancer only moves RAM, which adds to the curve in either mode)
-        local spec="$v,qmp=$VM_WORK/$pol-$v.qmp,stats=$VM_WORK/$pol-$v.rstats,pool=vm-$pol-$v/vda,mode=exclusive"
+        local spec="$v,qmp=$VM_WORK/$pol-$v.qmp,stats=$VM_WORK/$pol-$v.rstats,mode=exclusive"
+        [ -n "$memd" ] && spec+=",pool=vm-$pol-$v/vda"
         case $pol in
         static) spec+=",floor=${EACH}M,ceil=${EACH}M,remote-min=${third}M,remote-max=${third}M" ;;
         remote-only) spec+=",floor=${EACH}M,ceil=${EACH}M" ;;
