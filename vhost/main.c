@@ -201,6 +201,19 @@ static char *default_pool(const char *disk)
     return out;
 }
 
+/* A whole number from 1 to max for option opt, or a message and false. */
+static bool parse_count(const char *opt, const char *arg, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoul(arg, &end, 10);
+    if (errno || end == arg || *end || *out < 1 || *out > max) {
+        fprintf(stderr, "remoca-vhost: %s '%s': expected a number from 1 to %lu\n", opt, arg, max);
+        return false;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
@@ -233,28 +246,12 @@ int main(int argc, char **argv)
         case 'T': stats_path = optarg; break;
         case 'r': readonly = true; break;
         case 'v': vu_log_level = VU_LOG_DEBUG; break;
-        case 'q': {
-            char *end;
-            errno = 0;
-            queues = strtoul(optarg, &end, 10);
-            if (errno || end == optarg || *end || queues < 1 || queues > VU_MAX_QUEUES) {
-                fprintf(stderr, "remoca-vhost: --queues '%s': expected a number from 1 to %d\n",
-                        optarg, VU_MAX_QUEUES);
-                return 2;
-            }
+        case 'q':
+            if (!parse_count("--queues", optarg, VU_MAX_QUEUES, &queues)) return 2;
             break;
-        }
-        case 'i': {
-            char *end;
-            errno = 0;
-            inflight = strtoul(optarg, &end, 10);
-            if (errno || end == optarg || *end || inflight < 1 || inflight > VH_INFLIGHT_MAX) {
-                fprintf(stderr, "remoca-vhost: --inflight '%s': expected a number from 1 to %d\n",
-                        optarg, VH_INFLIGHT_MAX);
-                return 2;
-            }
+        case 'i':
+            if (!parse_count("--inflight", optarg, VH_INFLIGHT_MAX, &inflight)) return 2;
             break;
-        }
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "remoca-vhost: unknown option or missing value: %s\n",
