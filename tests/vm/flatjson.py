@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """flatjson.py < JSON: prints a JSON document as flat key=value lines, one per scalar.
 
 Nested keys are joined with dots and list items by index (pools.0.hits=12), so shell scripts

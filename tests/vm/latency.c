@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* latency.c: nbdkit filter that adds a fixed latency, in MICROseconds, to each read and write.
  *
  * The VM benchmarks emulate a slow disk under the REMOCA cache:
@@ -23,70 +24,62 @@
 
 static unsigned read_us, write_us;
 
-static void
-pause_us (unsigned us)
+static void pause_us(unsigned us)
 {
-  struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long) (us % 1000000) * 1000 };
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
 
-  while (us && nanosleep (&ts, &ts) == -1 && errno == EINTR)
-    ;
+    while (us && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
 }
 
-static int
-latency_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
-                const char *key, const char *value)
+static int latency_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
+                          const char *value)
 {
-  if (strcmp (key, "latency-read") == 0)
-    return nbdkit_parse_unsigned (key, value, &read_us);
-  if (strcmp (key, "latency-write") == 0)
-    return nbdkit_parse_unsigned (key, value, &write_us);
-  return next (nxdata, key, value);
+    if (strcmp(key, "latency-read") == 0) return nbdkit_parse_unsigned(key, value, &read_us);
+    if (strcmp(key, "latency-write") == 0) return nbdkit_parse_unsigned(key, value, &write_us);
+    return next(nxdata, key, value);
 }
 
-static int
-latency_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
-               uint64_t offset, uint32_t flags, int *err)
+static int latency_pread(nbdkit_next *next, void *handle, void *buf, uint32_t count,
+                         uint64_t offset, uint32_t flags, int *err)
 {
-  pause_us (read_us);
-  return next->pread (next, buf, count, offset, flags, err);
+    pause_us(read_us);
+    return next->pread(next, buf, count, offset, flags, err);
 }
 
-static int
-latency_pwrite (nbdkit_next *next, void *handle, const void *buf, uint32_t count,
-                uint64_t offset, uint32_t flags, int *err)
+static int latency_pwrite(nbdkit_next *next, void *handle, const void *buf, uint32_t count,
+                          uint64_t offset, uint32_t flags, int *err)
 {
-  pause_us (write_us);
-  return next->pwrite (next, buf, count, offset, flags, err);
+    pause_us(write_us);
+    return next->pwrite(next, buf, count, offset, flags, err);
 }
 
-static int
-latency_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
-              uint32_t flags, int *err)
+static int latency_zero(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+                        uint32_t flags, int *err)
 {
-  pause_us (write_us);
-  return next->zero (next, count, offset, flags, err);
+    pause_us(write_us);
+    return next->zero(next, count, offset, flags, err);
 }
 
-static int
-latency_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
-              uint32_t flags, int *err)
+static int latency_trim(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+                        uint32_t flags, int *err)
 {
-  pause_us (write_us);
-  return next->trim (next, count, offset, flags, err);
+    pause_us(write_us);
+    return next->trim(next, count, offset, flags, err);
 }
 
 static struct nbdkit_filter filter = {
-  .name = "latency",
-  .longname = "REMOCA test latency filter (microseconds)",
-  .config = latency_config,
-  .config_help = "latency-read=US   Sleep US microseconds before each read.\n"
-                 "latency-write=US  Sleep US microseconds before each write, zero, trim.",
-  .pread = latency_pread,
-  .pwrite = latency_pwrite,
-  .zero = latency_zero,
-  .trim = latency_trim,
+    .name = "latency",
+    .longname = "REMOCA test latency filter (microseconds)",
+    .config = latency_config,
+    .config_help = "latency-read=US   Sleep US microseconds before each read.\n"
+                   "latency-write=US  Sleep US microseconds before each write, zero, trim.",
+    .pread = latency_pread,
+    .pwrite = latency_pwrite,
+    .zero = latency_zero,
+    .trim = latency_trim,
 };
 
 /* What NBDKIT_REGISTER_FILTER defines: nbdkit looks it up by name. */
-struct nbdkit_filter *filter_init (void);
-NBDKIT_REGISTER_FILTER (filter)
+struct nbdkit_filter *filter_init(void);
+NBDKIT_REGISTER_FILTER(filter)

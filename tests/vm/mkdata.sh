@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # mkdata.sh raw  OUT SIZE_MB          a raw disk of deterministic pseudo-random bytes
 # mkdata.sh apps OUT DB_MB TREE_MB     an ext4 disk for the application workloads:
 #     /db/data.sqlite   table docs(id, tag, body) of about DB_MB MiB (rows of ~1 KiB)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """qmp.py SOCKET COMMAND [JSON-ARGUMENTS]: runs one QMP command on a QEMU monitor socket.
 
 QMP (the QEMU Machine Protocol) is line-delimited JSON: the server greets, the client must

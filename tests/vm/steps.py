@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """steps.py STEPS_FILE REGEX: sums what the steps matching REGEX cost.
 
 A steps file (written by vm_boot in tests/vm/lib.sh) has one line per guest measurement:

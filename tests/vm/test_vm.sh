@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # test_vm.sh: a real guest on a REMOCA disk (ctest vm_check, label vm; about a minute on TCG).
 #
 #   guest (-m 128, ~80 MiB MemTotal) --virtio/NBD--> nbdkit [remoca filter] [stats] [log] file
