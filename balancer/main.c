@@ -32,6 +32,7 @@
 #include "curve.h"
 #include "policy.h"
 #include "qmp.h"
+#include "remoca/client.h"
 #include "remoca/wire.h"
 #include "share.h"
 
@@ -269,8 +270,8 @@ static void apply_shares(struct balancer *b, const uint64_t *share, const uint64
             if (p->found && p->min_bytes == per && p->max_bytes == max) continue;
             if (lowering != (p->found && p->min_bytes > per)) continue;
             char err[512];
-            if (share_set(b->conf.servers[s], b->conf.secret, v->conf->pool, per, max, 1,
-                          TIMEOUT_MS, err, sizeof err) == 0) {
+            if (remoca_pool_update(b->conf.servers[s], b->conf.secret, v->conf->pool, per, max, 1,
+                                   TIMEOUT_MS, err, sizeof err) == 0) {
                 printf("  vm %s: pool %s on %s: min = max = %lluK (was %lluK / %lluK)\n",
                        v->conf->name, v->conf->pool, b->conf.servers[s],
                        (unsigned long long)per >> 10, (unsigned long long)p->min_bytes >> 10,

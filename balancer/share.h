@@ -3,8 +3,9 @@
  *
  *   read:  remoca_stats_query (JSON) ─▶ budget_bytes, and per pool of ours
  *          bytes (pages held now), min_bytes, max_bytes, weight
- *   set:   connect ─▶ HELLO (answering a --secret challenge) ─▶ POOL_OPEN
- *          with the new min/max/weight ─▶ close
+ *   set:   remoca_pool_update (lib/client/stats_query.c): connect ─▶ HELLO
+ *          (answering a --secret challenge) ─▶ POOL_OPEN with the new
+ *          min/max/weight ─▶ close
  *
  * Why not remoca_client_new with the new parameters: a client resets its pool
  * when it connects (docs/design.md, contract 4), which would throw away the
@@ -35,9 +36,5 @@ struct share_server {
 int share_read(const char *addr, const char *secret, unsigned timeout_ms, const char *const *names,
                unsigned n, struct share_server *srv, struct share_pool *out, char *err,
                size_t errlen);
-
-/* Sets a pool's parameters on one server (creating the pool if it is new). */
-int share_set(const char *addr, const char *secret, const char *pool, uint64_t min_bytes,
-              uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err, size_t errlen);
 
 #endif

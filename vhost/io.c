@@ -171,9 +171,7 @@ static int io_read(void *ctx, const struct vq_seg *segs, unsigned n, uint64_t of
     struct iovec iov[VQ_MAX_SEGS];
     int k = merge(segs, n, iov);
     if (io->mode == VH_MODE_OFF) {
-        if (io->mrc && len) /* the guest's misses, as the engine counts them */
-            for (uint64_t b = off / 4096, last = (off + len - 1) / 4096; b <= last; b++)
-                remoca_mrc_access(io->mrc, b);
+        if (io->mrc) remoca_mrc_access_bytes(io->mrc, off, len); /* as the engine counts */
         return disk_preadv(io->disk, iov, k, off);
     }
     int e;

@@ -2,7 +2,6 @@
 /* nbd/statsfile.c, the stats writer shared with the NBD filter, logs through
  * nbdkit_error and nbdkit_debug; outside nbdkit they go to our log. */
 #include <stdarg.h>
-#include <stdio.h>
 
 #include "vlog.h"
 
@@ -11,20 +10,16 @@ void nbdkit_debug(const char *fs, ...) __attribute__((format(printf, 1, 2)));
 
 void nbdkit_error(const char *fs, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fs);
-    vsnprintf(buf, sizeof buf, fs, ap);
+    vu_vlog(VU_LOG_ERROR, fs, ap);
     va_end(ap);
-    vu_log(VU_LOG_ERROR, "%s", buf);
 }
 
 void nbdkit_debug(const char *fs, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fs);
-    vsnprintf(buf, sizeof buf, fs, ap);
+    vu_vlog(VU_LOG_DEBUG, fs, ap);
     va_end(ap);
-    vu_log(VU_LOG_DEBUG, "%s", buf);
 }

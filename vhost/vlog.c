@@ -11,7 +11,7 @@
 int vu_log_level = VU_LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void vu_log(int level, const char *fmt, ...)
+void vu_vlog(int level, const char *fmt, va_list ap)
 {
     if (level > vu_log_level) return;
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -21,12 +21,17 @@ void vu_log(int level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &t);
     gmtime_r(&t.tv_sec, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    va_list ap;
-    va_start(ap, fmt);
     pthread_mutex_lock(&log_lock);
     fprintf(stderr, "%s.%03ldZ remoca-vhost %s: ", ts, t.tv_nsec / 1000000, names[level & 3]);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     pthread_mutex_unlock(&log_lock);
+}
+
+void vu_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vu_vlog(level, fmt, ap);
     va_end(ap);
 }

@@ -323,9 +323,7 @@ int remoca_cache_read(struct remoca_cache *c, const struct remoca_backing *b, vo
  * miss stream, and a cache below the guest would see the edges too. */
 void cache_mrc_feed(struct remoca_cache *c, uint64_t offset, uint32_t count)
 {
-    if (!c->mrc || count == 0) return;
-    for (uint64_t b = offset / BS, last = (offset + count - 1) / BS; b <= last; b++)
-        remoca_mrc_access(c->mrc, b);
+    if (c->mrc) remoca_mrc_access_bytes(c->mrc, offset, count);
 }
 
 int cache_read_blocks(struct remoca_cache *c, const struct remoca_backing *b, void *buf,

@@ -224,6 +224,13 @@ static void hist_add(struct remoca_mrc *m, double dist, double w)
         m->hist[(uint32_t)b] += w;
 }
 
+void remoca_mrc_access_bytes(struct remoca_mrc *m, uint64_t offset, uint64_t count)
+{
+    if (count == 0) return;
+    for (uint64_t b = offset / 4096, last = (offset + count - 1) / 4096; b <= last; b++)
+        remoca_mrc_access(m, b);
+}
+
 void remoca_mrc_access(struct remoca_mrc *m, uint64_t block)
 {
     uint64_t h = XXH3_64bits(&block, sizeof block);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* remoca_stats_query: one memory server's stats over a connection of its own
- * (lib/client/include/remoca/client.h), for tools that have no pool and no client.
+/* remoca_stats_query and remoca_pool_update: one request to one memory server
+ * over a connection of its own (lib/client/include/remoca/client.h), for tools
+ * that have no client: `remoca stats`, remoca-balancer.
  *
  *   connect (bounded) ─▶ HELLO ──▶ OK ────────────────────────────▶ STATS ─▶ payload
- *                              └─▶ E_AUTH "challenge <nonce>" ─▶ HELLO + HMAC ─┘
+ *                              └─▶ E_AUTH "challenge <nonce>" ─▶ HELLO + HMAC ─┘   or POOL_OPEN
  *
  * It speaks the wire protocol directly (remoca/wire.h) through the client
  * core's socket helpers, under one deadline for the whole query.  The address
@@ -58,7 +59,7 @@ static int recv_all(struct query *q, uint8_t *p, size_t n)
 static int call(struct query *q, struct remoca_hdr *req, const uint8_t *body, uint8_t **out,
                 uint32_t *out_len, uint16_t *status)
 {
-    uint8_t buf[REMOCA_HDR_SIZE + 4 + 2 * REMOCA_MAX_NAME];
+    uint8_t buf[REMOCA_HDR_SIZE + 4 + 2 * REMOCA_MAX_NAME + 32]; /* HELLO, POOL_OPEN */
     remoca_hdr_encode(buf, req);
     if (req->len) memcpy(buf + REMOCA_HDR_SIZE, body, req->len);
     struct iovec iov = {buf, REMOCA_HDR_SIZE + req->len};
@@ -119,19 +120,25 @@ static int hello(struct query *q, const char *secret)
     return 0;
 }
 
+/* Connects (under the query's deadline) and says HELLO: 0, or -1 with the
+ * message in q->err; q->fd is to be closed by the caller either way. */
+static int open_query(struct query *q, const char *secret, unsigned timeout_ms)
+{
+    rc_deadline_in(&q->deadline, timeout_ms);
+    struct remoca_addr a;
+    char why[256];
+    if (remoca_addr_parse(q->addr, strlen(q->addr), &a, why, sizeof why) < 0 ||
+        (q->fd = rc_sock_connect(&a, timeout_ms, -1, why, sizeof why)) < 0)
+        return fail(q, "cannot connect to %s: %s", q->addr, why);
+    return hello(q, secret);
+}
+
 int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned timeout_ms,
                        char **out, char *err, size_t errlen)
 {
     struct query q = {.fd = -1, .addr = addr, .err = err, .errlen = errlen};
-    rc_deadline_in(&q.deadline, timeout_ms);
-    struct remoca_addr a;
-    char why[256];
     *out = NULL;
-    if (remoca_addr_parse(addr, strlen(addr), &a, why, sizeof why) < 0 ||
-        (q.fd = rc_sock_connect(&a, timeout_ms, -1, why, sizeof why)) < 0)
-        return fail(&q, "cannot connect to %s: %s", addr, why);
-
-    int r = hello(&q, secret);
+    int r = open_query(&q, secret, timeout_ms);
     if (r == 0) {
         struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ,
                                  .version = REMOCA_VERSION,
@@ -149,6 +156,38 @@ int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned
             *out = (char *)payload;
         }
     }
-    close(q.fd);
+    if (q.fd >= 0) close(q.fd);
+    return r;
+}
+
+int remoca_pool_update(const char *addr, const char *secret, const char *pool, uint64_t min_bytes,
+                       uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err,
+                       size_t errlen)
+{
+    struct query q = {.fd = -1, .addr = addr, .err = err, .errlen = errlen};
+    struct remoca_pool_open po = {.min_bytes = min_bytes,
+                                  .max_bytes = max_bytes,
+                                  .weight = weight,
+                                  .name = pool,
+                                  .name_len = strlen(pool)};
+    uint8_t body[4 + 2 * REMOCA_MAX_NAME + 32];
+    struct remoca_hdr req = {
+        .magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = REMOCA_OP_POOL_OPEN, .id = 2};
+    req.len = (uint32_t)remoca_pool_open_encode(body, sizeof body, &po);
+    if (req.len == 0) return fail(&q, "pool name '%s' is not valid", pool);
+    int r = open_query(&q, secret, timeout_ms);
+    if (r == 0) {
+        uint8_t *payload;
+        uint32_t len;
+        uint16_t st;
+        r = call(&q, &req, body, &payload, &len, &st);
+        if (r == 0) {
+            if (st != REMOCA_OK)
+                r = fail(&q, "%s: POOL_OPEN %s refused: %s: %s", addr, pool, remoca_status_name(st),
+                         (char *)payload);
+            free(payload);
+        }
+    }
+    if (q.fd >= 0) close(q.fd);
     return r;
 }

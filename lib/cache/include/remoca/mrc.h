@@ -41,6 +41,9 @@ void remoca_mrc_free(struct remoca_mrc *m);
 
 /* One read of one 4 KiB block. */
 void remoca_mrc_access(struct remoca_mrc *m, uint64_t block);
+/* A read of bytes [offset, offset + count): every 4 KiB block it touches,
+ * partial ones included, once (nothing for count 0). */
+void remoca_mrc_access_bytes(struct remoca_mrc *m, uint64_t offset, uint64_t count);
 
 /* The curve at n = min(max_points, REMOCA_MRC_BUCKETS, max_cache_blocks)
  * cache sizes evenly spaced up to max_cache_blocks: sizes_blocks[i] =

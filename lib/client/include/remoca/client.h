@@ -136,6 +136,15 @@ int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, cha
 int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned timeout_ms,
                        char **out, char *err, size_t errlen);
 
+/* Likewise, a POOL_OPEN of pool with these parameters, then disconnects: a
+ * pool that exists keeps its pages and takes the new min, max (0 = the
+ * server's budget) and weight (0 = 1); one that does not is created.  Unlike
+ * a client, which resets its pool after opening it, this changes nothing
+ * else.  0, or -1 with a message in err (remoca-balancer's remote shares). */
+int remoca_pool_update(const char *addr, const char *secret, const char *pool, uint64_t min_bytes,
+                       uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err,
+                       size_t errlen);
+
 struct remoca_client_stats {
     uint64_t requests;          /* frames sent */
     uint64_t timeouts;          /* requests that timed out */
