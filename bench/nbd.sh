@@ -37,6 +37,13 @@
 # machine distorts less than IOPS, what the kernel read from disk per read
 # (4 KiB plus readahead: file and cold should match), and whether the
 # targets are met.
+#
+# DISK=ssd|hdd: the miss path over a disk with real latency, where it matters (a file in the
+# host's page cache hides microseconds behind the kernel's readahead): the file plugin gets
+# tests/vm's latency filter (150 us per read, VM_SSD_US) or nbdkit's delay filter (8 ms,
+# VM_HDD_MS) under it, and only `file` and `cold` run, both over that disk:
+#   RESULT name=nbd case=file-ssd-qd1 iops=N p50_us=X
+#   RESULT name=nbd case=cold-ssd-qd1 iops=N p50_us=X cold_vs_file=R   (R >= 0.97: within 3%)
 set -eu
 . "$REMOCA_SRC/bench/lib.sh"
 
@@ -48,6 +55,17 @@ if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:
 else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
 MEMD_MB=$((2 * DISK_MB + 64))
 MEMD_TRANSPORT=${MEMD_TRANSPORT:-shm}
+DISK=${DISK:-}
+LATENCY_FILTER="$REMOCA_BUILD/tests/vm/nbdkit-latency-filter.so"
+case $DISK in
+"") DISK_ARGS="" ;;
+ssd) DISK_ARGS="--filter=$LATENCY_FILTER" DISK_PARAMS="latency-read=${VM_SSD_US:-150}" ;;
+hdd) DISK_ARGS="--filter=delay" DISK_PARAMS="delay-read=${VM_HDD_MS:-8}ms" ;;
+*) echo "nbd bench: DISK must be ssd or hdd" >&2; exit 2 ;;
+esac
+if [ "$DISK" = ssd ] && [ ! -f "$LATENCY_FILTER" ]; then
+    echo "nbd bench: $LATENCY_FILTER not built" >&2; exit 1
+fi
 case $MEMD_TRANSPORT in
 shm) SUFFIX="" ;;
 unix) SUFFIX="-unix" ;;
@@ -141,8 +159,10 @@ fio_randread() {
         '{ printf "%s %s %.1f %.1f\n", $1, $2, ($3 > 0 ? d * 1e6 / hz / $3 : 0), ($3 > 0 ? pg / $3 : 0) }'
 }
 
+# the backing disk: the file plugin, under the DISK latency if any
+disk_args() { echo "$DISK_ARGS file $IMG ${DISK_PARAMS:-}"; }
 remoca_args() { # remoca_args POOL
-    echo "--filter=$FILTER file $IMG remoca-servers=$MEMD_ADDR remoca-pool=$1" \
+    echo "--filter=$FILTER $(disk_args) remoca-servers=$MEMD_ADDR remoca-pool=$1" \
         "remoca-timeout=1000 remoca-statsfile=$T/$1.stats $SHM_PARAM"
 }
 
@@ -159,6 +179,7 @@ fill_pass() {
 CASES="memory file"
 if [ $with_remoca = 1 ]; then
     CASES="memory file warm cold"
+    [ -n "$DISK" ] && CASES="file cold"
     # The warm export stays up all run: its cache (and the filter's knowledge
     # of what is remote) must survive between rounds.
     start_memd memd
@@ -168,6 +189,7 @@ if [ $with_remoca = 1 ]; then
     bench_kill "$NBDKIT_PID"
     # The warm export stays up all run: its cache (and the filter's knowledge
     # of what is remote) must survive between rounds.
+    [ -n "$DISK" ] || {
     # shellcheck disable=SC2046
     start_nbdkit warm $(remoca_args warm)
     WARM_PID=$NBDKIT_PID
@@ -177,6 +199,7 @@ if [ $with_remoca = 1 ]; then
     warm_misses0=$(counter "$T/warm.stats" misses); warm_hits0=$(counter "$T/warm.stats" remote_hits)
     warm_one0=$(counter "$T/warm.stats" one_sided_hits)
     echo "nbd bench: warm cache filled ($DISK_MB MiB, $(counter "$T/warm.stats" fills) blocks put)" >&2
+    }
 fi
 cold_reads=0; cold_hits=0
 
@@ -186,7 +209,7 @@ cold_reads=0; cold_hits=0
 # over the same transport, in every round, on a pool of its own.
 LOADGEN="$REMOCA_BUILD/remoca-loadgen"
 with_floor=0
-if [ $with_remoca = 1 ] && [ -x "$LOADGEN" ] && [ "$MEMD_TRANSPORT" != shm ]; then
+if [ $with_remoca = 1 ] && [ -x "$LOADGEN" ] && [ "$MEMD_TRANSPORT" != shm ] && [ -z "$DISK" ]; then
     case $MEMD_ADDR in
     unix:*) LG_TARGET="--unix ${MEMD_ADDR#unix:}" ;;
     *) LG_TARGET="--server $MEMD_ADDR" ;;
@@ -218,7 +241,8 @@ while [ $r -lt "$ROUNDS" ]; do
                 res=$(fio_randread "$T/memory.sock" $qd "$NBDKIT_PID")
                 bench_kill "$NBDKIT_PID" ;;
             file)
-                start_nbdkit file file "$IMG"
+                # shellcheck disable=SC2046
+                start_nbdkit file $(disk_args)
                 drop_caches
                 res=$(fio_randread "$T/file.sock" $qd "$NBDKIT_PID")
                 bench_kill "$NBDKIT_PID" ;;
@@ -234,7 +258,7 @@ while [ $r -lt "$ROUNDS" ]; do
                 cold_reads=$((cold_reads + $(counter "$T/cold.stats" reads)))
                 cold_hits=$((cold_hits + $(counter "$T/cold.stats" remote_hits))) ;;
             esac
-            echo "$c-qd$qd $res" >>"$T/results"
+            echo "$c-qd$qd $res $r" >>"$T/results" # field 6: the round
         done
     done
     [ $with_floor = 1 ] && echo "floor-qd1 $(floor_get)" >>"$T/results"
@@ -242,6 +266,27 @@ while [ $r -lt "$ROUNDS" ]; do
 done
 
 col() { awk -v c="$1" -v f="$2" '$1 == c { print $f }' "$T/results" | median; }
+# paired C D QD: the median over rounds of C's IOPS over D's in the same round
+paired() {
+    awk -v a="$1-qd$3" -v b="$2-qd$3" '$1 == a { x[$6] = $2 } $1 == b { y[$6] = $2 }
+        END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$T/results" | median
+}
+if [ -n "$DISK" ]; then
+    for qd in 1 16; do
+        for c in $CASES; do
+            name=$c-$DISK-qd$qd extra=""
+            [ "$c" = cold ] && name=$c$SUFFIX-$DISK-qd$qd extra=" cold_vs_file=$(paired cold file $qd)"
+            echo "RESULT name=nbd case=$name iops=$(col "$c-qd$qd" 2) p50_us=$(col "$c-qd$qd" 3)$extra"
+            echo "nbd bench: case=$c-$DISK-qd$qd server CPU per read (nbdkit + memd, median):" \
+                "$(col "$c-qd$qd" 4) us" >&2
+        done
+    done
+    echo "nbd bench: cold runs: $cold_reads reads, $cold_hits remote hits (must be 0)" >&2
+    for qd in 1 16; do
+        awk -v r="$(paired cold file $qd)" -v qd=$qd -v d="$DISK" 'BEGIN { printf "nbd bench: target cold-%s-qd%s at most 3%% slower than file: %s (%.3fx, median of rounds)\n", d, qd, (r >= 0.97 ? "yes" : "no"), r }' >&2
+    done
+    exit 0
+fi
 for c in $CASES; do
     for qd in 1 16; do
         mem=$(col "memory-qd$qd" 2)
