@@ -5,6 +5,8 @@
 # Every experiment boots the same guest (tests/vm) three times, one after the other, in this run:
 #   baseline  guest -> nbdkit [slow disk] file                          (no REMOCA)
 #   remoca    guest -> nbdkit [remoca filter -> remoca-memd] [slow disk] file
+#             (memd reached over loopback TCP, as a memory server on another machine would be;
+#             thrash runs it a second time over memd's unix socket: transport=unix)
 #   bound     baseline with enough guest RAM that nothing thrashes (upper bound)
 # and the slow disk is emulated under the cache: hdd = nbdkit's delay filter, 8 ms per request
 # (a 7200-rpm disk: ~4 ms rotation + ~4-8 ms seek per random access), ssd = tests/vm/latency.c,
@@ -69,9 +71,12 @@ BOUND_MEM=1024
 MEMD_SIZE=512M
 
 # run TAG MODE DISK IMAGE MEM APPEND [BALLOON_TARGET_MB]: one VM run; steps file in $out/TAG.steps
+# MODE remoca: memd over TCP; remoca-unix: over its unix socket
 run() {
     local tag=$1 mode=$2 disk=$3 image=$4 mem=$5 append=$6 balloon=${7:-}
     local t0=$SECONDS
+    export VM_MEMD_TRANSPORT=tcp
+    [ "$mode" = remoca-unix ] && mode=remoca VM_MEMD_TRANSPORT=unix
     rm -f "$out/$tag.steps"
     if [ "$mode" = remoca ]; then
         [ $REMOCA = 1 ] || return 0
@@ -101,16 +106,18 @@ sum() {
     python3 "$steps" "$out/$1.steps" "$2" | tr ' ' '\n' | awk -F= -v k="$3" '$1 == k { print $2 }'
 }
 
-# report EXP DISK PREFIX REGEX: prints the RESULT line for runs PREFIX-{base,remoca,bound}
+# report EXP DISK PREFIX REGEX [TRANSPORT]: prints the RESULT line for runs
+# PREFIX-{base,remoca,bound} (TRANSPORT unix: PREFIX-remoca-unix instead of PREFIX-remoca)
 report() {
-    local exp=$1 disk=$2 p=$3 re=$4
-    local b r u rb rr ub blocks hits
-    b=$(sum "$p-base" "$re" s) r=$(sum "$p-remoca" "$re" s) u=$(sum "$p-bound" "$re" s)
-    rb=$(sum "$p-base" "$re" reads) rr=$(sum "$p-remoca" "$re" reads) ub=$(sum "$p-bound" "$re" reads)
-    blocks=$(sum "$p-remoca" "$re" blocks) hits=$(sum "$p-remoca" "$re" hits)
-    python3 - "$exp" "$disk" "$b" "$r" "$u" "$rb" "$rr" "$ub" "$blocks" "$hits" <<'PY'
+    local exp=$1 disk=$2 p=$3 re=$4 tr=${5:-tcp}
+    local b r u rb rr ub blocks hits rt=$p-remoca
+    [ "$tr" = unix ] && rt=$p-remoca-unix
+    b=$(sum "$p-base" "$re" s) r=$(sum "$rt" "$re" s) u=$(sum "$p-bound" "$re" s)
+    rb=$(sum "$p-base" "$re" reads) rr=$(sum "$rt" "$re" reads) ub=$(sum "$p-bound" "$re" reads)
+    blocks=$(sum "$rt" "$re" blocks) hits=$(sum "$rt" "$re" hits)
+    python3 - "$exp" "$disk" "$b" "$r" "$u" "$rb" "$rr" "$ub" "$blocks" "$hits" "$tr" <<'PY'
 import sys
-exp, disk, b, r, u, rb, rr, ub, blocks, hits = sys.argv[1:]
+exp, disk, b, r, u, rb, rr, ub, blocks, hits, tr = sys.argv[1:]
 def f(x):
     try: return float(x)
     except ValueError: return None
@@ -119,9 +126,10 @@ speed = "%.2f" % (B / R) if B and R else "NA"
 gap = "%.2f" % ((B - R) / (B - U)) if None not in (B, R, U) and B - U > 0.05 else "NA"
 drop = "%.3f" % (1 - f(rr) / f(rb)) if f(rb) and f(rr) is not None else "NA"
 ratio = "%.3f" % (f(hits) / f(blocks)) if f(blocks) else "NA"
-print("RESULT name=vm exp=%s disk=%s baseline_s=%s remoca_s=%s bound_s=%s speedup=%s gap_closed=%s "
-      "backing_reads_baseline=%s backing_reads_remoca=%s backing_reads_bound=%s backing_reads_drop=%s "
-      "remote_hit_ratio=%s" % (exp, disk, b, r, u, speed, gap, rb, rr, ub, drop, ratio))
+print("RESULT name=vm exp=%s disk=%s transport=%s baseline_s=%s remoca_s=%s bound_s=%s speedup=%s "
+      "gap_closed=%s backing_reads_baseline=%s backing_reads_remoca=%s backing_reads_bound=%s "
+      "backing_reads_drop=%s remote_hit_ratio=%s" % (exp, disk, tr, b, r, u, speed, gap, rb, rr, ub,
+                                                     drop, ratio))
 PY
 }
 
@@ -145,8 +153,10 @@ if [[ " $EXPS " == *" thrash "* ]]; then
         for d in $T_DISKS; do
             run "$x-$d-base" base "$d" "$raw" $T_MEM "$app"
             run "$x-$d-remoca" remoca "$d" "$raw" $T_MEM "$app"
+            run "$x-$d-remoca-unix" remoca-unix "$d" "$raw" $T_MEM "$app"
             run "$x-$d-bound" base "$d" "$raw" $BOUND_MEM "$app"
             report "$x" "$d" "$x-$d" 'pass([2-9]|[1-9][0-9])' | emit
+            report "$x" "$d" "$x-$d" 'pass([2-9]|[1-9][0-9])' unix | emit
         done
         # the floor: same small guest, disk with no latency at all (image in the host's page
         # cache): what a page-cache miss costs the emulated guest itself, whatever serves it
@@ -198,7 +208,7 @@ command -v gnuplot >/dev/null || { echo "vm bench: gnuplot missing, no plots" >&
 bars() { # bars EXP-REGEX PNG TITLE: grouped bars baseline/remoca/bound (+floor) per RESULT line
     awk -v re="$1" 'BEGIN { n = 0 } /^RESULT/ { delete v; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         if (v["exp"] ~ /-floor$/) { e = v["exp"]; sub(/-floor$/, "", e); floor[e] = v["floor_s"] }
-        else if (v["exp"] ~ re) { ex[n] = v["exp"]; line[n++] = v["exp"] "/" v["disk"] " " v["baseline_s"] " " v["remoca_s"] " " v["bound_s"] } }
+        else if (v["exp"] ~ re && v["transport"] != "unix") { ex[n] = v["exp"]; line[n++] = v["exp"] "/" v["disk"] " " v["baseline_s"] " " v["remoca_s"] " " v["bound_s"] } }
         END { for (i = 0; i < n; i++) print line[i], (floor[ex[i]] == "" ? "NA" : floor[ex[i]]) }' \
         "$out/results.txt" | sed 's/NA/0/g' > "$out/$2.dat"
     [ -s "$out/$2.dat" ] || return 0

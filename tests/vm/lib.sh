@@ -123,16 +123,34 @@ vm_accel_probe() {
 
 # vm_memd_start NAME MEMORY: starts remoca-memd on unix socket $VM_WORK/NAME.sock
 # (VM_MEMD_ARGS: more options, e.g. --shm as `remoca serve` runs its local server).
+# VM_MEMD_TRANSPORT=tcp: it also listens on a loopback port (NAME.port), and the front ends
+# reach it there, as they would a memory server on another machine (vm_memd_addr).
 vm_memd_start() {
     local name=$1 mem=$2
-    local sock=$VM_WORK/$name.sock pf=$VM_WORK/$name.pid
-    rm -f "$sock" "$pf"
+    local sock=$VM_WORK/$name.sock pf=$VM_WORK/$name.pid tcp=()
+    rm -f "$sock" "$pf" "$VM_WORK/$name.port"
+    [ "${VM_MEMD_TRANSPORT:-unix}" = tcp ] && tcp=(--listen 127.0.0.1:0 --port-file "$VM_WORK/$name.port")
     # shellcheck disable=SC2086 # VM_MEMD_ARGS is a list of options
-    "$VM_MEMD" --unix "$sock" --memory "$mem" --threads 1 --pid-file "$pf" ${VM_MEMD_ARGS:-} \
-        >"$VM_WORK/$name.out" 2>&1 &
+    "$VM_MEMD" --unix "$sock" "${tcp[@]}" --memory "$mem" --threads 1 --pid-file "$pf" \
+        ${VM_MEMD_ARGS:-} >"$VM_WORK/$name.out" 2>&1 &
     echo $! > "$pf"
     VM_PIDFILES+=("$pf")
     vm_wait_for "$sock" 10 || vm_die "remoca-memd did not start: $(tail -3 "$VM_WORK/$name.out")"
+    if [ ${#tcp[@]} -gt 0 ]; then
+        local n=0
+        while [ ! -s "$VM_WORK/$name.port" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+        [ -s "$VM_WORK/$name.port" ] || vm_die "remoca-memd wrote no port file"
+    fi
+}
+
+# vm_memd_addr NAME: the address the front ends use for memory server NAME (its unix socket,
+# or with VM_MEMD_TRANSPORT=tcp its loopback port).
+vm_memd_addr() {
+    if [ -s "$VM_WORK/$1.port" ]; then
+        echo "127.0.0.1:$(sed 's/.*://' "$VM_WORK/$1.port" | tr -d ' \n')"
+    else
+        echo "unix:$VM_WORK/$1.sock"
+    fi
 }
 
 # vm_memd_stats NAME: memory server's counters as key=value lines (from `remoca stats --json`).
@@ -167,7 +185,7 @@ vm_export_start() {
         ssd) args+=(latency-read=${VM_SSD_US:-150} latency-write=${VM_SSD_US:-150}) ;;
     esac
     if [ "$mode" = remoca ]; then
-        args+=(remoca-servers="unix:$VM_WORK/$memd.sock" remoca-pool="vm-$tag/vda"
+        args+=(remoca-servers="$(vm_memd_addr "$memd")" remoca-pool="vm-$tag/vda"
                remoca-statsfile="$VM_WORK/$tag.rstats")
     fi
     nbdkit -f -U "$sock" -P "$pf" "${args[@]}" >"$VM_WORK/$tag.nbdkit.out" 2>&1 &
@@ -234,7 +252,7 @@ vm_vhost_start() {
     remoca)
         local args=(--socket "$sock" --disk "${VM_VHOST_DISK:-$img}" --queues "$q" --stats "$VM_WORK/$tag.rstats")
         if [ -n "$memd" ]; then
-            args+=(--servers "unix:$VM_WORK/$memd.sock" --pool "vm-$tag/vda" --mode "${VM_VHOST_MODE:-exclusive}")
+            args+=(--servers "$(vm_memd_addr "$memd")" --pool "vm-$tag/vda" --mode "${VM_VHOST_MODE:-exclusive}")
         else
             args+=(--mode off)
         fi
