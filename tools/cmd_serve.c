@@ -12,7 +12,14 @@
  *   │         remoca-servers=... [-U SOCKET]  -P RUN/nbdkit.pid       │
  *   │  or, with --vhost:                                              │
  *   │  remoca-vhost --socket SOCKET --disk DISK --servers ... --mode M│
- *   └─ waits for SIGINT/SIGTERM/SIGCHLD, then kills both by pid ──────┘
+ *   └─ waits for SIGINT/SIGTERM/SIGCHLD ──────────────────────────────┘
+ *
+ * The memory server is supervised (tools/supervise.c): when it dies it is
+ * restarted on the same socket, with backoff, and the export stays up; its
+ * clients reconnect by themselves and reset their pool, so the guest loses
+ * hits, never data or a request (docs/design.md, contract 2).  Only the
+ * export's own exit, or SIGINT/SIGTERM/SIGHUP, ends serve, which then stops
+ * everything it started, by pid.
  *
  * Sibling binaries (remoca-memd, nbdkit-remoca-filter.so) are found next to
  * /proc/self/exe, so a build tree works without installation.  nbdkit is
@@ -45,19 +52,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "remoca/size.h"
+#include "supervise.h"
 
 #define DEFAULT_MEMORY "256M"
-#define LISTEN_FD 3 /* where socket activation passes the listening socket */
 
 struct serve {
     const char *disk, *memory, *servers, *socket, *pool, *write, *stats;
@@ -68,7 +72,8 @@ struct serve {
     int listen_fd;             /* the bound TCP socket, -1 if none */
     char rundir[64];
     char exedir[PATH_MAX];
-    pid_t memd, nbdkit; /* nbdkit: the front end's process (nbdkit or remoca-vhost) */
+    struct sv_child memd; /* the local memory server (without --servers) */
+    pid_t nbdkit;         /* the front end's process (nbdkit or remoca-vhost) */
 };
 
 static void usage(void)
@@ -84,98 +89,32 @@ static void usage(void)
             "  (0 = any free port, printed in the NBD URI).  --vhost serves the disk with\n"
             "  remoca-vhost (vhost-user-blk, guest RAM must be shared memory) instead of\n"
             "  nbdkit: --mode (default exclusive) and --queues (default 1) are its options.\n"
-            "  Runs until Ctrl-C or SIGTERM, then stops everything.\n");
+            "  The local memory server is supervised: if it dies it is restarted (after\n"
+            "  0.1 s, doubling to 5 s while it keeps dying) on the same socket, and the\n"
+            "  export stays up; the guest loses cache hits meanwhile, never data.\n"
+            "  Runs until Ctrl-C or SIGTERM, or until the export (nbdkit, remoca-vhost)\n"
+            "  exits; then stops everything it started.\n");
 }
 
-static double now(void)
+/* The QEMU line offers -enable-kvm only where KVM can be used (open(2) of
+ * /dev/kvm read-write is what QEMU does first); elsewhere QEMU runs the guest
+ * under TCG, and a note says why. */
+static const char *kvm_option(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* Starts argv[0].  listen_fd >= 0 is handed over by socket activation: as
- * fd 3, with LISTEN_FDS=1 and LISTEN_PID naming the child. */
-static pid_t spawn(char *const argv[], const sigset_t *oldmask, int listen_fd)
-{
-    pid_t p = fork();
-    if (p == 0) {
-        /* If the supervisor dies (even SIGKILL), the children follow it. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        sigprocmask(SIG_SETMASK, oldmask, NULL);
-        if (listen_fd >= 0) {
-            /* dup2 clears close-on-exec, but does nothing if the fd is already 3 */
-            if (listen_fd == LISTEN_FD)
-                fcntl(LISTEN_FD, F_SETFD, 0);
-            else
-                dup2(listen_fd, LISTEN_FD);
-            char pid[16];
-            snprintf(pid, sizeof pid, "%d", (int)getpid());
-            setenv("LISTEN_FDS", "1", 1);
-            setenv("LISTEN_PID", pid, 1);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull > 0) { /* servers read nothing from the terminal */
-            dup2(devnull, 0);
-            close(devnull);
-        }
-        execvp(argv[0], argv);
-        fprintf(stderr, "remoca serve: exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        printf("note:    /dev/kvm: %s: the QEMU line below has no -enable-kvm (TCG, slow)\n",
+               strerror(errno));
+        return "";
     }
-    if (p < 0) fprintf(stderr, "remoca serve: fork: %s\n", strerror(errno));
-    return p;
-}
-
-static bool unix_accepts(void *path_)
-{
-    const char *path = path_;
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sun.sun_path) return false;
-    strcpy(sun.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    bool ok = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
     close(fd);
-    return ok;
+    return "-enable-kvm ";
 }
 
 static bool pidfile_written(void *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && st.st_size > 0;
-}
-
-/* Child still running?  Reaps it (and sets *pid to 0) if not. */
-static bool alive(pid_t *pid)
-{
-    if (*pid <= 0) return false;
-    if (waitpid(*pid, NULL, WNOHANG) == 0) return true;
-    *pid = 0;
-    return false;
-}
-
-static bool exited(void *pid) { return !alive(pid); }
-
-/* Polls ready(arg) every 20 ms.  True once it holds; false after timeout_s,
- * or as soon as the child *child (if not NULL) has exited. */
-static bool wait_for(bool (*ready)(void *), void *arg, pid_t *child, double timeout_s)
-{
-    for (double t0 = now();; usleep(20000)) {
-        if (ready(arg)) return true;
-        if ((child && !alive(child)) || now() - t0 > timeout_s) return false;
-    }
-}
-
-static void stop(pid_t *pid, const char *what)
-{
-    if (*pid <= 0) return;
-    kill(*pid, SIGTERM);
-    if (wait_for(exited, pid, NULL, 5)) return;
-    fprintf(stderr, "remoca serve: %s (pid %d) did not stop: SIGKILL\n", what, (int)*pid);
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = 0;
 }
 
 static void remove_rundir(struct serve *s)
@@ -361,13 +300,13 @@ static int start_nbdkit(struct serve *s, const sigset_t *old, const char *server
     nargv[k++] = write_arg;
     if (s->pool) nargv[k++] = pool_arg;
     nargv[k] = NULL;
-    s->nbdkit = spawn(nargv, old, s->listen_fd);
+    s->nbdkit = sv_spawn(nargv, old, s->listen_fd);
     if (s->listen_fd >= 0) { /* nbdkit's now */
         close(s->listen_fd);
         s->listen_fd = -1;
     }
     if (s->nbdkit <= 0) return -1;
-    if (!wait_for(pidfile_written, (void *)pidfile, &s->nbdkit, 15)) {
+    if (!sv_wait_for(pidfile_written, (void *)pidfile, &s->nbdkit, 15)) {
         fprintf(stderr, "remoca serve: nbdkit did not start (see its messages above)\n");
         return -1;
     }
@@ -376,17 +315,18 @@ static int start_nbdkit(struct serve *s, const sigset_t *old, const char *server
     if (sock && !realpath(sock, abs_sock)) snprintf(abs_sock, sizeof abs_sock, "%s", sock);
     printf("remoca serve: exporting %s through REMOCA (remote memory: %s)\n", s->disk,
            s->servers ? s->servers : "local remoca-memd");
-    if (sock) {
+    if (sock)
         printf("NBD URI: nbd+unix:///?socket=%s\n", abs_sock);
-        printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
-               "-drive file=nbd:unix:%s,format=raw,if=virtio\n",
-               abs_sock);
-    } else {
+    else
         printf("NBD URI: nbd://127.0.0.1:%d\n", s->port);
-        printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
-               "-drive file=nbd:127.0.0.1:%d,format=raw,if=virtio\n",
-               s->port);
-    }
+    const char *kvm = kvm_option();
+    if (sock)
+        printf("qemu:    qemu-system-x86_64 -m 1G %s-drive file=nbd:unix:%s,format=raw,if=virtio\n",
+               kvm, abs_sock);
+    else
+        printf("qemu:    qemu-system-x86_64 -m 1G %s-drive file=nbd:127.0.0.1:%d,format=raw,"
+               "if=virtio\n",
+               kvm, s->port);
     return 0;
 }
 
@@ -428,8 +368,8 @@ static int start_vhost(struct serve *s, const sigset_t *old, const char *servers
     }
     vargv[k] = NULL;
     unlink(sock);
-    if ((s->nbdkit = spawn(vargv, old, -1)) <= 0) return -1;
-    if (!wait_for(socket_exists, (void *)sock, &s->nbdkit, 15)) {
+    if ((s->nbdkit = sv_spawn(vargv, old, -1)) <= 0) return -1;
+    if (!sv_wait_for(socket_exists, (void *)sock, &s->nbdkit, 15)) {
         fprintf(stderr, "remoca serve: remoca-vhost did not start (see its messages above)\n");
         return -1;
     }
@@ -439,12 +379,48 @@ static int start_vhost(struct serve *s, const sigset_t *old, const char *servers
            "%s)\n",
            s->disk, mode, s->servers ? s->servers : "local remoca-memd");
     printf("vhost-user socket: %s\n", abs_sock);
-    printf("qemu:    qemu-system-x86_64 -m 1G -enable-kvm "
+    const char *kvm = kvm_option();
+    printf("qemu:    qemu-system-x86_64 -m 1G %s"
            "-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem "
            "-chardev socket,id=vub0,path=%s,reconnect=1 "
            "-device vhost-user-blk-pci,chardev=vub0,num-queues=%s\n",
-           abs_sock, queues);
+           kvm, abs_sock, queues);
     return 0;
+}
+
+static const char *front_name(const struct serve *s)
+{
+    return s->vhost ? "remoca-vhost" : "nbdkit";
+}
+
+/* The next signal of mask, or 0 after timeout_ms (-1: no timeout). */
+static int wait_signal(const sigset_t *mask, long timeout_ms)
+{
+    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+    int sig = timeout_ms < 0 ? sigwaitinfo(mask, NULL) : sigtimedwait(mask, NULL, &ts);
+    return sig < 0 ? 0 : sig;
+}
+
+/* Serves until a signal asks to stop (0) or the export exits (1); keeps the
+ * local memory server running meanwhile. */
+static int run(struct serve *s, const sigset_t *mask)
+{
+    for (;;) {
+        int sig = wait_signal(mask, s->servers ? -1 : sv_wait_ms(&s->memd));
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+            fprintf(stderr, "remoca serve: %s; stopping\n", strsignal(sig));
+            return 0;
+        }
+        int status;
+        pid_t pid = s->nbdkit;
+        if (!sv_alive(&s->nbdkit, &status)) {
+            char how[96];
+            fprintf(stderr, "remoca serve: %s (pid %d) %s; stopping\n", front_name(s), (int)pid,
+                    sv_describe(status, how, sizeof how));
+            return 1;
+        }
+        if (!s->servers) sv_poll(&s->memd);
+    }
 }
 
 int cmd_serve(int argc, char **argv)
@@ -507,15 +483,13 @@ int cmd_serve(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, &old);
     int rc = 1;
 
+    char *margv[] = {memd_bin, "--unix",   memd_sock,
+                     "--shm",  "--memory", (char *)(s.memory ? s.memory : DEFAULT_MEMORY),
+                     NULL};
+    s.memd = (struct sv_child){
+        .name = "remoca-memd", .argv = margv, .ready_sock = memd_sock, .oldmask = &old};
     if (!s.servers) {
-        char *margv[] = {memd_bin, "--unix",   memd_sock,
-                         "--shm",  "--memory", (char *)(s.memory ? s.memory : DEFAULT_MEMORY),
-                         NULL};
-        if ((s.memd = spawn(margv, &old, -1)) <= 0) goto out;
-        if (!wait_for(unix_accepts, memd_sock, &s.memd, 10)) {
-            fprintf(stderr, "remoca serve: remoca-memd did not start\n");
-            goto out;
-        }
+        if (sv_start(&s.memd) < 0) goto out;
         snprintf(servers_arg, sizeof servers_arg, "unix:%s", memd_sock);
     } else {
         snprintf(servers_arg, sizeof servers_arg, "%s", s.servers);
@@ -529,28 +503,11 @@ int cmd_serve(int argc, char **argv)
     printf("stats:   %s\n", stats);
     printf("remoca serve: ready (Ctrl-C to stop)\n");
     fflush(stdout);
-
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&mask, &si);
-        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-            fprintf(stderr, "remoca serve: stopping\n");
-            rc = 0;
-            break;
-        }
-        if (sig != SIGCHLD) continue;
-        const char *gone = !alive(&s.nbdkit)               ? (s.vhost ? "remoca-vhost" : "nbdkit")
-                           : !s.servers && !alive(&s.memd) ? "remoca-memd"
-                                                           : NULL;
-        if (gone) {
-            fprintf(stderr, "remoca serve: %s exited; stopping\n", gone);
-            break;
-        }
-    }
+    rc = run(&s, &mask);
 out:
     if (s.listen_fd >= 0) close(s.listen_fd);
-    stop(&s.nbdkit, s.vhost ? "remoca-vhost" : "nbdkit");
-    stop(&s.memd, "remoca-memd");
+    sv_stop(&s.nbdkit, front_name(&s));
+    sv_stop(&s.memd.pid, s.memd.name);
     remove_rundir(&s);
     sigprocmask(SIG_SETMASK, &old, NULL);
     return rc;
