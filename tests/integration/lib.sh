@@ -28,7 +28,8 @@ itest_init() {
 # now and then hangs at exit in libp11-kit's destructor (freelocale waits on
 # glibc's locale lock; seen only under ASan, after the filter's unload has
 # run and written its final stats), so the wrapper passes SIGTERM on and
-# SIGKILLs an nbdkit still there 10 s later, saying so on stderr.
+# SIGKILLs an nbdkit still there 4 s later (before remoca serve, which waits 5 s for its
+# child, gives up on the wrapper and leaves nbdkit behind), saying so on stderr.
 sanitizer_preload() {
     [ -n "${REMOCA_PRELOAD:-}" ] || return 0
     local real
@@ -42,8 +43,8 @@ sanitizer_preload() {
 child=\$!
 stop() {
     kill -TERM \$child 2>/dev/null
-    for _ in \$(seq 100); do kill -0 \$child 2>/dev/null || exit 0; sleep 0.1; done
-    echo "nbdkit (ASan preload): still running 10 s after SIGTERM: SIGKILL" >&2
+    for _ in \$(seq 40); do kill -0 \$child 2>/dev/null || exit 0; sleep 0.1; done
+    echo "nbdkit (ASan preload): still running 4 s after SIGTERM: SIGKILL" >&2
     kill -KILL \$child
     exit 0
 }
