@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "remoca/placement.h"
 
 uint8_t *outbuf_reserve(struct outbuf *o, size_t more)
 {
@@ -304,6 +305,29 @@ static void op_fill_ring(const struct proto_ctx *ctx, struct session *ss,
     __atomic_fetch_add(&ctx->store->fill_rings, 1, __ATOMIC_RELAXED);
 }
 
+/* POOL_KEEP (docs/protocol.md, lib/client/client_members.c): the client's
+ * members changed; keep only the chunks this server owns among them.  The
+ * body is hostile like everything else: remoca_keep_decode checks counts,
+ * the receiver's index, weights and distinct seeds. */
+static void op_pool_keep(const struct proto_ctx *ctx, struct session *ss,
+                         const struct remoca_hdr *h, uint32_t pool, const uint8_t *payload,
+                         struct outbuf *out)
+{
+    struct remoca_placement members;
+    unsigned self;
+    if (remoca_keep_decode(payload, h->len, &members, &self) < 0) {
+        reply_err(ctx, ss, out, h, REMOCA_E_PROTO, pool,
+                  "malformed POOL_KEEP body (u16 n 1..%u, u16 self < n, n x (u64 seed, u8 "
+                  "weight 1..%u), seeds distinct)",
+                  REMOCA_MAX_SERVERS, REMOCA_MAX_WEIGHT);
+        return;
+    }
+    uint64_t dropped = store_keep(ctx->store, pool, &members, self);
+    log_debug("%s (%s): pool-keep: member %u of %u, %llu pages dropped", ss->peer ? ss->peer : "-",
+              ss->client, self, members.n, (unsigned long long)dropped);
+    put_resp(out, h, REMOCA_OK, h->pool, 0);
+}
+
 static void dispatch(const struct proto_ctx *ctx, struct session *ss, const struct remoca_hdr *h,
                      const uint8_t *payload, struct outbuf *out)
 {
@@ -349,6 +373,7 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
         store_reset(ctx->store, pool);
         put_resp(out, h, REMOCA_OK, h->pool, 0);
         return;
+    case REMOCA_OP_POOL_KEEP: op_pool_keep(ctx, ss, h, pool, payload, out); return;
     default: reply_err(ctx, ss, out, h, REMOCA_E_OP, 0, "unknown opcode %u", h->op); return;
     }
 }

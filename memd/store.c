@@ -7,6 +7,8 @@
  * other workers for long. */
 #include "store.h"
 
+#include "remoca/placement.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +628,37 @@ uint64_t store_reset(struct store *s, uint32_t pool)
             removed++;
         }
         p->st.deletes += removed;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return removed;
+}
+
+/* POOL_KEEP walks the slots by index (slot i describes page i), not the
+ * pool's queues: an index stays valid while the lock is dropped, which it is
+ * every KEEP_SLICE slots so that other workers never wait behind a walk of a
+ * big store.  Pages put meanwhile by other connections are of other pools (a
+ * pool has one client, whose connection waits for this request); what is
+ * looked at is always the current slot under the lock. */
+#define KEEP_SLICE 4096u
+
+uint64_t store_keep(struct store *s, uint32_t pool, const struct remoca_placement *members,
+                    unsigned self)
+{
+    uint64_t removed = 0;
+    if (members->n <= 1) return 0; /* the only member owns everything */
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->npages; i++) {
+        if ((i + 1) % KEEP_SLICE == 0) { /* let other workers in */
+            pthread_mutex_unlock(&s->lock);
+            pthread_mutex_lock(&s->lock);
+        }
+        struct pool *p = store_pool(s, pool);
+        if (!p || s->slots[i].pool != pool) continue;
+        uint64_t k = s->slots[i].key;
+        if (remoca_placement_chunk(members, k / REMOCA_PLACEMENT_CHUNK) == self) continue;
+        remove_slot(s, p, i, remoca_shm_hash(pool, k));
+        p->st.deletes++;
+        removed++;
     }
     pthread_mutex_unlock(&s->lock);
     return removed;

@@ -196,6 +196,15 @@ uint64_t store_delete(struct store *s, uint32_t pool, uint64_t key, uint64_t cou
 /* Removes every page of a pool.  Returns pages removed. */
 uint64_t store_reset(struct store *s, uint32_t pool);
 
+/* POOL_KEEP: removes every page of a pool whose chunk (key /
+ * REMOCA_PLACEMENT_CHUNK) is not owned by member `self` of `members`
+ * (remoca/placement.h).  One pass over the arena's slots, dropping the lock
+ * every few thousand; sum(weights) hashes per page of the pool.  Returns
+ * pages removed. */
+struct remoca_placement;
+uint64_t store_keep(struct store *s, uint32_t pool, const struct remoca_placement *members,
+                    unsigned self);
+
 /* Counts an error reply against a pool (0 = none). */
 void store_count_error(struct store *s, uint32_t pool);
 

@@ -12,6 +12,8 @@
  *   │ connections; created on the first connection, sized by get_size)    │
  *   │ struct remoca_client (created in .after_fork: it starts threads)    │
  *   │ stats thread: remoca-statsfile rewritten every second and at exit   │
+ *   │ servers thread: remoca-servers-file polled every second (changes    │
+ *   │ applied with remoca_client_set_servers; nbd/serversfile.c)          │
  *   └────┬────────────────────────────────────────────┬───────────────────┘
  *        │ next->pread/pwrite/... (per connection)     │ TCP / unix socket
  *   backing plugin (file, ...)                     remoca-memd servers
@@ -37,15 +39,17 @@
 
 #include "remoca/cache.h"
 #include "remoca/client.h"
+#include "serversfile.h"
 #include "statsfile.h"
 
 /* ---- configuration ---------------------------------------------------- */
 
-static char *servers;     /* remoca-servers= */
-static char *pool;        /* remoca-pool=, or derived */
-static char *secret;      /* remoca-secret= */
-static char *statsfile;   /* remoca-statsfile= */
-static char *plugin_file; /* the file plugin's file=, for the default pool */
+static char *servers;      /* remoca-servers=, or what remoca-servers-file= holds */
+static char *servers_file; /* remoca-servers-file= */
+static char *pool;         /* remoca-pool=, or derived */
+static char *secret;       /* remoca-secret= */
+static char *statsfile;    /* remoca-statsfile= */
+static char *plugin_file;  /* the file plugin's file=, for the default pool */
 static unsigned timeout_ms;
 static enum remoca_shm_opt shm = REMOCA_SHM_ON; /* remoca-shm= */
 static enum remoca_write_policy write_policy = REMOCA_WRITE_INVALIDATE;
@@ -56,10 +60,12 @@ static struct remoca_client *client;
 static struct remoca_cache *cache; /* set once, on the first .prepare */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct statsfile *stats;
+static struct serversfile *watch;
 
 static void remoca_unload(void)
 {
     free(servers);
+    free(servers_file);
     free(pool);
     free(secret);
     free(statsfile);
@@ -93,7 +99,20 @@ static int set_string(char **dst, const char *key, const char *value)
 static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
                          const char *value)
 {
-    if (!strcmp(key, "remoca-servers")) return set_string(&servers, key, value);
+    if (!strcmp(key, "remoca-servers")) {
+        if (servers_file) {
+            nbdkit_error("remoca-servers= and remoca-servers-file= exclude each other");
+            return -1;
+        }
+        return set_string(&servers, key, value);
+    }
+    if (!strcmp(key, "remoca-servers-file")) {
+        if (servers) {
+            nbdkit_error("remoca-servers= and remoca-servers-file= exclude each other");
+            return -1;
+        }
+        return set_string(&servers_file, key, value);
+    }
     if (!strcmp(key, "remoca-pool")) {
         if (!*value || strlen(value) > REMOCA_MAX_NAME) {
             nbdkit_error("remoca-pool: name must be 1..%u bytes", REMOCA_MAX_NAME);
@@ -177,24 +196,38 @@ static int default_pool(void)
 
 static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
 {
+    if (servers_file) { /* the list to start with; the watcher follows changes */
+        char err[512];
+        char *abs = nbdkit_realpath(servers_file);
+        if (!abs) return -1;
+        free(servers_file);
+        servers_file = abs; /* nbdkit may change directory */
+        if (!(servers = serversfile_read(servers_file, err, sizeof err))) {
+            nbdkit_error("remoca-servers-file: %s", err);
+            return -1;
+        }
+    }
     if (!servers) {
-        nbdkit_error("remoca-servers= is required (e.g. remoca-servers=127.0.0.1:7410 or "
-                     "remoca-servers=unix:/run/remoca.sock)");
+        nbdkit_error("remoca-servers= is required, or remoca-servers-file= (e.g. "
+                     "remoca-servers=127.0.0.1:7410 or remoca-servers=unix:/run/remoca.sock)");
         return -1;
     }
     if (!pool && default_pool() == -1) return -1;
     return next(nxdata);
 }
 
-#define remoca_config_help                                                                     \
-    "remoca-servers=LIST     (required) memory servers: host:port or unix:PATH, comma list.\n" \
-    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>).\n"       \
-    "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"            \
-    "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"          \
-    "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"          \
-    "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"       \
-    "                        and the fill ring (default on).\n"                                \
-    "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"       \
+#define remoca_config_help                                                                 \
+    "remoca-servers=LIST     memory servers: host:port or unix:PATH, comma list;\n"        \
+    "                        ADDR*W weighs a server W (1..16, default 1).\n"               \
+    "remoca-servers-file=FILE  the list in a file instead (one entry per line or comma\n"  \
+    "                        list, # comments), re-read when it changes (every second).\n" \
+    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>).\n"   \
+    "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"        \
+    "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"      \
+    "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"      \
+    "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"   \
+    "                        and the fill ring (default on).\n"                            \
+    "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"   \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -229,11 +262,14 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
         remoca_client_wait_ready(client, timeout_ms ? timeout_ms : REMOCA_DEFAULT_TIMEOUT_MS);
     nbdkit_debug("remoca: pool %s, %u of %u servers up", pool, up, remoca_server_count(client));
     if (statsfile && !(stats = statsfile_start(statsfile, &cache, client))) return -1;
+    if (servers_file && !(watch = serversfile_start(servers_file, client))) return -1;
     return 0;
 }
 
 static void remoca_cleanup(nbdkit_backend *nxdata)
 {
+    serversfile_stop(watch); /* before the client goes */
+    watch = NULL;
     if (stats) statsfile_stop(stats); /* writes the final counters */
     stats = NULL;
     remoca_cache_free(cache);

@@ -19,6 +19,12 @@
  *   one_sided_hits=...
  *   ring_puts=...              pages put through a fill ring (same host)
  *   client_servers_ring=1
+ *   client_servers=3           servers in the list now, and list changes
+ *   client_membership_changes=1     (remoca-servers-file)
+ *   server0=unix:/run/m0.sock up=1 weight=1 requests=.. keys=.. hits=.. misses=..
+ *     puts=.. errors=.. timeouts=.. reconnects=.. p50_us=.. p99_us=..
+ *                              one line per server of the list (remoca_client_server_stats;
+ *                              latencies: upper bounds of log2 buckets)
  *
  * Readers (tests, `remoca stats`, scripts) never see a half-written file.
  */
@@ -67,6 +73,27 @@ static void write_mrc(FILE *f, const struct remoca_mrc *m)
     fputc('\n', f);
 }
 
+static void write_servers(FILE *f, struct remoca_client *client,
+                          const struct remoca_client_stats *cs)
+{
+    fprintf(f, "client_servers=%u\nclient_membership_changes=%llu\n", cs->servers,
+            (unsigned long long)cs->membership_changes);
+    struct remoca_server_stats *ss = calloc(REMOCA_MAX_SERVERS, sizeof *ss);
+    if (!ss) return;
+    unsigned n = remoca_client_server_stats(client, ss, REMOCA_MAX_SERVERS);
+    for (unsigned i = 0; i < n && i < REMOCA_MAX_SERVERS; i++)
+        fprintf(f,
+                "server%u=%s up=%d weight=%u requests=%llu keys=%llu hits=%llu misses=%llu "
+                "puts=%llu errors=%llu timeouts=%llu reconnects=%llu p50_us=%llu p99_us=%llu\n",
+                i, ss[i].addr, ss[i].up ? 1 : 0, ss[i].weight, (unsigned long long)ss[i].requests,
+                (unsigned long long)ss[i].keys, (unsigned long long)ss[i].hits,
+                (unsigned long long)ss[i].misses, (unsigned long long)ss[i].puts,
+                (unsigned long long)ss[i].errors, (unsigned long long)ss[i].timeouts,
+                (unsigned long long)ss[i].reconnects, (unsigned long long)ss[i].p50_us,
+                (unsigned long long)ss[i].p99_us);
+    free(ss);
+}
+
 static void write_stats(struct statsfile *s)
 {
     struct remoca_cache *c = __atomic_load_n(s->cache, __ATOMIC_ACQUIRE);
@@ -95,6 +122,7 @@ static void write_stats(struct statsfile *s)
             cs.servers_shm, (unsigned long long)cs.one_sided_lookups,
             (unsigned long long)cs.one_sided_hits, (unsigned long long)cs.ring_puts,
             cs.servers_ring);
+    if (s->client) write_servers(f, s->client, &cs);
     if (fclose(f) == 0 && rename(s->tmp, s->path) == -1)
         nbdkit_debug("remoca-statsfile: rename %s: %s", s->path, strerror(errno));
 }

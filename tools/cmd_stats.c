@@ -20,6 +20,10 @@
  *        ├─ --json   {"refs": ..., "curve": [{"blocks", "mib", "miss_ratio"}]}
  *        └─ --table  "# mib miss_ratio" and two columns, for gnuplot
  *
+ * --servers STATSFILE [--json] prints the memory servers the front end uses,
+ * one row each (up, weight, hits, misses, hit ratio, errors, timeouts, get
+ * latency p50/p99): tools/stats_servers.c.
+ *
  * Exit status: 0 on success, 1 if the server cannot be reached or answers
  * wrongly (or the file cannot be read, or has no curve), 2 on a usage error.
  * Every wait is bounded (5 s). */
@@ -32,6 +36,7 @@
 
 #include "commands.h"
 #include "remoca/client.h"
+#include "stats_servers.h"
 
 #define TIMEOUT_MS 5000
 
@@ -39,6 +44,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: remoca stats --server ADDR [--json] [--secret-file FILE]\n"
                "       remoca stats --mrc STATSFILE [--json | --table]\n"
+               "       remoca stats --servers STATSFILE [--json]\n"
                "  ADDR  HOST:PORT or unix:PATH of a remoca-memd\n"
                "  --json  print the stats (or the curve) as JSON instead of text\n"
                "  --secret-file FILE  the server's --secret (first line of FILE)\n"
@@ -47,6 +53,8 @@ static void usage(FILE *f)
                "                   page-cache misses): misses as a function of extra cache\n"
                "                   size, from the stats file of remoca-vhost --stats or of\n"
                "                   the nbdkit filter's remoca-statsfile=\n"
+               "  --servers STATSFILE  the memory servers a front end uses, as its stats file\n"
+               "                   says: up, weight, hits, misses, errors, get latency\n"
                "  --table  the curve as a gnuplot-ready table: \"# mib miss_ratio\", two\n"
                "           columns (plot 'FILE' using 1:2 with lines)\n");
 }
@@ -199,12 +207,17 @@ static int mrc_main(const char *path, bool json, bool table)
 int cmd_stats(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-        {"secret", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
-        {"mrc", required_argument, NULL, 'm'},    {"table", no_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {0},
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"secret", required_argument, NULL, 'S'},
+        {"secret-file", required_argument, NULL, 'F'},
+        {"mrc", required_argument, NULL, 'm'},
+        {"table", no_argument, NULL, 't'},
+        {"servers", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
     };
-    const char *server = NULL, *mrc = NULL;
+    const char *server = NULL, *mrc = NULL, *servers = NULL;
     bool json = false, table = false, secret_given = false;
     char secret[512] = "";
     int c;
@@ -214,6 +227,7 @@ int cmd_stats(int argc, char **argv)
         case 's': server = optarg; break;
         case 'j': json = true; break;
         case 'm': mrc = optarg; break;
+        case 'v': servers = optarg; break;
         case 't': table = true; break;
         case 'S':
             snprintf(secret, sizeof secret, "%s", optarg);
@@ -236,7 +250,10 @@ int cmd_stats(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    const char *conflict = server && mrc          ? "--server and --mrc exclude each other"
+    const char *conflict = !!server + !!mrc + !!servers > 1
+                               ? "--server, --mrc and --servers exclude each other"
+                           : servers && (secret_given || table || optind < argc)
+                               ? "--servers reads a file: only --json goes with it"
                            : mrc && secret_given  ? "--mrc reads a file: no secret needed"
                            : table && !mrc        ? "--table needs --mrc STATSFILE"
                            : json && table        ? "--json and --table exclude each other"
@@ -248,6 +265,7 @@ int cmd_stats(int argc, char **argv)
         return 2;
     }
     if (mrc) return mrc_main(mrc, json, table);
+    if (servers) return stats_servers_main(servers, json);
     if (!server || optind < argc) {
         fprintf(stderr, "remoca stats: %s\n",
                 server ? "unexpected argument" : "--server ADDR or --mrc STATSFILE is required");

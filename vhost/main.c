@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* remoca-vhost: a vhost-user-blk backend with REMOCA's remote cache.
  *
- *   remoca-vhost --socket PATH --disk FILE|NBD-URI [--servers LIST] [--pool NAME]
+ *   remoca-vhost --socket PATH --disk FILE|NBD-URI [--servers LIST | --servers-file F]
+ *                [--pool NAME]
  *                [--mode off|inclusive|exclusive] [--queues N] [--inflight N] [--readonly]
  *                [--secret-file F] [--stats FILE]
  *
@@ -12,6 +13,8 @@
  *     reconnect=1, or a new QEMU).  SIGINT/SIGTERM end the loop.
  *   queue threads (queue.c): one per running queue.
  *   stats thread (nbd/statsfile.c, shared with the NBD filter): --stats FILE.
+ *   servers thread (nbd/serversfile.c, likewise): --servers-file FILE, polled
+ *     every second; a changed list is applied with remoca_client_set_servers.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +36,7 @@
 #include "remoca/mrc.h"
 #include "remoca/client.h"
 
+#include "../nbd/serversfile.h"
 #include "../nbd/statsfile.h"
 #include "blk.h"
 #include "device.h"
@@ -94,7 +98,10 @@ static void usage(FILE *f)
         "                      inclusive: the remote cache of the NBD filter;\n"
         "                      exclusive: eviction inference (guest RAM + remote add up)\n"
         "                      (default: inclusive with --servers, else off)\n"
-        "  --servers LIST      memory servers: host:port or unix:PATH, comma list\n"
+        "  --servers LIST      memory servers: host:port or unix:PATH, comma list;\n"
+        "                      ADDR*W weighs a server W (1..16, default 1)\n"
+        "  --servers-file FILE the list in a file instead (one entry per line or comma\n"
+        "                      list, # comments), re-read when it changes (every second)\n"
         "  --pool NAME         pool on the servers (default vhost:<absolute disk path>)\n"
         "  --secret-file FILE  shared secret for servers run with --secret-file (first line)\n"
         "  --queues N          request queues offered, 1..%d (default 1)\n"
@@ -219,6 +226,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
                                          {"disk", required_argument, NULL, 'd'},
                                          {"servers", required_argument, NULL, 'S'},
+                                         {"servers-file", required_argument, NULL, 'L'},
                                          {"pool", required_argument, NULL, 'p'},
                                          {"mode", required_argument, NULL, 'm'},
                                          {"queues", required_argument, NULL, 'q'},
@@ -230,7 +238,8 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *sock = NULL, *disk_spec = NULL, *servers = NULL, *pool = NULL, *mode = NULL,
-               *secret_file = NULL, *stats_path = NULL;
+               *secret_file = NULL, *stats_path = NULL, *servers_file = NULL;
+    char *servers_from_file = NULL;
     unsigned long queues = 1, inflight = VH_INFLIGHT_DEFAULT;
     bool readonly = false;
     int c;
@@ -240,6 +249,7 @@ int main(int argc, char **argv)
         case 's': sock = optarg; break;
         case 'd': disk_spec = optarg; break;
         case 'S': servers = optarg; break;
+        case 'L': servers_file = optarg; break;
         case 'p': pool = optarg; break;
         case 'm': mode = optarg; break;
         case 'F': secret_file = optarg; break;
@@ -267,6 +277,17 @@ int main(int argc, char **argv)
     if (!sock || !disk_spec) {
         fprintf(stderr, "remoca-vhost: --socket and --disk are required (--help)\n");
         return 2;
+    }
+    if (servers && servers_file) {
+        fprintf(stderr, "remoca-vhost: --servers and --servers-file exclude each other\n");
+        return 2;
+    }
+    if (servers_file) { /* the list to start with; the watcher follows changes */
+        char ferr[512];
+        if (!(servers = servers_from_file = serversfile_read(servers_file, ferr, sizeof ferr))) {
+            fprintf(stderr, "remoca-vhost: --servers-file: %s\n", ferr);
+            return 2;
+        }
     }
     enum vh_mode m = servers ? VH_MODE_INCLUSIVE : VH_MODE_OFF;
     if (mode) {
@@ -407,6 +428,8 @@ int main(int argc, char **argv)
     struct statsfile *stats = NULL;
     if (stats_path && !(stats = statsfile_start(stats_path, &cache_ptr, client))) return 1;
     if (stats && s->io.mrc) statsfile_set_mrc(stats, s->io.mrc);
+    struct serversfile *watch = NULL;
+    if (servers_file && client && !(watch = serversfile_start(servers_file, client))) return 1;
 
     vu_info("serving %s (%" PRIu64 " bytes%s) on %s, mode %s, %u queue%s", disk_spec,
             disk_size(disk), readonly ? ", read-only" : "", sock,
@@ -438,6 +461,7 @@ int main(int argc, char **argv)
     close(lfd);
     unlink(sock);
     vu_dev_reset(&s->dev);
+    serversfile_stop(watch); /* before the client goes */
     if (stats) statsfile_stop(stats);
     remoca_cache_free(cache);
     remoca_mrc_free(s->io.mrc);
@@ -446,6 +470,7 @@ int main(int argc, char **argv)
     if (fe) vu_warn("flush at exit: %s", strerror(fe));
     disk_close(disk);
     free(pool_name);
+    free(servers_from_file);
     free(s);
     return 0;
 }

@@ -46,6 +46,7 @@ int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *er
     memcpy(entry, s, len);
     entry[len] = '\0';
     memset(a, 0, sizeof *a);
+    a->weight = 1;
 
     const char *p = entry;
     if (strncmp(p, "unix:", 5) == 0 || p[0] == '/') {
@@ -89,6 +90,20 @@ int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned m
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (n == max) return fail(err, errlen, "too many memory servers (at most %u)", max);
         char sub[256];
+        unsigned weight = 1;
+        const char *star = memchr(p, '*', len);
+        if (star) { /* "ADDR*W": a weight 1..16, digits only */
+            const char *w = star + 1, *end = p + len;
+            while (end > w && (end[-1] == ' ' || end[-1] == '\t')) end--;
+            size_t wl = (size_t)(end - w);
+            weight = 0;
+            for (size_t i = 0; i < wl && weight <= REMOCA_MAX_WEIGHT; i++)
+                weight = w[i] >= '0' && w[i] <= '9' ? weight * 10 + (unsigned)(w[i] - '0') : 999;
+            if (wl == 0 || wl > 2 || weight < 1 || weight > REMOCA_MAX_WEIGHT)
+                return fail(err, errlen, "server '%.*s': weight '%.*s' is not 1..%u", (int)len, p,
+                            (int)wl, w, REMOCA_MAX_WEIGHT);
+            len = (size_t)(star - p);
+        }
         if (remoca_addr_parse(p, len, &out[n], sub, sizeof sub) < 0) {
             if (len == 0 || strspn(p, " \t") == len)
                 return fail(err, errlen, "server list '%s': empty entry %u", list, n + 1);
@@ -97,6 +112,7 @@ int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned m
         for (unsigned i = 0; i < n; i++)
             if (strcmp(out[i].canon, out[n].canon) == 0)
                 return fail(err, errlen, "server '%.80s' listed twice", out[n].canon);
+        out[n].weight = (uint8_t)weight;
         n++;
         if (!comma) break;
         p = comma + 1;

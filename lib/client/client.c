@@ -7,8 +7,9 @@
  *   remoca_client_new ─▶ parse servers ─▶ one conn + thread per server ─▶ return
  *                        (connecting happens in the background; a server that
  *                         is down at start just misses until it comes up)
- *   remoca_client_free ─▶ send queues written, stopping=1, stop eventfd,
- *                         shutdown sockets, join
+ *   remoca_client_free ─▶ send queues written, stopping=1, each connection
+ *                         stopped (its stop eventfd, shutdown, join)
+ *   remoca_client_set_servers ─▶ client_members.c
  *
  * Callers must have returned from every other call before remoca_client_free.
  */
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "client_internal.h"
@@ -58,17 +58,16 @@ static void client_destroy(struct remoca_client *c)
 {
     if (!c) return;
     atomic_store(&c->stopping, true);
-    if (c->stop_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t r = write(c->stop_fd, &one, sizeof one);
-        (void)r;
+    for (unsigned i = 0; i < c->n; i++) rc_conn_signal_stop(c->conns[i]); /* all at once */
+    for (unsigned i = 0; i < c->n; i++) rc_conn_stop(c->conns[i]);
+    for (unsigned i = 0; i < c->n; i++) {
+        rc_conn_destroy(c->conns[i]);
+        free(c->conns[i]);
     }
-    for (unsigned i = 0; c->conns && i < c->n; i++) rc_conn_stop(&c->conns[i]);
-    for (unsigned i = 0; c->conns && i < c->n; i++) rc_conn_destroy(&c->conns[i]);
-    free(c->conns);
-    if (c->stop_fd >= 0) close(c->stop_fd);
     pthread_cond_destroy(&c->ready_cond);
     pthread_mutex_destroy(&c->ready_lock);
+    pthread_rwlock_destroy(&c->members_lock);
+    pthread_mutex_destroy(&c->set_lock);
     free(c);
 }
 
@@ -120,7 +119,14 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    c->stop_fd = -1;
+    /* Writers first: a membership change waits for the calls in flight, not
+     * for a stream of new ones (client_internal.h, above the struct). */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->members_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&c->set_lock, NULL);
     pthread_mutex_init(&c->ready_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -144,26 +150,21 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
     c->n = (unsigned)n;
     remoca_placement_init(&c->place, addrs, c->n);
 
-    c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    c->conns = calloc(c->n, sizeof *c->conns);
-    if (c->stop_fd < 0 || !c->conns) {
-        set_err(err, errlen, "cannot create client: %s", strerror(errno));
-        free(addrs);
-        client_destroy(c);
-        return NULL;
-    }
-    for (unsigned i = 0; i < c->n; i++) {
-        if (rc_conn_init(&c->conns[i], c, &addrs[i]) < 0) {
+    for (unsigned i = 0; i < (unsigned)n; i++) {
+        struct conn *cn = calloc(1, sizeof *cn);
+        if (!cn || rc_conn_init(cn, c, &addrs[i]) < 0) {
             set_err(err, errlen, "out of memory");
+            free(cn);
             c->n = i;
             free(addrs);
             client_destroy(c);
             return NULL;
         }
+        c->conns[i] = cn;
     }
     free(addrs);
     for (unsigned i = 0; i < c->n; i++) {
-        if (rc_conn_start(&c->conns[i]) < 0) {
+        if (rc_conn_start(c->conns[i]) < 0) {
             set_err(err, errlen, "cannot start connection thread: %s", strerror(errno));
             client_destroy(c);
             return NULL;
@@ -176,41 +177,57 @@ void remoca_client_free(struct remoca_client *c)
 {
     /* Queued no-wait frames go out first (best effort: a client that starts
      * later resets the pool anyway). */
-    for (unsigned i = 0; c && i < c->n; i++) rc_conn_flush(&c->conns[i]);
+    for (unsigned i = 0; c && i < c->n; i++) rc_conn_flush(c->conns[i]);
     client_destroy(c);
 }
 
-static unsigned count_up(struct remoca_client *c)
+/* Servers up, and in the list (*n), now. */
+static unsigned count_up(struct remoca_client *c, unsigned *n)
 {
     unsigned up = 0;
-    for (unsigned i = 0; i < c->n; i++) up += atomic_load(&c->conns[i].up);
+    pthread_rwlock_rdlock(&c->members_lock);
+    for (unsigned i = 0; i < c->n; i++) up += atomic_load(&c->conns[i]->up);
+    *n = c->n;
+    pthread_rwlock_unlock(&c->members_lock);
     return up;
 }
 
+/* Polls in short steps rather than sleeping on the condvar with the count
+ * taken under it: members_lock is never taken while ready_lock is held (a
+ * membership change joins connection threads, which notify under it). */
 unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms)
 {
-    struct timespec ts;
-    rc_deadline_in(&ts, timeout_ms);
-    pthread_mutex_lock(&c->ready_lock);
-    unsigned up;
-    while ((up = count_up(c)) < c->n) {
-        if (pthread_cond_timedwait(&c->ready_cond, &c->ready_lock, &ts) == ETIMEDOUT) {
-            up = count_up(c);
-            break;
-        }
+    struct timespec end;
+    rc_deadline_in(&end, timeout_ms);
+    unsigned n, up;
+    while ((up = count_up(c, &n)) < n && rc_deadline_left_ms(&end) > 0) {
+        struct timespec step;
+        rc_deadline_in(&step, 20);
+        pthread_mutex_lock(&c->ready_lock);
+        pthread_cond_timedwait(&c->ready_cond, &c->ready_lock, &step);
+        pthread_mutex_unlock(&c->ready_lock);
     }
-    pthread_mutex_unlock(&c->ready_lock);
     return up;
 }
 
-unsigned remoca_server_of(const struct remoca_client *c, uint64_t key)
+unsigned remoca_server_of(struct remoca_client *c, uint64_t key)
 {
-    return remoca_placement_key(&c->place, key);
+    pthread_rwlock_rdlock(&c->members_lock);
+    unsigned s = remoca_placement_key(&c->place, key);
+    pthread_rwlock_unlock(&c->members_lock);
+    return s;
 }
 
-unsigned remoca_server_count(const struct remoca_client *c) { return c->n; }
+unsigned remoca_server_count(struct remoca_client *c)
+{
+    pthread_rwlock_rdlock(&c->members_lock);
+    unsigned n = c->n;
+    pthread_rwlock_unlock(&c->members_lock);
+    return n;
+}
 
-/* One control request to each of the given servers, waiting for all. */
+/* One control request to each of the given servers, waiting for all
+ * (members_lock held shared). */
 static int control(struct remoca_client *c, unsigned first, unsigned last, uint8_t op,
                    uint16_t flags, struct waiter *ws, bool *down)
 {
@@ -225,7 +242,7 @@ static int control(struct remoca_client *c, unsigned first, unsigned last, uint8
         w->comp = &comp;
         w->result = -1;
         struct frame f = {.server = s, .op = op, .flags = flags, .w = w};
-        if (rc_conn_send(&c->conns[s], &f, 1, &deadline) == CONN_DOWN) down[s - first] = true;
+        if (rc_conn_send(c->conns[s], &f, 1, &deadline) == CONN_DOWN) down[s - first] = true;
     }
     rc_waiters_wait(c, &comp, ws, last - first, &deadline);
     int rc = 0;
@@ -234,7 +251,7 @@ static int control(struct remoca_client *c, unsigned first, unsigned last, uint8
     return rc;
 }
 
-int remoca_pool_reset(struct remoca_client *c)
+int rc_pool_reset_locked(struct remoca_client *c)
 {
     struct waiter ws[REMOCA_MAX_SERVERS];
     bool down[REMOCA_MAX_SERVERS] = {false};
@@ -243,13 +260,26 @@ int remoca_pool_reset(struct remoca_client *c)
     return control(c, 0, c->n, REMOCA_OP_POOL_RESET, 0, ws, down);
 }
 
+int remoca_pool_reset(struct remoca_client *c)
+{
+    pthread_rwlock_rdlock(&c->members_lock);
+    int rc = rc_pool_reset_locked(c);
+    pthread_rwlock_unlock(&c->members_lock);
+    return rc;
+}
+
 int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, char **out)
 {
     *out = NULL;
-    if (server >= c->n) return -1;
+    pthread_rwlock_rdlock(&c->members_lock);
+    if (server >= c->n) {
+        pthread_rwlock_unlock(&c->members_lock);
+        return -1;
+    }
     struct waiter w;
     bool down = false;
     int rc = control(c, server, server + 1, REMOCA_OP_STATS, json ? REMOCA_F_JSON : 0, &w, &down);
+    pthread_rwlock_unlock(&c->members_lock);
     if (down || rc != 0 || !w.text) {
         free(w.text);
         return -1;
@@ -265,13 +295,17 @@ void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats
     st->timeouts = atomic_load(&c->timeouts);
     st->failures = atomic_load(&c->failures);
     st->reconnects = atomic_load(&c->reconnects);
-    st->servers_up = count_up(c);
     st->one_sided_lookups = atomic_load(&c->one_sided_lookups);
     st->one_sided_hits = atomic_load(&c->one_sided_hits);
     st->ring_puts = atomic_load(&c->ring_puts);
+    st->membership_changes = atomic_load(&c->membership_changes);
+    pthread_rwlock_rdlock(&c->members_lock);
+    st->servers = c->n;
     for (unsigned i = 0; i < c->n; i++) {
-        bool up = atomic_load(&c->conns[i].up);
-        st->servers_shm += up && atomic_load(&c->conns[i].shm_view);
-        st->servers_ring += up && atomic_load(&c->conns[i].ring_on);
+        bool up = atomic_load(&c->conns[i]->up);
+        st->servers_up += up;
+        st->servers_shm += up && atomic_load(&c->conns[i]->shm_view);
+        st->servers_ring += up && atomic_load(&c->conns[i]->ring_on);
     }
+    pthread_rwlock_unlock(&c->members_lock);
 }

@@ -78,6 +78,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -251,15 +252,14 @@ static int quarantine_prepare(struct conn *cn, uint8_t **out, size_t *out_len, u
 static int quarantine_exchange(struct conn *cn, int fd, const uint8_t *out, size_t out_len,
                                uint32_t reset_id, char *why, size_t whylen)
 {
-    struct remoca_client *c = cn->client;
     size_t out_pos = 0;
     for (;;) {
-        if (atomic_load(&c->stopping)) {
-            snprintf(why, whylen, "client stopping");
+        if (atomic_load(&cn->stopping)) {
+            snprintf(why, whylen, "connection stopping");
             return -1;
         }
         short ev = POLLIN | (out_pos < out_len ? POLLOUT : 0);
-        struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = c->stop_fd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = fd, .events = ev}, {.fd = cn->stop_fd, .events = POLLIN}};
         if (cn->rb.end == cn->rb.pos && poll(p, 2, 1000) <= 0) continue;
         if (p[0].revents & POLLOUT) {
             ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -374,7 +374,7 @@ static void teardown(struct conn *cn, const char *why)
     rc_rbuf_reset(cn);
     pthread_mutex_unlock(&cn->recv_lock);
     complete_list(list);
-    if (!atomic_load(&c->stopping))
+    if (!atomic_load(&cn->stopping))
         rc_log(c, REMOCA_LOG_WARN, "server %s down: %s (its keys miss until reconnected)",
                cn->addr.canon, reason);
 }
@@ -384,7 +384,7 @@ static void backoff_sleep(struct conn *cn, unsigned *ms)
     struct timespec ts;
     rc_deadline_in(&ts, *ms);
     pthread_mutex_lock(&cn->lock);
-    while (!atomic_load(&cn->client->stopping) &&
+    while (!atomic_load(&cn->stopping) &&
            pthread_cond_timedwait(&cn->wake, &cn->lock, &ts) != ETIMEDOUT)
         ;
     pthread_mutex_unlock(&cn->lock);
@@ -398,10 +398,9 @@ static void backoff_sleep(struct conn *cn, unsigned *ms)
  * (with why) to tear down. */
 static int serve(struct conn *cn, int fd, char *why, size_t whylen)
 {
-    struct remoca_client *c = cn->client;
     bool kicked;
     pthread_mutex_lock(&cn->lock);
-    if (!cn->kicked && !atomic_load(&c->stopping)) {
+    if (!cn->kicked && !atomic_load(&cn->stopping)) {
         /* Until the next read pass (250 ms) or the send queue is due; while
          * the queue was busy lately, at most RING_DELAY_US, so that senders
          * need not wake us (sq_wake): a futex wake in every few fills'
@@ -419,7 +418,7 @@ static int serve(struct conn *cn, int fd, char *why, size_t whylen)
     kicked = cn->kicked;
     cn->kicked = false;
     pthread_mutex_unlock(&cn->lock);
-    if (atomic_load(&c->stopping)) {
+    if (atomic_load(&cn->stopping)) {
         snprintf(why, whylen, "client stopping");
         return -1;
     }
@@ -479,8 +478,8 @@ static void *conn_main(void *arg)
     unsigned backoff = 50;
     char why[160];
 
-    while (!atomic_load(&c->stopping)) {
-        int fd = rc_sock_connect(&cn->addr, c->timeout_ms, c->stop_fd, why, sizeof why);
+    while (!atomic_load(&cn->stopping)) {
+        int fd = rc_sock_connect(&cn->addr, c->timeout_ms, cn->stop_fd, why, sizeof why);
         uint32_t pool = 0;
         struct shm_map map = {0};
         struct ring_map ring = {0};
@@ -490,7 +489,7 @@ static void *conn_main(void *arg)
         }
         if (fd < 0) {
             rc_rbuf_reset(cn);
-            if (!cn->logged_down && !atomic_load(&c->stopping)) {
+            if (!cn->logged_down && !atomic_load(&cn->stopping)) {
                 rc_log(c, REMOCA_LOG_WARN, "server %s: %s (retrying in the background)",
                        cn->addr.canon, why);
                 cn->logged_down = true;
@@ -505,7 +504,7 @@ static void *conn_main(void *arg)
 
         pthread_mutex_lock(&cn->send_lock);
         pthread_mutex_lock(&cn->lock);
-        bool stop = atomic_load(&c->stopping);
+        bool stop = atomic_load(&cn->stopping);
         if (!stop) {
             cn->fd = fd;
             cn->pool = pool;
@@ -526,7 +525,10 @@ static void *conn_main(void *arg)
             close(fd);
             break;
         }
-        if (cn->ever_up) atomic_fetch_add(&c->reconnects, 1);
+        if (cn->ever_up) {
+            atomic_fetch_add(&c->reconnects, 1);
+            atomic_fetch_add(&cn->st.reconnects, 1);
+        }
         rc_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
                "server %s up (pool '%s' reset%s%s)", cn->addr.canon, c->pool,
                cn->shm.data ? "; one-sided reads" : "", cn->ring.base ? "; fill ring" : "");
@@ -555,11 +557,14 @@ int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_a
     cn->next_id = 1;
     cn->rb.buf = malloc(RBUF_SIZE);
     cn->sq = malloc(SQ_CAP);
-    if (!cn->rb.buf || !cn->sq) {
+    cn->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!cn->rb.buf || !cn->sq || cn->stop_fd < 0) {
         free(cn->rb.buf);
         free(cn->sq);
+        if (cn->stop_fd >= 0) close(cn->stop_fd);
         cn->rb.buf = NULL;
         cn->sq = NULL;
+        cn->stop_fd = -1;
         return -1;
     }
     pthread_condattr_t ca;
@@ -580,12 +585,21 @@ int rc_conn_start(struct conn *cn)
     return 0;
 }
 
-void rc_conn_stop(struct conn *cn)
+void rc_conn_signal_stop(struct conn *cn)
 {
+    atomic_store(&cn->stopping, true);
+    uint64_t one = 1;
+    ssize_t w = write(cn->stop_fd, &one, sizeof one);
+    (void)w;
     pthread_mutex_lock(&cn->lock);
     if (cn->fd >= 0) shutdown(cn->fd, SHUT_RDWR);
     pthread_cond_broadcast(&cn->wake);
     pthread_mutex_unlock(&cn->lock);
+}
+
+void rc_conn_stop(struct conn *cn)
+{
+    rc_conn_signal_stop(cn);
     if (cn->thread_started) pthread_join(cn->thread, NULL);
     cn->thread_started = false;
 }
@@ -603,4 +617,6 @@ void rc_conn_destroy(struct conn *cn)
     pthread_mutex_destroy(&cn->lock);
     pthread_mutex_destroy(&cn->send_lock);
     pthread_mutex_destroy(&cn->recv_lock);
+    if (cn->stop_fd >= 0) close(cn->stop_fd);
+    cn->stop_fd = -1;
 }

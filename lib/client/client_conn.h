@@ -44,7 +44,8 @@ void rc_outstanding_dec(struct conn *cn);
  * (client_inval.c) from when they are ordered until their response is read. */
 static inline bool rc_op_invalidates(uint8_t op)
 {
-    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE || op == REMOCA_OP_POOL_RESET;
+    return op == REMOCA_OP_DELETE || op == REMOCA_OP_DELETE_RANGE || op == REMOCA_OP_POOL_RESET ||
+           op == REMOCA_OP_POOL_KEEP;
 }
 
 /* ---- pending invalidations (client_inval.c) ---- */

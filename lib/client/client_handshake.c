@@ -51,7 +51,7 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
     size_t got = 0, want = REMOCA_HDR_SIZE;
     while (got < want) {
         ssize_t n = rc_sock_recv_fds(fd, dst + got, want - got, r->fds, &r->nfds, RC_SOCK_MAX_FDS,
-                                     deadline, cn->client->stop_fd);
+                                     deadline, cn->stop_fd);
         if (n <= 0) {
             snprintf(why, whylen, "%s: %s", remoca_op_name(op),
                      n == 0               ? "connection closed by server"

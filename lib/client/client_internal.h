@@ -6,10 +6,11 @@
  *
  * How the pieces fit:
  *
- *   remoca_client ──┬── placement (rendezvous seeds, one per server address)
+ *   remoca_client ──┬── members_lock (rw) over: placement (seeds, weights),
+ *                   │     conns[0..n) (client_members.c swaps them at runtime)
  *                   ├── conn[0] ── thread: connect, handshake, receive loop
- *                   ├── conn[1] ── thread: ...
- *                   └── counters, stop eventfd, ready condvar
+ *                   ├── conn[1] ── thread: ...    (each: stop eventfd, counters)
+ *                   └── counters, ready condvar
  *
  *   caller (any thread)                         reader: the conn thread, or the
  *   ─────────────────────────────────────       caller itself if recv_lock is free
@@ -45,6 +46,7 @@
 
 #include "remoca/hostport.h"
 #include "remoca/client.h"
+#include "remoca/placement.h"
 #include "remoca/shm.h"
 #include "remoca/wire.h"
 
@@ -63,6 +65,7 @@ struct remoca_addr {
     /* Canonical form, "tcp:HOST:PORT" or "unix:PATH": used in logs and as the
      * server's identity for placement (so it does not depend on list order). */
     char canon[REMOCA_ADDR_MAX_CANON + sizeof(((struct sockaddr_un *)0)->sun_path)];
+    uint8_t weight; /* placement weight, 1..REMOCA_MAX_WEIGHT ("ADDR*W" in a list; 1) */
 };
 
 /* Parses one entry: "host:port", "[v6]:port", "tcp:host:port", "unix:/path"
@@ -71,6 +74,8 @@ int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *er
 
 /* Parses a comma-separated list (spaces around entries are ignored) into at
  * most `max` addresses; rejects empty lists, empty entries and duplicates.
+ * An entry may end in "*W", W a weight 1..REMOCA_MAX_WEIGHT (default 1); the
+ * weight is not part of the address (its canonical name, its seed).
  * Returns the number of addresses, or -1 with a message in err. */
 int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned max, char *err,
                            size_t errlen);
@@ -87,20 +92,11 @@ bool rc_auth_credential(const void *secret, size_t secret_len,
                         const uint8_t nonce[RC_AUTH_NONCE_BYTES], const char *name, size_t name_len,
                         uint8_t mac[RC_AUTH_MAC_BYTES], unsigned *mac_len);
 
-/* ---- placement (lib/client/placement.c) --------------------------------------- */
+/* ---- placement (lib/client/placement.c; the hash: lib/wire/placement.c) ----- */
 
-struct remoca_placement {
-    unsigned n;
-    uint64_t seed[REMOCA_MAX_SERVERS]; /* hash of each server's canonical address */
-};
-
+/* The placement of a list of addresses: seeds from their canonical names,
+ * their weights (remoca/placement.h). */
 void remoca_placement_init(struct remoca_placement *p, const struct remoca_addr *addrs, unsigned n);
-/* Server index for a chunk (key / REMOCA_PLACEMENT_CHUNK), and for a key. */
-unsigned remoca_placement_chunk(const struct remoca_placement *p, uint64_t chunk);
-static inline unsigned remoca_placement_key(const struct remoca_placement *p, uint64_t key)
-{
-    return p->n <= 1 ? 0 : remoca_placement_chunk(p, key / REMOCA_PLACEMENT_CHUNK);
-}
 
 /* ---- completions (lib/client/client_wait.c) ----------------------------------- */
 
@@ -149,6 +145,7 @@ struct waiter {
     uint32_t base;                      /* index of the frame's first key within the call */
     bool registered;                    /* in a table: will be completed exactly once */
     bool late;                          /* still pending at the caller's deadline */
+    unsigned server;                    /* index of its server in the call's membership */
     uint8_t *pages;                     /* GET/TAKE: page for key i goes to pages + i*4096 */
     char *text;                         /* STATS: malloc'd NUL-terminated reply */
     uint64_t bits[REMOCA_BITMAP_WORDS]; /* GET/TAKE: hit bitmap of this frame */
@@ -198,6 +195,21 @@ struct ring_map {
 /* ---- connections (lib/client/client_conn.c, client_recv.c, client_send.c) ----- */
 
 #define CONN_BUCKETS 64u
+
+/* Per-server counters (remoca_client_server_stats), kept by the data path
+ * (client_ops.c) and the connection thread.  Get latency: a log2 histogram
+ * of microseconds, bucket b counts latencies in [2^(b-1), 2^b) (bucket 0:
+ * under 1 us), from a call's send to its last answer. */
+#define LAT_BUCKETS 32u
+struct rc_server_counters {
+    atomic_uint_least64_t requests, keys, hits, misses, puts, errors, timeouts, reconnects;
+    atomic_uint_least64_t lat[LAT_BUCKETS];
+};
+void rc_lat_record(struct rc_server_counters *st, int64_t ns);
+/* The latency below which a fraction `permille`/1000 of the samples fall
+ * (the upper bound of its bucket), in us; 0 without samples. */
+uint64_t rc_lat_percentile(const struct rc_server_counters *st, unsigned permille,
+                           uint64_t *samples);
 /* Responses to no-wait frames (puts, deletes) are read lazily: by whoever
  * reads next (a caller waiting for its own get reads them on the way), by
  * the connection thread's periodic wakeup, or, once this many frames are
@@ -256,6 +268,9 @@ struct conn {
     struct remoca_addr addr;
     pthread_t thread;
     bool thread_started;
+    atomic_bool stopping; /* client freed, or the server left the membership */
+    int stop_fd;          /* eventfd, readable once stopping: wakes its polls */
+    struct rc_server_counters st;
 
     pthread_mutex_t recv_lock;
     atomic_bool reader_active;              /* someone holds recv_lock to read */
@@ -352,7 +367,10 @@ struct conn {
 
 int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_addr *a);
 int rc_conn_start(struct conn *cn);
-void rc_conn_stop(struct conn *cn); /* after client->stopping is set */
+/* Tells the connection's thread to end (sets cn->stopping, wakes it, shuts
+ * its socket down); rc_conn_stop does that and joins it. */
+void rc_conn_signal_stop(struct conn *cn);
+void rc_conn_stop(struct conn *cn);
 void rc_conn_destroy(struct conn *cn);
 
 /* Sends frames in order on the connection, under its send lock.
@@ -392,9 +410,23 @@ void rc_conn_kill(struct conn *cn, uint64_t gen, const char *why);
 
 /* ---- client (lib/client/client.c) --------------------------------------------- */
 
+/* The membership: the servers in use and their placement.  Every routed
+ * call (client_ops.c, client.c) holds members_lock shared from routing until
+ * its last waiter is done, so it sees one membership throughout and no
+ * struct conn it routed to goes away under it; remoca_client_set_servers
+ * (client_members.c) holds it exclusively to swap n, conns and place, and to
+ * send POOL_KEEP before anything is routed by the new placement.  The lock
+ * prefers writers: a change waits only for the calls already in flight.
+ *
+ *   members_lock (rw) ─ n, conns[0..n), place
+ *     conns[i] ──▶ struct conn (heap; kept across changes while its address
+ *                  stays in the list, so its counters and connection stay)
+ *   set_lock ───────── one change at a time (taken before members_lock) */
 struct remoca_client {
+    pthread_rwlock_t members_lock;
+    pthread_mutex_t set_lock;
     unsigned n;
-    struct conn *conns;
+    struct conn *conns[REMOCA_MAX_SERVERS];
     struct remoca_placement place;
 
     char pool[REMOCA_MAX_NAME + 1];
@@ -408,7 +440,6 @@ struct remoca_client {
     void *log_opaque;
 
     atomic_bool stopping;
-    int stop_fd; /* eventfd, readable once stopping: wakes polls */
 
     pthread_mutex_t ready_lock;
     pthread_cond_t ready_cond;
@@ -418,7 +449,11 @@ struct remoca_client {
     atomic_uint_least64_t requests, timeouts, failures, reconnects;
     atomic_uint_least64_t one_sided_lookups, one_sided_hits;
     atomic_uint_least64_t ring_puts;
+    atomic_uint_least64_t membership_changes;
 };
+
+/* remoca_pool_reset with members_lock already held (shared). */
+int rc_pool_reset_locked(struct remoca_client *c);
 
 void rc_log(struct remoca_client *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -41,7 +41,8 @@
  * (before the modulo) and how many; false: globally. */
 static bool stripe_span(uint8_t op, uint64_t key, uint64_t count, uint64_t *first, unsigned *n)
 {
-    if (op == REMOCA_OP_POOL_RESET || !remoca_range_ok(key, count)) return false;
+    if (op == REMOCA_OP_POOL_RESET || op == REMOCA_OP_POOL_KEEP || !remoca_range_ok(key, count))
+        return false;
     uint64_t a = key / INVAL_STRIPE_KEYS, z = (key + (count - 1)) / INVAL_STRIPE_KEYS;
     if (z - a >= INVAL_SPAN_MAX) return false;
     *first = a;

@@ -108,11 +108,17 @@ static bool send_groups(struct remoca_client *c, struct frame *f, unsigned n,
     while (i < n) {
         unsigned j = i + 1;
         while (j < n && f[j].server == f[i].server) j++;
-        enum conn_send_result r = rc_conn_send(&c->conns[f[i].server], &f[i], j - i, deadline);
+        struct conn *cn = c->conns[f[i].server];
+        enum conn_send_result r = rc_conn_send(cn, &f[i], j - i, deadline);
         if (r != CONN_SENT) {
             all = false;
             for (unsigned k = i; k < j; k++)
                 if (!f[k].w) atomic_fetch_add(&c->failures, 1);
+            if (!f[i].w) atomic_fetch_add_explicit(&cn->st.errors, j - i, memory_order_relaxed);
+        } else if (f[i].op == REMOCA_OP_PUT) {
+            uint64_t pages = 0;
+            for (unsigned k = i; k < j; k++) pages += f[k].count;
+            atomic_fetch_add_explicit(&cn->st.puts, pages, memory_order_relaxed);
         }
         i = j;
     }
@@ -159,6 +165,7 @@ static void waiter_prep(struct waiter *w, struct frame *f, struct completion *cp
     w->base = f->base;
     w->registered = false;
     w->late = false;
+    w->server = f->server;
     w->text = NULL;
     w->nhits = 0;
     w->result = -1;
@@ -168,6 +175,25 @@ static void waiter_prep(struct waiter *w, struct frame *f, struct completion *cp
     f->w = w;
 }
 
+/* Per-server counters of a get call's frames (remoca_client_server_stats). */
+static void count_gets(struct remoca_client *c, const struct waiter *w, unsigned n, int64_t ns)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct rc_server_counters *st = &c->conns[w[i].server]->st;
+        atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->keys, w[i].count, memory_order_relaxed);
+        if (w[i].result == 0) {
+            atomic_fetch_add_explicit(&st->hits, w[i].nhits, memory_order_relaxed);
+            atomic_fetch_add_explicit(&st->misses, w[i].count - w[i].nhits, memory_order_relaxed);
+            rc_lat_record(st, ns);
+        } else {
+            atomic_fetch_add_explicit(&st->misses, w[i].count, memory_order_relaxed);
+            atomic_fetch_add_explicit(&st->errors, 1, memory_order_relaxed);
+            if (w[i].late) atomic_fetch_add_explicit(&st->timeouts, 1, memory_order_relaxed);
+        }
+    }
+}
+
 unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
                     uint64_t *hits, bool take)
 {
@@ -175,12 +201,17 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
     memset(hits, 0, ((size_t)count + 63) / 64 * sizeof *hits);
     if (!remoca_range_ok(key, count)) return 0;
 
+    pthread_rwlock_rdlock(&c->members_lock); /* routing .. last answer: one membership */
     struct call cl;
-    if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) return 0;
+    if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), true) < 0) {
+        pthread_rwlock_unlock(&c->members_lock);
+        return 0;
+    }
     struct timespec deadline;
     rc_deadline_in(&deadline, c->timeout_ms);
     struct completion comp;
     completion_init(&comp);
+    int64_t t0 = rc_now_ns();
 
     unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
     if (c->n > 1) sort_by_server(cl.f, nf);
@@ -191,11 +222,12 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
         cl.f[i].op = take ? REMOCA_OP_TAKE : REMOCA_OP_GET;
         waiter_prep(&cl.w[i], &cl.f[i], &comp);
         cl.w[i].pages = (uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
-        if (!take && rc_shm_get(&c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
+        if (!take && rc_shm_get(c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
         cl.f[nsend++] = cl.f[i];
     }
     if (nsend) send_groups(c, cl.f, nsend, &deadline);
     rc_waiters_wait(c, &comp, cl.w, nf, &deadline);
+    count_gets(c, cl.w, nf, rc_now_ns() - t0);
 
     unsigned total = 0;
     for (unsigned i = 0; i < nf; i++) {
@@ -212,6 +244,7 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
         }
     }
     call_free(&cl);
+    pthread_rwlock_unlock(&c->members_lock);
     return total;
 }
 
@@ -239,8 +272,12 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
 {
     if (count == 0) return 0;
     if (!remoca_range_ok(key, count)) return -1;
+    pthread_rwlock_rdlock(&c->members_lock);
     struct call cl;
-    if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) return -1;
+    if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) {
+        pthread_rwlock_unlock(&c->members_lock);
+        return -1;
+    }
     struct timespec deadline;
     rc_deadline_in(&deadline, c->timeout_ms);
     unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
@@ -252,6 +289,7 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
     }
     int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
     call_free(&cl);
+    pthread_rwlock_unlock(&c->members_lock);
     return rc;
 }
 
@@ -303,11 +341,9 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
  * connection in order; the lazy responses are read by whoever reads next),
  * which brings the counts back to 0, and later reads are one-sided again.
  * Fill puts stay no-wait too: a put not yet executed is only a miss. */
-int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
+static int delete_locked(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
 {
-    if (count == 0) return 0;
-    if (!remoca_range_ok(key, count)) return -1;
-    if (count >= RESET_KEYS) return remoca_pool_reset(c);
+    if (count >= RESET_KEYS) return rc_pool_reset_locked(c);
 
     struct timespec deadline;
     rc_deadline_in(&deadline, c->timeout_ms);
@@ -340,5 +376,15 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
     }
     int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
     call_free(&cl);
+    return rc;
+}
+
+int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wait)
+{
+    if (count == 0) return 0;
+    if (!remoca_range_ok(key, count)) return -1;
+    pthread_rwlock_rdlock(&c->members_lock);
+    int rc = delete_locked(c, key, count, wait);
+    pthread_rwlock_unlock(&c->members_lock);
     return rc;
 }

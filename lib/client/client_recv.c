@@ -75,7 +75,7 @@ int rc_rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct time
 {
     struct rbuf *rb = &cn->rb;
     uint8_t *d = dst;
-    int stop_fd = cn->client->stop_fd;
+    int stop_fd = cn->stop_fd;
     while (n > 0) {
         size_t avail = rb->end - rb->pos;
         if (avail) {

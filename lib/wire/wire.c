@@ -4,6 +4,7 @@
  * client and the fuzzer all validate frames with exactly this code. */
 #include "remoca/wire.h"
 #include "remoca/fill_ring.h"
+#include "remoca/placement.h"
 #include "remoca/shm.h"
 
 #include <string.h>
@@ -77,6 +78,9 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
     case REMOCA_OP_FILL_RING:
         if (h->count != 0 && !remoca_ring_slots_ok(h->count)) return REMOCA_E_RANGE;
         if (h->len != 0) return REMOCA_E_SIZE;
+        return REMOCA_OK;
+    case REMOCA_OP_POOL_KEEP: /* the body itself: remoca_keep_decode */
+        if (h->len < 4 + REMOCA_KEEP_ENTRY || h->len > REMOCA_KEEP_MAX_BODY) return REMOCA_E_SIZE;
         return REMOCA_OK;
     default: return REMOCA_E_OP;
     }
@@ -179,6 +183,7 @@ const char *remoca_op_name(unsigned op)
         [REMOCA_OP_PING] = "ping",
         [REMOCA_OP_SHM_MAP] = "shm-map",
         [REMOCA_OP_FILL_RING] = "fill-ring",
+        [REMOCA_OP_POOL_KEEP] = "pool-keep",
     };
     return op < REMOCA_OP__MAX && names[op] ? names[op] : "unknown";
 }

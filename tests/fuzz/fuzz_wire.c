@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Fuzzes the frame codec: any bytes decoded as a request or response header,
- * validated, and bodies decoded, must never read out of bounds, and whatever
- * validates must survive an encode/decode round trip unchanged. */
+ * validated, and bodies decoded (HELLO, POOL_OPEN, POOL_KEEP's members), must
+ * never read out of bounds, and whatever validates must survive an
+ * encode/decode round trip unchanged; a decoded POOL_KEEP member list places
+ * a chunk on one of its members. */
+#include "remoca/placement.h"
 #include "remoca/wire.h"
 
 #include <stdlib.h>
@@ -40,6 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t buf[22 + REMOCA_MAX_NAME];
         size_t n = remoca_pool_open_encode(buf, sizeof buf, &po);
         if (n != body_len || memcmp(buf, body, n) != 0) abort();
+    }
+    struct remoca_placement members;
+    unsigned self;
+    if (remoca_keep_decode(body, body_len, &members, &self) == 0) {
+        uint8_t buf[REMOCA_KEEP_MAX_BODY];
+        size_t n = remoca_keep_encode(buf, sizeof buf, &members, self);
+        if (n != body_len || memcmp(buf, body, n) != 0 || self >= members.n) abort();
+        if (remoca_placement_chunk(&members, h.key) >= members.n) abort();
     }
     (void)remoca_op_name(h.op);
     (void)remoca_status_name(h.flags);

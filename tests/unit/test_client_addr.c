@@ -73,6 +73,24 @@ static void test_bad_entries(void **state)
     assert_int_equal(remoca_addr_parse_list(NULL, addrs, 4, err, sizeof err), -1);
 }
 
+/* "ADDR*W": a weight 1..16 that is not part of the address. */
+static void test_weights(void **state)
+{
+    struct remoca_addr a[4];
+    char why[256];
+    assert_int_equal(remoca_addr_parse_list("h:1*3, unix:/x*16 ,h:2", a, 4, why, sizeof why), 3);
+    assert_int_equal(a[0].weight, 3);
+    assert_string_equal(a[0].canon, "tcp:h:1");
+    assert_int_equal(a[1].weight, 16);
+    assert_string_equal(a[1].canon, "unix:/x");
+    assert_int_equal(a[2].weight, 1);
+    expect_error("h:1*0", "weight");
+    expect_error("h:1*17", "weight");
+    expect_error("h:1*", "weight");
+    expect_error("h:1*x", "weight");
+    expect_error("h:1*2,h:1*3", "listed twice"); /* same address, whatever the weight */
+}
+
 static void test_too_many(void **state)
 {
     char list[4096] = "";
@@ -112,6 +130,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_entries),
         cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_weights),
         cmocka_unit_test(test_too_many),
         cmocka_unit_test(test_client_config_errors),
     };

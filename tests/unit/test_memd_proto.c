@@ -5,9 +5,11 @@
  * replies that keep the stream in sync, closing on bad magic / oversized
  * length, partial frames, the output high-water mark, and when SHM_MAP is
  * answered (a --shm store, a unix socket, an open handle, nothing before it
- * in the output) and with what. */
+ * in the output) and with what; POOL_KEEP keeping exactly the chunks the
+ * receiver owns, and refusing hostile bodies. */
 #include "test_memd_proto_fx.h"
 
+#include "remoca/placement.h"
 #include "remoca/shm.h"
 
 static int setup(void **state) { return fx_setup(state, false); }
@@ -255,6 +257,62 @@ static void test_shm_map(void **state)
     assert_non_null(strstr(stats, " shm=1 shm_maps=1 "));
 }
 
+/* POOL_KEEP: of one page in each of 40 chunks, exactly those whose owner
+ * among 3 members (weights 1, 2, 1) is member 1 stay; bad bodies get errors
+ * and drop nothing. */
+static void test_pool_keep(void **state)
+{
+    struct fx *f = *state;
+    uint32_t p;
+    hello_and_open(f, &p);
+    static uint8_t page[PAGE];
+    const unsigned nchunks = 40;
+    uint32_t id = 100;
+    for (unsigned ch = 0; ch < nchunks; ch++) {
+        memset(page, (int)ch, PAGE);
+        req(f, REMOCA_OP_PUT, id++, p, (uint64_t)ch * REMOCA_PLACEMENT_CHUNK + ch % 7, 1, page,
+            PAGE);
+    }
+    uint64_t seeds[3] = {remoca_placement_seed("unix:/a", 7), remoca_placement_seed("unix:/b", 7),
+                         remoca_placement_seed("unix:/c", 7)};
+    uint8_t weights[3] = {1, 2, 1};
+    struct remoca_placement m;
+    remoca_placement_set(&m, 3, seeds, weights);
+    uint8_t body[REMOCA_KEEP_MAX_BODY];
+    uint32_t len = (uint32_t)remoca_keep_encode(body, sizeof body, &m, 1);
+    uint8_t bad[REMOCA_KEEP_MAX_BODY];
+    memcpy(bad, body, len);
+    bad[2] = 3; /* self out of range */
+    req(f, REMOCA_OP_POOL_KEEP, 200, p, 0, 0, bad, len);
+    req(f, REMOCA_OP_POOL_KEEP, 201, p, 0, 0, body, 5);       /* too short for one member */
+    req(f, REMOCA_OP_POOL_KEEP, 202, p + 1, 0, 0, body, len); /* handle not open */
+    req(f, REMOCA_OP_POOL_KEEP, 203, p, 0, 0, body, len);
+    for (unsigned ch = 0; ch < nchunks; ch++)
+        req(f, REMOCA_OP_GET, 300 + ch, p, (uint64_t)ch * REMOCA_PLACEMENT_CHUNK + ch % 7, 1, NULL,
+            0);
+    assert_int_equal(run(f), PROTO_MORE);
+    struct remoca_hdr h;
+    for (uint32_t i = 100; i < id; i++) resp(f, i, REMOCA_OK, &h);
+    expect_error(f, 200, REMOCA_E_PROTO, "malformed POOL_KEEP");
+    resp(f, 201, REMOCA_E_SIZE, &h);
+    resp(f, 202, REMOCA_E_POOL, &h);
+    resp(f, 203, REMOCA_OK, &h);
+    assert_int_equal(h.op, REMOCA_OP_POOL_KEEP);
+    unsigned kept = 0, mine = 0;
+    for (unsigned ch = 0; ch < nchunks; ch++) {
+        const uint8_t *b = resp(f, 300 + ch, REMOCA_OK, &h);
+        bool owner = remoca_placement_chunk(&m, ch) == 1;
+        mine += owner;
+        assert_int_equal(b[0] & 1, owner ? 1 : 0);
+        if (owner) {
+            assert_int_equal(b[8], (uint8_t)ch); /* the page itself */
+            kept++;
+        }
+    }
+    assert_int_equal(kept, mine);
+    assert_true(mine > 5 && mine < nchunks - 5); /* both cases were exercised */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_high_water, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shm_map_needs_shm, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shm_map, setup_shm, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_keep, setup, fx_teardown),
     };
     return cmocka_run_group_tests_name("memd_proto", tests, NULL, NULL);
 }

@@ -43,8 +43,17 @@
  *   re-opens its pool and resets it (docs/design.md, contract 4), since
  *   invalidations may have been lost while it was unreachable.
  * - Placement: keys are placed in chunks of REMOCA_PLACEMENT_CHUNK consecutive
- *   keys by rendezvous hashing over the server list, so a multi-block read
- *   usually goes to one server, and losing a server loses only its share.
+ *   keys by weighted rendezvous hashing over the server list
+ *   (remoca/placement.h), so a multi-block read usually goes to one server,
+ *   and losing a server loses only its share.  A server that is down keeps
+ *   its share: its keys miss until it is back (or removed from the list).
+ * - Membership: remoca_client_set_servers changes the list at runtime without
+ *   a stale read: it waits for the calls in flight, swaps the placement, and
+ *   tells every server that stays and is up to drop the chunks it no longer
+ *   owns (POOL_KEEP) before any call is routed by the new placement; a server
+ *   that joins (or returns) is reset on connect, as always; one that leaves
+ *   has its pool reset behind everything sent to it, then its connection
+ *   closed (lib/client/client_members.c has the argument).
  */
 #ifndef REMOCA_CLIENT_H
 #define REMOCA_CLIENT_H
@@ -53,16 +62,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "remoca/placement.h" /* REMOCA_PLACEMENT_CHUNK, REMOCA_MAX_SERVERS, weights */
 #include "remoca/wire.h"
 
-#define REMOCA_PLACEMENT_CHUNK 64u /* keys (256 KiB) placed together */
-#define REMOCA_MAX_SERVERS 64u
 #define REMOCA_DEFAULT_TIMEOUT_MS 1000u /* per request, when opts.timeout_ms is 0 */
 
 struct remoca_client;
 
 struct remoca_client_opts {
-    const char *servers;  /* "host:port[,host:port|unix:/path...]" */
+    const char *servers;  /* "host:port[,host:port|unix:/path...]", an entry may end in
+                             "*W": placement weight 1..16 (default 1) */
     const char *pool;     /* pool name, e.g. "vm42/vda" */
     const char *name;     /* client name for server logs; NULL = "libremoca" */
     const char *secret;   /* shared secret for servers run with --secret (HMAC-SHA256
@@ -95,6 +104,15 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
                                         size_t errlen);
 void remoca_client_free(struct remoca_client *c);
 
+/* Replaces the server list (the syntax of opts.servers) while calls go on.
+ * Servers in both lists keep their connections; new ones connect in the
+ * background (reset first, as always); removed ones have their pool reset and
+ * their connection closed.  Waits for the calls in flight and for the
+ * servers that stay to answer POOL_KEEP (about a timeout at worst), during
+ * which new calls wait.  0, or -1 with a message in err (bad list: the old
+ * one stays). */
+int remoca_client_set_servers(struct remoca_client *c, const char *list, char *err, size_t errlen);
+
 /* Waits up to timeout_ms until every server is connected; returns how many are. */
 unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms);
 
@@ -121,9 +139,9 @@ int remoca_delete(struct remoca_client *c, uint64_t key, uint64_t count, bool wa
 /* Drops every page of the pool on every server. */
 int remoca_pool_reset(struct remoca_client *c);
 
-/* Which server index (position in the list) holds key. */
-unsigned remoca_server_of(const struct remoca_client *c, uint64_t key);
-unsigned remoca_server_count(const struct remoca_client *c);
+/* Which server index (position in the current list) holds key. */
+unsigned remoca_server_of(struct remoca_client *c, uint64_t key);
+unsigned remoca_server_count(struct remoca_client *c);
 
 /* Fetches a server's stats (text, or JSON); *out is malloc'd, NUL-terminated. */
 int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, char **out);
@@ -146,18 +164,42 @@ int remoca_pool_update(const char *addr, const char *secret, const char *pool, u
                        size_t errlen);
 
 struct remoca_client_stats {
-    uint64_t requests;          /* frames sent */
-    uint64_t timeouts;          /* requests that timed out */
-    uint64_t failures;          /* requests failed: server down, error reply, dropped */
-    uint64_t reconnects;        /* successful reconnects and recoveries of a hung
+    uint64_t requests;           /* frames sent */
+    uint64_t timeouts;           /* requests that timed out */
+    uint64_t failures;           /* requests failed: server down, error reply, dropped */
+    uint64_t reconnects;         /* successful reconnects and recoveries of a hung
                              connection (each followed by a pool reset) */
-    unsigned servers_up;        /* connected now */
-    uint64_t one_sided_lookups; /* keys looked up in a server's mapped memory */
-    uint64_t one_sided_hits;    /* of those, hits (no frame sent for them) */
-    unsigned servers_shm;       /* up and mapped now (one-sided reads) */
-    uint64_t ring_puts;         /* pages put through a server's fill ring (no frame) */
-    unsigned servers_ring;      /* up with a fill ring now */
+    unsigned servers_up;         /* connected now */
+    uint64_t one_sided_lookups;  /* keys looked up in a server's mapped memory */
+    uint64_t one_sided_hits;     /* of those, hits (no frame sent for them) */
+    unsigned servers_shm;        /* up and mapped now (one-sided reads) */
+    uint64_t ring_puts;          /* pages put through a server's fill ring (no frame) */
+    unsigned servers_ring;       /* up with a fill ring now */
+    unsigned servers;            /* in the list now */
+    uint64_t membership_changes; /* remoca_client_set_servers calls that changed it */
 };
 void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
+
+/* One server of the current list, as this client sees it.  Counted since the
+ * server entered the list (a server that leaves and returns starts again). */
+#define REMOCA_SERVER_ADDR_MAX 384
+struct remoca_server_stats {
+    char addr[REMOCA_SERVER_ADDR_MAX]; /* canonical: "tcp:HOST:PORT" or "unix:PATH" */
+    unsigned weight;
+    bool up;                  /* connected, pool reset, usable */
+    uint64_t requests;        /* get frames (over the socket or one-sided) */
+    uint64_t keys;            /* keys looked up */
+    uint64_t hits;            /* of those, hits */
+    uint64_t misses;          /* of those, misses (a failed frame's keys count as misses) */
+    uint64_t puts;            /* pages handed to the server (socket or fill ring) */
+    uint64_t errors;          /* frames failed: down, error reply, timeout, dropped */
+    uint64_t timeouts;        /* of those, timeouts */
+    uint64_t reconnects;      /* connections re-established (each resets the pool) */
+    uint64_t latency_samples; /* gets timed (frames answered) */
+    uint64_t p50_us, p99_us;  /* get latency percentiles: upper bounds of log2 buckets */
+};
+/* Fills out[0 .. min(n, max)) in list order; returns n, the servers in the list. */
+unsigned remoca_client_server_stats(struct remoca_client *c, struct remoca_server_stats *out,
+                                    unsigned max);
 
 #endif

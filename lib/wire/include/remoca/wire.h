@@ -62,6 +62,8 @@ enum remoca_op {
                                  * (remoca/shm.h), data + touch memfds as SCM_RIGHTS */
     REMOCA_OP_FILL_RING = 12,   /* unix socket: count = slots (0: default); resp payload =
                                  * ring reply (remoca/fill_ring.h), its memfd as SCM_RIGHTS */
+    REMOCA_OP_POOL_KEEP = 13,   /* payload: the members (remoca/placement.h); drop every page
+                                 * of the pool whose chunk the receiver does not own */
     REMOCA_OP__MAX
 };
 
