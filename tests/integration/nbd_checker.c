@@ -180,10 +180,13 @@ static void *worker(void *arg)
         if ((r >> 30) % 64 == 0 && nbd_flush(h, 0) == -1) report_error(id, "flush", 0, 0);
         uint64_t d = atomic_fetch_add(&done_ops, 1) + 1;
         if (progress_file && d % 100 == 0) {
-            FILE *f = fopen(progress_file, "w");
+            /* written aside and renamed: a reader never sees the file empty */
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s.%u", progress_file, id);
+            FILE *f = fopen(tmp, "w");
             if (f) {
                 fprintf(f, "%" PRIu64 "\n", d);
-                fclose(f);
+                if (fclose(f) == 0) rename(tmp, progress_file);
             }
         }
     }

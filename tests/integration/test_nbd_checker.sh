@@ -77,6 +77,7 @@ waitfor 120 checker_progress_at_least 1500 || fail "e: checker made no progress"
 kill -STOP "$MEMD"
 p0=$(cat "$T/progress")
 echo "e: memd SIGSTOPped at $p0 ops"
+sleep 1.5 # hung for at least 3x remoca-timeout, however fast the checker goes on
 waitfor 120 checker_progress_at_least $((p0 + 400)) || { kill -CONT "$MEMD"; fail "e: checker stalled while memd hung"; }
 kill -CONT "$MEMD"
 echo "e: memd SIGCONTinued at $(cat "$T/progress") ops"
