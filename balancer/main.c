@@ -9,6 +9,8 @@
  *   loop, every --interval seconds:
  *     sample   stats files (curve, mrc_refs ─▶ reads/s since the last loop),
  *              QMP query-balloon (RAM now), memd stats (each pool's share now)
+ *     watch    watch.c: a quiet VM's last shrink raised its reads? keep
+ *              its size before (a guard); how much it may shrink now
  *     decide   policy.c: balloon targets and remote shares (hysteresis there)
  *     print    each VM's numbers, the verdict (always with --dry-run/--verbose)
  *     apply    QMP balloon for a changed target; POOL_OPEN with the new
@@ -35,9 +37,17 @@
 #include "remoca/client.h"
 #include "remoca/wire.h"
 #include "share.h"
+#include "watch.h"
 
 #define MIB (1ull << 20)
 #define TIMEOUT_MS 3000
+/* Quiet guests (watch.h): below QUIET_RATE blocks/s (64 KiB/s) a VM is quiet; a
+ * shrink of it is watched for WATCH_S seconds (at least a loop: the balloon
+ * inflates, the guest re-reads, its stats file is rewritten); a guard holds
+ * for GUARD_S seconds, then the probes start again. */
+#define QUIET_RATE 16.0
+#define WATCH_S 3.0
+#define GUARD_S 30.0
 
 struct vm_state {
     const struct bal_vm_conf *conf;
@@ -53,6 +63,7 @@ struct vm_state {
     struct share_pool pool[BAL_MAX_SERVERS];
     bool managed;      /* its pool's parameters were set by this run */
     uint64_t sent_ram; /* last balloon target sent, MiB; 0: none */
+    struct bal_watch watch;
     char note[600];
 };
 
@@ -308,6 +319,14 @@ static int decide(struct balancer *b)
         base_ram[i] = b->prev.valid ? b->prev.ram[i] : v->ram;
         base_rem[i] = b->prev.valid ? b->prev.remote[i] : v->remote;
     }
+    for (unsigned i = 0; i < b->conf.nvm; i++) {
+        struct vm_state *v = &b->vm[i];
+        if (bal_watch_sample(&v->watch, &b->params, in[i].curve ? v->rate : -1))
+            note(v, "its reads rose after a shrink from %lluM: keeps %lluM for %.0f s",
+                 (unsigned long long)v->watch.guard, (unsigned long long)v->watch.guard, GUARD_S);
+        bal_watch_limits(&v->watch, &b->params, &in[i]);
+        if (v->watch.refill) note(v, "%s", "refilling after an undone shrink: rate not counted");
+    }
     struct bal_result r;
     b->decisions++;
     if (bal_decide(&b->params, in, b->conf.nvm, &b->prev, &r) < 0) {
@@ -329,8 +348,17 @@ static int decide(struct balancer *b)
         }
     }
     fflush(stdout);
+    for (unsigned i = 0; i < b->conf.nvm; i++)
+        bal_watch_decided(&b->vm[i].watch, &b->params, &in[i], base_ram[i], r.out.ram[i]);
     b->prev = r.out;
     return 0;
+}
+
+/* Loops of `interval` seconds that cover s seconds (at least 1). */
+static unsigned loops_of(double s, double interval)
+{
+    unsigned n = (unsigned)(s / interval + 0.999);
+    return n ? n : 1;
 }
 
 /* What must be there before the first loop: exit status 1 or 2 on failure, else 0. */
@@ -376,7 +404,10 @@ static int start(struct balancer *b)
     b->params = (struct bal_params){.host_budget = c->host_budget,
                                     .chunk = c->chunk,
                                     .step = c->step,
-                                    .threshold = c->threshold};
+                                    .threshold = c->threshold,
+                                    .quiet_rate = QUIET_RATE,
+                                    .watch_loops = loops_of(WATCH_S, c->interval),
+                                    .guard_loops = loops_of(GUARD_S, c->interval)};
     if (c->nservers) {
         uint64_t can;
         if (!sample_servers(b, &can, err, sizeof err)) {

@@ -110,15 +110,17 @@ static void give_back(unsigned n, uint64_t *alloc, const uint64_t *base, const u
     }
 }
 
-/* At most a step per VM from base towards goal within budget: shrinks first,
- * then grows in VM order with what the shrinks (and the budget) left. */
+/* At most a step per VM from base towards goal within budget: shrinks first
+ * (at most down[i] if down), then grows in VM order with what the shrinks (and
+ * the budget) left. */
 static void step_toward(unsigned n, const uint64_t *base, const uint64_t *goal, uint64_t *out,
-                        uint64_t step, uint64_t budget)
+                        uint64_t step, const uint64_t *down, uint64_t budget)
 {
     uint64_t used = 0;
     for (unsigned i = 0; i < n; i++) {
+        uint64_t most = down ? min_u64(down[i], step) : step;
         out[i] = base[i];
-        if (goal[i] < base[i]) out[i] = base[i] - min_u64(base[i] - goal[i], step);
+        if (goal[i] < base[i]) out[i] = base[i] - min_u64(base[i] - goal[i], most);
         used += out[i];
     }
     for (unsigned i = 0; i < n; i++) {
@@ -145,9 +147,10 @@ static const char *name_of(const struct bal_vm_in *v, unsigned i, char *buf, siz
     return buf;
 }
 
-/* Why the baseline cannot stay, or "" if it may. */
+/* Why the baseline cannot stay, or "" if it may.  flo: the floors, guards included. */
 static void broken_rule(const struct bal_params *p, const struct bal_vm_in *vm, unsigned n,
-                        const uint64_t *ram, const uint64_t *rem, char *why, size_t len)
+                        const uint64_t *flo, const uint64_t *ram, const uint64_t *rem, char *why,
+                        size_t len)
 {
     uint64_t sr = 0, ss = 0;
     why[0] = 0;
@@ -159,6 +162,10 @@ static void broken_rule(const struct bal_params *p, const struct bal_vm_in *vm, 
         if (ram[i] < vm[i].floor)
             snprintf(why, len, "%s: RAM %llu MiB is below its floor %llu MiB", name,
                      (unsigned long long)ram[i], (unsigned long long)vm[i].floor);
+        else if (ram[i] < flo[i])
+            snprintf(why, len,
+                     "%s: RAM %llu MiB is below the %llu MiB a shrink raised its reads from", name,
+                     (unsigned long long)ram[i], (unsigned long long)flo[i]);
         else if (ram[i] > vm[i].ceil)
             snprintf(why, len, "%s: RAM %llu MiB is above its ceiling %llu MiB", name,
                      (unsigned long long)ram[i], (unsigned long long)vm[i].ceil);
@@ -197,6 +204,28 @@ static uint64_t start_at_minimum(unsigned n, const bool *kept, const uint64_t *b
     return budget - used; /* the caller checked that the minimums fit */
 }
 
+/* Each VM's floor, raised to its guard (within its ceiling) if all of them fit
+ * in the host budget; else the plain floors (a guard is advice, a floor a rule). */
+static void guarded_floors(const struct bal_params *p, const struct bal_vm_in *vm, unsigned n,
+                           const uint64_t *fhi, uint64_t *flo)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < n; i++) {
+        flo[i] = vm[i].guard > vm[i].floor ? min_u64(vm[i].guard, fhi[i]) : vm[i].floor;
+        sum += flo[i];
+    }
+    if (sum <= p->host_budget) return;
+    for (unsigned i = 0; i < n; i++) flo[i] = vm[i].floor;
+}
+
+/* The most each VM's RAM shrinks in a move: the step, a quiet VM's probe, 0 while watched. */
+static void shrink_limits(const struct bal_params *p, const struct bal_vm_in *vm, unsigned n,
+                          uint64_t *down)
+{
+    for (unsigned i = 0; i < n; i++)
+        down[i] = vm[i].watched ? 0 : vm[i].shrink_max ? vm[i].shrink_max : p->step;
+}
+
 int bal_decide(const struct bal_params *p, const struct bal_vm_in *vm, unsigned n,
                const struct bal_alloc *prev, struct bal_result *r)
 {
@@ -209,11 +238,10 @@ int bal_decide(const struct bal_params *p, const struct bal_vm_in *vm, unsigned 
     uint64_t rlo[BAL_MAX_VMS], rhi[BAL_MAX_VMS], flo[BAL_MAX_VMS], fhi[BAL_MAX_VMS];
     bool have_prev = prev && prev->valid;
     for (unsigned i = 0; i < n; i++) {
-        flo[i] = vm[i].floor;
         fhi[i] = vm[i].ceil > vm[i].floor ? vm[i].ceil : vm[i].floor;
         rlo[i] = vm[i].remote_min;
         rhi[i] = vm[i].remote_max > rlo[i] ? vm[i].remote_max : rlo[i];
-        floors += flo[i];
+        floors += vm[i].floor;
         mins += rlo[i];
         base_ram[i] = have_prev ? prev->ram[i] : vm[i].ram;
         base_rem[i] = have_prev ? prev->remote[i] : vm[i].remote;
@@ -227,19 +255,39 @@ int bal_decide(const struct bal_params *p, const struct bal_vm_in *vm, unsigned 
                  (unsigned long long)(floors > p->host_budget ? p->host_budget : p->remote_budget));
         return -1;
     }
+    guarded_floors(p, vm, n, fhi, flo);
 
-    /* 1. local, with each share at its minimum (kept VMs: their share). */
+    /* 1. local, with each share at its minimum (kept VMs: their share);
+     * 2. remote, over the local allocation. */
     struct bal_alloc *g = &r->goal;
     struct greedy gr = {p, vm, n, false, g->ram, g->remote, r->kept};
     uint64_t left = start_at_minimum(n, r->kept, base_rem, rlo, rhi, p->remote_budget, g->remote);
     uint64_t lleft = start_at_minimum(n, r->kept, base_ram, flo, fhi, p->host_budget, g->ram);
     greedy_fill(&gr, g->ram, fhi, &lleft);
     give_back(n, g->ram, base_ram, fhi, &lleft);
-    /* 2. remote, over the local allocation. */
     gr.remote = true;
     greedy_fill(&gr, g->remote, rhi, &left);
     give_back(n, g->remote, base_rem, rhi, &left);
     g->valid = true;
+    /* 1'. and 2'. once more, the local greedy judging each VM with all the remote memory it
+     * could get (its minimum + what no minimum holds): a set that fits only in RAM and remote
+     * together is a cliff out of reach of either alone; the better allocation is the goal. */
+    struct bal_alloc alt = *g;
+    struct greedy ga = {p, vm, n, false, alt.ram, alt.remote, r->kept};
+    uint64_t spare = start_at_minimum(n, r->kept, base_rem, rlo, rhi, p->remote_budget, alt.remote);
+    for (unsigned i = 0; i < n; i++)
+        if (!r->kept[i]) alt.remote[i] = min_u64(rhi[i], alt.remote[i] + spare);
+    lleft = start_at_minimum(n, r->kept, base_ram, flo, fhi, p->host_budget, alt.ram);
+    greedy_fill(&ga, alt.ram, fhi, &lleft);
+    give_back(n, alt.ram, base_ram, fhi, &lleft);
+    ga.remote = true;
+    left = start_at_minimum(n, r->kept, base_rem, rlo, rhi, p->remote_budget, alt.remote);
+    greedy_fill(&ga, alt.remote, rhi, &left);
+    give_back(n, alt.remote, base_rem, rhi, &left);
+    double dummy[BAL_MAX_VMS];
+    if (total(vm, n, alt.ram, alt.remote, dummy) <
+        total(vm, n, g->ram, g->remote, dummy) * (1 - 1e-9))
+        *g = alt;
 
     /* 3. hysteresis. */
     r->reads_base = total(vm, n, base_ram, base_rem, r->vm_base);
@@ -247,7 +295,7 @@ int bal_decide(const struct bal_params *p, const struct bal_vm_in *vm, unsigned 
     double saving = r->reads_base - r->reads_goal;
     double pct = r->reads_base > 0 ? 100 * saving / r->reads_base : 0;
     char broken[160];
-    broken_rule(p, vm, n, base_ram, base_rem, broken, sizeof broken);
+    broken_rule(p, vm, n, flo, base_ram, base_rem, broken, sizeof broken);
     struct bal_alloc *o = &r->out;
     bool same = !memcmp(base_ram, g->ram, n * sizeof g->ram[0]) &&
                 !memcmp(base_rem, g->remote, n * sizeof g->remote[0]);
@@ -268,8 +316,10 @@ int bal_decide(const struct bal_params *p, const struct bal_vm_in *vm, unsigned 
             snprintf(r->why, sizeof r->why, "hold: the goal would save %.1f%%, not more than %g%%",
                      pct, 100 * p->threshold);
     } else {
-        step_toward(n, base_ram, g->ram, o->ram, p->step, p->host_budget);
-        step_toward(n, base_rem, g->remote, o->remote, p->step, p->remote_budget);
+        uint64_t down[BAL_MAX_VMS] = {0};
+        shrink_limits(p, vm, n, down);
+        step_toward(n, base_ram, g->ram, o->ram, p->step, down, p->host_budget);
+        step_toward(n, base_rem, g->remote, o->remote, p->step, NULL, p->remote_budget);
         r->verdict = BAL_MOVE;
         if (have_prev && prev->moving)
             snprintf(r->why, sizeof r->why, "move on: a move in progress (the goal saves %.1f%%)",
@@ -279,8 +329,9 @@ int bal_decide(const struct bal_params *p, const struct bal_vm_in *vm, unsigned 
                      100 * p->threshold);
     }
     o->valid = true;
-    o->moving = memcmp(o->ram, g->ram, n * sizeof o->ram[0]) ||
-                memcmp(o->remote, g->remote, n * sizeof o->remote[0]);
+    /* only a move goes on: a hold that "goes on" would skip the threshold every other loop */
+    o->moving = r->verdict == BAL_MOVE && (memcmp(o->ram, g->ram, n * sizeof o->ram[0]) ||
+                                           memcmp(o->remote, g->remote, n * sizeof o->remote[0]));
     r->reads_out = total(vm, n, o->ram, o->remote, r->vm_out);
     return 0;
 }

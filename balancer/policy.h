@@ -11,10 +11,16 @@
  *              VMs that had it (nothing shrinks without a reason)
  *   2. remote: the same over the remote budget, from each pool's minimum,
  *              with the local allocation fixed (local RAM is faster: first)
+ *      1'+2'. again, step 1 judging each VM with all the remote memory it
+ *              could get: a set that fits only in RAM and remote together
+ *              is a cliff neither step reaches alone; the allocation with
+ *              fewer expected reads of the two is the goal
  *   3. hysteresis: the goal is taken only if it saves more than `threshold`
  *              of the expected disk reads of the previous decision (or the
  *              current state breaks a floor, a ceiling or a budget); each VM
- *              then moves at most `step` MiB per loop, shrinks before grows
+ *              then moves at most `step` MiB per loop, shrinks before grows;
+ *              a quiet VM (no reads seen) shrinks in watched probes and
+ *              keeps a size whose shrink raised its reads (watch.h)
  *        │
  *        ▼
  *   per VM: balloon target (MiB), remote share (MiB)
@@ -59,6 +65,10 @@ struct bal_vm_in {
     uint64_t remote;               /* remote share now */
     uint64_t remote_min, remote_max;
     enum bal_mode mode;
+    /* from watch.h (all 0: no limits) */
+    uint64_t guard;      /* RAM it keeps (a shrink from there raised its reads); 0: none */
+    uint64_t shrink_max; /* most its RAM shrinks in a move, MiB; 0: the step */
+    bool watched;        /* a shrink of it is being watched: no other one now */
 };
 
 struct bal_params {
@@ -67,6 +77,10 @@ struct bal_params {
     uint64_t chunk;         /* allocation unit, MiB (> 0) */
     uint64_t step;          /* most a VM's RAM or share moves per loop, MiB (> 0) */
     double threshold;       /* fraction of expected reads a move must save (0.05) */
+    /* watch.h */
+    double quiet_rate;    /* reads/s below which a VM is quiet (16: 64 KiB/s) */
+    unsigned watch_loops; /* loops a quiet VM's shrink is watched */
+    unsigned guard_loops; /* loops a guard holds */
 };
 
 /* An allocation: what the balancer asked for. */

@@ -13,11 +13,23 @@
  *   local first   host RAM covers a loop before remote memory does; remote
  *                 only when the host has none; inclusive needs the guest's
  *                 page cache on top
+ *   together      a set that fits in neither RAM nor remote alone, but in
+ *                 both: found (the local greedy again over the shares)
  *   budgets       random curves, rates, RAM, floors and budgets, 300 loops
  *                 each fed its previous decision: sums within the budgets,
- *                 floors, ceilings and remote limits kept, steps bounded
+ *                 floors, ceilings and remote limits kept, steps (and a
+ *                 quiet VM's probes) bounded
  *   hysteresis    same inputs twice: no change; small noise: no change;
  *                 a phase change: moves, a step at a time
+ *   watch         a quiet VM (no reads) shrinks by its probe only, not while
+ *                 a shrink is watched; the probe grows x4; a watched shrink
+ *                 that raised the reads sets a guard, which is a floor (a VM
+ *                 found below it: straight back), expires, and is dropped
+ *                 when the guards do not fit the budget
+ *   quiet guest   a closed loop: a guest whose set fits in its page cache
+ *                 (no reads) down to 184 MiB, a reading guest that wants
+ *                 its RAM: with the watch it keeps >= 184 MiB after at most
+ *                 one bad probe; without, it ends at its floor, missing
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +44,7 @@
 /* by path: memd/policy.h is on the unit tests' include path too */
 #include "../../balancer/curve.h"
 #include "../../balancer/policy.h"
+#include "../../balancer/watch.h"
 
 #define BPM 256.0 /* 4 KiB blocks per MiB */
 
@@ -246,6 +259,28 @@ static void test_local_before_remote(void **state)
     assert_int_equal(r.out.remote[0], 32);
 }
 
+static void test_ram_and_remote_together(void **state)
+{
+    /* a set that fits with 131 MiB more: RAM alone gives 107 at most, remote alone 96; both */
+    struct bal_curve loop, none;
+    loop_curve(&loop, 131, 0.0);
+    flat_curve(&none, 1.0);
+    struct bal_vm_in vm[2] = {vm_at(&loop, 3000, 213, 160, 320), vm_at(&none, 0, 267, 160, 320)};
+    vm[0].remote_max = vm[1].remote_max = 96;
+    struct bal_params p = params;
+    p.host_budget = 480;
+    p.remote_budget = 96;
+    struct bal_result r;
+    assert_int_equal(bal_decide(&p, vm, 2, NULL, &r), 0);
+    print_message("together: %s; ram %llu remote %llu, reads %.1f -> %.1f\n", r.why,
+                  (unsigned long long)r.goal.ram[0], (unsigned long long)r.goal.remote[0],
+                  r.reads_base, r.reads_goal);
+    assert_int_equal(r.goal.remote[0], 96);
+    assert_true(r.goal.ram[0] >= 213 + 131 - 96);
+    assert_true(r.reads_goal < 0.05 * 3000);
+    assert_int_equal(r.verdict, BAL_MOVE);
+}
+
 static void test_no_curve_kept(void **state)
 {
     struct bal_curve loop;
@@ -309,6 +344,11 @@ static void test_budgets_random(void **state)
             if (loop % 50 == 49) { /* new rates now and then */
                 for (unsigned i = 0; i < n; i++) vm[i].rate = rnd01(&seed) * 5000;
             }
+            for (unsigned i = 0; i < n; i++) { /* watch.h's limits, now and then */
+                vm[i].watched = rnd(&seed) % 8 == 0;
+                vm[i].shrink_max = rnd(&seed) % 4 == 0 ? p.chunk : 0;
+                vm[i].guard = rnd(&seed) % 16 == 0 ? vm[i].floor + rnd(&seed) % 256 : 0;
+            }
             assert_int_equal(bal_decide(&p, vm, n, &prev, &r), 0);
             assert_true(sum(r.out.ram, n) <= p.host_budget);
             assert_true(sum(r.out.remote, n) <= p.remote_budget);
@@ -320,6 +360,8 @@ static void test_budgets_random(void **state)
                 if (prev.valid && r.verdict == BAL_MOVE) {
                     uint64_t a = prev.ram[i], b = r.out.ram[i];
                     assert_true((a > b ? a - b : b - a) <= p.step);
+                    if (vm[i].watched) assert_true(b >= a);
+                    if (vm[i].shrink_max && a > b) assert_true(a - b <= vm[i].shrink_max);
                 }
             }
             if (r.verdict == BAL_MOVE) assert_true(r.reads_goal < r.reads_base);
@@ -386,6 +428,7 @@ static void test_hysteresis(void **state)
         nv[1].rate *= 0.98 + 0.04 * rnd01(&seed);
         assert_int_equal(bal_decide(&p, nv, 2, &prev, &r2), 0);
         assert_int_equal(r2.verdict, BAL_HOLD);
+        assert_false(r2.out.moving); /* a hold does not go on as a move next loop */
         assert_memory_equal(r2.out.ram, prev.ram, sizeof prev.ram);
         assert_memory_equal(r2.out.remote, prev.remote, sizeof prev.remote);
     }
@@ -420,6 +463,181 @@ static void test_hysteresis(void **state)
     assert_true(sum(cur.ram, 2) <= p.host_budget);
 }
 
+/* ---- quiet guests (watch.h) ----------------------------------------------- */
+
+static const struct bal_params wparams = {.host_budget = 640,
+                                          .chunk = 16,
+                                          .step = 128,
+                                          .threshold = 0.05,
+                                          .quiet_rate = 16,
+                                          .watch_loops = 2,
+                                          .guard_loops = 5};
+
+static void test_watch(void **state)
+{
+    const struct bal_params *p = &wparams;
+    struct bal_watch w = {0};
+    struct bal_curve none;
+    flat_curve(&none, 1.0);
+    struct bal_vm_in in = vm_at(&none, 0, 213, 160, 320);
+
+    /* quiet: a chunk first; watched after a shrink, no limit for a reading VM */
+    bal_watch_limits(&w, p, &in);
+    assert_int_equal(in.shrink_max, 16);
+    assert_false(in.watched);
+    assert_int_equal(in.guard, 0);
+    bal_watch_decided(&w, p, &in, 213, 197);
+    assert_false(bal_watch_sample(&w, p, 0));
+    bal_watch_limits(&w, p, &in);
+    assert_true(in.watched);
+    assert_false(bal_watch_sample(&w, p, 10)); /* below before + quiet_rate: no rise */
+    bal_watch_limits(&w, p, &in);
+    assert_false(in.watched);
+    assert_int_equal(in.shrink_max, 64); /* x4 */
+
+    /* the next probe raised the reads: a guard at its start, for guard_loops loops */
+    bal_watch_decided(&w, p, &in, 197, 160);
+    assert_true(bal_watch_sample(&w, p, 900));
+    in.rate = 900;
+    bal_watch_limits(&w, p, &in);
+    assert_true(in.rate < 0); /* the refill of what it lost: not a reason to grow it */
+    assert_int_equal(in.guard, 197);
+    assert_int_equal(in.shrink_max, 0); /* it reads now: the step */
+    assert_false(in.watched);
+    assert_false(bal_watch_sample(&w, p, 900)); /* still refilling */
+    in.rate = 900;
+    bal_watch_limits(&w, p, &in);
+    assert_true(in.rate < 0);
+    assert_false(bal_watch_sample(&w, p, 0)); /* quiet again: refilled, counted from now */
+    in.rate = 0;
+    bal_watch_limits(&w, p, &in);
+    assert_int_equal(in.rate, 0);
+    assert_int_equal(in.guard, 197);
+    in.rate = 900; /* later reads count */
+    bal_watch_limits(&w, p, &in);
+    assert_int_equal(in.rate, 900);
+    for (int i = 0; i < 2; i++) assert_false(bal_watch_sample(&w, p, 0));
+    in.rate = 0;
+    bal_watch_limits(&w, p, &in);
+    assert_int_equal(in.guard, 197); /* 4 loops after it was set */
+    assert_false(bal_watch_sample(&w, p, 0));
+    bal_watch_limits(&w, p, &in);
+    assert_int_equal(in.guard, 0);       /* expired after guard_loops = 5 */
+    assert_int_equal(in.shrink_max, 16); /* and the probe started again */
+
+    /* a reading VM's shrink is the curve's business: not watched */
+    in.rate = 500;
+    bal_watch_decided(&w, p, &in, 213, 150);
+    assert_int_equal(w.left, 0);
+}
+
+static void test_guard_and_probe(void **state)
+{
+    struct bal_curve want, none;
+    loop_curve(&want, 96, 0.0); /* a: fits with 96 MiB more */
+    flat_curve(&none, 1.0);
+    struct bal_params p = wparams;
+    struct bal_vm_in vm[3] = {vm_at(&want, 5000, 213, 160, 320), vm_at(&none, 0, 213, 160, 320),
+                              vm_at(&none, 0, 214, 160, 320)};
+    struct bal_result r;
+
+    /* no limits: both quiet VMs go to their floors at once (a step covers it) */
+    assert_int_equal(bal_decide(&p, vm, 3, NULL, &r), 0);
+    assert_int_equal(r.verdict, BAL_MOVE);
+    assert_int_equal(r.out.ram[1], 160);
+    assert_int_equal(r.out.ram[2], 160);
+
+    /* probes: a chunk each; watched: none; a grows by what they free */
+    vm[1].shrink_max = vm[2].shrink_max = 16;
+    assert_int_equal(bal_decide(&p, vm, 3, NULL, &r), 0);
+    assert_int_equal(r.out.ram[1], 197);
+    assert_int_equal(r.out.ram[2], 198);
+    assert_int_equal(r.out.ram[0], 245);
+    assert_true(r.out.moving);
+    vm[2].watched = true;
+    assert_int_equal(bal_decide(&p, vm, 3, NULL, &r), 0);
+    assert_int_equal(r.out.ram[1], 197);
+    assert_int_equal(r.out.ram[2], 214);
+    assert_int_equal(r.out.ram[0], 229);
+
+    /* a guard is a floor: found below it, straight back up */
+    vm[2].watched = false;
+    vm[2].shrink_max = 0;
+    vm[1].guard = 197;
+    vm[1].ram = 160;
+    vm[0].ram = 280;
+    assert_int_equal(bal_decide(&p, vm, 3, NULL, &r), 0);
+    print_message("guard: %s; ram %llu %llu %llu\n", r.why, (unsigned long long)r.out.ram[0],
+                  (unsigned long long)r.out.ram[1], (unsigned long long)r.out.ram[2]);
+    assert_int_equal(r.verdict, BAL_FIX);
+    assert_non_null(strstr(r.why, "raised its reads"));
+    assert_int_equal(r.out.ram[1], 197);
+    assert_true(sum(r.out.ram, 3) <= p.host_budget);
+
+    /* guards that do not fit the budget are dropped: only the floors hold */
+    vm[2].guard = 320;
+    vm[0].guard = 320;
+    assert_int_equal(bal_decide(&p, vm, 3, NULL, &r), 0);
+    assert_true(sum(r.out.ram, 3) <= p.host_budget);
+    for (int i = 0; i < 3; i++) assert_true(r.out.ram[i] >= 160);
+}
+
+/* A closed loop of decisions: a reads a set that needs 309 MiB of RAM (5000
+ * blocks/s); b idles; c's 96 MiB set fits in its page cache down to 184 MiB
+ * of RAM, and below it misses 300 blocks/s, its curve showing the missing
+ * part.  The guests take their targets at once.  Returns c's RAM after 40
+ * loops and counts the loops c spent below 184 MiB. */
+static uint64_t quiet_guest_loop(bool watch, unsigned *missing, uint64_t *b_end)
+{
+    struct bal_params p = wparams;
+    p.guard_loops = 1000;
+    struct bal_watch w[3] = {{0}};
+    uint64_t ram[3] = {213, 213, 214};
+    struct bal_curve ca, cc, none;
+    flat_curve(&none, 1.0);
+    struct bal_alloc prev = {0};
+    *missing = 0;
+    for (int loop = 0; loop < 40; loop++) {
+        loop_curve(&ca, ram[0] < 309 ? (double)(309 - ram[0]) : 0, 0.0);
+        loop_curve(&cc, ram[2] < 184 ? (double)(184 - ram[2]) : 0, 0.0);
+        struct bal_vm_in vm[3] = {vm_at(&ca, 5000, ram[0], 160, 320),
+                                  vm_at(&none, 0, ram[1], 160, 320),
+                                  vm_at(&cc, ram[2] < 184 ? 300 : 0, ram[2], 160, 320)};
+        for (int i = 0; watch && i < 3; i++) {
+            bal_watch_sample(&w[i], &p, vm[i].rate);
+            bal_watch_limits(&w[i], &p, &vm[i]);
+        }
+        struct bal_result r;
+        assert_int_equal(bal_decide(&p, vm, 3, &prev, &r), 0);
+        for (int i = 0; watch && i < 3; i++)
+            bal_watch_decided(&w[i], &p, &vm[i], prev.valid ? prev.ram[i] : ram[i], r.out.ram[i]);
+        assert_true(sum(r.out.ram, 3) <= p.host_budget);
+        memcpy(ram, r.out.ram, sizeof ram);
+        prev = r.out;
+        if (ram[2] < 184) ++*missing;
+    }
+    *b_end = ram[1];
+    return ram[2];
+}
+
+static void test_quiet_guest(void **state)
+{
+    unsigned missing;
+    uint64_t b_end;
+    uint64_t c_end = quiet_guest_loop(true, &missing, &b_end);
+    print_message("quiet guest, watched: c ends at %llu MiB, %u loops below its set, b at %llu\n",
+                  (unsigned long long)c_end, missing, (unsigned long long)b_end);
+    assert_true(c_end >= 184);
+    assert_true(missing <= 2);    /* one bad probe, seen in the next loop, undone in it */
+    assert_int_equal(b_end, 160); /* the idle guest gives all it can */
+
+    /* without the watch, the mirrored curve prices c's RAM at nothing: it ends at its floor */
+    c_end = quiet_guest_loop(false, &missing, &b_end);
+    print_message("quiet guest, not watched: c ends at %llu MiB, %u loops below its set\n",
+                  (unsigned long long)c_end, missing);
+    assert_true(c_end < 184);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,9 +646,13 @@ int main(void)
         cmocka_unit_test(test_loop_fits_first),
         cmocka_unit_test(test_floor_kept),
         cmocka_unit_test(test_local_before_remote),
+        cmocka_unit_test(test_ram_and_remote_together),
         cmocka_unit_test(test_no_curve_kept),
         cmocka_unit_test(test_budgets_random),
         cmocka_unit_test(test_hysteresis),
+        cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_guard_and_probe),
+        cmocka_unit_test(test_quiet_guest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
