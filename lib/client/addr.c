@@ -13,6 +13,10 @@
  *   [v6addr]:port    IPv6 literal
  *   tcp:host:port    explicit TCP (same as above)
  *   unix:/path       unix socket (also a bare "/path")
+ *   memcached:ENTRY  any of the above, a memcached server (its meta protocol,
+ *                    docs/memcached.md); canonical "memcached:tcp:..." or
+ *                    "memcached:unix:...", so its placement seed differs from
+ *                    a memd server's at the same address
  * The TCP forms are parsed by hostport.c, which remoca-memd --listen shares.
  */
 #include <ctype.h>
@@ -47,6 +51,20 @@ int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *er
     entry[len] = '\0';
     memset(a, 0, sizeof *a);
     a->weight = 1;
+
+    if (strncmp(entry, "memcached:", 10) == 0) {
+        const char *rest = entry + 10;
+        if (strncmp(rest, "memcached:", 10) == 0)
+            return fail(err, errlen, "server '%.80s': memcached: given twice", entry);
+        if (remoca_addr_parse(rest, strlen(rest), a, err, errlen) < 0) return -1;
+        char inner[sizeof a->canon];
+        memcpy(inner, a->canon, sizeof inner);
+        int w = snprintf(a->canon, sizeof a->canon, "memcached:%s", inner);
+        if (w < 0 || (size_t)w >= sizeof a->canon)
+            return fail(err, errlen, "server '%.80s': name too long", entry);
+        a->mc = true;
+        return 0;
+    }
 
     const char *p = entry;
     if (strncmp(p, "unix:", 5) == 0 || p[0] == '/') {

@@ -176,6 +176,12 @@ void rc_conn_read_until(struct conn *cn, uint64_t gen, struct completion *cp,
 
 void rc_conn_quarantine(struct conn *cn, uint64_t gen, const char *why)
 {
+    /* memcached: close instead.  The reconnect draws a new epoch, so what
+     * the old connection still executes touches keys nobody reads. */
+    if (cn->addr.mc) {
+        rc_conn_kill(cn, gen, why);
+        return;
+    }
     struct waiter *list = NULL;
     bool done = false;
     pthread_mutex_lock(&cn->lock);
@@ -483,7 +489,9 @@ static void *conn_main(void *arg)
         uint32_t pool = 0;
         struct shm_map map = {0};
         struct ring_map ring = {0};
-        if (fd >= 0 && rc_handshake(cn, fd, &pool, &map, &ring, why, sizeof why) < 0) {
+        if (fd >= 0 &&
+            (cn->addr.mc ? rc_mc_handshake(cn, fd, why, sizeof why)
+                         : rc_handshake(cn, fd, &pool, &map, &ring, why, sizeof why)) < 0) {
             close(fd);
             fd = -1;
         }
@@ -530,8 +538,9 @@ static void *conn_main(void *arg)
             atomic_fetch_add(&cn->st.reconnects, 1);
         }
         rc_log(c, cn->ever_up ? REMOCA_LOG_WARN : REMOCA_LOG_INFO,
-               "server %s up (pool '%s' reset%s%s)", cn->addr.canon, c->pool,
-               cn->shm.data ? "; one-sided reads" : "", cn->ring.base ? "; fill ring" : "");
+               "server %s up (pool '%s' %s%s%s)", cn->addr.canon, c->pool,
+               cn->addr.mc ? "in a new epoch" : "reset", cn->shm.data ? "; one-sided reads" : "",
+               cn->ring.base ? "; fill ring" : "");
         cn->ever_up = true;
         cn->logged_down = false;
         backoff = 50;
@@ -558,7 +567,8 @@ int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_a
     cn->rb.buf = malloc(RBUF_SIZE);
     cn->sq = malloc(SQ_CAP);
     cn->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!cn->rb.buf || !cn->sq || cn->stop_fd < 0) {
+    if (!cn->rb.buf || !cn->sq || cn->stop_fd < 0 || (a->mc && rc_mc_init(cn) < 0)) {
+        rc_mc_destroy(cn);
         free(cn->rb.buf);
         free(cn->sq);
         if (cn->stop_fd >= 0) close(cn->stop_fd);
@@ -608,6 +618,7 @@ void rc_conn_destroy(struct conn *cn)
 {
     rc_shm_unmap(&cn->shm); /* the thread has ended: no reader, no teardown left */
     rc_ring_unmap(&cn->ring);
+    rc_mc_destroy(cn);
     free(cn->qbuf);
     free(cn->rb.buf);
     cn->rb.buf = NULL;

@@ -8,6 +8,7 @@
  *   client_handshake.c  HELLO (+ challenge), POOL_OPEN, POOL_RESET, SHM_MAP, FILL_RING
  *   client_shm.c        one-sided reads from the server's mapped page store
  *   client_ring.c       puts through the server's fill ring
+ *   client_mc.c         a memcached connection: send, receive, connect probe
  */
 #ifndef REMOCA_CLIENT_CONN_H
 #define REMOCA_CLIENT_CONN_H
@@ -78,6 +79,27 @@ bool rc_inval_clear(struct conn *cn, uint64_t key, uint32_t count);
  * failure nothing is left mapped. */
 int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
                  struct ring_map *ring, char *why, size_t whylen);
+
+/* Table lookup and removal by id (cn->lock held): the waiter, or NULL. */
+struct waiter *rc_table_take(struct conn *cn, uint32_t id);
+/* Locks m before a CLOCK_MONOTONIC deadline (client_send.c). */
+int rc_lock_until(pthread_mutex_t *m, const struct timespec *deadline);
+/* Makes sure the buffered reader holds at least one byte: one blocking recv
+ * if it is empty (SO_RCVTIMEO expiries retried as rc_rbuf_read does).
+ * 0, or -1: closed or given up. */
+int rc_rbuf_fill(struct conn *cn, int fd);
+
+/* ---- memcached connections (client_mc.c) ---- */
+int rc_mc_init(struct conn *cn);
+void rc_mc_destroy(struct conn *cn);
+/* On a fresh socket: a new epoch and a probe (a page stored and deleted in
+ * the new namespace, then mn).  0, or -1 with why. */
+int rc_mc_handshake(struct conn *cn, int fd, char *why, size_t whylen);
+/* rc_conn_send for a memcached connection (same contract). */
+enum conn_send_result rc_mc_send(struct conn *cn, struct frame *f, unsigned n,
+                                 const struct timespec *deadline);
+/* rc_recv_one for a memcached connection (same contract). */
+int rc_mc_recv_one(struct conn *cn, int fd, char *why, size_t whylen);
 
 /* ---- fill ring (client_ring.c) ---- */
 /* Entries waiting for a request before a PING is written to carry them. */

@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "remoca/hostport.h"
+#include "remoca/mc.h"
 #include "remoca/client.h"
 #include "remoca/placement.h"
 #include "remoca/shm.h"
@@ -66,10 +67,12 @@ struct remoca_addr {
      * server's identity for placement (so it does not depend on list order). */
     char canon[REMOCA_ADDR_MAX_CANON + sizeof(((struct sockaddr_un *)0)->sun_path)];
     uint8_t weight; /* placement weight, 1..REMOCA_MAX_WEIGHT ("ADDR*W" in a list; 1) */
+    bool mc;        /* "memcached:ADDR": speaks memcached's meta protocol (client_mc.c);
+                       canon is then "memcached:tcp:..." or "memcached:unix:..." */
 };
 
 /* Parses one entry: "host:port", "[v6]:port", "tcp:host:port", "unix:/path"
- * or "/path".  Returns 0, or -1 with a message in err. */
+ * or "/path", any of them after "memcached:" for a memcached server.  Returns 0, or -1 with a message in err. */
 int remoca_addr_parse(const char *s, size_t len, struct remoca_addr *a, char *err, size_t errlen);
 
 /* Parses a comma-separated list (spaces around entries are ignored) into at
@@ -148,6 +151,7 @@ struct waiter {
     unsigned server;                    /* index of its server in the call's membership */
     uint8_t *pages;                     /* GET/TAKE: page for key i goes to pages + i*4096 */
     char *text;                         /* STATS: malloc'd NUL-terminated reply */
+    uint64_t *cas;                      /* TAKE on memcached: CAS of hit i at cas[i] (or NULL) */
     uint64_t bits[REMOCA_BITMAP_WORDS]; /* GET/TAKE: hit bitmap of this frame */
     unsigned nhits;
     int result;      /* 0 ok, -1 failed (error reply, timeout, conn lost) */
@@ -168,6 +172,15 @@ struct frame {
     uint32_t len;
     struct waiter *w; /* NULL: no-wait (response discarded) */
     uint8_t hdr[REMOCA_HDR_SIZE];
+};
+
+/* Internal op (never on a memd wire): a memcached TAKE's second half, one
+ * "md K q C<cas>" per hit of frame keys [key, key+count); payload points to
+ * a struct rc_mc_casdel (client_mc.c). */
+#define RC_OP_MC_CASDEL 0xe0u
+struct rc_mc_casdel {
+    const uint64_t *bits; /* hit bitmap of the frame */
+    const uint64_t *cas;  /* cas[i] for hit i */
 };
 
 /* ---- one-sided reads (lib/client/client_shm.c) -------------------------------- */
@@ -363,6 +376,27 @@ struct conn {
     uint32_t inval_head, inval_tail;
     uint32_t inval_unrecorded; /* counted in global without a record (under lock) */
     uint32_t inval_epoch_id;
+
+    /* memcached (client_mc.c; addr.mc only).  A memcached connection has no
+     * handshake frames, no one-sided reads, no fill ring, no send queue and
+     * no quarantine (a timeout closes it: the reconnect's new epoch makes
+     * whatever the old connection still executes unreachable).
+     *   mc_ns ───── pool id and epoch: keys are encoded with it under
+     *               send_lock, so a command ordered before an epoch change
+     *               uses the old epoch (set before UP by the connection
+     *               thread, then under send_lock)
+     *   mc_tx ───── command text of one send (under send_lock)
+     *   mc_p ────── response parser (recv_lock holder)
+     *   mc_rx_id ── id of the frame whose MN comes next (recv_lock holder);
+     *               every frame ends with an mn, memcached answers in order
+     *   mc_w, mc_claimed ─ waiter of frame mc_rx_id, claimed from the table
+     *               at its first VA or its MN (recv_lock holder) */
+    struct remoca_mc_ns mc_ns;
+    char *mc_tx;
+    struct remoca_mc_parser *mc_p;
+    uint32_t mc_rx_id;
+    struct waiter *mc_w;
+    bool mc_claimed;
 };
 
 int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_addr *a);

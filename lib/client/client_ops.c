@@ -167,6 +167,7 @@ static void waiter_prep(struct waiter *w, struct frame *f, struct completion *cp
     w->late = false;
     w->server = f->server;
     w->text = NULL;
+    w->cas = NULL;
     w->nhits = 0;
     w->result = -1;
     w->status = 0;
@@ -194,6 +195,28 @@ static void count_gets(struct remoca_client *c, const struct waiter *w, unsigned
     }
 }
 
+/* The second half of a take on memcached servers (docs/memcached.md, TAKE):
+ * each hit is deleted only if its CAS is still the one the mg returned, so a
+ * put ordered after the take's mg (ours, or another client's) survives, as
+ * with memd's atomic TAKE.  No-wait, but ordered before the call returns:
+ * anything the caller does next is executed after these deletes.  For a take
+ * every frame was sent, so f[i] is w[i]'s frame. */
+static void take_finish(struct remoca_client *c, const struct frame *f, const struct waiter *w,
+                        unsigned nf, const struct timespec *deadline)
+{
+    for (unsigned i = 0; i < nf; i++) {
+        struct conn *cn = c->conns[f[i].server];
+        if (!cn->addr.mc || w[i].result != 0 || w[i].nhits == 0 || !w[i].cas) continue;
+        struct rc_mc_casdel cd = {.bits = w[i].bits, .cas = w[i].cas};
+        struct frame d = {.server = f[i].server,
+                          .op = RC_OP_MC_CASDEL,
+                          .key = f[i].key,
+                          .count = f[i].count,
+                          .payload = &cd};
+        rc_conn_send(cn, &d, 1, deadline); /* not sent: the epoch changes at reconnect */
+    }
+}
+
 unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
                     uint64_t *hits, bool take)
 {
@@ -213,6 +236,13 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
     completion_init(&comp);
     int64_t t0 = rc_now_ns();
 
+    /* A take on memcached deletes its hits with their CAS (take_finish). */
+    uint64_t *cas = take ? malloc((size_t)count * sizeof *cas) : NULL;
+    if (take && !cas) {
+        call_free(&cl);
+        pthread_rwlock_unlock(&c->members_lock);
+        return 0;
+    }
     unsigned nf = build_frames(c, key, count, REMOCA_MAX_BATCH, cl.f);
     if (c->n > 1) sort_by_server(cl.f, nf);
     /* Frames of a connection that maps its server's memory are served here,
@@ -222,12 +252,15 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
         cl.f[i].op = take ? REMOCA_OP_TAKE : REMOCA_OP_GET;
         waiter_prep(&cl.w[i], &cl.f[i], &comp);
         cl.w[i].pages = (uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
+        if (cas) cl.w[i].cas = cas + cl.f[i].base;
         if (!take && rc_shm_get(c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
         cl.f[nsend++] = cl.f[i];
     }
     if (nsend) send_groups(c, cl.f, nsend, &deadline);
     rc_waiters_wait(c, &comp, cl.w, nf, &deadline);
     count_gets(c, cl.w, nf, rc_now_ns() - t0);
+    if (take) take_finish(c, cl.f, cl.w, nf, &deadline);
+    free(cas);
 
     unsigned total = 0;
     for (unsigned i = 0; i < nf; i++) {

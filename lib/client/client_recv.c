@@ -28,7 +28,7 @@ void rc_table_insert(struct conn *cn, struct waiter *w)
     *b = w;
 }
 
-static struct waiter *table_take(struct conn *cn, uint32_t id)
+struct waiter *rc_table_take(struct conn *cn, uint32_t id)
 {
     for (struct waiter **p = &cn->table[id % CONN_BUCKETS]; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
@@ -99,6 +99,22 @@ int rc_rbuf_read(struct conn *cn, int fd, void *dst, size_t n, const struct time
         if (r <= 0) return -1;
     }
     return 0;
+}
+
+int rc_rbuf_fill(struct conn *cn, int fd)
+{
+    struct rbuf *rb = &cn->rb;
+    if (rb->end > rb->pos) return 0;
+    rb->pos = rb->end = 0;
+    for (;;) {
+        ssize_t r = rc_sock_recv(fd, rb->buf, RBUF_SIZE, NULL, cn->stop_fd);
+        if (r > 0) {
+            rb->end = (size_t)r;
+            return 0;
+        }
+        if (r < 0 && recv_idle(cn)) continue;
+        return -1;
+    }
 }
 
 static int rbuf_skip(struct conn *cn, int fd, size_t n)
@@ -313,6 +329,7 @@ static int recv_stats_text(struct conn *cn, int fd, struct waiter *w, const stru
  * the connection must go. */
 int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
 {
+    if (cn->addr.mc) return rc_mc_recv_one(cn, fd, why, whylen); /* client_mc.c */
     uint8_t hb[REMOCA_HDR_SIZE];
     struct remoca_hdr h;
     int ready = rc_wait_frame(cn, fd, NULL);
@@ -328,7 +345,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
     rc_outstanding_dec(cn);
 
     pthread_mutex_lock(&cn->lock);
-    struct waiter *w = table_take(cn, h.id);
+    struct waiter *w = rc_table_take(cn, h.id);
     struct inval_rec rec;
     int taken = rc_inval_take(cn, &h, &rec);
     pthread_mutex_unlock(&cn->lock);

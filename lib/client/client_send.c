@@ -41,7 +41,7 @@
 /* Locks m before a CLOCK_MONOTONIC deadline.  (pthread_mutex_clocklock
  * would do, but sanitizers do not know it yet; the REALTIME conversion only
  * matters if the clock jumps while a connection is stuck.) */
-static int lock_until(pthread_mutex_t *m, const struct timespec *deadline)
+int rc_lock_until(pthread_mutex_t *m, const struct timespec *deadline)
 {
     if (pthread_mutex_trylock(m) == 0) return 0;
     int left = rc_deadline_left_ms(deadline);
@@ -255,10 +255,11 @@ enum conn_send_result rc_conn_send(struct conn *cn, struct frame *f, unsigned n,
                                    const struct timespec *deadline)
 {
     struct remoca_client *c = cn->client;
+    if (cn->addr.mc) return rc_mc_send(cn, f, n, deadline); /* client_mc.c */
     if (!atomic_load_explicit(&cn->up, memory_order_acquire)) return CONN_DOWN;
     uint64_t gen0 = atomic_load(&cn->gen);
     atomic_fetch_add(&cn->senders, 1);
-    int locked = lock_until(&cn->send_lock, deadline);
+    int locked = rc_lock_until(&cn->send_lock, deadline);
     atomic_fetch_sub(&cn->senders, 1);
     if (locked != 0) {
         /* Someone is stuck writing to this server: it is hung. */

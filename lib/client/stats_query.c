@@ -127,6 +127,9 @@ static int open_query(struct query *q, const char *secret, unsigned timeout_ms)
     rc_deadline_in(&q->deadline, timeout_ms);
     struct remoca_addr a;
     char why[256];
+    if (remoca_addr_parse(q->addr, strlen(q->addr), &a, why, sizeof why) == 0 && a.mc)
+        return fail(q, "%s: not supported on memcached servers (ask memcached's own \"stats\")",
+                    q->addr);
     if (remoca_addr_parse(q->addr, strlen(q->addr), &a, why, sizeof why) < 0 ||
         (q->fd = rc_sock_connect(&a, timeout_ms, -1, why, sizeof why)) < 0)
         return fail(q, "cannot connect to %s: %s", q->addr, why);

@@ -41,6 +41,31 @@ static void test_good_entries(void **state)
     assert_string_equal(addrs[4].port, "65535");
 }
 
+static void expect_error(const char *list, const char *needle);
+
+/* memcached entries: the kind is part of the canonical name (placement seed). */
+static void test_memcached_entries(void **state)
+{
+    assert_int_equal(parse("memcached:h:11211*3, memcached:[::1]:1,memcached:unix:/tmp/m.sock,"
+                           "unix:/tmp/m.sock,memcached:/tmp/n.sock"),
+                     5);
+    assert_true(addrs[0].mc);
+    assert_int_equal(addrs[0].kind, REMOCA_ADDR_TCP);
+    assert_string_equal(addrs[0].canon, "memcached:tcp:h:11211");
+    assert_int_equal(addrs[0].weight, 3);
+    assert_string_equal(addrs[1].canon, "memcached:tcp:[::1]:1");
+    assert_int_equal(addrs[2].kind, REMOCA_ADDR_UNIX);
+    assert_string_equal(addrs[2].path, "/tmp/m.sock");
+    assert_string_equal(addrs[2].canon, "memcached:unix:/tmp/m.sock");
+    assert_false(addrs[3].mc); /* same socket, other kind: another server */
+    assert_string_equal(addrs[3].canon, "unix:/tmp/m.sock");
+    assert_string_equal(addrs[4].canon, "memcached:unix:/tmp/n.sock");
+    expect_error("memcached:", "empty server entry");
+    expect_error("memcached:h", "expected host:port");
+    expect_error("memcached:memcached:h:1", "given twice");
+    expect_error("memcached:h:1,memcached:tcp:h:1", "listed twice");
+}
+
 static void expect_error(const char *list, const char *needle)
 {
     assert_int_equal(parse(list), -1);
@@ -128,11 +153,9 @@ static void test_client_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_entries),
-        cmocka_unit_test(test_bad_entries),
-        cmocka_unit_test(test_weights),
-        cmocka_unit_test(test_too_many),
-        cmocka_unit_test(test_client_config_errors),
+        cmocka_unit_test(test_good_entries), cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_weights),      cmocka_unit_test(test_memcached_entries),
+        cmocka_unit_test(test_too_many),     cmocka_unit_test(test_client_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
