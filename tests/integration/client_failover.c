@@ -36,17 +36,6 @@
 
 static struct memd srv[2];
 
-static void start(struct memd *m, const char *bin, const char *dir, const char *name)
-{
-    snprintf(m->bin, sizeof m->bin, "%s", bin);
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
-    snprintf(m->name, sizeof m->name, "%s", name);
-    snprintf(m->memory, sizeof m->memory, "64M");
-    m->threads = 2;
-    m->port = 0;
-    if (memd_start(m) < 0) die("cannot start %s (see %s/%s.log)", bin, dir, name);
-}
-
 static char *addr_of(const struct memd *m)
 {
     static char s[2][64];
@@ -151,7 +140,7 @@ static void *hammer_main(void *arg)
 
 static void case_hang(const char *bin, const char *dir)
 {
-    start(&srv[0], bin, dir, "hang");
+    memd_start_or_die(&srv[0], bin, dir, "hang");
     struct remoca_client *c = client_open(addr_of(&srv[0]), "fo/hang", TIMEOUT_MS);
     if (remoca_client_wait_ready(c, 10000) != 1) die("server not ready");
     if (!fill_and_check(c, c, 0, WARM_KEYS, 1)) die("warm pages do not read back");
@@ -209,7 +198,7 @@ static void case_hang(const char *bin, const char *dir)
 
 static void case_kill(const char *bin, const char *dir)
 {
-    start(&srv[0], bin, dir, "kill");
+    memd_start_or_die(&srv[0], bin, dir, "kill");
     struct remoca_client *a = client_open(addr_of(&srv[0]), "fo/kill", TIMEOUT_MS);
     struct remoca_client *b = client_open(addr_of(&srv[0]), "fo/kill", TIMEOUT_MS);
     if (remoca_client_wait_ready(a, 10000) != 1 || remoca_client_wait_ready(b, 10000) != 1)
@@ -266,8 +255,8 @@ static void case_kill(const char *bin, const char *dir)
 
 static void case_two(const char *bin, const char *dir)
 {
-    start(&srv[0], bin, dir, "two-a");
-    start(&srv[1], bin, dir, "two-b");
+    memd_start_or_die(&srv[0], bin, dir, "two-a");
+    memd_start_or_die(&srv[1], bin, dir, "two-b");
     char list[160];
     snprintf(list, sizeof list, "%s,%s", addr_of(&srv[0]), addr_of(&srv[1]));
     struct remoca_client *c = client_open(list, "fo/two", TIMEOUT_MS);
@@ -305,7 +294,7 @@ static void case_two(const char *bin, const char *dir)
 static void case_auth(const char *bin, const char *dir)
 {
     snprintf(srv[0].secret, sizeof srv[0].secret, "s3cret-for-tests");
-    start(&srv[0], bin, dir, "auth");
+    memd_start_or_die(&srv[0], bin, dir, "auth");
     struct remoca_client *good =
         client_open_secret(addr_of(&srv[0]), "fo/auth", TIMEOUT_MS, "s3cret-for-tests");
     struct remoca_client *bad =

@@ -35,16 +35,6 @@
 static struct memd srv[4];
 static char addr[4][64];
 
-static void start(struct memd *m, const char *bin, const char *dir, const char *name)
-{
-    snprintf(m->bin, sizeof m->bin, "%s", bin);
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
-    snprintf(m->name, sizeof m->name, "%s", name);
-    snprintf(m->memory, sizeof m->memory, "64M");
-    m->threads = 2;
-    if (memd_start(m) < 0) die("cannot start %s (see %s/%s.log)", bin, dir, name);
-}
-
 /* "addr[i],addr[j],..." for the servers whose bit is in mask. */
 static const char *list_of(unsigned mask)
 {
@@ -271,7 +261,7 @@ int main(int argc, char **argv)
     if (!bin || !dir) die("usage: client_membership --memd BIN --dir DIR");
     static const char *names[4] = {"memb-a", "memb-b", "memb-c", "memb-d"};
     for (unsigned i = 0; i < 4; i++) {
-        start(&srv[i], bin, dir, names[i]);
+        memd_start_or_die(&srv[i], bin, dir, names[i]);
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", srv[i].port);
     }
     struct remoca_client *c = client_open(list_of(7), "memb/x", TIMEOUT_MS);

@@ -135,6 +135,19 @@ static inline int memd_start(struct memd *m)
     return -1;
 }
 
+/* Starts a 64 MiB, 2-thread server on an ephemeral port (m->port 0), or dies. */
+static inline void memd_start_or_die(struct memd *m, const char *bin, const char *dir,
+                                     const char *name)
+{
+    snprintf(m->bin, sizeof m->bin, "%s", bin);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->memory, sizeof m->memory, "64M");
+    m->threads = 2;
+    m->port = 0;
+    if (memd_start(m) < 0) die("cannot start %s (see %s/%s.log)", bin, dir, name);
+}
+
 /* Restarts on the same port (retrying while the port is still busy). */
 static inline void memd_restart(struct memd *m)
 {
