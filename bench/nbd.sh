@@ -18,7 +18,7 @@
 # socket alone, every hit a round trip (case names get a -unix suffix);
 # MEMD_TRANSPORT=tcp: loopback TCP, as with a memory server on another
 # machine (-tcp suffix).
-# One remoca-memd (2x the disk + 64 MiB) holds both pools: `warm`, filled
+# One remoca-memd (3x the disk + 64 MiB) holds the pools: `warm`, filled
 # once and kept by one nbdkit that stays up all run, and `cold`, reset by each
 # cold run's new nbdkit.  Before the rounds, one full pass through a cold
 # export makes memd touch its arena, so cold runs measure steady-state puts,
@@ -41,6 +41,15 @@
 # (4 KiB plus readahead: file and cold should match), and whether the
 # targets are met.
 #
+# The price of sealing (per-page AES-GCM on the client, docs/design.md "Sealed
+# pages"), when the filter has it: a second warm export, `warmenc`, on a pool
+# of its own with remoca-seal=on, beside `warm` with remoca-seal=off, both
+# filled once and kept up all run, measured in the same rounds:
+#   RESULT name=nbd case=warm-tcp-qd16-enc iops=N p50_us=X ratio_vs_plain=R
+#          nbdkit_cpu_us=C cpu_vs_plain=Q
+# R is the median over rounds of warmenc's IOPS over warm's in the same round.
+# SEAL=off skips it.
+#
 # DISK=ssd|hdd: the miss path over a disk with real latency, where it matters (a file in the
 # host's page cache hides microseconds behind the kernel's readahead): the file plugin gets
 # tests/vm's latency filter (150 us per read, VM_SSD_US) or nbdkit's delay filter (8 ms,
@@ -56,7 +65,7 @@ MEMD="$REMOCA_BUILD/remoca-memd"
 FILTER="$REMOCA_BUILD/nbdkit-remoca-filter.so"
 if [ $QUICK = 1 ]; then DISK_MB=${DISK_MB:-256}; DUR=${DUR:-1}; ROUNDS=${ROUNDS:-3}
 else DISK_MB=${DISK_MB:-1024}; DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; fi
-MEMD_MB=$((2 * DISK_MB + 64))
+MEMD_MB=$((3 * DISK_MB + 64))
 MEMD_TRANSPORT=${MEMD_TRANSPORT:-shm}
 DISK=${DISK:-}
 LATENCY_FILTER="$REMOCA_BUILD/tests/vm/nbdkit-latency-filter.so"
@@ -167,10 +176,18 @@ fio_randread() {
 
 # the backing disk: the file plugin, under the DISK latency if any
 disk_args() { echo "$DISK_ARGS file $IMG ${DISK_PARAMS:-}"; }
-remoca_args() { # remoca_args POOL
-    echo "--filter=$FILTER $(disk_args) remoca-servers=$MEMD_ADDR remoca-pool=$1" \
-        "remoca-timeout=1000 remoca-statsfile=$T/$1.stats $SHM_PARAM"
+remoca_args() { # remoca_args POOL [FILTER-ARGS...]
+    _p=$1; shift
+    echo "--filter=$FILTER $(disk_args) remoca-servers=$MEMD_ADDR remoca-pool=$_p" \
+        "remoca-timeout=1000 remoca-statsfile=$T/$_p.stats $SHM_PARAM $SEAL_OFF $*"
 }
+# Sealing: off in every case but warmenc (when the filter has it).
+SEAL=${SEAL:-on}; SEAL_OFF=""
+if nbdkit --filter="$FILTER" null --help 2>/dev/null | grep -q remoca-seal; then
+    SEAL_OFF=remoca-seal=off
+else
+    SEAL=off
+fi
 
 # counter FILE NAME: a counter from a filter stats file (0 if absent).
 counter() { v=$(sed -n "s/^$2=//p" "$1" 2>/dev/null); echo "${v:-0}"; }
@@ -205,6 +222,17 @@ if [ $with_remoca = 1 ]; then
     warm_misses0=$(counter "$T/warm.stats" misses); warm_hits0=$(counter "$T/warm.stats" remote_hits)
     warm_one0=$(counter "$T/warm.stats" one_sided_hits)
     echo "nbd bench: warm cache filled ($DISK_MB MiB, $(counter "$T/warm.stats" fills) blocks put)" >&2
+    if [ "$SEAL" = on ]; then
+        CASES="$CASES warmenc"
+        head -c 64 /dev/urandom >"$T/seal.key"; chmod 600 "$T/seal.key"
+        # shellcheck disable=SC2046
+        start_nbdkit warmenc $(remoca_args warmenc remoca-seal=on remoca-key=+"$T/seal.key")
+        WARMENC_PID=$NBDKIT_PID
+        fill_pass "$T/warmenc.sock"
+        i=0
+        while [ "$(counter "$T/warmenc.stats" fills)" -lt $blocks ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        enc_misses0=$(counter "$T/warmenc.stats" misses); enc_hits0=$(counter "$T/warmenc.stats" remote_hits)
+    fi
     }
 fi
 cold_reads=0; cold_hits=0
@@ -254,6 +282,8 @@ while [ $r -lt "$ROUNDS" ]; do
                 bench_kill "$NBDKIT_PID" ;;
             warm)
                 res=$(fio_randread "$T/warm.sock" $qd "$WARM_PID" "$MEMD_PID") ;;
+            warmenc)
+                res=$(fio_randread "$T/warmenc.sock" $qd "$WARMENC_PID" "$MEMD_PID") ;;
             cold)
                 rm -f "$T/cold.stats"
                 # shellcheck disable=SC2046
@@ -300,9 +330,15 @@ for c in $CASES; do
         name=$c-qd$qd
         case $c in warm | cold) name=$c$SUFFIX-qd$qd ;; esac
         ncpu=$(col "$c-qd$qd" 6)
-        echo "RESULT name=nbd case=$name iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
-            "ratio_vs_memory=$(ratio "$iops" "$mem") nbdkit_cpu_us=$ncpu" \
-            "nbdkit_cpu_vs_memory=$(ratio "$ncpu" "$(col "memory-qd$qd" 6)")"
+        if [ "$c" = warmenc ]; then
+            echo "RESULT name=nbd case=warm$SUFFIX-qd$qd-enc iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
+                "ratio_vs_plain=$(paired warmenc warm $qd) nbdkit_cpu_us=$ncpu" \
+                "cpu_vs_plain=$(ratio "$ncpu" "$(col "warm-qd$qd" 6)")"
+        else
+            echo "RESULT name=nbd case=$name iops=$iops p50_us=$(col "$c-qd$qd" 3)" \
+                "ratio_vs_memory=$(ratio "$iops" "$mem") nbdkit_cpu_us=$ncpu" \
+                "nbdkit_cpu_vs_memory=$(ratio "$ncpu" "$(col "memory-qd$qd" 6)")"
+        fi
         echo "nbd bench: case=$c-qd$qd server CPU per read (nbdkit + memd, median): $(col "$c-qd$qd" 4) us" \
             "(nbdkit alone $ncpu us); disk read per read: $(col "$c-qd$qd" 5) KiB" >&2
     done
@@ -326,6 +362,13 @@ if [ $with_remoca = 1 ]; then
         "($(($(counter "$T/warm.stats" one_sided_hits) - warm_one0)) of them one-sided)," \
         "$(($(counter "$T/warm.stats" misses) - warm_misses0)) misses (must be 0)" >&2
     echo "nbd bench: cold runs: $cold_reads reads, $cold_hits remote hits (must be 0)" >&2
+    if [ "$SEAL" = on ]; then
+        bench_kill "$WARMENC_PID"
+        echo "nbd bench: warmenc runs: $(($(counter "$T/warmenc.stats" remote_hits) - enc_hits0)) remote hits," \
+            "$(($(counter "$T/warmenc.stats" misses) - enc_misses0)) misses (must be 0)," \
+            "$(counter "$T/warmenc.stats" integrity_failures) integrity failures (must be 0)" >&2
+        awk -v r="$(paired warmenc warm 16)" 'BEGIN { printf "nbd bench: target warm-qd16-enc at most 10%% fewer IOPS than plain: %s (%.3fx, median of rounds)\n", (r >= 0.9 ? "yes" : "no"), r }' >&2
+    fi
     awk -v w16="$(col warm-qd16 2)" -v m16="$(col memory-qd16 2)" \
         -v w1="$(col warm-qd1 3)" -v m1="$(col memory-qd1 3)" \
         -v wc="$(col warm-qd16 6)" -v mc="$(col memory-qd16 6)" -v fl="${bound:-0}" \
