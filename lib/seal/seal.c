@@ -259,9 +259,10 @@ static struct seal_key *derive(struct remoca_seal *s)
 {
     uint8_t salt[16], info[sizeof INFO - 1 + REMOCA_SEAL_POOL_MAX];
     size_t pl = strlen(s->pool);
-    if (s->fixed_salt)
+    if (s->fixed_salt) { /* the first key only: a rekey's salt is always fresh */
         memcpy(salt, s->salt, sizeof salt);
-    else if (RAND_bytes(salt, sizeof salt) != 1)
+        s->fixed_salt = false;
+    } else if (RAND_bytes(salt, sizeof salt) != 1)
         return NULL;
     memcpy(info, INFO, sizeof INFO - 1);
     memcpy(info + sizeof INFO - 1, s->pool, pl);
@@ -451,6 +452,16 @@ static void sl_write_end(void *ctx, uint64_t unit)
 {
     struct remoca_seal *s = ctx;
     if (unit < s->nunits) atomic_fetch_sub(&s->inflight[unit % SLOTS], 1);
+}
+
+void seal_test_set_version(struct remoca_seal *s, uint64_t unit, uint32_t v)
+{
+    atomic_store(&s->ver[unit], v);
+}
+
+uint32_t seal_test_version(struct remoca_seal *s, uint64_t unit)
+{
+    return atomic_load(&s->ver[unit]);
 }
 
 const struct remoca_remote_ops remoca_seal_remote_ops = {

@@ -26,4 +26,9 @@ int seal_gcm_open(const uint8_t key[32], const uint8_t nonce[SEAL_NONCE], const 
  * u32 LE version.  Returns its length (<= 16 + REMOCA_SEAL_POOL_MAX). */
 size_t seal_aad(uint8_t *out, const char *pool, uint64_t block, uint32_t version);
 
+struct remoca_seal;
+/* Tests: set unit's version (to test a wrap); the unit's version. */
+void seal_test_set_version(struct remoca_seal *s, uint64_t unit, uint32_t v);
+uint32_t seal_test_version(struct remoca_seal *s, uint64_t unit);
+
 #endif

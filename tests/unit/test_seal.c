@@ -491,6 +491,138 @@ static void test_trim_zero_bump(void **state)
     fx_free(x);
 }
 
+/* A read of a unit-mate while a write is in flight finds the older page
+ * (the write has not deleted the unit yet): an honest race, a miss counted
+ * as stale, not as an integrity failure. */
+static struct fx *race_x;
+
+static void read_during_write(struct fake_disk *d, uint64_t off, uint32_t len)
+{
+    (void)d;
+    (void)off;
+    (void)len;
+    uint64_t misses = cstats(race_x).misses;
+    read_check(race_x, 9 * BS, BS); /* block 9: still on the server, version 0 */
+    assert_int_equal(cstats(race_x).misses - misses, 1);
+}
+
+static void test_race_is_stale(void **state)
+{
+    struct fx *x = race_x = fx_new(REMOCA_WRITE_INVALIDATE);
+    read_check(x, 0, 128 * 1024);
+    x->d->in_pwrite = read_during_write;
+    write_block(x, 4, 'w');
+    assert_int_equal(sstats(x).stale, 1);
+    assert_int_equal(sstats(x).integrity_failures, 0);
+    read_check(x, 0, 128 * 1024);
+    read_check(x, 0, 128 * 1024);
+    assert_int_equal(sstats(x).integrity_failures, 0);
+    fx_free(x);
+}
+
+/* A unit's version wraps: a new session key, the pool reset, version 0;
+ * pages of the old key no longer open, new ones do. */
+static void test_wrap_rekeys(void **state)
+{
+    struct fx *x = fx_new(REMOCA_WRITE_INVALIDATE);
+    read_check(x, 0, 256 * 1024);
+    uint8_t p[BS], s[SIDE];
+    memcpy(p, x->r->pages[40], BS); /* unit 1, old key */
+    memcpy(s, x->r->sides[40], SIDE);
+    seal_test_set_version(x->s, 0, UINT32_MAX);
+    atomic_store(&logs, 0);
+    write_block(x, 1, 'z');
+    assert_int_equal(sstats(x).rekeys, 1);
+    assert_int_equal(atomic_load(&logs), 1);
+    assert_int_equal(seal_test_version(x->s, 0), 0);
+    for (int i = 0; i < 64; i++) assert_false(x->r->has[i]); /* reset */
+    read_check(x, 0, 256 * 1024);                            /* refill, new key */
+    memcpy(x->r->pages[40], p, BS);
+    memcpy(x->r->sides[40], s, SIDE);
+    read_check(x, 0, 256 * 1024);
+    assert_int_equal(sstats(x).integrity_failures, 1);
+    assert_int_equal(sstats(x).opens, 63);
+    fx_free(x);
+}
+
+/* Concurrent readers and writers on 4 units, honest server: the pages read
+ * are always well formed (block number, one sequence number throughout),
+ * nothing counts as an integrity failure, and the end state is the disk's. */
+#define ST_BLOCKS 128u
+#define ST_OPS 3000u
+
+struct st {
+    struct fx *x;
+    unsigned id;
+    atomic_uint *readers_left; /* writers run until the readers are done */
+};
+
+static void st_fill(char *p, uint64_t block, uint64_t seq)
+{
+    memcpy(p, &block, 8);
+    memcpy(p + 8, &seq, 8);
+    memset(p + 16, (int)(seq & 0xff), BS - 16);
+}
+
+static void *st_run(void *arg)
+{
+    struct st *t = arg;
+    uint64_t rnd = 0x9e3779b97f4a7c15ull * (t->id + 1);
+    static _Thread_local char buf[8 * BS];
+    for (unsigned k = 0; t->id < 2 ? atomic_load(t->readers_left) > 0 : k < ST_OPS; k++) {
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t b = (rnd >> 33) % ST_BLOCKS;
+        int err;
+        if (t->id < 2) { /* writer: blocks of its parity */
+            b = (b & ~1ull) | t->id;
+            st_fill(buf, b, k + 1);
+            assert_int_equal(remoca_cache_write(t->x->c, &t->x->b, buf, BS, b * BS, 0, &err), 0);
+            usleep(20);
+        } else { /* reader: 1..8 blocks */
+            uint32_t n = (uint32_t)((rnd >> 20) % 8) + 1;
+            if (b + n > ST_BLOCKS) b = ST_BLOCKS - n;
+            assert_int_equal(remoca_cache_read(t->x->c, &t->x->b, buf, n * BS, b * BS, 0, &err), 0);
+            for (uint32_t i = 0; i < n; i++) {
+                const char *p = buf + (size_t)i * BS;
+                uint64_t blk, seq;
+                memcpy(&blk, p, 8);
+                memcpy(&seq, p + 8, 8);
+                assert_int_equal(blk, b + i);
+                for (size_t j = 16; j < BS; j += 509) assert_int_equal(p[j], (char)(seq & 0xff));
+            }
+        }
+    }
+    if (t->id >= 2) atomic_fetch_sub(t->readers_left, 1);
+    return NULL;
+}
+
+static void concurrent(enum remoca_write_policy w)
+{
+    struct fx *x = fx_new(w);
+    for (uint64_t b = 0; b < ST_BLOCKS; b++) st_fill(x->d->bytes + b * BS, b, 0);
+    x->d->yield_every = 5; /* sleep inside some disk reads: fills race with writes */
+    atomic_uint readers = 2;
+    pthread_t th[4];
+    struct st a[4];
+    for (unsigned i = 0; i < 4; i++) {
+        a[i] = (struct st){x, i, &readers};
+        pthread_create(&th[i], NULL, st_run, &a[i]);
+    }
+    for (unsigned i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    struct remoca_seal_stats st = sstats(x);
+    printf("concurrent: %llu seals, %llu opens, %llu stale (races), %llu integrity failures\n",
+           (unsigned long long)st.seals, (unsigned long long)st.opens, (unsigned long long)st.stale,
+           (unsigned long long)st.integrity_failures);
+    assert_int_equal(st.integrity_failures, 0);
+    assert_true(st.opens > 0);
+    read_check(x, 0, ST_BLOCKS * BS);
+    read_check(x, 0, ST_BLOCKS * BS);
+    fx_free(x);
+}
+
+static void test_concurrent_honest(void **state) { concurrent(REMOCA_WRITE_INVALIDATE); }
+static void test_concurrent_honest_update(void **state) { concurrent(REMOCA_WRITE_UPDATE); }
+
 /* Exclusive mode: takes open in place; a tampered take is a miss. */
 static void test_exclusive_take(void **state)
 {
@@ -651,6 +783,10 @@ int main(void)
         cmocka_unit_test(test_replay_update),
         cmocka_unit_test(test_unit_invalidation),
         cmocka_unit_test(test_trim_zero_bump),
+        cmocka_unit_test(test_race_is_stale),
+        cmocka_unit_test(test_wrap_rekeys),
+        cmocka_unit_test(test_concurrent_honest),
+        cmocka_unit_test(test_concurrent_honest_update),
         cmocka_unit_test(test_exclusive_take),
         cmocka_unit_test(test_nonces_unique),
         cmocka_unit_test(test_bad_opts),

@@ -59,7 +59,8 @@ struct remoca_seal_opts {
      * (and at a rekey); NULL: stderr. */
     void (*log)(void *arg, const char *msg);
     void *log_arg;
-    /* Tests only: a fixed 16-byte HKDF salt instead of a fresh random one.
+    /* Tests only: a fixed 16-byte HKDF salt for the first session key (a
+     * rekey's is always random) instead of a fresh random one.
      * Never in production: two instances with the same master, pool and salt
      * would reuse nonces. */
     const uint8_t *test_salt;
