@@ -464,6 +464,11 @@ uint32_t seal_test_version(struct remoca_seal *s, uint64_t unit)
     return atomic_load(&s->ver[unit]);
 }
 
+void seal_test_set_counter(struct remoca_seal *s, uint64_t next)
+{
+    atomic_store(&atomic_load(&s->key)->next, next);
+}
+
 const struct remoca_remote_ops remoca_seal_remote_ops = {
     .get = sl_get,
     .put = sl_put,

@@ -30,5 +30,7 @@ struct remoca_seal;
 /* Tests: set unit's version (to test a wrap); the unit's version. */
 void seal_test_set_version(struct remoca_seal *s, uint64_t unit, uint32_t v);
 uint32_t seal_test_version(struct remoca_seal *s, uint64_t unit);
+/* Tests: set the session key's next nonce counter. */
+void seal_test_set_counter(struct remoca_seal *s, uint64_t next);
 
 #endif

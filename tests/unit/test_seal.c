@@ -680,6 +680,27 @@ static void test_nonces_unique(void **state)
     fs_free(r);
 }
 
+/* The counter's last value, 2^64-1, is never used: sealing is refused. */
+static void test_nonces_exhausted(void **state)
+{
+    struct fake_sealed *r = fs_new(8);
+    r->record = true;
+    struct remoca_seal *s = seal_new(r, "p", master, NULL);
+    static char pages[2 * BS];
+    seal_test_set_counter(s, UINT64_MAX - 2);
+    assert_int_equal(remoca_seal_remote_ops.put(s, 0, 2, pages), 0); /* 2^64-3, 2^64-2 */
+    assert_int_equal(r->nonces[1], UINT64_MAX - 1);
+    assert_int_equal(remoca_seal_remote_ops.put(s, 0, 1, pages), -1);
+    assert_int_equal(remoca_seal_remote_ops.put(s, 0, 1, pages), -1);
+    assert_int_equal(r->nnonces, 2);
+    struct remoca_seal_stats st;
+    remoca_seal_get_stats(s, &st);
+    assert_int_equal(st.seal_errors, 2);
+    assert_int_equal(st.seals, 2);
+    remoca_seal_free(s);
+    fs_free(r);
+}
+
 static void test_bad_opts(void **state)
 {
     char err[200];
@@ -767,31 +788,19 @@ static void test_bench(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kat_gcm),
-        cmocka_unit_test(test_kat_hkdf),
-        cmocka_unit_test(test_aad_layout),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_flip_page),
-        cmocka_unit_test(test_flip_tag),
-        cmocka_unit_test(test_flip_nonce),
-        cmocka_unit_test(test_flip_version),
-        cmocka_unit_test(test_swap_blocks),
-        cmocka_unit_test(test_other_pool),
-        cmocka_unit_test(test_other_key),
-        cmocka_unit_test(test_other_session),
-        cmocka_unit_test(test_replay_invalidate),
-        cmocka_unit_test(test_replay_update),
-        cmocka_unit_test(test_unit_invalidation),
-        cmocka_unit_test(test_trim_zero_bump),
-        cmocka_unit_test(test_race_is_stale),
-        cmocka_unit_test(test_wrap_rekeys),
-        cmocka_unit_test(test_concurrent_honest),
-        cmocka_unit_test(test_concurrent_honest_update),
-        cmocka_unit_test(test_exclusive_take),
-        cmocka_unit_test(test_nonces_unique),
-        cmocka_unit_test(test_bad_opts),
-        cmocka_unit_test(test_load_key),
-        cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_kat_gcm),           cmocka_unit_test(test_kat_hkdf),
+        cmocka_unit_test(test_aad_layout),        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_flip_page),         cmocka_unit_test(test_flip_tag),
+        cmocka_unit_test(test_flip_nonce),        cmocka_unit_test(test_flip_version),
+        cmocka_unit_test(test_swap_blocks),       cmocka_unit_test(test_other_pool),
+        cmocka_unit_test(test_other_key),         cmocka_unit_test(test_other_session),
+        cmocka_unit_test(test_replay_invalidate), cmocka_unit_test(test_replay_update),
+        cmocka_unit_test(test_unit_invalidation), cmocka_unit_test(test_trim_zero_bump),
+        cmocka_unit_test(test_race_is_stale),     cmocka_unit_test(test_wrap_rekeys),
+        cmocka_unit_test(test_concurrent_honest), cmocka_unit_test(test_concurrent_honest_update),
+        cmocka_unit_test(test_exclusive_take),    cmocka_unit_test(test_nonces_unique),
+        cmocka_unit_test(test_nonces_exhausted),  cmocka_unit_test(test_bad_opts),
+        cmocka_unit_test(test_load_key),          cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
