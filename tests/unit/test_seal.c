@@ -657,6 +657,65 @@ static void test_exclusive_take(void **state)
     fd_free(d);
 }
 
+/* Exclusive mode through the engine: eviction puts are sealed, takes
+ * opened; a tampered eviction copy is a miss; a write to a unit-mate drops
+ * the unit's evicted blocks. */
+static void xread(struct remoca_cache *c, struct remoca_backing *b, char *guest, uint64_t block,
+                  uint64_t p)
+{
+    struct remoca_guest_page pg = {p, guest + p * BS};
+    int err = 0;
+    assert_int_equal(remoca_cache_read_pages(c, b, &pg, 1, block * BS, 0, &err), 0);
+    assert_memory_equal(guest + p * BS, ((struct fake_disk *)b->ctx)->bytes + block * BS, BS);
+}
+
+static void test_exclusive_engine(void **state)
+{
+    char err[200];
+    struct fake_sealed *r = fs_new(DISK / BS);
+    struct fake_disk *d = fd_new(DISK);
+    struct remoca_backing b = {&fd_ops, d};
+    struct remoca_seal *s = seal_new(r, "vm1/vda", master, salt);
+    struct remoca_cache_opts o = {.disk_size = DISK,
+                                  .remote = &remoca_seal_remote_ops,
+                                  .remote_ctx = s,
+                                  .mode = REMOCA_MODE_EXCLUSIVE,
+                                  .guest_pages = 8};
+    struct remoca_cache *c = remoca_cache_new(&o, err, sizeof err);
+    assert_non_null(c);
+    char *guest = calloc(8, BS);
+    struct remoca_seal_stats st;
+    xread(c, &b, guest, 5, 0);
+    xread(c, &b, guest, 20, 0); /* evicts 5: a sealed put */
+    assert_true(r->has[5]);
+    assert_memory_not_equal(r->pages[5], d->bytes + 5 * BS, BS);
+    xread(c, &b, guest, 5, 3); /* a take, opened in place */
+    assert_false(r->has[5]);
+    remoca_seal_get_stats(s, &st);
+    assert_int_equal(st.seals, 1);
+    assert_int_equal(st.opens, 1);
+    xread(c, &b, guest, 40, 3); /* evicts 5 again */
+    assert_true(r->has[5]);
+    r->pages[5][7] ^= 4;
+    unsigned preads = d->preads;
+    xread(c, &b, guest, 5, 4); /* the take fails verification: from the disk */
+    assert_int_equal(d->preads - preads, 1);
+    remoca_seal_get_stats(s, &st);
+    assert_int_equal(st.integrity_failures, 1);
+    xread(c, &b, guest, 41, 4); /* evicts 5 */
+    assert_true(r->has[5]);
+    int e;
+    char w[BS];
+    memset(w, 'u', BS);
+    assert_int_equal(remoca_cache_write(c, &b, w, BS, 6 * BS, 0, &e), 0); /* unit-mate */
+    assert_false(r->has[5]);
+    free(guest);
+    remoca_cache_free(c);
+    remoca_seal_free(s);
+    fs_free(r);
+    fd_free(d);
+}
+
 /* 100k seals under one key: no nonce twice. */
 static int cmp64(const void *a, const void *b)
 {
@@ -788,19 +847,33 @@ static void test_bench(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kat_gcm),           cmocka_unit_test(test_kat_hkdf),
-        cmocka_unit_test(test_aad_layout),        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_flip_page),         cmocka_unit_test(test_flip_tag),
-        cmocka_unit_test(test_flip_nonce),        cmocka_unit_test(test_flip_version),
-        cmocka_unit_test(test_swap_blocks),       cmocka_unit_test(test_other_pool),
-        cmocka_unit_test(test_other_key),         cmocka_unit_test(test_other_session),
-        cmocka_unit_test(test_replay_invalidate), cmocka_unit_test(test_replay_update),
-        cmocka_unit_test(test_unit_invalidation), cmocka_unit_test(test_trim_zero_bump),
-        cmocka_unit_test(test_race_is_stale),     cmocka_unit_test(test_wrap_rekeys),
-        cmocka_unit_test(test_concurrent_honest), cmocka_unit_test(test_concurrent_honest_update),
-        cmocka_unit_test(test_exclusive_take),    cmocka_unit_test(test_nonces_unique),
-        cmocka_unit_test(test_nonces_exhausted),  cmocka_unit_test(test_bad_opts),
-        cmocka_unit_test(test_load_key),          cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_kat_gcm),
+        cmocka_unit_test(test_kat_hkdf),
+        cmocka_unit_test(test_aad_layout),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_flip_page),
+        cmocka_unit_test(test_flip_tag),
+        cmocka_unit_test(test_flip_nonce),
+        cmocka_unit_test(test_flip_version),
+        cmocka_unit_test(test_swap_blocks),
+        cmocka_unit_test(test_other_pool),
+        cmocka_unit_test(test_other_key),
+        cmocka_unit_test(test_other_session),
+        cmocka_unit_test(test_replay_invalidate),
+        cmocka_unit_test(test_replay_update),
+        cmocka_unit_test(test_unit_invalidation),
+        cmocka_unit_test(test_trim_zero_bump),
+        cmocka_unit_test(test_race_is_stale),
+        cmocka_unit_test(test_wrap_rekeys),
+        cmocka_unit_test(test_concurrent_honest),
+        cmocka_unit_test(test_concurrent_honest_update),
+        cmocka_unit_test(test_exclusive_take),
+        cmocka_unit_test(test_exclusive_engine),
+        cmocka_unit_test(test_nonces_unique),
+        cmocka_unit_test(test_nonces_exhausted),
+        cmocka_unit_test(test_bad_opts),
+        cmocka_unit_test(test_load_key),
+        cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
