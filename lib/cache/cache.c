@@ -111,6 +111,24 @@
  *    what S allows.  The block map (newest page per block) and the directory
  *    only decide which pages are worth hashing and which blocks a lookup;
  *    neither carries correctness.
+ *  - Versioned remotes (remote write_begin/write_end set: the sealed remote
+ *    of lib/seal/, which binds every page to its unit's version in an
+ *    authenticated sidecar).  write_begin bumps the unit's version under the
+ *    stripe lock, in the same critical section as the gen bump, and every put
+ *    of the unit (fill, update, eviction) is sealed inside its own critical
+ *    section of that lock; so a put is sealed at version v exactly when it is
+ *    ordered between the begins of the writes that set v and v+1.  Such a write
+ *    W then deletes the WHOLE unit (not only its blocks) after its begin, so a
+ *    put sealed before W's bump is ordered before W's delete and removed by it:
+ *    once write_end(unit) ran (the delete ordered), an honest server holds no
+ *    page of the unit older than the unit's version, and a get ordered after
+ *    that which returns one is a replay.  Every page sealed at the current
+ *    version v of B's unit carries the same bytes, the disk's data of B since
+ *    W: a fill passed the rule above after W's end (W was in progress: writers
+ *    > 0; W began after its snapshot: gen moved), an update put is W's own
+ *    data with W alone, an eviction put is the disk's data by claim E; and no
+ *    other write began (it would have bumped v).  So what the sealed remote
+ *    accepts (tag valid, version current) is what S allows, from any server.
  * Reads concurrent with an unacknowledged write may see either version, as
  * with any disk.
  */
@@ -126,6 +144,8 @@
 
 #define BATCH 256u /* blocks per remote get / put call */
 
+_Static_assert(REMOCA_CACHE_UNIT_SHIFT == GEN_UNIT_SHIFT, "the public unit is the stripe unit");
+
 struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *o, char *err, size_t errlen)
 {
     if (!o->remote || !o->remote->get || !o->remote->put || !o->remote->del) {
@@ -139,6 +159,10 @@ struct remoca_cache *remoca_cache_new(const struct remoca_cache_opts *o, char *e
     bool excl = o->mode == REMOCA_MODE_EXCLUSIVE;
     if (o->mode != REMOCA_MODE_INCLUSIVE && !excl) {
         snprintf(err, errlen, "cache: unknown mode %d", (int)o->mode);
+        return NULL;
+    }
+    if (!o->remote->write_begin != !o->remote->write_end) {
+        snprintf(err, errlen, "cache: remote write_begin and write_end go together");
         return NULL;
     }
     if (excl && !o->remote->take) {
@@ -476,7 +500,13 @@ int cache_modify(struct remoca_cache *c, const struct remoca_backing *b, enum wo
         return -1;
     }
 
-    for (uint64_t u = 0; u < nunits; u++) mine[u] = gen_write_begin(&c->gens, u0 + u);
+    for (uint64_t u = 0; u < nunits; u++)
+        mine[u] = gen_write_begin(&c->gens, u0 + u, c->r->write_begin, c->rctx);
+    /* A versioned remote (write_begin set): invalidate whole units, [wb, we). */
+    bool whole = c->r->write_begin != NULL;
+    uint64_t wb = whole && tb < te ? gen_unit_first(u0) : tb;
+    uint64_t we = whole && tb < te ? gen_unit_first(u0 + nunits) : te;
+    if (we > c->nblocks) we = c->nblocks;
 
     switch (op) {
     case OP_WRITE: r = b->ops->pwrite(b->ctx, buf, count, offset, flags, err); break;
@@ -496,20 +526,23 @@ int cache_modify(struct remoca_cache *c, const struct remoca_backing *b, enum wo
         bool alone = s->writers == 1 && s->gen == mine[u];
         s->writers--;
         s->gen++;
-        uint64_t a, z;
+        uint64_t a, z, ia, iz;
         unit_range(u0 + u, tb, te, &a, &z);
+        unit_range(u0 + u, wb, we, &ia, &iz); /* what to invalidate: [a, z) or the unit */
         if (gens) /* a write's data are the disk's at this gen only if alone */
             for (uint64_t k = a; k < z; k++)
                 gens[k - tb] = alone && r == 0 && op == OP_WRITE ? s->gen : GEN_NONE;
         if (update && alone) /* per unit, under the lock */
-            update_unit(c, buf, offset, end, a, z);
+            update_unit(c, buf, offset, end, ia, iz);
         else if (locked)
-            invalidate(c, a, z);
+            invalidate(c, ia, iz);
         pthread_mutex_unlock(&s->lock);
     }
     /* Write-invalidate: one delete for the whole range, ordered after every
      * unit's end (see the proof at the top) and before the acknowledgement. */
-    if (!locked && tb < te) invalidate(c, tb, te);
+    if (!locked && tb < te) invalidate(c, wb, we);
+    if (whole) /* every unit's invalidation is ordered now */
+        for (uint64_t u = 0; u < nunits; u++) c->r->write_end(c->rctx, u0 + u);
     if (mine != stack) free(mine);
     if (r == -1) COUNT(c, errors, 1);
     return r;

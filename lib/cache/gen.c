@@ -51,12 +51,14 @@ uint64_t gen_snapshot(struct gen_table *g, uint64_t unit)
     return v;
 }
 
-uint64_t gen_write_begin(struct gen_table *g, uint64_t unit)
+uint64_t gen_write_begin(struct gen_table *g, uint64_t unit, void (*hook)(void *, uint64_t),
+                         void *ctx)
 {
     struct gen_stripe *s = gen_stripe(g, unit);
     pthread_mutex_lock(&s->lock);
     s->writers++;
     uint64_t v = ++s->gen;
+    if (hook) hook(ctx, unit); /* the sealed remote's version bump (lib/seal/) */
     pthread_mutex_unlock(&s->lock);
     return v;
 }

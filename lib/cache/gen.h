@@ -34,7 +34,9 @@ static inline struct gen_stripe *gen_stripe(struct gen_table *g, uint64_t unit)
 /* A reader's snapshot before its disk read: the stripe's gen, or GEN_NONE if a
  * write is in progress there. */
 uint64_t gen_snapshot(struct gen_table *g, uint64_t unit);
-/* A writer entering the stripe: writers++, gen++; returns the new gen. */
-uint64_t gen_write_begin(struct gen_table *g, uint64_t unit);
+/* A writer entering the stripe: writers++, gen++, then hook(ctx, unit) if
+ * not NULL, all under the stripe lock; returns the new gen. */
+uint64_t gen_write_begin(struct gen_table *g, uint64_t unit, void (*hook)(void *, uint64_t),
+                         void *ctx);
 
 #endif

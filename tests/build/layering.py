@@ -10,7 +10,8 @@ header of a layer above it.
     remoca_wire   lib/wire/wire.c  remoca/wire.h          remoca/client.h, remoca/cache.h
     remoca_client lib/client/...   remoca/wire.h, client  remoca/cache.h
     memd_core     memd/store.c     remoca/wire.h          remoca/client.h, remoca/cache.h
-    remoca_cache  lib/cache/...    all three              -
+    remoca_cache  lib/cache/...    all three              remoca/seal.h
+    remoca_seal   lib/seal/seal.c  all four               -
 """
 import json, os, shlex, subprocess, sys, tempfile
 
@@ -23,7 +24,8 @@ CASES = [
     ('lib/wire/wire.c', ['remoca/wire.h', 'remoca/shm.h'], ['remoca/client.h', 'remoca/cache.h']),
     ('lib/client/client.c', ['remoca/wire.h', 'remoca/client.h'], ['remoca/cache.h']),
     ('memd/store.c', ['remoca/wire.h', 'remoca/size.h'], ['remoca/client.h', 'remoca/cache.h']),
-    ('lib/cache/cache.c', ['remoca/wire.h', 'remoca/client.h', 'remoca/cache.h'], []),
+    ('lib/cache/cache.c', ['remoca/wire.h', 'remoca/client.h', 'remoca/cache.h'], ['remoca/seal.h']),
+    ('lib/seal/seal.c', ['remoca/wire.h', 'remoca/client.h', 'remoca/cache.h', 'remoca/seal.h'], []),
 ]
 
 def compiles(entry, header, tmpdir):

@@ -62,7 +62,21 @@ struct remoca_remote_ops {
      * be NULL in an inclusive cache).  A take is ordered like a put: it
      * executes after every put and delete of its keys ordered before it. */
     unsigned (*take)(void *ctx, uint64_t key, uint32_t count, void *pages, uint64_t *hits);
+    /* Optional (NULL for a plain client), both or neither: a remote tier that
+     * keeps a version per unit of REMOCA_CACHE_UNIT_BLOCKS blocks (the sealed
+     * remote, lib/seal/).  write_begin(unit) is called when a write, trim or
+     * zero begins in unit, under that unit's generation stripe lock, where
+     * every put of the unit is also ordered; write_end(unit) once the write's
+     * invalidation of the unit was ordered.  With them set, a write invalidates
+     * (deletes remotely, clears in the directory) every WHOLE unit it touches,
+     * not only its own blocks (see lib/cache/cache.c). */
+    void (*write_begin)(void *ctx, uint64_t unit);
+    void (*write_end)(void *ctx, uint64_t unit);
 };
+
+/* The engine's unit of write ordering: 32 blocks (128 KiB). */
+#define REMOCA_CACHE_UNIT_SHIFT 5u
+#define REMOCA_CACHE_UNIT_BLOCKS (1u << REMOCA_CACHE_UNIT_SHIFT)
 
 /* The backing disk, per call (the nbdkit filter passes its per-connection
  * `next`).  Return 0, or -1 with *err set to an errno value.  flags are the
