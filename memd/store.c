@@ -402,7 +402,10 @@ static uint32_t alloc_page(struct store *s, struct pool *p)
         if (p->pages == 0) return MEMD_NIL;
         /* At (or, after a reopen lowered max, above) its maximum: shrink to
          * max - 1 from itself, then take the page freed. */
-        while (p->pages >= p->max_pages) evict_one(s, p);
+        while (p->pages >= p->max_pages) {
+            if (p->tenant && p->tenant->pages >= p->tenant->max_pages) p->tenant->cap_evictions++;
+            evict_one(s, p);
+        }
     } else if (p->tenant && p->tenant->pages >= p->tenant->max_pages) {
         /* The tenant is at its cap (memory=): one of its own pools gives the
          * page, the one most above its target, else p itself. */

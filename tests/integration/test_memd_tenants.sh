@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+# remoca-memd --tenants: start-up refusals (file readable by others, bad line
+# with FILE:LINE, --secret, --shm with two tenants), then tenants A and B on one
+# server: B fills its pool through libremoca and measures its hits and bytes;
+# A, on the raw wire, tries everything against B (tenant_client.c has the
+# list) and overruns its own caps; B's pages are all still there, byte for
+# byte, its hits at the server unchanged.
+set -eu
+. "$(dirname "$0")/lib.sh"
+itest_init memd-tenants
+B=$REMOCA_BUILD
+
+# --- start-up refusals: exit 2 and a message that says what and where ---
+refused() { # refused WHAT PATTERN ARGS...: remoca-memd ARGS exits 2 saying PATTERN
+    local what=$1 pat=$2 rc=0
+    shift 2
+    "$MEMD_BIN" --memory 8M --unix "$T/x.sock" "$@" 2>"$T/err" || rc=$?
+    [ "$rc" = 2 ] || fail "$what: exit $rc, expected 2"
+    grep -q -- "$pat" "$T/err" || fail "$what: message '$(cat "$T/err")' lacks '$pat'"
+}
+cat >"$T/tenants" <<EOF
+# two tenants on one server
+tenant A secret=alpha-$$ pools=a/ memory=64K conns=2
+tenant B secret=bravo-$$ pools=b/,bb memory=4M min=2M conns=4   # B's floor: 2M
+EOF
+chmod 644 "$T/tenants"
+refused "world-readable file" "readable or writable by others (mode 644)" --tenants "$T/tenants"
+chmod 600 "$T/tenants"
+printf 'tenant A secret=x pools=a/ memory=1M conns=1\n\ntenant C secret=y pools=c/ memory=1M conns=1 min=2M\n' >"$T/bad"
+chmod 600 "$T/bad"
+refused "bad line" "$T/bad:3: tenant C: min= is above memory=" --tenants "$T/bad"
+printf 'tenant A secret=x pools=a/ memory=1M conns=1\ntenant B secret=y pools=a/b memory=1M conns=1\n' >"$T/bad"
+refused "overlapping prefixes" "$T/bad:2: pools=: prefix 'a/b' of tenant B overlaps 'a/' of tenant A" --tenants "$T/bad"
+refused "--secret too" "exclude each other" --tenants "$T/tenants" --secret s
+refused "--shm with 2 tenants" "serves one tenant at most" --tenants "$T/tenants" --shm
+printf 'tenant A secret=x pools=a/ memory=5M min=5M conns=1\ntenant B secret=y pools=b/ memory=5M min=5M conns=1\n' >"$T/bad"
+refused "floors above --memory" "floors (min=) add up to more than --memory" --tenants "$T/bad"
+
+# --- A and B on one server ---
+"$MEMD_BIN" --unix "$T/memd.sock" --memory 8M --threads 2 --tenants "$T/tenants" \
+    --pid-file "$T/pid" 2>"$T/memd.log" &
+PID=$!
+track "$PID"
+wait_file "$T/pid" 10 && waitfor 5 test -S "$T/memd.sock" || fail "server did not start"
+grep -q "2 tenants" "$T/memd.log" || fail "start line: $(cat "$T/memd.log")"
+ADDR="unix:$T/memd.sock"
+
+"$B/tests/tenant_client" victim "$ADDR" "bravo-$$" "$T" >"$T/victim.out" 2>&1 &
+VICTIM=$!
+track "$VICTIM"
+waitfor 20 test -e "$T/ready" || { cat "$T/victim.out" >&2; fail "B did not fill its pool"; }
+"$B/tests/tenant_client" attacker "$ADDR" "alpha-$$" >"$T/attacker.out" 2>&1 ||
+    { cat "$T/attacker.out" >&2; fail "tenant A's checks"; }
+touch "$T/go"
+rc=0
+wait "$VICTIM" || rc=$?
+cat "$T/victim.out" "$T/attacker.out"
+[ "$rc" = 0 ] || fail "tenant B's checks (exit $rc)"
+grep -q "B: 256 of 256 hits (ratio 1.000), 1048576 bytes verified" "$T/victim.out" ||
+    fail "B's first read"
+grep -q "B: after A: 256 of 256 hits, every byte as written" "$T/victim.out" || fail "B after A"
+grep -q "pool b/vda not allowed for tenant A" "$T/memd.log" || fail "refusal not logged"
+
+kill -TERM "$PID"
+rc=0
+wait "$PID" || rc=$?
+[ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
+echo "PASS: tenants"
