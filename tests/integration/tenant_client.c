@@ -20,6 +20,9 @@
  *       (memory=64K), evicted from itself; a third connection beyond conns=2:
  *       E_LIMIT and closed; its refusals counted at the server.
  *
+ *   tenant_client stats ADDR NAME SECRET
+ *       prints the STATS text that tenant NAME sees (the shell's checks).
+ *
  * Exit 0 when every check holds; "tenant_client: FAIL: ..." and 1 otherwise. */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -298,12 +301,24 @@ static int attacker(const char *addr, const char *secret)
     return 0;
 }
 
+static int stats(const char *addr, const char *name, const char *secret)
+{
+    static struct raw_resp r;
+    int fd = login(addr, name, secret, REMOCA_OK, &r);
+    req(fd, &r, REMOCA_OP_STATS, 0, 0, 0, NULL, 0, REMOCA_OK, "STATS");
+    fputs((const char *)r.payload, stdout);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     raw_prog = "tenant_client";
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 5 && !strcmp(argv[1], "victim")) return victim(argv[2], argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[1], "attacker")) return attacker(argv[2], argv[3]);
-    fprintf(stderr, "usage: tenant_client victim ADDR SECRET_B DIR | attacker ADDR SECRET_A\n");
+    if (argc == 5 && !strcmp(argv[1], "stats")) return stats(argv[2], argv[3], argv[4]);
+    fprintf(stderr, "usage: tenant_client victim ADDR SECRET_B DIR | attacker ADDR SECRET_A | "
+                    "stats ADDR NAME SECRET\n");
     return 2;
 }

@@ -62,6 +62,39 @@ grep -q "B: 256 of 256 hits (ratio 1.000), 1048576 bytes verified" "$T/victim.ou
 grep -q "B: after A: 256 of 256 hits, every byte as written" "$T/victim.out" || fail "B after A"
 grep -q "pool b/vda not allowed for tenant A" "$T/memd.log" || fail "refusal not logged"
 
+# --- the NBD filter as tenant B (remoca-tenant=B): its pool, not A's ---
+if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null; then
+    head -c 1048576 /dev/urandom >"$T/disk.img"
+    echo "bravo-$$" >"$T/secret.b"
+    run_export() { # run_export NAME POOL: two full reads through nbdkit as tenant B
+        rm -f "$T/$1.pid"
+        nbdkit -f -U "$T/$1.sock" -P "$T/$1.pid" --filter="$FILTER" file "$T/disk.img" \
+            remoca-servers="$ADDR" remoca-tenant=B remoca-secret="+$T/secret.b" \
+            remoca-pool="$2" remoca-timeout=2000 remoca-statsfile="$T/$1.stats" 2>>"$T/$1.log" &
+        local pid=$!
+        track "$pid"
+        waitfor 15 test -s "$T/$1.pid" || fail "$1: nbdkit did not start"
+        local uri="nbd+unix:///?socket=$T/$1.sock"
+        nbdcopy "$uri" "$T/$1.1" && nbdcopy "$uri" "$T/$1.2" || fail "$1: nbdcopy failed"
+        cmp "$T/disk.img" "$T/$1.1" && cmp "$T/disk.img" "$T/$1.2" || fail "$1: wrong bytes"
+        kill "$pid"
+        wait "$pid" || true
+    }
+    run_export own b/nbd
+    [ "$(stat_of "$T/own.stats" remote_hits)" -ge 256 ] || fail "remoca-tenant=B: no remote hits"
+    run_export foreign a/nbd
+    [ "$(stat_of "$T/foreign.stats" remote_hits)" = 0 ] || fail "B served from A's pool"
+    grep -q "pool a/nbd not allowed for tenant B" "$T/memd.log" || fail "a/nbd: not refused"
+    "$B/tests/tenant_client" stats "$ADDR" B "bravo-$$" >"$T/b.stats"
+    grep -q "^pool name=b/nbd pages=256 " "$T/b.stats" || fail "B's stats: $(cat "$T/b.stats")"
+    grep -q "a/" "$T/b.stats" && fail "B sees A's pools: $(cat "$T/b.stats")"
+    "$B/tests/tenant_client" stats "$ADDR" A "alpha-$$" >"$T/a.stats"
+    grep -q "b/\|name=B" "$T/a.stats" && fail "A sees B: $(cat "$T/a.stats")"
+    grep -q "^tenant name=A pages=16 " "$T/a.stats" || fail "A's stats: $(cat "$T/a.stats")"
+else
+    echo "nbdkit or nbdcopy missing: the filter's remoca-tenant= not tested"
+fi
+
 kill -TERM "$PID"
 rc=0
 wait "$PID" || rc=$?
