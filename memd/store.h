@@ -55,6 +55,11 @@
  * (pools[], the ghost's per-pool clock, cap, count); about 1.1 % of the
  * budget.
  *
+ * --tenants (memd/tenants.h): a pool may belong to a tenant (pool->tenant,
+ * struct tenant_acct).  A tenant at its cap (memory=) evicts from its own
+ * pools only; choose_victim never takes a page from another tenant at or
+ * below its floor (min=).  The tenant's page count moves with its pools'.
+ *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
  * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
  * memfd of touched bytes, so that co-located clients can read pages without
