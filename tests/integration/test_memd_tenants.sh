@@ -62,6 +62,19 @@ grep -q "B: 256 of 256 hits (ratio 1.000), 1048576 bytes verified" "$T/victim.ou
 grep -q "B: after A: 256 of 256 hits, every byte as written" "$T/victim.out" || fail "B after A"
 grep -q "pool b/vda not allowed for tenant A" "$T/memd.log" || fail "refusal not logged"
 
+# --- remoca stats --tenant: each tenant sees itself only ---
+echo "alpha-$$" >"$T/secret.a"
+"$B/remoca" stats --server "$ADDR" --tenant A --secret-file "$T/secret.a" >"$T/a.cli" ||
+    fail "remoca stats --tenant A"
+grep -q "^tenant name=A pages=16 " "$T/a.cli" && grep -q "^pool name=a/1 " "$T/a.cli" ||
+    fail "remoca stats --tenant A: $(cat "$T/a.cli")"
+grep -q "b/vda\|name=B" "$T/a.cli" && fail "remoca stats --tenant A shows B: $(cat "$T/a.cli")"
+"$B/remoca" stats --server "$ADDR" --tenant B --secret-file "$T/secret.a" --json 2>"$T/err" &&
+    fail "remoca stats as B with A's secret"
+grep -q "HELLO refused: E_AUTH\|HELLO refused" "$T/err" || fail "as B with A's secret: $(cat "$T/err")"
+"$B/remoca" stats --server "$ADDR" --secret-file "$T/secret.a" 2>"$T/err" &&
+    fail "remoca stats without --tenant got in"
+
 # --- the NBD filter as tenant B (remoca-tenant=B): its pool, not A's ---
 if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null; then
     head -c 1048576 /dev/urandom >"$T/disk.img"
