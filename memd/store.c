@@ -465,9 +465,11 @@ enum remoca_status store_pool_open_tenant(struct store *s, const struct remoca_p
     } else if (s->min_reserved - old_min + min_pages > s->npages) {
         st = REMOCA_E_LIMIT;
         *why = "minimums exceed the budget";
-    } else if (t && t->min_reserved - old_min + min_pages > t->max_pages) {
+    } else if (t && t->min_reserved - old_min + min_pages > t->min_pages) {
+        /* A pool minimum holds pages against everyone: a tenant may hold
+         * that way only what its floor already guarantees it. */
         st = REMOCA_E_LIMIT;
-        *why = "the tenant's pool minimums exceed its memory cap";
+        *why = "the tenant's pool minimums exceed its floor (min=)";
     } else if (!p) {
         if (s->npools >= s->max_pools || !(p = calloc(1, sizeof *p))) {
             st = REMOCA_E_LIMIT;

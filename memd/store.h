@@ -127,7 +127,7 @@ struct tenant_acct {
     uint64_t pages;         /* pages held by its pools */
     uint64_t max_pages;     /* memory=: at the cap it evicts from its own pools */
     uint64_t min_pages;     /* min=: never evicted below for another tenant */
-    uint64_t min_reserved;  /* sum of its pools' min_pages (at most max_pages) */
+    uint64_t min_reserved;  /* sum of its pools' min_pages (at most min_pages) */
     uint64_t cap_evictions; /* pages it evicted from itself at its cap */
     uint32_t conns, max_conns;
     uint64_t refusals; /* pools not allowed, connections over conns=, failed auth, E_FULL */
@@ -201,7 +201,7 @@ enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool
                                        uint32_t *id, const char **why);
 /* The same for a pool of tenant t (NULL: none): the pool's max is clamped
  * to the tenant's cap, and E_LIMIT if the tenant's pool minimums would
- * exceed it or the pool belongs to another tenant. */
+ * exceed its floor or the pool belongs to another tenant. */
 enum remoca_status store_pool_open_tenant(struct store *s, const struct remoca_pool_open *po,
                                           struct tenant_acct *t, uint32_t *id, const char **why);
 void store_pool_close(struct store *s, uint32_t id);

@@ -201,7 +201,21 @@ static void test_store_cap_and_floor(void **state)
     uint32_t id;
     const char *why;
     assert_int_equal(store_pool_open_tenant(&s, &po, &a, &id, &why), REMOCA_E_LIMIT);
-    assert_non_null(strstr(why, "memory cap"));
+    assert_non_null(strstr(why, "floor"));
+    /* Pool minimums hold pages against everyone: only up to the floor. */
+    po = (struct remoca_pool_open){.min_bytes = 4 * PAGE, .name = "a/1", .name_len = 3};
+    assert_int_equal(store_pool_open_tenant(&s, &po, &a, &id, &why), REMOCA_E_LIMIT);
+    po = (struct remoca_pool_open){.min_bytes = 101 * PAGE, .name = "b/1", .name_len = 3};
+    assert_int_equal(store_pool_open_tenant(&s, &po, &b, &id, &why), REMOCA_E_LIMIT);
+    po.min_bytes = 100 * PAGE;
+    assert_int_equal(store_pool_open_tenant(&s, &po, &b, &id, &why), REMOCA_OK);
+    assert_int_equal(id, b1);
+    assert_int_equal(b.min_reserved, 100);
+    store_pool_close(&s, b1);
+    po.min_bytes = 0;
+    assert_int_equal(store_pool_open_tenant(&s, &po, &b, &id, &why), REMOCA_OK);
+    store_pool_close(&s, b1);
+    assert_int_equal(b.min_reserved, 0);
     /* A pool is its first tenant's. */
     po = (struct remoca_pool_open){.name = "b/1", .name_len = 3};
     assert_int_equal(store_pool_open_tenant(&s, &po, &a, &id, &why), REMOCA_E_LIMIT);
