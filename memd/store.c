@@ -370,11 +370,17 @@ static void rebalance(struct store *s)
     s->moved += (uint64_t)step;
 }
 
+/* Which pools choose_victim may take from (--tenants). */
+enum victims {
+    V_ANY,    /* any, except another tenant's at or below its floor */
+    V_OWN,    /* only req's tenant's (it is at its cap) */
+    V_OTHERS, /* only other tenants' above their floors (req's is below its own) */
+};
+
 /* The pool most above its target that is above its minimum, or NULL.
  * --tenants: a pool of another tenant whose tenant is at or below its floor
- * (min=) is never chosen; own_tenant: only the pools of req's tenant (it is
- * at its cap). */
-static struct pool *choose_victim(struct store *s, struct pool *req, bool own_tenant)
+ * (min=) is never chosen; `which` narrows further. */
+static struct pool *choose_victim(struct store *s, struct pool *req, enum victims which)
 {
     uint64_t wsum = weight_sum(s, req);
     struct pool *best = NULL;
@@ -382,10 +388,9 @@ static struct pool *choose_victim(struct store *s, struct pool *req, bool own_te
     for (uint32_t k = 0; k < s->npools; k++) {
         struct pool *q = s->pools[k];
         if (q->pages == 0 || q->pages <= q->min_pages) continue;
-        if (own_tenant
-                ? q->tenant != req->tenant
-                : q->tenant && q->tenant != req->tenant && q->tenant->pages <= q->tenant->min_pages)
-            continue;
+        bool other = q->tenant != req->tenant;
+        if (other && q->tenant && q->tenant->pages <= q->tenant->min_pages) continue;
+        if ((which == V_OWN && other) || (which == V_OTHERS && !other)) continue;
         int64_t over = (int64_t)q->pages + (q == req) - (int64_t)target_of(s, q, wsum);
         if (over > best_over) {
             best_over = over;
@@ -409,12 +414,16 @@ static uint32_t alloc_page(struct store *s, struct pool *p)
     } else if (p->tenant && p->tenant->pages >= p->tenant->max_pages) {
         /* The tenant is at its cap (memory=): one of its own pools gives the
          * page, the one most above its target, else p itself. */
-        struct pool *v = choose_victim(s, p, true);
+        struct pool *v = choose_victim(s, p, V_OWN);
         if (!v && p->pages == 0) return MEMD_NIL;
         evict_one(s, v ? v : p);
         p->tenant->cap_evictions++;
     } else if (s->nfree == 0) {
-        struct pool *v = choose_victim(s, p, false);
+        /* A tenant below its floor takes from the others first: the floor
+         * is memory it can count on, not only memory it keeps. */
+        struct pool *v = NULL;
+        if (p->tenant && p->tenant->pages < p->tenant->min_pages) v = choose_victim(s, p, V_OTHERS);
+        if (!v) v = choose_victim(s, p, V_ANY);
         if (!v) return MEMD_NIL;
         evict_one(s, v);
     }

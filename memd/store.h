@@ -58,7 +58,8 @@
  * --tenants (memd/tenants.h): a pool may belong to a tenant (pool->tenant,
  * struct tenant_acct).  A tenant at its cap (memory=) evicts from its own
  * pools only; choose_victim never takes a page from another tenant at or
- * below its floor (min=).  The tenant's page count moves with its pools'.
+ * below its floor (min=), and a tenant below its own floor takes from the
+ * other tenants first.  The tenant's page count moves with its pools'.
  *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
  * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a

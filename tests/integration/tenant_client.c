@@ -20,6 +20,13 @@
  *       (memory=64K), evicted from itself; a third connection beyond conns=2:
  *       E_LIMIT and closed; its refusals counted at the server.
  *
+ *   tenant_client flood ADDR SECRET_C NPAGES
+ *       tenant C (no floor, a large cap) puts NPAGES pages into pool c/1 of
+ *       weight 100 (a fair share of nearly the whole store), every PUT OK;
+ *       then checks at the server that the store is full and that C evicted
+ *       (from itself and from A, which has no floor): B, below its floor,
+ *       must lose nothing (the victim's checks).
+ *
  *   tenant_client stats ADDR NAME SECRET
  *       prints the STATS text that tenant NAME sees (the shell's checks).
  *
@@ -301,6 +308,34 @@ static int attacker(const char *addr, const char *secret)
     return 0;
 }
 
+static int flood(const char *addr, const char *secret, unsigned npages)
+{
+    static struct raw_resp r;
+    static uint8_t batch[REMOCA_MAX_BATCH * PAGE];
+    int fd = login(addr, "C/flood", secret, REMOCA_OK, &r);
+    uint8_t body[300];
+    struct remoca_pool_open po = {.weight = 100, .name = "c/1", .name_len = 3};
+    size_t n = remoca_pool_open_encode(body, sizeof body, &po);
+    req(fd, &r, REMOCA_OP_POOL_OPEN, 0, 0, 0, body, (uint32_t)n, REMOCA_OK, "POOL_OPEN c/1");
+    uint32_t h = r.h.pool;
+    for (unsigned k = 0; k < npages; k += REMOCA_MAX_BATCH) {
+        for (unsigned i = 0; i < REMOCA_MAX_BATCH; i++)
+            pattern(batch + (size_t)i * PAGE, k + i, 0xc);
+        req(fd, &r, REMOCA_OP_PUT, h, k, REMOCA_MAX_BATCH, batch, sizeof batch, REMOCA_OK,
+            "PUT c/1");
+    }
+    req(fd, &r, REMOCA_OP_STATS, 0, 0, 0, NULL, 0, REMOCA_OK, "STATS as C");
+    const char *s = (const char *)r.payload;
+    uint64_t free_pages = stat_value(s, "server ", "pages_free");
+    uint64_t cpages = stat_value(s, "tenant name=C", "pages");
+    uint64_t ev = stat_value(s, "pool name=c/1", "evictions");
+    if (free_pages != 0 || ev == 0 || cpages >= npages) die("C's flood:\n%s", s);
+    printf("C: %llu pages held after %u put, %llu evicted from itself\n",
+           (unsigned long long)cpages, npages, (unsigned long long)ev);
+    close(fd);
+    return 0;
+}
+
 static int stats(const char *addr, const char *name, const char *secret)
 {
     static struct raw_resp r;
@@ -318,7 +353,9 @@ int main(int argc, char **argv)
     if (argc == 5 && !strcmp(argv[1], "victim")) return victim(argv[2], argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[1], "attacker")) return attacker(argv[2], argv[3]);
     if (argc == 5 && !strcmp(argv[1], "stats")) return stats(argv[2], argv[3], argv[4]);
+    if (argc == 5 && !strcmp(argv[1], "flood"))
+        return flood(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
     fprintf(stderr, "usage: tenant_client victim ADDR SECRET_B DIR | attacker ADDR SECRET_A | "
-                    "stats ADDR NAME SECRET\n");
+                    "flood ADDR SECRET_C NPAGES | stats ADDR NAME SECRET\n");
     return 2;
 }

@@ -250,14 +250,37 @@ static void test_store_cap_and_floor(void **state)
     store_destroy(&s);
 }
 
+/* A floor is memory a tenant can count on: below it, a tenant takes pages
+ * from the others even when its pool is above its fair share (256 pages, C's
+ * pool of weight 10 fills them all; B's fair share is 23, its floor 100). */
+static void test_store_floor_reached(void **state)
+{
+    (void)state;
+    struct store s;
+    assert_int_equal(store_init(&s, 256 * PAGE, POLICY_S3FIFO, 16), 0);
+    struct tenant_acct b = {.name = "B", .max_pages = 256, .min_pages = 100};
+    struct tenant_acct c = {.name = "C", .max_pages = 256};
+    uint32_t b1 = open_in(&s, "b/1", &b, 1), c1 = open_in(&s, "c/1", &c, 10);
+    put_range(&s, c1, 0, 300, REMOCA_OK);
+    assert_int_equal(c.pages, 256);
+    put_range(&s, b1, 0, 100, REMOCA_OK);
+    assert_int_equal(b.pages, 100);
+    assert_int_equal(present(&s, b1, 0, 100), 100);
+    assert_int_equal(c.pages, 156);
+    /* Above its floor, the fair share decides again: B evicts itself. */
+    put_range(&s, b1, 100, 50, REMOCA_OK);
+    assert_int_equal(b.pages, 100);
+    assert_int_equal(c.pages, 156);
+    store_destroy(&s);
+}
+
 int main(void)
 {
     memd_log_level = LOG_ERROR;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),
-        cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_load_mode),
-        cmocka_unit_test(test_store_cap_and_floor),
+        cmocka_unit_test(test_parse_good),          cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_load_mode),           cmocka_unit_test(test_store_cap_and_floor),
+        cmocka_unit_test(test_store_floor_reached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
