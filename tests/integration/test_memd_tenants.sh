@@ -44,7 +44,7 @@ refused "floors above --memory" "floors (min=) add up to more than --memory" --t
 PID=$!
 track "$PID"
 wait_file "$T/pid" 10 && waitfor 5 test -S "$T/memd.sock" || fail "server did not start"
-grep -q "3 tenants" "$T/memd.log" || fail "start line: $(cat "$T/memd.log")"
+waitfor 10 grep -q "3 tenants" "$T/memd.log" || fail "start line: $(cat "$T/memd.log")"
 ADDR="unix:$T/memd.sock"
 
 "$B/tests/tenant_client" victim "$ADDR" "bravo-$$" "$T" >"$T/victim.out" 2>&1 &
