@@ -175,9 +175,14 @@ static void op_pool_open(const struct proto_ctx *ctx, struct session *ss,
         return;
     }
     if (ss->tenant && !tenant_pool_allowed(ss->tenant, b.name, b.name_len)) {
+        char name[129]; /* printable for the reply and the log line */
+        size_t n = b.name_len < sizeof name - 1 ? b.name_len : sizeof name - 1;
+        for (size_t i = 0; i < n; i++)
+            name[i] = b.name[i] > 0x20 && b.name[i] < 0x7f ? b.name[i] : '?';
+        name[n] = 0;
         tenant_refused(ss->tenant);
-        reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "pool %.*s not allowed for tenant %s",
-                  (int)(b.name_len > 128 ? 128 : b.name_len), b.name, ss->tenant->acct.name);
+        reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "pool %s not allowed for tenant %s", name,
+                  ss->tenant->acct.name);
         return;
     }
     uint32_t id;
