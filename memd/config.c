@@ -44,6 +44,7 @@ static void usage(FILE *f)
             "                      prefixes, memory cap and floor, connection cap:\n"
             "                        tenant NAME secret=S pools=P[,P...] memory=SIZE [min=SIZE] "
             "conns=N\n"
+            "                        [stats=own|all]\n"
             "                      A client says HELLO as NAME or NAME/... (docs/protocol.md).\n"
             "                      FILE must not be readable by others.  Excludes --secret.\n"
             "  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"

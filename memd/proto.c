@@ -242,7 +242,7 @@ static void op_stats(const struct proto_ctx *ctx, const struct session *ss,
     if (!p) return;
     size_t n = store_stats_for(ctx->store, ctx->counters ? &sc : NULL, h->flags & REMOCA_F_JSON,
                                (char *)p + REMOCA_HDR_SIZE, REMOCA_MAX_STATS,
-                               ss->tenant ? &ss->tenant->acct : NULL);
+                               ss->tenant && !ss->tenant->stats_all ? &ss->tenant->acct : NULL);
     put_resp(out, h, REMOCA_OK, h->pool, (uint32_t)n);
     out->len += n;
 }

@@ -96,7 +96,7 @@ static int tenant_line(const struct line *l, struct tenant *t, const char **tok,
                        unsigned ntok)
 {
     bool seen_secret = false, seen_pools = false, seen_memory = false, seen_min = false,
-         seen_conns = false;
+         seen_conns = false, seen_stats = false;
     uint64_t memory = 0, min = 0;
     if (ntok < 2) return fail(l, "'tenant' needs a NAME");
     if (!name_ok(tok[1], tlen[1]))
@@ -145,8 +145,14 @@ static int tenant_line(const struct line *l, struct tenant *t, const char **tok,
             if (errno || *end || buf[0] < '0' || buf[0] > '9' || n < 1 || n > TENANT_MAX_CONNS)
                 return fail(l, "conns=%s: expected 1..%u", buf, TENANT_MAX_CONNS);
             t->acct.max_conns = (uint32_t)n;
+        } else if (KEY("stats")) {
+            ONCE(seen_stats, "stats");
+            if (vn == 3 && !memcmp(v, "all", 3))
+                t->stats_all = true;
+            else if (vn != 3 || memcmp(v, "own", 3))
+                return fail(l, "stats=%.*s: expected own or all", (int)(vn > 64 ? 64 : vn), v);
         } else {
-            return fail(l, "unknown key '%.*s' (expected secret, pools, memory, min, conns)",
+            return fail(l, "unknown key '%.*s' (expected secret, pools, memory, min, conns, stats)",
                         (int)(kn > 64 ? 64 : kn), tok[k]);
         }
 #undef KEY
@@ -196,8 +202,8 @@ int tenants_parse(struct tenants *ts, const char *text, size_t len, const char *
         size_t end = off;
         while (end < len && text[end] != '\n') end++;
         /* Split into tokens; a token starting with '#' ends the line. */
-        const char *tok[2 + 5 + 1];
-        size_t tlen[2 + 5 + 1];
+        const char *tok[2 + 6 + 1];
+        size_t tlen[2 + 6 + 1];
         unsigned ntok = 0;
         size_t i = off;
         while (i < end) {
@@ -218,7 +224,7 @@ int tenants_parse(struct tenants *ts, const char *text, size_t len, const char *
             }
             if (ntok == sizeof tok / sizeof tok[0]) {
                 tenants_free(ts);
-                return fail(&l, "too many words (tenant NAME and at most 5 KEY=VALUE)");
+                return fail(&l, "too many words (tenant NAME and at most 6 KEY=VALUE)");
             }
             tok[ntok] = text + i;
             tlen[ntok++] = j - i;

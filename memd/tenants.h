@@ -10,6 +10,7 @@
  * The file, one tenant per line ('#' starts a comment, blank lines ignored):
  *
  *   tenant NAME secret=SECRET pools=PREFIX[,PREFIX...] memory=SIZE [min=SIZE] conns=N
+ *          [stats=own|all]
  *
  *   NAME     1..63 of [A-Za-z0-9._-]; a client says HELLO as NAME or NAME/anything
  *   SECRET   1..255 bytes, no spaces
@@ -17,6 +18,8 @@
  *            one of them; no prefix of one tenant may be a prefix of another's
  *   SIZE     lib/wire/size.c (64M, 2G); memory >= 4K, min <= memory
  *   N        1..65536 concurrent connections
+ *   stats    own (default): STATS shows its own pools only; all: every tenant
+ *            and pool (for the operator's monitoring, the balancer)
  *
  *   struct tenants                      struct tenant
  *   +------------+                      +--------------------------------+
@@ -49,6 +52,7 @@ struct tenant {
     char *prefix[TENANT_MAX_PREFIXES];
     size_t prefix_len[TENANT_MAX_PREFIXES];
     unsigned nprefix;
+    bool stats_all; /* stats=all */
 };
 
 struct tenants {

@@ -25,7 +25,8 @@
  *       weight 100 (a fair share of nearly the whole store), every PUT OK;
  *       then checks at the server that the store is full and that C evicted
  *       (from itself and from A, which has no floor): B, below its floor,
- *       must lose nothing (the victim's checks).
+ *       must lose nothing (the victim's checks); C has stats=all: its STATS
+ *       show B's 256 pages.
  *
  *   tenant_client stats ADDR NAME SECRET
  *       prints the STATS text that tenant NAME sees (the shell's checks).
@@ -330,6 +331,10 @@ static int flood(const char *addr, const char *secret, unsigned npages)
     uint64_t cpages = stat_value(s, "tenant name=C", "pages");
     uint64_t ev = stat_value(s, "pool name=c/1", "evictions");
     if (free_pages != 0 || ev == 0 || cpages >= npages) die("C's flood:\n%s", s);
+    /* stats=all: C sees every tenant and pool. */
+    if (stat_value(s, "tenant name=B", "pages") != NB || !strstr(s, "tenant name=A ") ||
+        stat_value(s, "pool name=b/vda", "pages") != NB)
+        die("C's STATS (stats=all):\n%s", s);
     printf("C: %llu pages held after %u put, %llu evicted from itself\n",
            (unsigned long long)cpages, npages, (unsigned long long)ev);
     close(fd);

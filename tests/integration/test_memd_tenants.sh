@@ -23,7 +23,7 @@ cat >"$T/tenants" <<EOF
 # two tenants on one server
 tenant A secret=alpha-$$ pools=a/ memory=64K conns=2
 tenant B secret=bravo-$$ pools=b/,bb memory=4M min=2M conns=4   # B's floor: 2M
-tenant C secret=charlie-$$ pools=c/ memory=8M conns=1          # no floor, the whole store
+tenant C secret=charlie-$$ pools=c/ memory=8M conns=1 stats=all # no floor; sees everyone
 EOF
 chmod 644 "$T/tenants"
 refused "world-readable file" "readable or writable by others (mode 644)" --tenants "$T/tenants"

@@ -36,7 +36,7 @@ static void test_parse_good(void **state)
     const char *text = "# two tenants\n"
                        "\n"
                        "tenant alpha secret=s#1 pools=a/,shared-a memory=64M min=16M conns=3 # c\n"
-                       "  tenant\tb-2 conns=1 memory=1G pools=b/ secret=xyz\r\n";
+                       "  tenant\tb-2 conns=1 memory=1G pools=b/ secret=xyz stats=all\r\n";
     assert_int_equal(parse(&ts, text, err, sizeof err), 0);
     assert_int_equal(ts.n, 2);
     const struct tenant *a = &ts.t[0], *b = &ts.t[1];
@@ -52,6 +52,8 @@ static void test_parse_good(void **state)
     assert_int_equal(b->acct.min_pages, 0);
     assert_int_equal(b->acct.max_pages, (1u << 30) / PAGE);
     assert_ptr_equal(ts.accts[1], &b->acct);
+    assert_false(a->stats_all);
+    assert_true(b->stats_all);
 
     assert_ptr_equal(tenants_find(&ts, "alpha", 5), a);
     assert_ptr_equal(tenants_find(&ts, "alpha/vm42", 10), a);
@@ -101,8 +103,10 @@ static void test_parse_bad(void **state)
          "conns=1\n",
          "tf:2: pools=: prefix 'vm4' of tenant b overlaps 'vm' of tenant a"},
         {"tenant a secret=s\x01 pools=a/ memory=1M conns=1\n", "tf:1: control character 0x01"},
-        {"tenant a secret=s pools=a/ memory=1M conns=1 min=1M min=1M x=1\n",
+        {"tenant a secret=s pools=a/ memory=1M conns=1 min=1M min=1M x=1 y=2\n",
          "tf:1: too many words"},
+        {"tenant a secret=s pools=a/ memory=1M conns=1 stats=some\n",
+         "tf:1: stats=some: expected own or all"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct tenants ts;
