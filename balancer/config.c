@@ -33,6 +33,8 @@ static void usage(FILE *f)
         "  --servers LIST       memory servers of the pools, host:port or unix:PATH, comma list\n"
         "  --remote-budget SIZE remote shares together (default: what the servers can give)\n"
         "  --secret-file FILE   the servers' shared secret (first line)\n"
+        "  --tenant NAME        as tenant NAME of servers run with --tenants (its secret\n"
+        "                       with --secret-file)\n"
         "  --mode MODE          inclusive or exclusive: how the front ends cache, for VMs\n"
         "                       without mode= (default inclusive)\n"
         "  --chunk SIZE         allocation unit (default 16M)\n"
@@ -206,6 +208,13 @@ static int set_key(struct bal_conf *c, const char *where, const char *key, const
     if (!strcmp(key, "step")) return parse_mib(where, v, false, &c->step);
     if (!strcmp(key, "servers")) return set_servers(c, where, v);
     if (!strcmp(key, "secret-file")) return read_secret(c, where, v);
+    if (!strcmp(key, "tenant")) {
+        if (!*v || strlen(v) > REMOCA_MAX_NAME)
+            return fail(where, "tenant: 1..%u bytes", REMOCA_MAX_NAME);
+        free(c->tenant);
+        if (!(c->tenant = strdup(v))) return fail(where, "out of memory");
+        return 0;
+    }
     if (!strcmp(key, "mode")) return parse_mode(where, v, &c->mode);
     if (!strcmp(key, "vm")) return add_vm(c, where, v, depth < 0 ? "," : " \t");
     if (!strcmp(key, "config")) return load_file(c, v, depth < 0 ? 0 : depth + 1);
@@ -315,6 +324,7 @@ int bal_conf_parse(struct bal_conf *c, int argc, char **argv)
                                          {"remote-budget", required_argument, NULL, 0},
                                          {"servers", required_argument, NULL, 0},
                                          {"secret-file", required_argument, NULL, 0},
+                                         {"tenant", required_argument, NULL, 0},
                                          {"mode", required_argument, NULL, 0},
                                          {"chunk", required_argument, NULL, 0},
                                          {"step", required_argument, NULL, 0},
@@ -367,4 +377,5 @@ void bal_conf_free(struct bal_conf *c)
     }
     for (unsigned i = 0; i < c->nservers; i++) free(c->servers[i]);
     free(c->secret);
+    free(c->tenant);
 }

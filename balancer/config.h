@@ -35,6 +35,7 @@ struct bal_conf {
     char *servers[BAL_MAX_SERVERS];
     unsigned nservers;
     char *secret;           /* NULL: none */
+    char *tenant;           /* --tenant: the HELLO name for remoca-memd --tenants; NULL: none */
     uint64_t host_budget;   /* MiB, required */
     uint64_t remote_budget; /* MiB; 0 = what the servers can give */
     uint64_t chunk, step;   /* MiB */

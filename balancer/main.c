@@ -162,8 +162,8 @@ static bool sample_servers(struct balancer *b, uint64_t *budget_mib, char *err, 
     for (unsigned i = 0; i < b->conf.nvm; i++) names[i] = b->conf.vm[i].pool;
     for (unsigned s = 0; s < b->conf.nservers; s++) {
         struct share_server srv;
-        if (share_read(b->conf.servers[s], b->conf.secret, TIMEOUT_MS, names, b->conf.nvm, &srv,
-                       pools, err, len) < 0)
+        if (share_read(b->conf.servers[s], b->conf.tenant, b->conf.secret, TIMEOUT_MS, names,
+                       b->conf.nvm, &srv, pools, err, len) < 0)
             return false;
         uint64_t u = srv.budget > srv.others_min ? srv.budget - srv.others_min : 0;
         if (u < usable) usable = u;
@@ -281,8 +281,9 @@ static void apply_shares(struct balancer *b, const uint64_t *share, const uint64
             if (p->found && p->min_bytes == per && p->max_bytes == max) continue;
             if (lowering != (p->found && p->min_bytes > per)) continue;
             char err[512];
-            if (remoca_pool_update(b->conf.servers[s], b->conf.secret, v->conf->pool, per, max, 1,
-                                   TIMEOUT_MS, err, sizeof err) == 0) {
+            if (remoca_pool_update_as(b->conf.servers[s], b->conf.tenant, b->conf.secret,
+                                      v->conf->pool, per, max, 1, TIMEOUT_MS, err,
+                                      sizeof err) == 0) {
                 printf("  vm %s: pool %s on %s: min = max = %lluK (was %lluK / %lluK)\n",
                        v->conf->name, v->conf->pool, b->conf.servers[s],
                        (unsigned long long)per >> 10, (unsigned long long)p->min_bytes >> 10,

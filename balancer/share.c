@@ -19,14 +19,15 @@ static uint64_t member_u64(json_object *o, const char *key)
     return x > 0 ? (uint64_t)x : 0;
 }
 
-int share_read(const char *addr, const char *secret, unsigned timeout_ms, const char *const *names,
-               unsigned n, struct share_server *srv, struct share_pool *out, char *err,
-               size_t errlen)
+int share_read(const char *addr, const char *tenant, const char *secret, unsigned timeout_ms,
+               const char *const *names, unsigned n, struct share_server *srv,
+               struct share_pool *out, char *err, size_t errlen)
 {
     char *text;
     memset(out, 0, n * sizeof *out);
     memset(srv, 0, sizeof *srv);
-    if (remoca_stats_query(addr, secret, true, timeout_ms, &text, err, errlen) < 0) return -1;
+    if (remoca_stats_query_as(addr, tenant, secret, true, timeout_ms, &text, err, errlen) < 0)
+        return -1;
     json_object *doc = json_tokener_parse(text), *server, *pools;
     free(text);
     if (!doc || !json_object_object_get_ex(doc, "server", &server) ||

@@ -32,9 +32,10 @@ struct share_server {
     uint64_t others_min; /* minimums of pools that are not ours, bytes */
 };
 
-/* One server's stats for the n pools named in names (out[i] for names[i]). */
-int share_read(const char *addr, const char *secret, unsigned timeout_ms, const char *const *names,
-               unsigned n, struct share_server *srv, struct share_pool *out, char *err,
-               size_t errlen);
+/* One server's stats for the n pools named in names (out[i] for names[i]),
+ * asked as tenant (NULL: no tenant). */
+int share_read(const char *addr, const char *tenant, const char *secret, unsigned timeout_ms,
+               const char *const *names, unsigned n, struct share_server *srv,
+               struct share_pool *out, char *err, size_t errlen);
 
 #endif

@@ -40,6 +40,13 @@ static void usage(FILE *f)
             "                      challenge-response in HELLO; see docs/protocol.md).\n"
             "  --secret-file FILE  the same, with the secret read from FILE's first line\n"
             "                      (keeps it out of the process list).\n"
+            "  --tenants FILE      one tenant per line, each with its secret, pool name\n"
+            "                      prefixes, memory cap and floor, connection cap:\n"
+            "                        tenant NAME secret=S pools=P[,P...] memory=SIZE [min=SIZE] "
+            "conns=N\n"
+            "                        [stats=own|all]\n"
+            "                      A client says HELLO as NAME or NAME/... (docs/protocol.md).\n"
+            "                      FILE must not be readable by others.  Excludes --secret.\n"
             "  --policy NAME       eviction within a pool: s3fifo (default), 2q, clock, lru.\n"
             "  --shm               keep the store in shared memory (memfds) and hand it out\n"
             "                      read-only over the unix socket (SHM_MAP) to clients on\n"
@@ -83,6 +90,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         O_SECRET,
         O_SECRET_FILE,
         O_SHM,
+        O_TENANTS,
         O_HELP
     };
     static const struct option opts[] = {
@@ -100,6 +108,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         {"secret-file", required_argument, NULL, O_SECRET_FILE},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"shm", no_argument, NULL, O_SHM},
+        {"tenants", required_argument, NULL, O_TENANTS},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
@@ -139,6 +148,7 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         case O_PORT_FILE: cfg->port_file = optarg; break;
         case O_PID_FILE: cfg->pid_file = optarg; break;
         case O_SHM: cfg->shm = true; break;
+        case O_TENANTS: cfg->tenants_file = optarg; break;
         case O_THREADS:
             if (parse_uint("--threads", optarg, 1, 256, &cfg->threads) < 0) return -1;
             break;
@@ -228,6 +238,36 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         fprintf(stderr, "remoca-memd: --shm needs --unix PATH (the shared store is handed "
                         "out only over a unix socket)\n");
         return -1;
+    }
+    if (cfg->tenants_file && cfg->auth.len) {
+        fprintf(stderr, "remoca-memd: --tenants and --secret exclude each other (each tenant "
+                        "has its own secret)\n");
+        return -1;
+    }
+    if (cfg->tenants_file) {
+        char err[512];
+        if (tenants_load(&cfg->tenants, cfg->tenants_file, err, sizeof err) < 0) {
+            fprintf(stderr, "remoca-memd: --tenants %s\n", err);
+            return -1;
+        }
+        uint64_t floors = 0;
+        for (unsigned i = 0; i < cfg->tenants.n; i++) floors += cfg->tenants.t[i].acct.min_pages;
+        if (floors > cfg->memory / REMOCA_PAGE_SIZE) {
+            fprintf(stderr,
+                    "remoca-memd: --tenants %s: the floors (min=) add up to more than "
+                    "--memory\n",
+                    cfg->tenants_file);
+            tenants_free(&cfg->tenants);
+            return -1;
+        }
+        if (cfg->shm && cfg->tenants.n > 1) {
+            fprintf(stderr,
+                    "remoca-memd: --shm with %u tenants: a client that maps the store "
+                    "reads every pool, so --shm serves one tenant at most\n",
+                    cfg->tenants.n);
+            tenants_free(&cfg->tenants);
+            return -1;
+        }
     }
     if (cfg->port_file && !cfg->listen) {
         fprintf(stderr, "remoca-memd: --port-file needs a TCP listener (--listen)\n");

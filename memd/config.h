@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "store.h"
+#include "tenants.h"
 
 struct memd_config {
     const char *listen; /* NULL = no TCP */
@@ -21,8 +22,10 @@ struct memd_config {
     uint64_t max_buffers;
     int log_level;
     enum policy_kind policy;
-    bool shm;         /* --shm: the store in memfds, SHM_MAP on the unix socket */
-    struct auth auth; /* --secret / --secret-file */
+    bool shm;                 /* --shm: the store in memfds, SHM_MAP on the unix socket */
+    struct auth auth;         /* --secret / --secret-file */
+    const char *tenants_file; /* --tenants FILE (tenants.h); excludes --secret */
+    struct tenants tenants;   /* loaded from it (n = 0 without) */
 };
 
 /* Parses argv.  Returns 0 to run, 1 if --help was printed (exit 0), or -1

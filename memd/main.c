@@ -68,20 +68,24 @@ int main(int argc, char **argv)
                             .threads = cfg.threads,
                             .max_conns = cfg.max_conns,
                             .max_buffers = cfg.max_buffers,
-                            .auth = &cfg.auth};
+                            .auth = &cfg.auth,
+                            .tenants = cfg.tenants.n ? &cfg.tenants : NULL};
+    store.tenants = cfg.tenants.accts;
+    store.ntenants = cfg.tenants.n;
     struct server *srv = server_start(&nc, &store);
     if (!srv) {
         store_destroy(&store);
         return 1;
     }
     log_info("remoca-memd ready: %llu MiB in %u pages, policy %s, %u threads, max %u "
-             "connections, max %u pools, authentication %s, shm %s",
+             "connections, max %u pools, authentication %s, %u tenants, shm %s",
              (unsigned long long)(cfg.memory >> 20), store.npages, policy_name(cfg.policy),
-             cfg.threads, cfg.max_conns, cfg.max_pools, cfg.auth.len ? "on" : "off",
-             cfg.shm ? "on" : "off");
+             cfg.threads, cfg.max_conns, cfg.max_pools,
+             cfg.auth.len || cfg.tenants.n ? "on" : "off", cfg.tenants.n, cfg.shm ? "on" : "off");
     server_run(srv);
     server_free(srv);
     store_destroy(&store);
+    tenants_free(&cfg.tenants);
     if (cfg.pid_file) unlink(cfg.pid_file);
     log_info("remoca-memd stopped");
     return 0;

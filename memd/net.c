@@ -536,7 +536,8 @@ struct server *server_start(const struct net_config *cfg, struct store *store)
                                   .errors = &srv->errors,
                                   .auth = cfg->auth,
                                   .buf_bytes = &srv->buf_bytes,
-                                  .max_buffers = cfg->max_buffers};
+                                  .max_buffers = cfg->max_buffers,
+                                  .tenants = cfg->tenants};
     uint16_t port = 0;
     if (cfg->listen && (srv->tcp_fd = listen_tcp(cfg->listen, &port)) < 0) goto fail;
     if (cfg->unix_path && (srv->unix_fd = listen_unix(cfg->unix_path)) < 0) goto fail;

@@ -26,14 +26,17 @@
 #include "auth.h"
 #include "store.h"
 
+struct tenants; /* tenants.h */
+
 struct net_config {
     const char *listen;    /* "HOST:PORT" or NULL for none */
     const char *unix_path; /* or NULL */
     const char *port_file; /* written with the bound TCP port, or NULL */
     unsigned threads;
     unsigned max_conns;
-    uint64_t max_buffers;    /* bytes all connections' buffers may hold together */
-    const struct auth *auth; /* --secret (len 0 = none) */
+    uint64_t max_buffers;          /* bytes all connections' buffers may hold together */
+    const struct auth *auth;       /* --secret (len 0 = none) */
+    const struct tenants *tenants; /* --tenants, or NULL */
 };
 
 struct server;

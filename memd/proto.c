@@ -121,9 +121,14 @@ static void op_hello(const struct proto_ctx *ctx, struct session *ss, const stru
         ss->client[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
     ss->client[n] = 0;
-    if (ctx->auth && ctx->auth->len) { /* --secret: challenge-response (auth.h) */
-        bool ok = ss->challenged &&
-                  auth_verify(ctx->auth, ss->nonce, b.name, b.name_len, b.cred, b.cred_len);
+    /* --tenants: the tenant named before the first '/' of the name, with its
+     * own secret; an unknown tenant is challenged all the same (no hint). */
+    struct tenant *tn = ctx->tenants ? tenants_find(ctx->tenants, b.name, b.name_len) : NULL;
+    const struct auth *key = ctx->tenants ? (tn ? &tn->auth : NULL) : ctx->auth;
+    if (ctx->tenants || (ctx->auth && ctx->auth->len)) { /* challenge-response (auth.h) */
+        bool ok = ss->challenged && key &&
+                  auth_verify(key, ss->nonce, b.name, b.name_len, b.cred, b.cred_len);
+        if (!ok && ss->challenged && tn) tenant_refused(tn);
         if (!ok) {
             if (ss->challenged && ++ss->auth_failures >= 3) {
                 reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "authentication failed 3 times");
@@ -148,6 +153,15 @@ static void op_hello(const struct proto_ctx *ctx, struct session *ss, const stru
             return;
         }
     }
+    if (tn && !tenant_conn_get(tn)) {
+        tenant_refused(tn);
+        reply_err(ctx, ss, out, h, REMOCA_E_LIMIT, 0,
+                  "tenant %s has its %u connections (conns=): connection closed", tn->acct.name,
+                  tn->acct.max_conns);
+        ss->close_now = true;
+        return;
+    }
+    ss->tenant = tn;
     ss->hello = true;
     put_resp(out, h, REMOCA_OK, 0, 0);
 }
@@ -160,10 +174,23 @@ static void op_pool_open(const struct proto_ctx *ctx, struct session *ss,
         reply_err(ctx, ss, out, h, REMOCA_E_PROTO, 0, "malformed POOL_OPEN body");
         return;
     }
+    if (ss->tenant && !tenant_pool_allowed(ss->tenant, b.name, b.name_len)) {
+        char name[129]; /* printable for the reply and the log line */
+        size_t n = b.name_len < sizeof name - 1 ? b.name_len : sizeof name - 1;
+        for (size_t i = 0; i < n; i++)
+            name[i] = b.name[i] > 0x20 && b.name[i] < 0x7f ? b.name[i] : '?';
+        name[n] = 0;
+        tenant_refused(ss->tenant);
+        reply_err(ctx, ss, out, h, REMOCA_E_AUTH, 0, "pool %s not allowed for tenant %s", name,
+                  ss->tenant->acct.name);
+        return;
+    }
     uint32_t id;
     const char *why;
-    enum remoca_status st = store_pool_open_why(ctx->store, &b, &id, &why);
+    enum remoca_status st =
+        store_pool_open_tenant(ctx->store, &b, ss->tenant ? &ss->tenant->acct : NULL, &id, &why);
     if (st != REMOCA_OK) {
+        if (ss->tenant) tenant_refused(ss->tenant);
         reply_err(ctx, ss, out, h, st, 0, "cannot open pool: %s", why);
         return;
     }
@@ -206,14 +233,16 @@ static void op_get(const struct proto_ctx *ctx, struct session *ss, const struct
     out->len += bm + (size_t)hits * REMOCA_PAGE_SIZE;
 }
 
-static void op_stats(const struct proto_ctx *ctx, const struct remoca_hdr *h, struct outbuf *out)
+static void op_stats(const struct proto_ctx *ctx, const struct session *ss,
+                     const struct remoca_hdr *h, struct outbuf *out)
 {
     struct server_counters sc = {0};
     if (ctx->counters) ctx->counters(ctx->arg, &sc);
     uint8_t *p = outbuf_reserve(out, REMOCA_HDR_SIZE + REMOCA_MAX_STATS);
     if (!p) return;
-    size_t n = store_stats(ctx->store, ctx->counters ? &sc : NULL, h->flags & REMOCA_F_JSON,
-                           (char *)p + REMOCA_HDR_SIZE, REMOCA_MAX_STATS);
+    size_t n = store_stats_for(ctx->store, ctx->counters ? &sc : NULL, h->flags & REMOCA_F_JSON,
+                               (char *)p + REMOCA_HDR_SIZE, REMOCA_MAX_STATS,
+                               ss->tenant && !ss->tenant->stats_all ? &ss->tenant->acct : NULL);
     put_resp(out, h, REMOCA_OK, h->pool, (uint32_t)n);
     out->len += n;
 }
@@ -341,7 +370,7 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
     }
     switch (h->op) {
     case REMOCA_OP_POOL_OPEN: op_pool_open(ctx, ss, h, payload, out); return;
-    case REMOCA_OP_STATS: op_stats(ctx, h, out); return;
+    case REMOCA_OP_STATS: op_stats(ctx, ss, h, out); return;
     case REMOCA_OP_PING: put_resp(out, h, REMOCA_OK, h->pool, 0); return;
     case REMOCA_OP_SHM_MAP: op_shm_map(ctx, ss, h, out); return;
     case REMOCA_OP_FILL_RING: op_fill_ring(ctx, ss, h, out); return;
@@ -358,6 +387,7 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
     case REMOCA_OP_TAKE: op_get(ctx, ss, h, pool, out); return;
     case REMOCA_OP_PUT: {
         enum remoca_status st = store_put(ctx->store, pool, h->key, h->count, payload);
+        if (st != REMOCA_OK && ss->tenant) tenant_refused(ss->tenant);
         if (st != REMOCA_OK)
             reply_err(ctx, ss, out, h, st, pool, "no page could be freed (pools at minimum)");
         else
@@ -451,6 +481,8 @@ void session_end(const struct proto_ctx *ctx, struct session *ss)
     for (uint32_t k = 0; k < ss->nhandles; k++) store_pool_close(ctx->store, ss->handles[k]);
     free(ss->handles);
     ss->handles = NULL;
+    if (ss->tenant) tenant_conn_put(ss->tenant);
+    ss->tenant = NULL;
     ss->nhandles = ss->cap = 0;
     session_attached_sent(ss); /* never sent: ours to close all the same */
     if (ss->ring) {

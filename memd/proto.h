@@ -27,6 +27,7 @@
 #include "auth.h"
 #include "fill_ring.h"
 #include "store.h"
+#include "tenants.h"
 
 /* Stop adding responses once this much output is waiting: net.c writes it. */
 #define PROTO_OUT_HIGH (256u * 1024u)
@@ -66,6 +67,7 @@ struct session {
     bool attach_close;
     struct fill_ring *ring; /* FILL_RING's ring (memd/fill_ring.h), or NULL */
     uint32_t last_id;       /* id of the last request processed (the ring's order) */
+    struct tenant *tenant;  /* --tenants: who HELLO proved to be (holds a conns= place) */
 };
 
 /* Server-wide context the protocol needs besides the store. */
@@ -81,6 +83,9 @@ struct proto_ctx {
      * exists, and refused with E_LIMIT if the total would exceed max_buffers. */
     uint64_t *buf_bytes;
     uint64_t max_buffers;
+    /* --tenants (tenants.h), or NULL: HELLO authenticates a tenant, whose
+     * pools are those its prefixes name and whose STATS show only them. */
+    const struct tenants *tenants;
 };
 
 enum proto_result {

@@ -88,6 +88,41 @@ static void sb_kvs(struct sbuf *b, const struct kv *kv, size_t n, bool json)
 size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
                    size_t cap)
 {
+    return store_stats_for(s, sc, json, buf, cap, NULL);
+}
+
+/* --tenants: one line (JSON: one object of "tenants") per tenant, or only
+ * `only`'s. */
+static void sb_tenants(struct sbuf *b, const struct store *s, const struct tenant_acct *only,
+                       bool json)
+{
+    bool first = true;
+    for (unsigned i = 0; i < s->ntenants; i++) {
+        const struct tenant_acct *t = s->tenants[i];
+        if (only && t != only) continue;
+        const struct kv tk[] = {
+            {"pages", t->pages},
+            {"bytes", t->pages * REMOCA_PAGE_SIZE},
+            {"cap_bytes", t->max_pages * REMOCA_PAGE_SIZE},
+            {"floor_bytes", t->min_pages * REMOCA_PAGE_SIZE},
+            {"cap_evictions", t->cap_evictions},
+            {"connections", __atomic_load_n(&t->conns, __ATOMIC_RELAXED)},
+            {"max_connections", t->max_conns},
+            {"refusals", __atomic_load_n(&t->refusals, __ATOMIC_RELAXED)},
+        };
+        if (json)
+            sb_printf(b, "%s\n    {\"name\": \"%s\"", first ? "" : ",", t->name);
+        else
+            sb_printf(b, "tenant name=%s", t->name);
+        sb_kvs(b, tk, sizeof tk / sizeof tk[0], json);
+        sb_printf(b, json ? "}" : "\n");
+        first = false;
+    }
+}
+
+size_t store_stats_for(struct store *s, const struct server_counters *sc, bool json, char *buf,
+                       size_t cap, const struct tenant_acct *only)
+{
     struct sbuf b = {buf, 0, cap, false};
     if (cap == 0) return 0;
     buf[0] = 0;
@@ -96,6 +131,7 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
     uint64_t used = s->npages - s->nfree; /* every page is free or in a pool */
     for (uint32_t k = 0; k < s->npools; k++) {
         const struct pool *p = s->pools[k];
+        if (only && p->tenant != only) continue;
         tot.gets += p->st.gets;
         tot.hits += p->st.hits;
         tot.misses += p->st.misses;
@@ -106,7 +142,7 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
         tot.evictions += p->st.evictions;
         tot.errors += p->st.errors;
     }
-    tot.errors = sc ? sc->errors : tot.errors;
+    if (!only) tot.errors = sc ? sc->errors : tot.errors;
     const struct kv server[] = {
         {"budget_bytes", s->budget},
         {"pages_total", s->npages},
@@ -135,16 +171,25 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
     if (json) {
         sb_printf(&b, "{\n  \"server\": {\"policy\": \"%s\"", policy_name(s->policy));
         sb_kvs(&b, server, nserver, true);
-        sb_printf(&b, "},\n  \"pools\": [");
+        if (s->ntenants) {
+            sb_printf(&b, "},\n  \"tenants\": [");
+            sb_tenants(&b, s, only, true);
+            sb_printf(&b, "\n  ]");
+        } else {
+            sb_printf(&b, "}");
+        }
+        sb_printf(&b, ",\n  \"pools\": [");
     } else {
         sb_printf(&b, "server policy=%s", policy_name(s->policy));
         sb_kvs(&b, server, nserver, false);
         sb_printf(&b, "\n");
+        sb_tenants(&b, s, only, false);
     }
-    uint32_t omitted = 0;
+    uint32_t omitted = 0, shown = 0;
     uint64_t active_weights = store_weight_sum_locked(s);
     for (uint32_t k = 0; k < s->npools; k++) {
         const struct pool *p = s->pools[k];
+        if (only && p->tenant != only) continue;
         size_t mark = b.len;
         const struct kv pk[] = {
             {"pages", p->pages},
@@ -160,7 +205,7 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
             STATS_KVS(p->st),
         };
         if (json) {
-            sb_printf(&b, "%s\n    {\"name\": \"", k ? "," : "");
+            sb_printf(&b, "%s\n    {\"name\": \"", shown ? "," : "");
             sb_name(&b, p, true);
             sb_printf(&b, "\"");
         } else {
@@ -173,9 +218,11 @@ size_t store_stats(struct store *s, const struct server_counters *sc, bool json,
             b.len = mark;
             b.full = false;
             b.p[b.len] = 0;
-            omitted = s->npools - k;
+            for (uint32_t r = k; r < s->npools; r++)
+                omitted += !only || s->pools[r]->tenant == only;
             break;
         }
+        shown++;
     }
     b.cap = cap;
     if (json)

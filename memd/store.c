@@ -223,6 +223,7 @@ static void remove_slot(struct store *s, struct pool *p, uint32_t i, uint64_t h)
     s->free_head = i;
     s->nfree++;
     p->pages--;
+    if (p->tenant) p->tenant->pages--;
 }
 
 static void rebalance(struct store *s);
@@ -369,8 +370,17 @@ static void rebalance(struct store *s)
     s->moved += (uint64_t)step;
 }
 
-/* The pool most above its target that is above its minimum, or NULL. */
-static struct pool *choose_victim(struct store *s, struct pool *req)
+/* Which pools choose_victim may take from (--tenants). */
+enum victims {
+    V_ANY,    /* any, except another tenant's at or below its floor */
+    V_OWN,    /* only req's tenant's (it is at its cap) */
+    V_OTHERS, /* only other tenants' above their floors (req's is below its own) */
+};
+
+/* The pool most above its target that is above its minimum, or NULL.
+ * --tenants: a pool of another tenant whose tenant is at or below its floor
+ * (min=) is never chosen; `which` narrows further. */
+static struct pool *choose_victim(struct store *s, struct pool *req, enum victims which)
 {
     uint64_t wsum = weight_sum(s, req);
     struct pool *best = NULL;
@@ -378,6 +388,9 @@ static struct pool *choose_victim(struct store *s, struct pool *req)
     for (uint32_t k = 0; k < s->npools; k++) {
         struct pool *q = s->pools[k];
         if (q->pages == 0 || q->pages <= q->min_pages) continue;
+        bool other = q->tenant != req->tenant;
+        if (other && q->tenant && q->tenant->pages <= q->tenant->min_pages) continue;
+        if ((which == V_OWN && other) || (which == V_OTHERS && !other)) continue;
         int64_t over = (int64_t)q->pages + (q == req) - (int64_t)target_of(s, q, wsum);
         if (over > best_over) {
             best_over = over;
@@ -394,9 +407,23 @@ static uint32_t alloc_page(struct store *s, struct pool *p)
         if (p->pages == 0) return MEMD_NIL;
         /* At (or, after a reopen lowered max, above) its maximum: shrink to
          * max - 1 from itself, then take the page freed. */
-        while (p->pages >= p->max_pages) evict_one(s, p);
+        while (p->pages >= p->max_pages) {
+            if (p->tenant && p->tenant->pages >= p->tenant->max_pages) p->tenant->cap_evictions++;
+            evict_one(s, p);
+        }
+    } else if (p->tenant && p->tenant->pages >= p->tenant->max_pages) {
+        /* The tenant is at its cap (memory=): one of its own pools gives the
+         * page, the one most above its target, else p itself. */
+        struct pool *v = choose_victim(s, p, V_OWN);
+        if (!v && p->pages == 0) return MEMD_NIL;
+        evict_one(s, v ? v : p);
+        p->tenant->cap_evictions++;
     } else if (s->nfree == 0) {
-        struct pool *v = choose_victim(s, p);
+        /* A tenant below its floor takes from the others first: the floor
+         * is memory it can count on, not only memory it keeps. */
+        struct pool *v = NULL;
+        if (p->tenant && p->tenant->pages < p->tenant->min_pages) v = choose_victim(s, p, V_OTHERS);
+        if (!v) v = choose_victim(s, p, V_ANY);
         if (!v) return MEMD_NIL;
         evict_one(s, v);
     }
@@ -415,11 +442,18 @@ enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_ope
 enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool_open *po,
                                        uint32_t *id, const char **why)
 {
+    return store_pool_open_tenant(s, po, NULL, id, why);
+}
+
+enum remoca_status store_pool_open_tenant(struct store *s, const struct remoca_pool_open *po,
+                                          struct tenant_acct *t, uint32_t *id, const char **why)
+{
     *why = "";
     uint64_t min_pages = (po->min_bytes + REMOCA_PAGE_SIZE - 1) / REMOCA_PAGE_SIZE;
     uint64_t max_pages = po->max_bytes ? po->max_bytes / REMOCA_PAGE_SIZE : s->npages;
     if (po->min_bytes > (uint64_t)s->npages * REMOCA_PAGE_SIZE) min_pages = (uint64_t)s->npages + 1;
     if (max_pages > s->npages) max_pages = s->npages;
+    if (t && max_pages > t->max_pages) max_pages = t->max_pages;
     if (max_pages < min_pages) max_pages = min_pages;
     if (max_pages == 0) max_pages = 1;
     enum remoca_status st = REMOCA_OK;
@@ -434,9 +468,17 @@ enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool
         }
     }
     uint64_t old_min = p ? p->min_pages : 0;
-    if (s->min_reserved - old_min + min_pages > s->npages) {
+    if (p && p->tenant != t) {
+        st = REMOCA_E_LIMIT;
+        *why = "the pool belongs to another tenant";
+    } else if (s->min_reserved - old_min + min_pages > s->npages) {
         st = REMOCA_E_LIMIT;
         *why = "minimums exceed the budget";
+    } else if (t && t->min_reserved - old_min + min_pages > t->min_pages) {
+        /* A pool minimum holds pages against everyone: a tenant may hold
+         * that way only what its floor already guarantees it. */
+        st = REMOCA_E_LIMIT;
+        *why = "the tenant's pool minimums exceed its floor (min=)";
     } else if (!p) {
         if (s->npools >= s->max_pools || !(p = calloc(1, sizeof *p))) {
             st = REMOCA_E_LIMIT;
@@ -445,12 +487,14 @@ enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool
             p->id = s->npools + 1;
             memcpy(p->name, po->name, po->name_len);
             p->name_len = po->name_len;
+            p->tenant = t;
             for (int q = 0; q < 2; q++) p->q[q].head = p->q[q].tail = MEMD_NIL;
             s->pools[s->npools++] = p;
         }
     }
     if (st == REMOCA_OK) {
         s->min_reserved = s->min_reserved - old_min + min_pages;
+        if (t) t->min_reserved = t->min_reserved - old_min + min_pages;
         p->min_pages = min_pages;
         p->max_pages = max_pages;
         p->weight = po->weight ? po->weight : 1;
@@ -562,6 +606,7 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             set_link(&s->buckets[h & s->bmask], i);
             policy_insert(s, p, i, ghost_take(&s->ghost, pool, h));
             p->pages++;
+            if (p->tenant) p->tenant->pages++;
             p->st.puts++;
         }
         pthread_mutex_unlock(&s->lock);

@@ -55,6 +55,12 @@
  * (pools[], the ghost's per-pool clock, cap, count); about 1.1 % of the
  * budget.
  *
+ * --tenants (memd/tenants.h): a pool may belong to a tenant (pool->tenant,
+ * struct tenant_acct).  A tenant at its cap (memory=) evicts from its own
+ * pools only; choose_victim never takes a page from another tenant at or
+ * below its floor (min=), and a tenant below its own floor takes from the
+ * other tenants first.  The tenant's page count moves with its pools'.
+ *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
  * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
  * memfd of touched bytes, so that co-located clients can read pages without
@@ -114,8 +120,23 @@ struct pool_stats {
     uint64_t errors;     /* error replies to requests on this pool */
 };
 
+/* A tenant's share of the store (--tenants, memd/tenants.h); pools of no
+ * tenant have none.  pages, min_reserved and cap_evictions change under the
+ * store lock; conns and refusals are atomic (proto.c). */
+struct tenant_acct {
+    char name[64];
+    uint64_t pages;         /* pages held by its pools */
+    uint64_t max_pages;     /* memory=: at the cap it evicts from its own pools */
+    uint64_t min_pages;     /* min=: never evicted below for another tenant */
+    uint64_t min_reserved;  /* sum of its pools' min_pages (at most min_pages) */
+    uint64_t cap_evictions; /* pages it evicted from itself at its cap */
+    uint32_t conns, max_conns;
+    uint64_t refusals; /* pools not allowed, connections over conns=, failed auth, E_FULL */
+};
+
 struct pool {
     uint32_t id;
+    struct tenant_acct *tenant; /* NULL: no tenants */
     char name[REMOCA_MAX_NAME + 1];
     size_t name_len;
     uint64_t min_pages, max_pages;
@@ -156,6 +177,9 @@ struct store {
     /* Fill rings (memd/fill_ring.h), whatever --shm says; atomic: */
     uint64_t fill_rings; /* rings attached to connections now open */
     uint64_t ring_puts;  /* ring entries executed */
+    /* --tenants: their accounts, for STATS (set once before serving) */
+    struct tenant_acct *const *tenants;
+    unsigned ntenants;
 };
 
 /* Creates a store of `bytes` (rounded down to pages).  0 or -1 with errno. */
@@ -176,6 +200,11 @@ enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_ope
 /* The same, with the reason for a refusal in *why (decided under the lock). */
 enum remoca_status store_pool_open_why(struct store *s, const struct remoca_pool_open *po,
                                        uint32_t *id, const char **why);
+/* The same for a pool of tenant t (NULL: none): the pool's max is clamped
+ * to the tenant's cap, and E_LIMIT if the tenant's pool minimums would
+ * exceed its floor or the pool belongs to another tenant. */
+enum remoca_status store_pool_open_tenant(struct store *s, const struct remoca_pool_open *po,
+                                          struct tenant_acct *t, uint32_t *id, const char **why);
 void store_pool_close(struct store *s, uint32_t id);
 
 /* Looks up keys [key, key+count).  Sets bit i of `bitmap` (zeroed by the
@@ -221,6 +250,10 @@ struct server_counters {
  * NUL-terminated).  Returns the length. */
 size_t store_stats(struct store *s, const struct server_counters *sc, bool json, char *buf,
                    size_t cap);
+/* The same as tenant `only` sees them (NULL: everything): only its pools
+ * and its tenant line; the server line's totals are over its pools. */
+size_t store_stats_for(struct store *s, const struct server_counters *sc, bool json, char *buf,
+                       size_t cap, const struct tenant_acct *only);
 
 /* A pool's weighted fair share and its target (fair share + credit) in
  * pages, both clamped to [min, max] (for stats and tests); lock held.

@@ -48,6 +48,7 @@ static char *servers;      /* remoca-servers=, or what remoca-servers-file= hold
 static char *servers_file; /* remoca-servers-file= */
 static char *pool;         /* remoca-pool=, or derived */
 static char *secret;       /* remoca-secret= */
+static char *tenant;       /* remoca-tenant=: the HELLO name (remoca-memd --tenants) */
 static char *statsfile;    /* remoca-statsfile= */
 static char *plugin_file;  /* the file plugin's file=, for the default pool */
 static unsigned timeout_ms;
@@ -69,6 +70,7 @@ static void remoca_unload(void)
     free(pool);
     free(secret);
     free(statsfile);
+    free(tenant);
     free(plugin_file);
 }
 
@@ -126,6 +128,7 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
         return nbdkit_read_password(value, &secret);
     }
     if (!strcmp(key, "remoca-statsfile")) return set_string(&statsfile, key, value);
+    if (!strcmp(key, "remoca-tenant")) return set_string(&tenant, key, value);
     if (!strcmp(key, "remoca-timeout")) return parse_uint(key, value, &timeout_ms);
     if (!strcmp(key, "remoca-mode")) {
         if (!strcmp(value, "inclusive")) return 0;
@@ -228,6 +231,7 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"   \
     "                        and the fill ring (default on).\n"                            \
     "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"   \
+    "remoca-tenant=NAME      the tenant to authenticate as (remoca-memd --tenants).\n"     \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -247,7 +251,7 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
     struct remoca_client_opts o = {
         .servers = servers,
         .pool = pool,
-        .name = "nbdkit-remoca-filter",
+        .name = tenant ? tenant : "nbdkit-remoca-filter",
         .secret = secret,
         .timeout_ms = timeout_ms,
         .log = client_log,

@@ -42,13 +42,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: remoca stats --server ADDR [--json] [--secret-file FILE]\n"
+    fprintf(f, "usage: remoca stats --server ADDR [--json] [--secret-file FILE] [--tenant NAME]\n"
                "       remoca stats --mrc STATSFILE [--json | --table]\n"
                "       remoca stats --servers STATSFILE [--json]\n"
                "  ADDR  HOST:PORT or unix:PATH of a remoca-memd\n"
                "  --json  print the stats (or the curve) as JSON instead of text\n"
                "  --secret-file FILE  the server's --secret (first line of FILE)\n"
                "  --secret SECRET     the same, on the command line\n"
+               "  --tenant NAME       as tenant NAME of a remoca-memd --tenants (its secret\n"
+               "                      with --secret-file): its own pools only\n"
                "  --mrc STATSFILE  the miss-ratio curve of a virtual disk's reads (the guest's\n"
                "                   page-cache misses): misses as a function of extra cache\n"
                "                   size, from the stats file of remoca-vhost --stats or of\n"
@@ -207,17 +209,13 @@ static int mrc_main(const char *path, bool json, bool table)
 int cmd_stats(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"secret", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"mrc", required_argument, NULL, 'm'},
-        {"table", no_argument, NULL, 't'},
-        {"servers", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
+        {"server", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+        {"secret", required_argument, NULL, 'S'},  {"secret-file", required_argument, NULL, 'F'},
+        {"mrc", required_argument, NULL, 'm'},     {"table", no_argument, NULL, 't'},
+        {"servers", required_argument, NULL, 'v'}, {"tenant", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},          {0},
     };
-    const char *server = NULL, *mrc = NULL, *servers = NULL;
+    const char *server = NULL, *mrc = NULL, *servers = NULL, *tenant = NULL;
     bool json = false, table = false, secret_given = false;
     char secret[512] = "";
     int c;
@@ -228,6 +226,7 @@ int cmd_stats(int argc, char **argv)
         case 'j': json = true; break;
         case 'm': mrc = optarg; break;
         case 'v': servers = optarg; break;
+        case 'T': tenant = optarg; break;
         case 't': table = true; break;
         case 'S':
             snprintf(secret, sizeof secret, "%s", optarg);
@@ -252,6 +251,7 @@ int cmd_stats(int argc, char **argv)
     }
     const char *conflict = !!server + !!mrc + !!servers > 1
                                ? "--server, --mrc and --servers exclude each other"
+                           : tenant && !server ? "--tenant goes with --server"
                            : servers && (secret_given || table || optind < argc)
                                ? "--servers reads a file: only --json goes with it"
                            : mrc && secret_given  ? "--mrc reads a file: no secret needed"
@@ -273,7 +273,8 @@ int cmd_stats(int argc, char **argv)
         return 2;
     }
     char *text, err[512];
-    if (remoca_stats_query(server, secret, json, TIMEOUT_MS, &text, err, sizeof err) < 0) {
+    if (remoca_stats_query_as(server, tenant, secret, json, TIMEOUT_MS, &text, err, sizeof err) <
+        0) {
         fprintf(stderr, "remoca stats: %s%s\n", err,
                 strstr(err, "needs a secret") ? " (--secret-file FILE)" : "");
         return 1;

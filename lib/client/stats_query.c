@@ -86,12 +86,15 @@ static int call(struct query *q, struct remoca_hdr *req, const uint8_t *body, ui
     return 0;
 }
 
-/* HELLO, answering a challenge with the secret if the server sends one. */
-static int hello(struct query *q, const char *secret)
+/* HELLO as name (NULL: "remoca-stats"), answering a challenge with the
+ * secret if the server sends one. */
+static int hello(struct query *q, const char *name, const char *secret)
 {
-    static const char name[] = "remoca-stats";
+    if (!name) name = "remoca-stats";
     uint8_t body[4 + 2 * REMOCA_MAX_NAME];
-    struct remoca_hello h = {.name = name, .name_len = sizeof name - 1};
+    struct remoca_hello h = {.name = name, .name_len = strlen(name)};
+    if (h.name_len == 0 || h.name_len > REMOCA_MAX_NAME)
+        return fail(q, "client name must be 1..%u bytes", REMOCA_MAX_NAME);
     struct remoca_hdr req = {
         .magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = REMOCA_OP_HELLO, .id = 1};
     req.len = (uint32_t)remoca_hello_encode(body, sizeof body, &h);
@@ -122,7 +125,7 @@ static int hello(struct query *q, const char *secret)
 
 /* Connects (under the query's deadline) and says HELLO: 0, or -1 with the
  * message in q->err; q->fd is to be closed by the caller either way. */
-static int open_query(struct query *q, const char *secret, unsigned timeout_ms)
+static int open_query(struct query *q, const char *name, const char *secret, unsigned timeout_ms)
 {
     rc_deadline_in(&q->deadline, timeout_ms);
     struct remoca_addr a;
@@ -133,15 +136,21 @@ static int open_query(struct query *q, const char *secret, unsigned timeout_ms)
     if (remoca_addr_parse(q->addr, strlen(q->addr), &a, why, sizeof why) < 0 ||
         (q->fd = rc_sock_connect(&a, timeout_ms, -1, why, sizeof why)) < 0)
         return fail(q, "cannot connect to %s: %s", q->addr, why);
-    return hello(q, secret);
+    return hello(q, name, secret);
 }
 
 int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned timeout_ms,
                        char **out, char *err, size_t errlen)
 {
+    return remoca_stats_query_as(addr, NULL, secret, json, timeout_ms, out, err, errlen);
+}
+
+int remoca_stats_query_as(const char *addr, const char *name, const char *secret, bool json,
+                          unsigned timeout_ms, char **out, char *err, size_t errlen)
+{
     struct query q = {.fd = -1, .addr = addr, .err = err, .errlen = errlen};
     *out = NULL;
-    int r = open_query(&q, secret, timeout_ms);
+    int r = open_query(&q, name, secret, timeout_ms);
     if (r == 0) {
         struct remoca_hdr req = {.magic = REMOCA_MAGIC_REQ,
                                  .version = REMOCA_VERSION,
@@ -167,6 +176,14 @@ int remoca_pool_update(const char *addr, const char *secret, const char *pool, u
                        uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err,
                        size_t errlen)
 {
+    return remoca_pool_update_as(addr, NULL, secret, pool, min_bytes, max_bytes, weight, timeout_ms,
+                                 err, errlen);
+}
+
+int remoca_pool_update_as(const char *addr, const char *name, const char *secret, const char *pool,
+                          uint64_t min_bytes, uint64_t max_bytes, uint32_t weight,
+                          unsigned timeout_ms, char *err, size_t errlen)
+{
     struct query q = {.fd = -1, .addr = addr, .err = err, .errlen = errlen};
     struct remoca_pool_open po = {.min_bytes = min_bytes,
                                   .max_bytes = max_bytes,
@@ -178,7 +195,7 @@ int remoca_pool_update(const char *addr, const char *secret, const char *pool, u
         .magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = REMOCA_OP_POOL_OPEN, .id = 2};
     req.len = (uint32_t)remoca_pool_open_encode(body, sizeof body, &po);
     if (req.len == 0) return fail(&q, "pool name '%s' is not valid", pool);
-    int r = open_query(&q, secret, timeout_ms);
+    int r = open_query(&q, name, secret, timeout_ms);
     if (r == 0) {
         uint8_t *payload;
         uint32_t len;

@@ -22,7 +22,14 @@
  * input's second half, otherwise the stream's bytes read from its end; so
  * that the server's drain (memd/fill_ring.c) is fuzzed too.  Checked: the tail the server
  * publishes is its own, and a connection that is not closed has a head at
- * most nslots ahead of it (a drain never passes head or runs away). */
+ * most nslots ahead of it (a drain never passes head or runs away).
+ *
+ * With the preamble and bit 2 of the first byte, the connection is tenant
+ * "fuzt"'s (--tenants, memd/tenants.h: prefix "fuzt/", a cap of 16 pages, a
+ * floor of 8), already authenticated: POOL_OPEN of other names is refused,
+ * STATS filtered, puts kept within the cap.  Checked: the tenant's pages are
+ * its pools' and never above its cap, and no pool of another tenant is open
+ * on the connection. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +43,12 @@
 #include "remoca/fill_ring.h"
 #include "remoca/shm.h"
 #include "store.h"
+#include "tenants.h"
 
 static struct store store;
 static struct proto_ctx ctx;
 static struct auth secret = {.secret = "fuzz-secret", .len = 11};
+static struct tenants tenants;
 
 static void check_output(const struct outbuf *o)
 {
@@ -65,6 +74,13 @@ static void check_store(void)
         used += p->pages;
     }
     if (used + store.nfree != store.npages) abort();
+    for (unsigned i = 0; i < tenants.n; i++) {
+        const struct tenant_acct *t = &tenants.t[i].acct;
+        uint64_t mine = 0;
+        for (uint32_t k = 0; k < store.npools; k++)
+            if (store.pools[k]->tenant == t) mine += store.pools[k]->pages;
+        if (mine != t->pages || t->pages > t->max_pages || t->min_reserved > t->min_pages) abort();
+    }
 }
 
 /* The fuzzer's side of the ring: bytes read backwards from the input's end. */
@@ -193,10 +209,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* 64 pages: small enough that puts evict and pools compete. */
         if (store_init_shm(&store, 64 * REMOCA_PAGE_SIZE, POLICY_S3FIFO, 8) < 0) abort();
         ctx.store = &store;
+        static const char tf[] = "tenant fuzt secret=s pools=fuzt/ memory=64K min=32K conns=4\n";
+        char err[256];
+        if (tenants_parse(&tenants, tf, sizeof tf - 1, "fuzz", err, sizeof err) < 0) abort();
+        store.tenants = tenants.accts;
+        store.ntenants = tenants.n;
     }
     if (size == 0) return 0;
     size_t chunk = 1 + (data[0] >> 1) * 37u;
     bool preamble = data[0] & 1;
+    struct tenant *tenant = preamble && (data[0] & 4) ? &tenants.t[0] : NULL;
+    ctx.tenants = tenant ? &tenants : NULL;
     /* Without the preamble, every other input meets a server with --secret. */
     ctx.auth = !preamble && (data[0] & 2) ? &secret : NULL;
     data++;
@@ -206,8 +229,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ilen = 0;
     if (preamble) {
         struct remoca_hello hb = {.name = "fuzz", .name_len = 4};
-        struct remoca_pool_open pb = {
-            .max_bytes = 32 * REMOCA_PAGE_SIZE, .weight = 2, .name = "fuzz/pool", .name_len = 9};
+        struct remoca_pool_open pb = {.max_bytes = 32 * REMOCA_PAGE_SIZE,
+                                      .weight = 2,
+                                      .name = tenant ? "fuzt/pool" : "fuzz/pool",
+                                      .name_len = 9};
         struct remoca_hdr h = {
             .magic = REMOCA_MAGIC_REQ, .version = REMOCA_VERSION, .op = REMOCA_OP_HELLO, .id = 1};
         h.len = (uint32_t)remoca_hello_encode(input + REMOCA_HDR_SIZE, 200, &hb);
@@ -243,6 +268,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct fill_ring *ring = NULL; /* the session's, once attached */
 
     struct session ss = {.unix_socket = chunk % 2 == 0};
+    if (tenant) { /* authenticated already: the preamble's HELLO gets E_STATE */
+        if (!tenant_conn_get(tenant)) abort();
+        ss.tenant = tenant;
+        ss.hello = true;
+    }
     struct outbuf out = {0};
     uint8_t *pending = NULL; /* the connection's kept input */
     size_t plen = 0;
@@ -264,7 +294,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ring_write(&rc, &ss);
         closed = feed(&ss, &out, &rc, &ring, pending, &plen);
     }
+    for (uint32_t k = 0; tenant && k < ss.nhandles; k++)
+        if (store_pool(&store, ss.handles[k])->tenant != &tenant->acct) abort();
     session_end(&ctx, &ss);
+    if (tenants.t[0].acct.conns != 0) abort();
     free(pending);
     free(input);
     outbuf_free(&out);

@@ -163,6 +163,15 @@ int remoca_pool_update(const char *addr, const char *secret, const char *pool, u
                        uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err,
                        size_t errlen);
 
+/* The two above saying HELLO as name (NULL: "remoca-stats"): a server run
+ * with --tenants knows its clients by the HELLO name, TENANT or TENANT/...,
+ * and checks the secret of that tenant (docs/protocol.md, Tenants). */
+int remoca_stats_query_as(const char *addr, const char *name, const char *secret, bool json,
+                          unsigned timeout_ms, char **out, char *err, size_t errlen);
+int remoca_pool_update_as(const char *addr, const char *name, const char *secret, const char *pool,
+                          uint64_t min_bytes, uint64_t max_bytes, uint32_t weight,
+                          unsigned timeout_ms, char *err, size_t errlen);
+
 struct remoca_client_stats {
     uint64_t requests;           /* frames sent */
     uint64_t timeouts;           /* requests that timed out */
