@@ -21,8 +21,11 @@ struct memd_config {
     uint64_t max_buffers;
     int log_level;
     enum policy_kind policy;
-    bool shm;         /* --shm: the store in memfds, SHM_MAP on the unix socket */
-    struct auth auth; /* --secret / --secret-file */
+    bool shm;                    /* --shm: the store in memfds, SHM_MAP on the unix socket */
+    struct auth auth;            /* --secret / --secret-file */
+    unsigned max_conns_per_addr; /* 0 = no limit */
+    unsigned handshake_timeout, frame_timeout; /* seconds, 0 = none */
+    const char *user;                          /* --user: drop root to it */
 };
 
 /* Parses argv.  Returns 0 to run, 1 if --help was printed (exit 0), or -1
