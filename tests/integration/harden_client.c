@@ -13,6 +13,10 @@
  *       PUT and a GET 1.5 * SECS + 1 later
  *   harden_client ADDR cap N          N connections complete HELLO; one more
  *       is closed unanswered; once one of the N is closed a new one is served
+ *   harden_client ADDR slowread N SECS  N connections that pipeline GETs of
+ *       256 cached pages (1 MiB answers) and never read: each sends until the
+ *       socket is full, then all are held SECS seconds (the test samples the
+ *       server's memory meanwhile); prints how many the server closed
  *   harden_client ADDR good SECS ID   (soak) connections opened and closed in
  *       a loop: HELLO, POOL_OPEN, 32 PUTs and GETs with their bytes checked,
  *       close; a server that is away (restart) is retried every 100 ms.
@@ -339,6 +343,58 @@ static void cap(int n)
            n + 1);
 }
 
+/* ---- slowread: a reader that never reads ------------------------------- */
+
+static void slowread(int n, double secs)
+{
+    static uint8_t pages[REMOCA_MAX_BATCH * PAGE];
+    int *fds = calloc((size_t)n, sizeof *fds);
+    for (int i = 0; i < n; i++) {
+        fds[i] = raw_dial(addr);
+        if (!try_hello(fds[i], "slowread")) die("slowread %d: HELLO", i);
+        uint32_t p = try_pool(fds[i], "harden/slowread");
+        struct remoca_hdr h;
+        if (!p || !try_req(fds[i], REMOCA_OP_PUT, 3, p, 0, REMOCA_MAX_BATCH, pages, sizeof pages) ||
+            !try_resp(fds[i], 3, &h) || h.flags != REMOCA_OK)
+            die("slowread %d: PUT of %u pages", i, REMOCA_MAX_BATCH);
+        /* GETs until the socket stays full for 1 s (the server stopped reading). */
+        uint8_t hb[REMOCA_HDR_SIZE];
+        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
+                                .version = REMOCA_VERSION,
+                                .op = REMOCA_OP_GET,
+                                .pool = p,
+                                .count = REMOCA_MAX_BATCH};
+        size_t off = sizeof hb;
+        for (uint32_t id = 10;;) {
+            if (off == sizeof hb) {
+                hd.id = id++;
+                remoca_hdr_encode(hb, &hd);
+                off = 0;
+            }
+            struct pollfd pfd = {.fd = fds[i], .events = POLLOUT};
+            if (poll(&pfd, 1, 1000) != 1 || !(pfd.revents & POLLOUT)) break;
+            ssize_t w = send(fds[i], hb + off, sizeof hb - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+    }
+    printf("slowread: %d connections full, held %.0f s\n", n, secs);
+    fflush(stdout);
+    sleep_ms((unsigned)(secs * 1000));
+    int closed = 0;
+    for (int i = 0; i < n; i++) {
+        struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+        /* A closed one shows EOF (or a reset) once its pending answers are read. */
+        uint8_t b[65536];
+        ssize_t r = 1;
+        while (poll(&pfd, 1, 0) == 1 && (r = recv(fds[i], b, sizeof b, MSG_DONTWAIT)) > 0) {
+        }
+        if (r == 0 || (r < 0 && errno == ECONNRESET)) closed++;
+        close(fds[i]);
+    }
+    printf("slowread: %d of %d closed by the server\n", closed, n);
+}
+
 /* ---- soak clients ------------------------------------------------------ */
 
 static void good(double secs, unsigned who)
@@ -464,6 +520,8 @@ int main(int argc, char **argv)
         slow(atof(argv[3]));
     else if (!strcmp(cmd, "cap"))
         cap(atoi(argv[3]));
+    else if (!strcmp(cmd, "slowread") && argc > 4)
+        slowread(atoi(argv[3]), atof(argv[4]));
     else if (!strcmp(cmd, "good") && argc > 4)
         good(atof(argv[3]), (unsigned)atoi(argv[4]));
     else if (!strcmp(cmd, "abuse"))

@@ -32,7 +32,7 @@ grep -q "no-such-user-here" "$T/err" || fail "unknown --user not reported"
 # --- timeouts and caps --------------------------------------------------------
 CAP=8
 "$M" --listen 127.0.0.1:0 --port-file "$T/port" --unix "$T/memd.sock" --memory 16M \
-    --threads 2 --handshake-timeout 1 --frame-timeout 2 --max-conns-per-addr $CAP \
+    --threads 2 --handshake-timeout 1 --frame-timeout 2 --max-conns-per-addr $CAP --max-buffers 4M \
     2>"$T/memd.log" &
 PID=$!; track "$PID"
 wait_file "$T/port" 10 || fail "server did not start"
@@ -50,6 +50,21 @@ grep -q "no complete HELLO within --handshake-timeout" "$T/memd.log" || fail "ha
 "$H" "$TCP" slow 2 || fail "slow senders"
 [ "$(count frame_timeouts)" = 3 ] || fail "frame_timeouts=$(count frame_timeouts), expected 3"
 grep -q "frame incomplete after --frame-timeout" "$T/memd.log" || fail "frame timeout not logged"
+
+# (2b) slow readers are not timed out (their frames wait for their output to
+# drain), but --max-buffers bounds what they hold: readers that never read,
+# each with up to 2 MiB of answers pending, cost the server at most the 4 MiB of
+# --max-buffers (+ 1 MiB of pages cached for them, + allocator slack)
+rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$PID/status"; }
+rss0=$(rss)
+"$H" "$TCP" slowread 7 2 >"$T/slowread.out" & SR=$!; track "$SR"
+peak=$rss0
+while kill -0 "$SR" 2>/dev/null; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.2; done
+wait "$SR" || fail "slow readers"
+cat "$T/slowread.out"
+grep -q "would exceed --max-buffers" "$T/memd.log" || fail "slow readers not bounded by --max-buffers"
+echo "slow readers: RSS $rss0 kB before, $peak kB at most while they held their answers"
+[ $((peak - rss0)) -lt $((10 * 1024)) ] || fail "slow readers grew RSS by $((peak - rss0)) kB"
 
 # (3) per-address cap, TCP then unix (per uid)
 "$H" "$TCP" cap $CAP || fail "per-address cap over TCP"
