@@ -22,13 +22,16 @@
  *       close; a server that is away (restart) is retried every 100 ms.
  *       Fails only on wrong bytes or if nothing was ever served.
  *   harden_client ADDR abuse SECS     (soak) in a loop: bad magic, random
- *       bytes, stalled handshakes (up to 16 held, each for up to 3 s), half
- *       frames after HELLO; a server that is away is retried.
+ *       bytes, stalled handshakes and half frames after HELLO (up to 16 of
+ *       them held, each for up to 4 s: longer than the soak's timeouts); a
+ *       server that is away is retried.
  *
  * ADDR is HOST:PORT or unix:PATH.  Exit 0 if every expectation held, else
  * the first failure is printed and the exit status is 1. */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +78,8 @@ static int try_dial(void)
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
         if (getaddrinfo(host, colon + 1, &hints, &res)) die("cannot resolve %s", addr);
         fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1; /* a PUT is two sends: no Nagle wait for the ACK of the first */
+        if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         int ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
         freeaddrinfo(res);
         if (ok) return fd;
@@ -435,6 +440,7 @@ static void good(double secs, unsigned who)
                 die("GET %llu: wrong bytes", (unsigned long long)key);
         }
         close(fd);
+        sleep_ms(20); /* a soak, not a benchmark: leave the CPUs some room */
     }
     if (!conns) die("good %u: never served", who);
     printf("good %u: %lu connections, %lu ops, %lu misses, %lu failed connects\n", who, conns, ops,
@@ -453,7 +459,7 @@ static void abuse(double secs)
     uint8_t junk[512];
     for (unsigned slot = 0; now_s() < end; slot = (slot + 1) % HELD, rounds++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        if (held[slot] >= 0 && now_s() - since[slot] > 3) { /* a stall ends */
+        if (held[slot] >= 0 && now_s() - since[slot] > 4) { /* a stall ends */
             close(held[slot]);
             held[slot] = -1;
         }
@@ -481,7 +487,7 @@ static void abuse(double secs)
             since[slot] = now_s();
             stalls++;
             break;
-        default: /* half a PUT after HELLO, then gone */
+        default: /* half a PUT after HELLO, held like a stall */
             if (try_hello(fd, "abuse")) {
                 uint8_t h[REMOCA_HDR_SIZE];
                 struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
@@ -495,13 +501,16 @@ static void abuse(double secs)
                 try_send(fd, h, sizeof h);
                 try_send(fd, junk, 100);
             }
-            close(fd);
+            if (held[slot] >= 0) close(held[slot]);
+            held[slot] = fd;
+            since[slot] = now_s();
+            stalls++;
         }
         sleep_ms(20);
     }
     for (int i = 0; i < HELD; i++)
         if (held[i] >= 0) close(held[i]);
-    printf("abuse: %lu rounds, %lu stalled handshakes\n", rounds, stalls);
+    printf("abuse: %lu rounds, %lu stalled handshakes or frames\n", rounds, stalls);
 }
 
 int main(int argc, char **argv)
