@@ -88,10 +88,10 @@ struct server {
     bool joined;
     /* counters, updated atomically */
     uint64_t conns, conns_total, conns_refused, errors;
+    uint64_t buf_bytes; /* all connections' buffers and fill rings (bounded by
+                         * cfg.max_buffers; proto.c charges the rings) */
     uint64_t conns_refused_addr, handshake_timeouts, frame_timeouts;
     struct peer_table peers; /* --max-conns-per-addr */
-    uint64_t buf_bytes;      /* all connections' buffers and fill rings (bounded by
-                         * cfg.max_buffers; proto.c charges the rings) */
 };
 
 static void counters(void *arg, struct server_counters *sc)

@@ -457,11 +457,16 @@ static void abuse(double secs)
     unsigned long rounds = 0, stalls = 0;
     double end = now_s() + secs;
     uint8_t junk[512];
-    for (unsigned slot = 0; now_s() < end; slot = (slot + 1) % HELD, rounds++) {
+    while (now_s() < end) {
+        rounds++;
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        if (held[slot] >= 0 && now_s() - since[slot] > 4) { /* a stall ends */
-            close(held[slot]);
-            held[slot] = -1;
+        int slot = -1; /* a free place to hold a stall in, after ending the old ones */
+        for (int i = 0; i < HELD; i++) {
+            if (held[i] >= 0 && now_s() - since[i] > 4) {
+                close(held[i]);
+                held[i] = -1;
+            }
+            if (held[i] < 0) slot = i;
         }
         int fd = try_dial();
         if (fd < 0) {
@@ -482,7 +487,10 @@ static void abuse(double secs)
             close(fd);
             break;
         case 2: /* a stalled handshake, held (or closed by the server) */
-            if (held[slot] >= 0) close(held[slot]);
+            if (slot < 0) {
+                close(fd);
+                break;
+            }
             held[slot] = fd;
             since[slot] = now_s();
             stalls++;
@@ -501,7 +509,10 @@ static void abuse(double secs)
                 try_send(fd, h, sizeof h);
                 try_send(fd, junk, 100);
             }
-            if (held[slot] >= 0) close(held[slot]);
+            if (slot < 0) {
+                close(fd);
+                break;
+            }
             held[slot] = fd;
             since[slot] = now_s();
             stalls++;
