@@ -90,7 +90,7 @@ struct server {
     uint64_t conns, conns_total, conns_refused, errors;
     uint64_t buf_bytes; /* all connections' buffers and fill rings (bounded by
                          * cfg.max_buffers; proto.c charges the rings) */
-    uint64_t conns_refused_addr, handshake_timeouts, frame_timeouts;
+    uint64_t conns_refused_addr, handshake_timeouts, frame_timeouts, buffer_closes;
     struct peer_table peers; /* --max-conns-per-addr */
 };
 
@@ -104,6 +104,7 @@ static void counters(void *arg, struct server_counters *sc)
     sc->conns_refused_addr = __atomic_load_n(&srv->conns_refused_addr, __ATOMIC_RELAXED);
     sc->handshake_timeouts = __atomic_load_n(&srv->handshake_timeouts, __ATOMIC_RELAXED);
     sc->frame_timeouts = __atomic_load_n(&srv->frame_timeouts, __ATOMIC_RELAXED);
+    sc->buffer_closes = __atomic_load_n(&srv->buffer_closes, __ATOMIC_RELAXED);
     sc->threads = srv->nworkers;
 }
 
@@ -154,6 +155,13 @@ static void conn_close(struct worker *w, struct conn *c, const char *why)
     if (w->srv->cfg.max_conns_per_addr) peer_release(&w->srv->peers, &c->pkey);
     free(c);
     __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+}
+
+/* Closes a connection whose buffers would exceed --max-buffers (counted). */
+static void close_over_limit(struct worker *w, struct conn *c)
+{
+    __atomic_fetch_add(&w->srv->buffer_closes, 1, __ATOMIC_RELAXED);
+    conn_close(w, c, OVER_LIMIT);
 }
 
 static void set_events(struct worker *w, struct conn *c, uint32_t ev)
@@ -258,7 +266,7 @@ static enum run_result run(struct worker *w, struct conn *c, const uint8_t *data
             return RUN_STOP;
         }
         if (s == 0 && !account(w, c)) {
-            conn_close(w, c, OVER_LIMIT);
+            close_over_limit(w, c);
             return RUN_CLOSED;
         }
         if (s == 0) return RUN_STOP;
@@ -307,7 +315,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
                 c->in = p;
                 c->in_cap = need;
                 if (!account(w, c)) {
-                    conn_close(w, c, OVER_LIMIT);
+                    close_over_limit(w, c);
                     return false;
                 }
             }
@@ -355,7 +363,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
             return false;
         }
         if (!account(w, c)) {
-            conn_close(w, c, OVER_LIMIT);
+            close_over_limit(w, c);
             return false;
         }
     }

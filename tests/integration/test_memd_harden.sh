@@ -63,6 +63,7 @@ while kill -0 "$SR" 2>/dev/null; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; s
 wait "$SR" || fail "slow readers"
 cat "$T/slowread.out"
 grep -q "would exceed --max-buffers" "$T/memd.log" || fail "slow readers not bounded by --max-buffers"
+[ "$(count buffer_closes)" -ge 1 ] || fail "buffer_closes=$(count buffer_closes)"
 echo "slow readers: RSS $rss0 kB before, $peak kB at most while they held their answers"
 if [ -z "${REMOCA_SANITIZE:-}${REMOCA_MEMD:-}" ]; then # a sanitizer's shadow memory counts in RSS
     [ $((peak - rss0)) -lt $((10 * 1024)) ] || fail "slow readers grew RSS by $((peak - rss0)) kB"
@@ -77,7 +78,7 @@ grep -q "connection from 127.0.0.1 refused: --max-conns-per-addr $CAP" "$T/memd.
     fail "TCP refusal not logged"
 grep -q "connection from uid $(id -u) refused" "$T/memd.log" || fail "unix refusal not logged"
 json=$("$B/remoca" stats --json --server "$TCP")
-for k in handshake_timeouts frame_timeouts connections_refused_addr; do
+for k in handshake_timeouts frame_timeouts connections_refused_addr buffer_closes; do
     echo "$json" | grep -q "\"$k\": [1-9]" || fail "$k missing from the JSON stats"
 done
 # the slots were all given back: CAP new connections are served again
