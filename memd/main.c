@@ -50,8 +50,12 @@ int main(int argc, char **argv)
     raise_nofile(cfg.max_conns);
     struct privdrop user;
     if (cfg.user && privdrop_lookup(cfg.user, &user) < 0) return 1;
-    if (!cfg.user && geteuid() == 0)
-        log_warn("running as root: consider --user NAME (see remoca-memd --help)");
+    if (!cfg.user && geteuid() == 0) { /* a warning where the network reaches it */
+        if (cfg.listen)
+            log_warn("running as root with a TCP listener: consider --user NAME");
+        else
+            log_info("running as root: consider --user NAME");
+    }
 
     struct store store;
     if ((cfg.shm ? store_init_shm : store_init)(&store, cfg.memory, cfg.policy, cfg.max_pools) <
