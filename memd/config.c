@@ -32,6 +32,17 @@ static void usage(FILE *f)
             "  --pid-file FILE     write the process id to FILE.\n"
             "  --threads N         worker threads (default: number of CPUs).\n"
             "  --max-conns N       simultaneous connections (default 4096); more are closed.\n"
+            "  --max-conns-per-addr N  simultaneous connections per client address (TCP)\n"
+            "                      or per user id (unix socket); more are closed\n"
+            "                      (default 0: no limit but --max-conns).\n"
+            "  --handshake-timeout SECS  close a connection that has not completed HELLO\n"
+            "                      (and authentication) SECS after connecting (default 10;\n"
+            "                      0 = never).\n"
+            "  --frame-timeout SECS  close a connection whose request frame is still\n"
+            "                      incomplete SECS after its first bytes (default 30;\n"
+            "                      0 = never).  Idle connections are never closed.\n"
+            "  --user NAME         started as root: run as user NAME (and its groups) once\n"
+            "                      the sockets are bound and the store is allocated.\n"
             "  --max-pools N       pools the server will create (default 1024).\n"
             "  --max-buffers SIZE  memory all connections' buffers may hold together for\n"
             "                      partial requests and unread responses (default 64M, at\n"
@@ -91,6 +102,10 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         O_SECRET_FILE,
         O_SHM,
         O_TENANTS,
+        O_MAX_CONNS_PER_ADDR,
+        O_HANDSHAKE_TIMEOUT,
+        O_FRAME_TIMEOUT,
+        O_USER,
         O_HELP
     };
     static const struct option opts[] = {
@@ -109,6 +124,10 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"shm", no_argument, NULL, O_SHM},
         {"tenants", required_argument, NULL, O_TENANTS},
+        {"max-conns-per-addr", required_argument, NULL, O_MAX_CONNS_PER_ADDR},
+        {"handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT},
+        {"frame-timeout", required_argument, NULL, O_FRAME_TIMEOUT},
+        {"user", required_argument, NULL, O_USER},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
@@ -120,6 +139,8 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         .max_buffers = 64u << 20,
         .log_level = LOG_INFO,
         .policy = POLICY_S3FIFO,
+        .handshake_timeout = 10,
+        .frame_timeout = 30,
     };
     bool listen_set = false;
     int c;
@@ -155,6 +176,19 @@ int config_parse(struct memd_config *cfg, int argc, char **argv)
         case O_MAX_CONNS:
             if (parse_uint("--max-conns", optarg, 1, 1u << 24, &cfg->max_conns) < 0) return -1;
             break;
+        case O_MAX_CONNS_PER_ADDR:
+            if (parse_uint("--max-conns-per-addr", optarg, 0, 1u << 24, &cfg->max_conns_per_addr) <
+                0)
+                return -1;
+            break;
+        case O_HANDSHAKE_TIMEOUT:
+            if (parse_uint("--handshake-timeout", optarg, 0, 86400, &cfg->handshake_timeout) < 0)
+                return -1;
+            break;
+        case O_FRAME_TIMEOUT:
+            if (parse_uint("--frame-timeout", optarg, 0, 86400, &cfg->frame_timeout) < 0) return -1;
+            break;
+        case O_USER: cfg->user = optarg; break;
         case O_MAX_POOLS:
             if (parse_uint("--max-pools", optarg, 1, 1u << 20, &cfg->max_pools) < 0) return -1;
             break;

@@ -22,10 +22,13 @@ struct memd_config {
     uint64_t max_buffers;
     int log_level;
     enum policy_kind policy;
-    bool shm;                 /* --shm: the store in memfds, SHM_MAP on the unix socket */
-    struct auth auth;         /* --secret / --secret-file */
-    const char *tenants_file; /* --tenants FILE (tenants.h); excludes --secret */
-    struct tenants tenants;   /* loaded from it (n = 0 without) */
+    bool shm;                    /* --shm: the store in memfds, SHM_MAP on the unix socket */
+    struct auth auth;            /* --secret / --secret-file */
+    const char *tenants_file;    /* --tenants FILE (tenants.h); excludes --secret */
+    struct tenants tenants;      /* loaded from it (n = 0 without) */
+    unsigned max_conns_per_addr; /* 0 = no limit */
+    unsigned handshake_timeout, frame_timeout; /* seconds, 0 = none */
+    const char *user;                          /* --user: drop root to it */
 };
 
 /* Parses argv.  Returns 0 to run, 1 if --help was printed (exit 0), or -1

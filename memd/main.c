@@ -4,7 +4,8 @@
  * main parses the command line (config.c), raises the open-file limit,
  * blocks SIGTERM/SIGINT (they are read from a signalfd by the acceptor),
  * creates the page store (store.c) and runs the network loop (net.c) until a
- * signal asks it to stop.  Exit status: 0 after a clean shutdown, 1 on a
+ * signal asks it to stop.  With --user, root is dropped after the sockets
+ * are bound and the store allocated (privdrop.h).  Exit status: 0 after a clean shutdown, 1 on a
  * start-up failure, 2 on a command-line error. */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "net.h"
+#include "privdrop.h"
 #include "store.h"
 
 static void raise_nofile(unsigned max_conns)
@@ -46,6 +48,14 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers */
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(cfg.max_conns);
+    struct privdrop user;
+    if (cfg.user && privdrop_lookup(cfg.user, &user) < 0) return 1;
+    if (!cfg.user && geteuid() == 0) { /* a warning where the network reaches it */
+        if (cfg.listen)
+            log_warn("running as root with a TCP listener: consider --user NAME");
+        else
+            log_info("running as root: consider --user NAME");
+    }
 
     struct store store;
     if ((cfg.shm ? store_init_shm : store_init)(&store, cfg.memory, cfg.policy, cfg.max_pools) <
@@ -69,13 +79,26 @@ int main(int argc, char **argv)
                             .max_conns = cfg.max_conns,
                             .max_buffers = cfg.max_buffers,
                             .auth = &cfg.auth,
-                            .tenants = cfg.tenants.n ? &cfg.tenants : NULL};
+                            .tenants = cfg.tenants.n ? &cfg.tenants : NULL,
+                            .handshake_timeout_ms = cfg.handshake_timeout * 1000u,
+                            .frame_timeout_ms = cfg.frame_timeout * 1000u,
+                            .max_conns_per_addr = cfg.max_conns_per_addr};
     store.tenants = cfg.tenants.accts;
     store.ntenants = cfg.tenants.n;
     struct server *srv = server_start(&nc, &store);
     if (!srv) {
         store_destroy(&store);
         return 1;
+    }
+    if (cfg.user) {
+        /* The unix socket stays usable (and removable at exit) by the user. */
+        if (cfg.unix_path && geteuid() == 0 && chown(cfg.unix_path, user.uid, user.gid) < 0)
+            log_warn("--user: chown %s: %s", cfg.unix_path, strerror(errno));
+        if (privdrop_apply(&user) < 0) {
+            server_free(srv);
+            store_destroy(&store);
+            return 1;
+        }
     }
     log_info("remoca-memd ready: %llu MiB in %u pages, policy %s, %u threads, max %u "
              "connections, max %u pools, authentication %s, %u tenants, shm %s",

@@ -19,10 +19,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "remoca/hostport.h"
 #include "log.h"
+#include "peer_limit.h"
 #include "proto.h"
 
 #define SCRATCH_SIZE (256u * 1024u)
@@ -32,7 +34,13 @@
  *
  *   fd  session(hello, handles)  in: partial frame or unprocessed input
  *                                out: unsent responses (while EPOLLOUT)
+ *   deadline: when the worker's sweep closes it (0 = never), for
+ *     DL_HANDSHAKE  accept + --handshake-timeout, until HELLO is done
+ *     DL_FRAME      frame_start + --frame-timeout, while a frame is partial
+ *                   and no output is pending
  */
+enum deadline_kind { DL_NONE, DL_HANDSHAKE, DL_FRAME };
+
 struct conn {
     int fd;
     bool closing; /* close once the pending output is written */
@@ -44,6 +52,9 @@ struct conn {
     size_t out_off;
     size_t charged; /* in_cap + out.cap, counted in server.buf_bytes */
     char peer[72];
+    uint64_t deadline, handshake_end, frame_start; /* ms, CLOCK_MONOTONIC; 0 = unset */
+    enum deadline_kind dl_kind;
+    struct peer_key pkey; /* counted in server.peers while open */
 };
 
 struct worker {
@@ -52,11 +63,18 @@ struct worker {
     pthread_t th;
     int epfd, evfd;
     pthread_mutex_t qlock;
-    int *queue; /* accepted fds waiting to be adopted */
+    struct accepted *queue; /* accepted fds waiting to be adopted */
     size_t qlen, qcap;
     struct conn *conns;
     uint8_t *scratch;
     struct outbuf out;
+    uint64_t next_due; /* earliest connection deadline (ms), UINT64_MAX: none */
+};
+
+/* An accepted fd on its way to a worker, with the peer it was counted for. */
+struct accepted {
+    int fd;
+    struct peer_key pkey;
 };
 
 struct server {
@@ -72,6 +90,8 @@ struct server {
     uint64_t conns, conns_total, conns_refused, errors;
     uint64_t buf_bytes; /* all connections' buffers and fill rings (bounded by
                          * cfg.max_buffers; proto.c charges the rings) */
+    uint64_t conns_refused_addr, handshake_timeouts, frame_timeouts, buffer_closes;
+    struct peer_table peers; /* --max-conns-per-addr */
 };
 
 static void counters(void *arg, struct server_counters *sc)
@@ -81,6 +101,10 @@ static void counters(void *arg, struct server_counters *sc)
     sc->conns_total = __atomic_load_n(&srv->conns_total, __ATOMIC_RELAXED);
     sc->conns_refused = __atomic_load_n(&srv->conns_refused, __ATOMIC_RELAXED);
     sc->errors = __atomic_load_n(&srv->errors, __ATOMIC_RELAXED);
+    sc->conns_refused_addr = __atomic_load_n(&srv->conns_refused_addr, __ATOMIC_RELAXED);
+    sc->handshake_timeouts = __atomic_load_n(&srv->handshake_timeouts, __ATOMIC_RELAXED);
+    sc->frame_timeouts = __atomic_load_n(&srv->frame_timeouts, __ATOMIC_RELAXED);
+    sc->buffer_closes = __atomic_load_n(&srv->buffer_closes, __ATOMIC_RELAXED);
     sc->threads = srv->nworkers;
 }
 
@@ -128,8 +152,16 @@ static void conn_close(struct worker *w, struct conn *c, const char *why)
     else
         w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
+    if (w->srv->cfg.max_conns_per_addr) peer_release(&w->srv->peers, &c->pkey);
     free(c);
     __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+}
+
+/* Closes a connection whose buffers would exceed --max-buffers (counted). */
+static void close_over_limit(struct worker *w, struct conn *c)
+{
+    __atomic_fetch_add(&w->srv->buffer_closes, 1, __ATOMIC_RELAXED);
+    conn_close(w, c, OVER_LIMIT);
 }
 
 static void set_events(struct worker *w, struct conn *c, uint32_t ev)
@@ -234,7 +266,7 @@ static enum run_result run(struct worker *w, struct conn *c, const uint8_t *data
             return RUN_STOP;
         }
         if (s == 0 && !account(w, c)) {
-            conn_close(w, c, OVER_LIMIT);
+            close_over_limit(w, c);
             return RUN_CLOSED;
         }
         if (s == 0) return RUN_STOP;
@@ -283,7 +315,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
                 c->in = p;
                 c->in_cap = need;
                 if (!account(w, c)) {
-                    conn_close(w, c, OVER_LIMIT);
+                    close_over_limit(w, c);
                     return false;
                 }
             }
@@ -302,6 +334,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
         }
         enum run_result r = run(w, c, c->in, c->in_len, &used);
         if (r == RUN_CLOSED) return false;
+        if (used) c->frame_start = 0; /* what is left is a new frame */
         if (used == c->in_len) {
             drop_input(c);
             account(w, c);
@@ -321,6 +354,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
         conn_close(w, c, strerror(errno));
         return false;
     }
+    c->frame_start = 0; /* nothing was pending: a partial frame left over is new */
     enum run_result r = run(w, c, w->scratch, (size_t)n, &used);
     if (r == RUN_CLOSED) return false;
     if (used < (size_t)n && !c->closing) {
@@ -329,7 +363,7 @@ static bool conn_readable(struct worker *w, struct conn *c)
             return false;
         }
         if (!account(w, c)) {
-            conn_close(w, c, OVER_LIMIT);
+            close_over_limit(w, c);
             return false;
         }
     }
@@ -364,15 +398,88 @@ static bool conn_writable(struct worker *w, struct conn *c)
     return conn_readable(w, c); /* buffered input may hold complete frames */
 }
 
-static void adopt(struct worker *w, int fd)
+/* An accepted connection that will not be served after all. */
+static void drop_accepted(struct server *srv, const struct accepted *a)
 {
+    close(a->fd);
+    if (srv->cfg.max_conns_per_addr) peer_release(&srv->peers, &a->pkey);
+    __atomic_fetch_sub(&srv->conns, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Sets c's deadline from its state after an event (see struct conn). */
+static void conn_timer(struct worker *w, struct conn *c, uint64_t now)
+{
+    const struct net_config *cfg = &w->srv->cfg;
+    c->deadline = 0;
+    c->dl_kind = DL_NONE;
+    if (!c->ss.hello && c->handshake_end) {
+        c->deadline = c->handshake_end;
+        c->dl_kind = DL_HANDSHAKE;
+    } else if (c->in_len && !c->out.len && !c->closing && cfg->frame_timeout_ms) {
+        if (!c->frame_start) c->frame_start = now;
+        c->deadline = c->frame_start + cfg->frame_timeout_ms;
+        c->dl_kind = DL_FRAME;
+    } else {
+        c->frame_start = 0; /* idle, or waiting for its output to drain */
+    }
+    if (c->deadline && c->deadline < w->next_due) w->next_due = c->deadline;
+}
+
+/* Log the first few timeouts of each kind, then one in 1000 (a flood of
+ * stalled connections must not flood the log); the stats count them all. */
+#define TIMEOUT_LOG_FIRST 10u
+
+static void conn_expire(struct worker *w, struct conn *c)
+{
+    struct server *srv = w->srv;
+    bool hs = c->dl_kind == DL_HANDSHAKE;
+    uint64_t n = __atomic_add_fetch(hs ? &srv->handshake_timeouts : &srv->frame_timeouts, 1,
+                                    __ATOMIC_RELAXED);
+    const char *why = hs ? "no complete HELLO within --handshake-timeout"
+                         : "frame incomplete after --frame-timeout";
+    if (n <= TIMEOUT_LOG_FIRST || n % 1000 == 0)
+        log_info("%s (%s): connection closed: %s (%llu so far)", c->peer, c->ss.client, why,
+                 (unsigned long long)n);
+    else
+        log_debug("%s (%s): connection closed: %s", c->peer, c->ss.client, why);
+    conn_close(w, c, NULL);
+}
+
+/* Sweeps at most this often (ms): expired connections close up to this late,
+ * and connections whose deadlines are spread out cost one sweep per period,
+ * not one per connection. */
+#define SWEEP_MS 100u
+
+static void sweep(struct worker *w, uint64_t now)
+{
+    w->next_due = UINT64_MAX;
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->deadline) continue;
+        if (c->deadline <= now)
+            conn_expire(w, c);
+        else if (c->deadline < w->next_due)
+            w->next_due = c->deadline;
+    }
+}
+
+static void adopt(struct worker *w, const struct accepted *acc, uint64_t now)
+{
+    int fd = acc->fd;
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
-        close(fd);
-        __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+        drop_accepted(w->srv, acc);
         return;
     }
     c->fd = fd;
+    c->pkey = acc->pkey;
     strcpy(c->ss.client, "-");
     struct sockaddr_storage ss = {0}; /* AF_UNSPEC if getpeername fails */
     socklen_t sl = sizeof ss;
@@ -394,14 +501,15 @@ static void adopt(struct worker *w, int fd)
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
         log_warn("epoll_ctl: %s", strerror(errno));
-        close(fd);
         free(c);
-        __atomic_fetch_sub(&w->srv->conns, 1, __ATOMIC_RELAXED);
+        drop_accepted(w->srv, acc);
         return;
     }
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
     w->conns = c;
+    if (w->srv->cfg.handshake_timeout_ms) c->handshake_end = now + w->srv->cfg.handshake_timeout_ms;
+    conn_timer(w, c, now);
     log_debug("%s: connected (worker %u)", c->peer, w->idx);
 }
 
@@ -409,8 +517,17 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event ev[MAX_EVENTS];
+    uint64_t last_sweep = 0;
+    w->next_due = UINT64_MAX;
     while (!__atomic_load_n(&w->srv->stop, __ATOMIC_ACQUIRE)) {
-        int n = epoll_wait(w->epfd, ev, MAX_EVENTS, -1);
+        int timeout = -1; /* no deadline: sleep until an event */
+        if (w->next_due != UINT64_MAX) {
+            uint64_t now = now_ms(), at = w->next_due;
+            if (at < last_sweep + SWEEP_MS) at = last_sweep + SWEEP_MS;
+            timeout = at <= now ? 0 : at - now > 60000 ? 60000 : (int)(at - now);
+        }
+        int n = epoll_wait(w->epfd, ev, MAX_EVENTS, timeout);
+        uint64_t now = now_ms();
         if (n < 0) {
             if (errno == EINTR) continue;
             log_error("worker %u: epoll_wait: %s", w->idx, strerror(errno));
@@ -423,7 +540,7 @@ static void *worker_main(void *arg)
                 ssize_t r = read(w->evfd, &v, sizeof v);
                 (void)r;
                 pthread_mutex_lock(&w->qlock);
-                for (size_t k = 0; k < w->qlen; k++) adopt(w, w->queue[k]);
+                for (size_t k = 0; k < w->qlen; k++) adopt(w, &w->queue[k], now);
                 w->qlen = 0;
                 pthread_mutex_unlock(&w->qlock);
                 continue;
@@ -434,7 +551,12 @@ static void *worker_main(void *arg)
                 continue;
             }
             if ((e & EPOLLOUT) && !conn_writable(w, c)) continue;
-            if (e & (EPOLLIN | EPOLLHUP)) conn_readable(w, c);
+            if ((e & (EPOLLIN | EPOLLHUP)) && !conn_readable(w, c)) continue;
+            conn_timer(w, c, now);
+        }
+        if (now >= w->next_due && now >= last_sweep + SWEEP_MS) {
+            sweep(w, now);
+            last_sweep = now;
         }
     }
     unsigned closed = 0;
@@ -530,6 +652,7 @@ struct server *server_start(const struct net_config *cfg, struct store *store)
     srv->store = store;
     srv->cfg = *cfg;
     srv->tcp_fd = srv->unix_fd = srv->sig_fd = srv->epfd = -1;
+    peer_table_init(&srv->peers);
     srv->ctx = (struct proto_ctx){.store = store,
                                   .counters = counters,
                                   .arg = srv,
@@ -601,23 +724,22 @@ static void stop_workers(struct server *srv)
 }
 
 /* Hands an accepted fd to the next worker (round robin). */
-static void hand_off(struct server *srv, int fd)
+static void hand_off(struct server *srv, const struct accepted *a)
 {
     struct worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
     pthread_mutex_lock(&w->qlock);
     if (w->qlen == w->qcap) {
         size_t cap = w->qcap ? w->qcap * 2 : 64;
-        int *q = realloc(w->queue, cap * sizeof *q);
+        struct accepted *q = realloc(w->queue, cap * sizeof *q);
         if (!q) {
             pthread_mutex_unlock(&w->qlock);
-            close(fd);
-            __atomic_fetch_sub(&srv->conns, 1, __ATOMIC_RELAXED);
+            drop_accepted(srv, a);
             return;
         }
         w->queue = q;
         w->qcap = cap;
     }
-    w->queue[w->qlen++] = fd;
+    w->queue[w->qlen++] = *a;
     pthread_mutex_unlock(&w->qlock);
     uint64_t one = 1;
     ssize_t r = write(w->evfd, &one, sizeof one);
@@ -627,7 +749,9 @@ static void hand_off(struct server *srv, int fd)
 static void accept_all(struct server *srv, int lfd)
 {
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE) {
@@ -644,13 +768,29 @@ static void accept_all(struct server *srv, int lfd)
             close(fd);
             continue;
         }
+        struct accepted a = {.fd = fd};
+        if (srv->cfg.max_conns_per_addr) {
+            peer_key_of(fd, (struct sockaddr *)&sa, &a.pkey);
+            if (!peer_acquire(&srv->peers, &a.pkey, srv->cfg.max_conns_per_addr)) {
+                uint64_t n = __atomic_add_fetch(&srv->conns_refused_addr, 1, __ATOMIC_RELAXED);
+                if (n <= TIMEOUT_LOG_FIRST || n % 1000 == 0) {
+                    char who[64];
+                    peer_key_str(&a.pkey, who, sizeof who);
+                    log_warn("connection from %s refused: --max-conns-per-addr %u reached "
+                             "(%llu refused so far)",
+                             who, srv->cfg.max_conns_per_addr, (unsigned long long)n);
+                }
+                close(fd);
+                continue;
+            }
+        }
         if (lfd == srv->tcp_fd) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         __atomic_fetch_add(&srv->conns, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&srv->conns_total, 1, __ATOMIC_RELAXED);
-        hand_off(srv, fd);
+        hand_off(srv, &a);
     }
 }
 
@@ -689,7 +829,7 @@ void server_free(struct server *srv)
         struct worker *w = &srv->workers[i];
         if (w->epfd > 0) close(w->epfd);
         if (w->evfd > 0) close(w->evfd);
-        for (size_t k = 0; k < w->qlen; k++) close(w->queue[k]);
+        for (size_t k = 0; k < w->qlen; k++) close(w->queue[k].fd);
         free(w->queue);
         free(w->scratch);
         outbuf_free(&w->out);
@@ -703,5 +843,6 @@ void server_free(struct server *srv)
     }
     if (srv->sig_fd >= 0) close(srv->sig_fd);
     if (srv->epfd >= 0) close(srv->epfd);
+    peer_table_free(&srv->peers);
     free(srv);
 }

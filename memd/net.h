@@ -17,6 +17,19 @@
  * buffers of all connections together are bounded by --max-buffers: a
  * connection that would go beyond is closed (and logged).  Fill rings
  * (memd/fill_ring.h) count too: a FILL_RING that would go beyond gets E_LIMIT.
+ *
+ * Hardening (see memd/README.md, "Limits and timeouts"):
+ *   --handshake-timeout  a connection without a completed HELLO (and its
+ *                        authentication) that long after accept is closed;
+ *   --frame-timeout      a frame begun but not complete that long after its
+ *                        first bytes (slow senders, slowloris) is closed; an
+ *                        idle connection between frames is never closed, nor
+ *                        one whose frame waits because its output is pending
+ *                        (a slow reader: backpressure and --max-buffers);
+ *   --max-conns-per-addr open connections per source address / unix uid
+ *                        (peer_limit.h), on top of --max-conns.
+ * Each worker keeps one deadline per connection and the earliest of them as
+ * its epoll_wait timeout; a sweep of its list closes the expired ones.
  */
 #ifndef MEMD_NET_H
 #define MEMD_NET_H
@@ -37,6 +50,9 @@ struct net_config {
     uint64_t max_buffers;          /* bytes all connections' buffers may hold together */
     const struct auth *auth;       /* --secret (len 0 = none) */
     const struct tenants *tenants; /* --tenants, or NULL */
+    unsigned handshake_timeout_ms; /* 0 = none */
+    unsigned frame_timeout_ms;     /* 0 = none */
+    unsigned max_conns_per_addr;   /* 0 = no limit */
 };
 
 struct server;

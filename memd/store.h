@@ -244,6 +244,9 @@ struct server_counters {
     uint64_t conns_refused;
     uint64_t errors; /* error replies and dropped connections */
     unsigned threads;
+    uint64_t conns_refused_addr; /* --max-conns-per-addr */
+    uint64_t handshake_timeouts, frame_timeouts;
+    uint64_t buffer_closes; /* connections closed by --max-buffers */
 };
 
 /* Formats the stats as text or JSON into buf (at most cap bytes, always
