@@ -75,6 +75,15 @@ int fill_ring_drain(const struct proto_ctx *ctx, struct session *ss, uint32_t up
             continue;
         }
         uint32_t pool = ss->handles[e.handle - 1];
+        if (store_pool_sealed(ctx->store, pool)) {
+            /* An entry has no sidecar: sealed pools take puts over the
+             * socket only.  Dropped, and the key's older page with it. */
+            proto_count_error(ctx, ss);
+            log_debug("%s (%s): fill ring entry %llu: sealed pool: key dropped",
+                      ss->peer ? ss->peer : "-", ss->client, (unsigned long long)t);
+            store_delete(ctx->store, pool, e.key, 1);
+            continue;
+        }
         const uint8_t *page = pages + (size_t)idx * REMOCA_PAGE_SIZE;
         /* Never leave an older page behind: what cannot be stored is dropped. */
         if (store_put(ctx->store, pool, e.key, 1, page) != REMOCA_OK)

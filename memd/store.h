@@ -53,7 +53,16 @@
  * Memory: the arena (budget) + 32 B per page (slots) + 4 B per page (buckets)
  * + 8 B per page (ghost table) + ~400 B per pool + 32 B per --max-pools
  * (pools[], the ghost's per-pool clock, cap, count); about 1.1 % of the
- * budget.
+ * budget.  Plus sides[]: REMOCA_SIDE_SIZE (32) B per page, reserved like the
+ * arena and touched only by pages of sealed pools (0.8 % of what they hold).
+ *
+ * Sealed pools (POOL_OPEN with REMOCA_F_SEALED; sealed from creation, never
+ * changed): page i's sidecar is sides[i * 32 .. +32), parallel to the arena
+ * and written and read under the lock with its page (store_put, store_get
+ * take and give page || sidecar units, the wire's).  Pages of unsealed pools
+ * leave their sidecar untouched and nobody reads it.  Sidecars are not in
+ * the --shm layout: a sealed pool gets no SHM_MAP and no fill ring entries
+ * (proto.c, fill_ring.c), its pages are read over the socket only.
  *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
  * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
@@ -126,6 +135,7 @@ struct pool {
     struct pool_stats st;
     uint64_t ghost_recent; /* ghost hits, decayed: the utility signal */
     int64_t credit;        /* pages of target moved here by utility (rebalance) */
+    bool sealed;           /* pages carry a sidecar (set at creation, never changed) */
 };
 
 enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__MAX };
@@ -133,6 +143,7 @@ enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__M
 struct store {
     pthread_mutex_t lock;
     uint8_t *arena;
+    uint8_t *sides;  /* REMOCA_SIDE_SIZE per page: sidecars of sealed pools' pages */
     uint64_t budget; /* bytes asked for (--memory) */
     uint32_t npages;
     struct slot *slots;
@@ -170,7 +181,8 @@ const char *policy_name(enum policy_kind k);
 int policy_parse(const char *name); /* -1 if unknown */
 
 /* Opens (or creates) a pool by name.  Returns REMOCA_OK and the pool id, or
- * REMOCA_E_LIMIT (too many pools, or the minimums would exceed the budget). */
+ * REMOCA_E_LIMIT (too many pools, or the minimums would exceed the budget),
+ * or REMOCA_E_STATE (po->sealed differs from the existing pool's). */
 enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
                                    uint32_t *id);
 /* The same, with the reason for a refusal in *why (decided under the lock). */
@@ -180,12 +192,15 @@ void store_pool_close(struct store *s, uint32_t id);
 
 /* Looks up keys [key, key+count).  Sets bit i of `bitmap` (zeroed by the
  * caller, remoca_bitmap_bytes(count) bytes) for each hit and copies hit pages
- * one after the other to `pages`.  take removes the hits.  Returns hits. */
+ * one after the other to `pages` (in a sealed pool each followed by its
+ * sidecar: REMOCA_SEALED_UNIT bytes per hit).  take removes the hits.
+ * Returns hits. */
 uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count, bool take,
                    uint8_t *bitmap, uint8_t *pages);
 
-/* Stores count pages.  REMOCA_OK, or REMOCA_E_FULL if some page could not be
- * placed (the pages before it are stored). */
+/* Stores count pages (in a sealed pool, count page || sidecar units of
+ * REMOCA_SEALED_UNIT bytes).  REMOCA_OK, or REMOCA_E_FULL if some page could
+ * not be placed (the pages before it are stored). */
 enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
                              const uint8_t *pages);
 
@@ -232,6 +247,14 @@ uint64_t store_target_locked(struct store *s, const struct pool *p, uint64_t act
 static inline struct pool *store_pool(struct store *s, uint32_t id)
 {
     return id >= 1 && id <= s->npools ? s->pools[id - 1] : NULL;
+}
+
+/* Whether pool `id` is sealed.  Fixed at the pool's creation, under the lock
+ * that the opener's store_pool_open took too: a connection may ask without
+ * the lock about a pool it opened. */
+static inline bool store_pool_sealed(const struct store *s, uint32_t id)
+{
+    return id >= 1 && id <= s->npools && s->pools[id - 1]->sealed;
 }
 
 #endif
