@@ -33,9 +33,11 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
                  cn->rb.end - cn->rb.pos, remoca_op_name(op));
         return -1;
     }
+    bool sealed = op == REMOCA_OP_POOL_OPEN && cn->client->sealed;
     struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ,
                            .version = REMOCA_VERSION,
                            .op = op,
+                           .flags = sealed ? REMOCA_F_SEALED : 0,
                            .id = cn->next_id++,
                            .pool = pool,
                            .count = count,
@@ -174,6 +176,9 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
     memset(map, 0, sizeof *map);
     memset(ring, 0, sizeof *ring);
     if (cn->addr.kind != REMOCA_ADDR_UNIX || c->shm == REMOCA_SHM_OFF) return 0;
+    /* A sealed pool's sidecars are neither in the shared layout nor in ring
+     * entries: its pages go over the socket only (memd refuses both). */
+    if (c->sealed) return 0;
     if (rc_shm_map(cn, fd, *pool, &deadline, map, why, whylen) < 0) return -1;
     /* Puts through shared memory: offered on any unix socket (the ring is
      * the server's memory lent to this connection alone). */
