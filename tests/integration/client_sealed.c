@@ -17,7 +17,9 @@
  * 4. a sealed client never maps the server's store nor takes a fill ring;
  * 5. memd only: the pool exists sealed, so a plain client of the same pool
  *    is refused by every server (never up, "pool is sealed" logged), and a
- *    sealed client of a plain pool likewise ("pool is not sealed").
+ *    sealed client of a plain pool likewise ("pool is not sealed");
+ *    remoca_pool_update of the sealed pool (one server) succeeds and keeps
+ *    its pages.
  * Exit 0 on success.
  */
 #include <pthread.h>
@@ -237,6 +239,12 @@ int main(int argc, char **argv)
             die("the refusal of a sealed open of a plain pool was not logged with its reason");
         remoca_client_free(r);
         expect(c, 6, 4, 7, 9, false); /* the pool is untouched */
+        if (!strchr(servers, ',')) {  /* remoca-balancer's update of a sealed pool */
+            char err[256];
+            if (remoca_pool_update(servers, NULL, "sealed/vda", 0, 0, 3, 1000, err, sizeof err))
+                die(err);
+            expect(c, 6, 4, 7, 9, false);
+        }
     }
     remoca_client_free(p);
     remoca_client_free(c);

@@ -177,7 +177,10 @@ int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned
  * pool that exists keeps its pages and takes the new min, max (0 = the
  * server's budget) and weight (0 = 1); one that does not is created.  Unlike
  * a client, which resets its pool after opening it, this changes nothing
- * else.  0, or -1 with a message in err (remoca-balancer's remote shares). */
+ * else.  A sealed pool is updated as one (a second, sealed POOL_OPEN after
+ * the server's refusal of the plain one); a pool that does not exist is
+ * created plain, which a sealed client would then find refused.  0, or -1
+ * with a message in err (remoca-balancer's remote shares). */
 int remoca_pool_update(const char *addr, const char *secret, const char *pool, uint64_t min_bytes,
                        uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err,
                        size_t errlen);
