@@ -241,11 +241,6 @@ static void op_shm_map(const struct proto_ctx *ctx, struct session *ss, const st
         return;
     }
     uint32_t pool = ss->handles[h->pool - 1];
-    if (store_pool_sealed(ctx->store, pool)) {
-        reply_err(ctx, ss, out, h, REMOCA_E_STATE, pool,
-                  "sealed pool: no one-sided reads (sidecars are not in the shm layout)");
-        return;
-    }
     if (out->len != 0 || ss->nattach) {
         reply_err(ctx, ss, out, h, REMOCA_E_STATE, pool,
                   "SHM_MAP behind other responses: send it alone (nothing else in flight)");

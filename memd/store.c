@@ -100,13 +100,14 @@ static int init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32
         s->seqs = (uint32_t *)(s->shm->data + l->off_seqs);
         s->buckets = (uint32_t *)(s->shm->data + l->off_buckets);
         s->arena = s->shm->data + l->off_arena;
+        s->sides = s->shm->data + l->off_sides;
         s->touched = s->shm->touch;
     } else {
         s->arena = huge_alloc(npages * REMOCA_PAGE_SIZE);
         s->slots = huge_alloc(npages * sizeof *s->slots);
         s->buckets = huge_alloc(nb * sizeof *s->buckets);
+        s->sides = huge_alloc(npages * REMOCA_SIDE_SIZE); /* reserved; touched by sealed pools */
     }
-    s->sides = huge_alloc(npages * REMOCA_SIDE_SIZE); /* reserved; touched by sealed pools */
     if (!s->arena || !s->sides || !s->slots || !s->buckets || !s->pools ||
         ghost_init(&s->ghost, npages, max_pools) < 0) {
         store_destroy(s);
@@ -151,7 +152,6 @@ void store_destroy(struct store *s)
     if (s->pools)
         for (uint32_t i = 0; i < s->npools; i++) free(s->pools[i]);
     free(s->pools);
-    huge_free(s->sides, (size_t)s->npages * REMOCA_SIDE_SIZE);
     if (s->shm) {
         shm_region_destroy(s->shm);
         free(s->shm);
@@ -159,6 +159,7 @@ void store_destroy(struct store *s)
         huge_free(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
         huge_free(s->slots, (size_t)s->npages * sizeof *s->slots);
         huge_free(s->buckets, ((size_t)s->bmask + 1) * sizeof *s->buckets);
+        huge_free(s->sides, (size_t)s->npages * REMOCA_SIDE_SIZE);
     }
     ghost_free(&s->ghost);
     memset(s, 0, sizeof *s);
@@ -556,8 +557,8 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             if (i != MEMD_NIL) {
                 change_begin(s, i);
                 memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
-                change_end(s, i);
                 if (p->sealed) memcpy(side_of(s, i), src + REMOCA_PAGE_SIZE, REMOCA_SIDE_SIZE);
+                change_end(s, i);
                 policy_hit(s, p, i);
                 p->st.puts++;
                 continue;
@@ -574,8 +575,8 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             __atomic_store_n(&e->key, key + n, __ATOMIC_RELAXED);
             __atomic_store_n(&e->pool, pool, __ATOMIC_RELAXED);
             memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
-            change_end(s, i);
             if (p->sealed) memcpy(side_of(s, i), src + REMOCA_PAGE_SIZE, REMOCA_SIDE_SIZE);
+            change_end(s, i);
             set_link(&e->hnext, s->buckets[h & s->bmask]);
             set_link(&s->buckets[h & s->bmask], i);
             policy_insert(s, p, i, ghost_take(&s->ghost, pool, h));

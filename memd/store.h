@@ -60,14 +60,17 @@
  * changed): page i's sidecar is sides[i * 32 .. +32), parallel to the arena
  * and written and read under the lock with its page (store_put, store_get
  * take and give page || sidecar units, the wire's).  Pages of unsealed pools
- * leave their sidecar untouched and nobody reads it.  Sidecars are not in
- * the --shm layout: a sealed pool gets no SHM_MAP and no fill ring entries
- * (proto.c, fill_ring.c), its pages are read over the socket only.
+ * leave their sidecar untouched and nobody reads it.  With --shm, sides[]
+ * is in the shared memfd (off_sides) and a sidecar changes inside its
+ * slot's seqlock bracket with the page, so one-sided reads of a sealed pool
+ * copy both under one check; fill ring entries have no sidecar, so those
+ * for a sealed pool are dropped (fill_ring.c).
  *
- * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
- * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
+ * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets,
+ * sides and the arena live in one memfd at the offsets of
+ * lib/wire/include/remoca/shm.h, plus a
  * memfd of touched bytes, so that co-located clients can read pages without
- * asking (shm_region.h).  Then every change of a slot's key, pool or page is
+ * asking (shm_region.h).  Then every change of a slot's key, pool, page or sidecar is
  * bracketed by remoca_shm_seq_begin/end, links are stored atomically, and a
  * page that a client touched gets a second chance before eviction.  Without
  * --shm, seqs and touched are NULL and those steps are skipped.

@@ -30,7 +30,9 @@
  * (client_recv.c); a put's payload is interleaved into one buffer per call
  * (page || sidecar per key, the wire's units) before it is sent, so the send
  * queue and a cut frame's rest (client_send.c) carry the sidecars like any
- * payload.  No one-sided reads, no fill ring (client_handshake.c).
+ * payload.  One-sided reads copy page and sidecar under the same sequence
+ * check (remoca_shm_read_sealed); puts never use the fill ring, whose
+ * entries have no sidecar (client_handshake.c).
  *
  * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
  * DELETE_RANGE to every server instead of being cut per chunk (a trim of a
@@ -266,7 +268,7 @@ static unsigned get_call(struct remoca_client *c, uint64_t key, uint32_t count, 
             cl.w[i].sides = (uint8_t *)sides + (size_t)cl.f[i].base * REMOCA_SIDE_SIZE;
         }
         if (cas) cl.w[i].cas = cas + cl.f[i].base;
-        if (!take && !sides && rc_shm_get(c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
+        if (!take && rc_shm_get(c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
         cl.f[nsend++] = cl.f[i];
     }
     if (nsend) send_groups(c, cl.f, nsend, &deadline);

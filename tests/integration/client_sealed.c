@@ -2,7 +2,7 @@
 /* client_sealed: sealed pools end to end (opts.sealed, remoca_get_sealed,
  * remoca_put_sealed; docs/protocol.md, Sealed pools) against real servers.
  *
- *   client_sealed SERVERS memd|mc
+ *   client_sealed SERVERS memd|memd-shm|mc
  *
  * SERVERS is a client server list (remoca-memd over TCP or unix, --shm or
  * not, memcached entries, or a mix).
@@ -14,7 +14,9 @@
  *    miss, the others hit; pool reset: everything misses;
  * 3. the plain calls fail on a sealed client (0 hits, -1), the sealed calls
  *    on a plain client, and a sealed call without sidecars;
- * 4. a sealed client never maps the server's store nor takes a fill ring;
+ * 4. a sealed client never takes a fill ring (entries have no sidecar); it
+ *    maps the store of a --shm server (memd-shm: at least one is) and its
+ *    gets are served one-sidedly there, sidecars included (else none is);
  * 5. memd only: the pool exists sealed, so a plain client of the same pool
  *    is refused by every server (never up, "pool is sealed" logged), and a
  *    sealed client of a plain pool likewise ("pool is not sealed");
@@ -154,11 +156,12 @@ static void settle(struct remoca_client *c)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: client_sealed SERVERS memd|mc\n");
+        fprintf(stderr, "usage: client_sealed SERVERS memd|memd-shm|mc\n");
         return 2;
     }
     const char *servers = argv[1];
-    bool memd = !strcmp(argv[2], "memd");
+    bool shm = !strcmp(argv[2], "memd-shm");
+    bool memd = shm || !strcmp(argv[2], "memd");
     pages = malloc((size_t)N * PAGE);
     sides = malloc((size_t)N * SIDE);
     want_p = calloc(N, PAGE);
@@ -210,9 +213,11 @@ int main(int argc, char **argv)
     /* 4. socket only */
     struct remoca_client_stats st;
     remoca_client_get_stats(c, &st);
-    if (st.servers_shm != 0 || st.servers_ring != 0 || st.one_sided_lookups != 0 ||
-        st.ring_puts != 0)
-        die("a sealed client used one-sided reads or a fill ring");
+    if (st.servers_ring != 0 || st.ring_puts != 0) die("a sealed client used a fill ring");
+    if (shm && (st.servers_shm == 0 || st.one_sided_hits == 0))
+        die("a sealed client did not read one-sidedly from a --shm server");
+    if (!shm && (st.servers_shm != 0 || st.one_sided_lookups != 0))
+        die("one-sided reads without a --shm server");
     if (st.bad_values != 0) die("bad values counted");
 
     struct remoca_client *p = client(servers, "plain/vda", false);

@@ -4,8 +4,8 @@
 # Sealed pools): pages and their 32-byte sidecars put and got back byte for
 # byte, take, delete, reset, the plain calls refused on a sealed client and
 # the sealed ones on a plain client, a sealed/plain mismatch refused by
-# remoca-memd with its reason, and no one-sided reads or fill ring for a
-# sealed pool.  Against remoca-memd over TCP, over a unix socket with --shm,
+# remoca-memd with its reason, one-sided reads of pages and sidecars from a
+# --shm server, and no fill ring for a sealed pool.  Against remoca-memd over TCP, over a unix socket with --shm,
 # both in one server list, and a real memcached on a unix socket.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -21,9 +21,9 @@ wait_file "$T/port" 10 || fail "no port file"
 PORT=$(cat "$T/port")
 
 timeout 60 "$C" "127.0.0.1:$PORT" memd 2>>"$T/client.log" || fail "client_sealed over TCP"
-timeout 60 "$C" "unix:$T/memd.sock" memd 2>>"$T/client.log" ||
+timeout 60 "$C" "unix:$T/memd.sock" memd-shm 2>>"$T/client.log" ||
     fail "client_sealed over a unix socket (--shm)"
-timeout 60 "$C" "127.0.0.1:$PORT,unix:$T/memd.sock" memd 2>>"$T/client.log" ||
+timeout 60 "$C" "127.0.0.1:$PORT,unix:$T/memd.sock" memd-shm 2>>"$T/client.log" ||
     fail "client_sealed on two servers"
 grep -q "cannot open pool: pool is sealed" "$T/memd.log" || fail "memd did not log the refusal"
 

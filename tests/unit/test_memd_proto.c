@@ -7,7 +7,7 @@
  * answered (a --shm store, a unix socket, an open handle, nothing before it
  * in the output) and with what; POOL_KEEP keeping exactly the chunks the
  * receiver owns, and refusing hostile bodies; sealed pools (page || 32-byte
- * sidecar units, refusals of the other kind, no SHM_MAP). */
+ * sidecar units, refusals of the other kind, SHM_MAP with the sidecars). */
 #include "test_memd_proto_fx.h"
 
 #include "remoca/placement.h"
@@ -476,24 +476,56 @@ static void test_sealed_full_batch(void **state)
     assert_int_equal(seen, hits);
 }
 
-static void test_sealed_no_shm_map(void **state)
+/* SHM_MAP of a sealed pool: the layout places the sidecars in the shared
+ * memfd, and a one-sided read of a sealed page gives page and sidecar as a
+ * GET would; overwrites and removals are seen. */
+static void test_sealed_shm_map(void **state)
 {
     struct fx *f = *state;
     uint32_t plain;
     hello_and_open(f, &plain);
     f->ss.unix_socket = true;
     open_named(f, SEALED, 20, "s");
-    req(f, REMOCA_OP_SHM_MAP, 21, 2, 0, 0, NULL, 0);
+    static uint8_t units[2 * UNIT];
+    fill_units(units, 2, 40);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 21, 2, 40, 2, units, 2 * UNIT);
     run(f);
     struct remoca_hdr h;
     resp(f, 20, REMOCA_OK, &h);
-    expect_error(f, 21, REMOCA_E_STATE, "sealed pool: no one-sided reads");
-    assert_int_equal(f->ss.nattach, 0);
+    resp(f, 21, REMOCA_OK, &h);
     f->rd = f->out.len = 0;
-    req(f, REMOCA_OP_SHM_MAP, 22, plain, 0, 0, NULL, 0); /* the unsealed pool still may */
+    req(f, REMOCA_OP_SHM_MAP, 22, 2, 0, 0, NULL, 0);
     run(f);
-    resp(f, 22, REMOCA_OK, &h);
+    const uint8_t *b = resp(f, 22, REMOCA_OK, &h);
+    assert_int_equal(h.len, REMOCA_SHM_LAYOUT_SIZE);
     assert_int_equal(f->ss.nattach, 2);
+    struct remoca_shm_layout l;
+    char why[128];
+    assert_int_equal(remoca_shm_layout_decode(b, h.len, &l, why, sizeof why), 0);
+    assert_true(l.off_sides >= l.off_buckets + (uint64_t)(l.bmask + 1) * 4);
+    assert_true(l.off_sides + (uint64_t)l.npages * REMOCA_SIDE_SIZE <= l.off_arena);
+    struct remoca_shm_view v;
+    remoca_shm_view_init(&v, &l, f->store.shm->data, NULL);
+    static uint8_t page[PAGE];
+    uint8_t side[REMOCA_SIDE_SIZE];
+    assert_true(remoca_shm_read_sealed(&v, 41, page, side));
+    assert_memory_equal(page, units + UNIT, PAGE);
+    assert_memory_equal(side, units + UNIT + PAGE, REMOCA_SIDE_SIZE);
+    assert_false(remoca_shm_read_sealed(&v, 42, page, side));
+
+    fill_units(units, 1, 777); /* overwrite key 40: page and sidecar */
+    units[0] = 'z';
+    f->rd = f->out.len = 0;
+    session_attached_sent(&f->ss);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 23, 2, 40, 1, units, UNIT);
+    req_flags(f, SEALED, REMOCA_OP_TAKE, 24, 2, 41, 1, NULL, 0);
+    run(f);
+    resp(f, 23, REMOCA_OK, &h);
+    resp(f, 24, REMOCA_OK, &h);
+    assert_true(remoca_shm_read_sealed(&v, 40, page, side));
+    assert_int_equal(page[0], 'z');
+    assert_int_equal(remoca_get_le64(side), 777);
+    assert_false(remoca_shm_read_sealed(&v, 41, page, side)); /* taken */
 }
 
 int main(void)
@@ -510,7 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_keep, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_pool, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_full_batch, setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_sealed_no_shm_map, setup_shm, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_shm_map, setup_shm, fx_teardown),
     };
     return cmocka_run_group_tests_name("memd_proto", tests, NULL, NULL);
 }

@@ -94,8 +94,9 @@ struct remoca_client_opts {
      * REMOCA_F_SEALED, so the pool stores a REMOCA_SIDE_SIZE (32) byte
      * sidecar with each page (docs/protocol.md, Sealed pools); a server
      * whose pool exists with the other kind refuses it (the server stays
-     * down, logged).  Only remoca_get_sealed and remoca_put_sealed work then,
-     * and no one-sided reads or fill ring are used (socket only). */
+     * down, logged).  Only remoca_get_sealed and remoca_put_sealed work then;
+     * one-sided reads (opts.shm) copy page and sidecar, puts never use the
+     * fill ring (its entries have no sidecar). */
     bool sealed;
 };
 
@@ -138,7 +139,8 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
  * -1).  As remoca_get and remoca_put, with the sidecar of key i at
  * sides + i*REMOCA_SIDE_SIZE beside its page at pages + i*4096: a hit's
  * page and sidecar are both written (read straight from the socket), a
- * miss's neither; a put stores both.  The sidecar is opaque bytes to the
+ * miss's neither (except a one-sided copy that failed validation, as for
+ * remoca_get); a put stores both.  The sidecar is opaque bytes to the
  * transport and the server. */
 unsigned remoca_get_sealed(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
                            void *sides, uint64_t *hits, bool take);
