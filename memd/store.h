@@ -63,8 +63,8 @@
  * leave their sidecar untouched and nobody reads it.  With --shm, sides[]
  * is in the shared memfd (off_sides) and a sidecar changes inside its
  * slot's seqlock bracket with the page, so one-sided reads of a sealed pool
- * copy both under one check; fill ring entries have no sidecar, so those
- * for a sealed pool are dropped (fill_ring.c).
+ * copy both under one check; a fill ring entry for a sealed pool brings
+ * its sidecar in the ring's sidecar area (fill_ring.c).
  *
  * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets,
  * sides and the arena live in one memfd at the offsets of

@@ -177,9 +177,6 @@ int rc_handshake(struct conn *cn, int fd, uint32_t *pool, struct shm_map *map,
     memset(ring, 0, sizeof *ring);
     if (cn->addr.kind != REMOCA_ADDR_UNIX || c->shm == REMOCA_SHM_OFF) return 0;
     if (rc_shm_map(cn, fd, *pool, &deadline, map, why, whylen) < 0) return -1;
-    /* Ring entries have no room for a sidecar: a sealed pool's puts go over
-     * the socket (memd drops ring entries for sealed pools). */
-    if (c->sealed) return 0;
     /* Puts through shared memory: offered on any unix socket (the ring is
      * the server's memory lent to this connection alone). */
     if (rc_ring_attach(cn, fd, &deadline, ring, why, whylen) < 0) {

@@ -31,8 +31,8 @@
  * (page || sidecar per key, the wire's units) before it is sent, so the send
  * queue and a cut frame's rest (client_send.c) carry the sidecars like any
  * payload.  One-sided reads copy page and sidecar under the same sequence
- * check (remoca_shm_read_sealed); puts never use the fill ring, whose
- * entries have no sidecar (client_handshake.c).
+ * check (remoca_shm_read_sealed); no-wait one-page puts through the fill
+ * ring copy the sidecar into the ring's sidecar area (client_ring.c).
  *
  * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
  * DELETE_RANGE to every server instead of being cut per chunk (a trim of a

@@ -7,16 +7,17 @@
  * SERVERS is a client server list (remoca-memd over TCP or unix, --shm or
  * not, memcached entries, or a mix).
  * 1. put_sealed (waited, no-wait one-page puts through the send queue, and
- *    a 600-key put cut into frames) and get_sealed give back every page AND
+ *    a 1024-key put cut into frames) and get_sealed give back every page AND
  *    every sidecar byte for byte; a later put of the same key replaces both;
  *    a miss leaves its page and sidecar untouched;
  * 2. take: the hits come back exact, then miss; delete: the deleted keys
  *    miss, the others hit; pool reset: everything misses;
  * 3. the plain calls fail on a sealed client (0 hits, -1), the sealed calls
  *    on a plain client, and a sealed call without sidecars;
- * 4. a sealed client never takes a fill ring (entries have no sidecar); it
- *    maps the store of a --shm server (memd-shm: at least one is) and its
- *    gets are served one-sidedly there, sidecars included (else none is);
+ * 4. on a --shm server over a unix socket (memd-shm: at least one is) a
+ *    sealed client maps the store and takes a fill ring: its gets are served
+ *    one-sidedly and its no-wait one-page puts go through the ring, sidecars
+ *    included (1. checks them byte for byte); elsewhere neither is used;
  * 5. memd only: the pool exists sealed, so a plain client of the same pool
  *    is refused by every server (never up, "pool is sealed" logged), and a
  *    sealed client of a plain pool likewise ("pool is not sealed");
@@ -35,7 +36,7 @@
 
 #define PAGE 4096u
 #define SIDE REMOCA_SIDE_SIZE
-#define N 600u
+#define N 1024u
 
 static void die(const char *msg)
 {
@@ -183,6 +184,12 @@ int main(int argc, char **argv)
     put(c, 5, 1, 3, true); /* a new version replaces page and sidecar */
     expect(c, 4, 3, 4, 7, false);
     for (uint64_t k = 300; k < 340; k++) put(c, k, 1, 4, false);
+    for (unsigned s = 0; s < n; s++) /* a no-wait one-page put on every server */
+        for (uint64_t k = 400; k < N; k++)
+            if (remoca_server_of(c, k) == s) {
+                put(c, k, 1, 6, false);
+                break;
+            }
     settle(c);
     expect(c, 0, N, 0, N, false);
 
@@ -213,11 +220,12 @@ int main(int argc, char **argv)
     /* 4. socket only */
     struct remoca_client_stats st;
     remoca_client_get_stats(c, &st);
-    if (st.servers_ring != 0 || st.ring_puts != 0) die("a sealed client used a fill ring");
     if (shm && (st.servers_shm == 0 || st.one_sided_hits == 0))
         die("a sealed client did not read one-sidedly from a --shm server");
-    if (!shm && (st.servers_shm != 0 || st.one_sided_lookups != 0))
-        die("one-sided reads without a --shm server");
+    if (shm && (st.servers_ring == 0 || st.ring_puts == 0))
+        die("a sealed client did not put through the fill ring of a unix-socket server");
+    if (!shm && (st.servers_shm != 0 || st.one_sided_lookups != 0 || st.ring_puts != 0))
+        die("one-sided reads or a fill ring without a --shm unix-socket server");
     if (st.bad_values != 0) die("bad values counted");
 
     struct remoca_client *p = client(servers, "plain/vda", false);

@@ -5,7 +5,7 @@
 # byte, take, delete, reset, the plain calls refused on a sealed client and
 # the sealed ones on a plain client, a sealed/plain mismatch refused by
 # remoca-memd with its reason, one-sided reads of pages and sidecars from a
-# --shm server, and no fill ring for a sealed pool.  Against remoca-memd over TCP, over a unix socket with --shm,
+# --shm server and no-wait puts through its fill ring, sidecars included.  Against remoca-memd over TCP, over a unix socket with --shm,
 # both in one server list, and a real memcached on a unix socket.
 set -eu
 . "$(dirname "$0")/lib.sh"

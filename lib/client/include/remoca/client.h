@@ -95,8 +95,8 @@ struct remoca_client_opts {
      * sidecar with each page (docs/protocol.md, Sealed pools); a server
      * whose pool exists with the other kind refuses it (the server stays
      * down, logged).  Only remoca_get_sealed and remoca_put_sealed work then;
-     * one-sided reads (opts.shm) copy page and sidecar, puts never use the
-     * fill ring (its entries have no sidecar). */
+     * one-sided reads (opts.shm) copy page and sidecar, and no-wait puts
+     * through a fill ring carry the sidecar too. */
     bool sealed;
 };
 
