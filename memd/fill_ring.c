@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -62,6 +63,7 @@ int fill_ring_drain(const struct proto_ctx *ctx, struct session *ss, uint32_t up
         return -1;
     }
     const uint8_t *pages = r->base + remoca_ring_off_pages(r->nslots);
+    const uint8_t *sides = r->base + remoca_ring_off_sides(r->nslots);
     uint64_t t = r->tail, done = 0;
     for (; t != head; t++) {
         uint32_t idx = (uint32_t)t & (r->nslots - 1);
@@ -76,6 +78,14 @@ int fill_ring_drain(const struct proto_ctx *ctx, struct session *ss, uint32_t up
         }
         uint32_t pool = ss->handles[e.handle - 1];
         const uint8_t *page = pages + (size_t)idx * REMOCA_PAGE_SIZE;
+        uint8_t unit[REMOCA_SEALED_UNIT];
+        if (store_pool_sealed(ctx->store, pool)) {
+            /* A sealed pool's entry: its page and its sidecar, as a PUT's unit. */
+            memcpy(unit, page, REMOCA_PAGE_SIZE);
+            memcpy(unit + REMOCA_PAGE_SIZE, sides + (size_t)idx * REMOCA_SIDE_SIZE,
+                   REMOCA_SIDE_SIZE);
+            page = unit;
+        }
         /* Never leave an older page behind: what cannot be stored is dropped. */
         if (store_put(ctx->store, pool, e.key, 1, page) != REMOCA_OK)
             store_delete(ctx->store, pool, e.key, 1);

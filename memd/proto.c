@@ -185,6 +185,7 @@ static void op_pool_open(const struct proto_ctx *ctx, struct session *ss,
                   ss->tenant->acct.name);
         return;
     }
+    b.sealed = h->flags & REMOCA_F_SEALED;
     uint32_t id;
     const char *why;
     enum remoca_status st =
@@ -220,7 +221,8 @@ static void op_get(const struct proto_ctx *ctx, struct session *ss, const struct
                    uint32_t pool, struct outbuf *out)
 {
     uint32_t bm = remoca_bitmap_bytes(h->count);
-    size_t max = REMOCA_HDR_SIZE + bm + (size_t)h->count * REMOCA_PAGE_SIZE;
+    uint32_t unit = remoca_unit_size(h->flags & REMOCA_F_SEALED); /* = the pool's: dispatch */
+    size_t max = REMOCA_HDR_SIZE + bm + (size_t)h->count * unit;
     uint8_t *p = outbuf_reserve(out, max);
     if (!p) {
         reply_err(ctx, ss, out, h, REMOCA_E_INTERNAL, pool, "out of memory");
@@ -229,8 +231,8 @@ static void op_get(const struct proto_ctx *ctx, struct session *ss, const struct
     memset(p + REMOCA_HDR_SIZE, 0, bm);
     uint32_t hits = store_get(ctx->store, pool, h->key, h->count, h->op == REMOCA_OP_TAKE,
                               p + REMOCA_HDR_SIZE, p + REMOCA_HDR_SIZE + bm);
-    put_resp(out, h, REMOCA_OK, h->pool, bm + hits * REMOCA_PAGE_SIZE);
-    out->len += bm + (size_t)hits * REMOCA_PAGE_SIZE;
+    put_resp(out, h, REMOCA_OK, h->pool, bm + hits * unit);
+    out->len += bm + (size_t)hits * unit;
 }
 
 static void op_stats(const struct proto_ctx *ctx, const struct session *ss,
@@ -382,6 +384,15 @@ static void dispatch(const struct proto_ctx *ctx, struct session *ss, const stru
         return;
     }
     uint32_t pool = ss->handles[h->pool - 1];
+    if ((h->op == REMOCA_OP_GET || h->op == REMOCA_OP_TAKE || h->op == REMOCA_OP_PUT) &&
+        !(h->flags & REMOCA_F_SEALED) != !store_pool_sealed(ctx->store, pool)) {
+        /* The frame's units (page, or page || sidecar) must be the pool's. */
+        reply_err(ctx, ss, out, h, REMOCA_E_STATE, pool,
+                  (h->flags & REMOCA_F_SEALED) ? "pool is not sealed: %s without the sealed flag"
+                                               : "pool is sealed: %s needs the sealed flag",
+                  remoca_op_name(h->op));
+        return;
+    }
     switch (h->op) {
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE: op_get(ctx, ss, h, pool, out); return;

@@ -69,8 +69,9 @@ int shm_region_create(struct shm_region *r, uint32_t npages, uint32_t nbuckets)
     l->off_slots = 0;
     l->off_seqs = align_up((uint64_t)npages * sizeof(struct remoca_shm_slot), 64);
     l->off_buckets = align_up(l->off_seqs + (uint64_t)npages * 4, 64);
+    l->off_sides = align_up(l->off_buckets + (uint64_t)nbuckets * 4, 64);
     /* The arena starts on a 2 MiB boundary of the file (sparse: costs nothing). */
-    l->off_arena = align_up(l->off_buckets + (uint64_t)nbuckets * 4, HUGE_SZ);
+    l->off_arena = align_up(l->off_sides + (uint64_t)npages * REMOCA_SIDE_SIZE, HUGE_SZ);
     l->data_size = l->off_arena + (uint64_t)npages * REMOCA_PAGE_SIZE;
     l->touch_size = align_up(npages, REMOCA_PAGE_SIZE);
 

@@ -206,6 +206,7 @@ size_t store_stats_for(struct store *s, const struct server_counters *sc, bool j
             {"ghost_entries", ghost_count(&s->ghost, p->id)},
             {"ghost_recent", p->ghost_recent},
             {"connections", p->conns},
+            {"sealed", p->sealed},
             STATS_KVS(p->st),
         };
         if (json) {

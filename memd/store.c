@@ -100,13 +100,15 @@ static int init(struct store *s, uint64_t bytes, enum policy_kind policy, uint32
         s->seqs = (uint32_t *)(s->shm->data + l->off_seqs);
         s->buckets = (uint32_t *)(s->shm->data + l->off_buckets);
         s->arena = s->shm->data + l->off_arena;
+        s->sides = s->shm->data + l->off_sides;
         s->touched = s->shm->touch;
     } else {
         s->arena = huge_alloc(npages * REMOCA_PAGE_SIZE);
         s->slots = huge_alloc(npages * sizeof *s->slots);
         s->buckets = huge_alloc(nb * sizeof *s->buckets);
+        s->sides = huge_alloc(npages * REMOCA_SIDE_SIZE); /* reserved; touched by sealed pools */
     }
-    if (!s->arena || !s->slots || !s->buckets || !s->pools ||
+    if (!s->arena || !s->sides || !s->slots || !s->buckets || !s->pools ||
         ghost_init(&s->ghost, npages, max_pools) < 0) {
         store_destroy(s);
         errno = ENOMEM;
@@ -157,6 +159,7 @@ void store_destroy(struct store *s)
         huge_free(s->arena, (size_t)s->npages * REMOCA_PAGE_SIZE);
         huge_free(s->slots, (size_t)s->npages * sizeof *s->slots);
         huge_free(s->buckets, ((size_t)s->bmask + 1) * sizeof *s->buckets);
+        huge_free(s->sides, (size_t)s->npages * REMOCA_SIDE_SIZE);
     }
     ghost_free(&s->ghost);
     memset(s, 0, sizeof *s);
@@ -165,6 +168,11 @@ void store_destroy(struct store *s)
 static inline uint8_t *page_of(struct store *s, uint32_t i)
 {
     return s->arena + (size_t)i * REMOCA_PAGE_SIZE;
+}
+
+static inline uint8_t *side_of(struct store *s, uint32_t i)
+{
+    return s->sides + (size_t)i * REMOCA_SIDE_SIZE;
 }
 
 /* --shm: every change of slot i's key, pool or page is bracketed, so that a
@@ -471,6 +479,10 @@ enum remoca_status store_pool_open_tenant(struct store *s, const struct remoca_p
     if (p && p->tenant != t) {
         st = REMOCA_E_LIMIT;
         *why = "the pool belongs to another tenant";
+    } else if (p && p->sealed != po->sealed) {
+        st = REMOCA_E_STATE;
+        *why = p->sealed ? "pool is sealed (open it with the sealed flag)"
+                         : "pool is not sealed (open it without the sealed flag)";
     } else if (s->min_reserved - old_min + min_pages > s->npages) {
         st = REMOCA_E_LIMIT;
         *why = "minimums exceed the budget";
@@ -485,6 +497,7 @@ enum remoca_status store_pool_open_tenant(struct store *s, const struct remoca_p
             *why = s->npools >= s->max_pools ? "too many pools" : "out of memory";
         } else {
             p->id = s->npools + 1;
+            p->sealed = po->sealed;
             memcpy(p->name, po->name, po->name_len);
             p->name_len = po->name_len;
             p->tenant = t;
@@ -533,6 +546,7 @@ uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
             pthread_mutex_unlock(&s->lock);
             break;
         }
+        size_t unit = remoca_unit_size(p->sealed);
         for (uint32_t n = base; n < end; n++) {
             uint64_t h = remoca_shm_hash(pool, key + n);
             uint32_t i = lookup(s, pool, key + n, h);
@@ -544,7 +558,9 @@ uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
                 }
                 continue;
             }
-            memcpy(pages + (size_t)hits * REMOCA_PAGE_SIZE, page_of(s, i), REMOCA_PAGE_SIZE);
+            uint8_t *dst = pages + (size_t)hits * unit;
+            memcpy(dst, page_of(s, i), REMOCA_PAGE_SIZE);
+            if (p->sealed) memcpy(dst + REMOCA_PAGE_SIZE, side_of(s, i), REMOCA_SIDE_SIZE);
             bitmap[n / 8] |= (uint8_t)(1u << (n % 8));
             hits++;
             p->st.hits++;
@@ -573,8 +589,9 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
         uint32_t end = count - base > LOCK_CHUNK ? base + LOCK_CHUNK : count;
         pthread_mutex_lock(&s->lock);
         struct pool *p = store_pool(s, pool);
+        size_t unit = p ? remoca_unit_size(p->sealed) : REMOCA_PAGE_SIZE;
         for (uint32_t n = base; p && n < end; n++) {
-            const uint8_t *src = pages + (size_t)n * REMOCA_PAGE_SIZE;
+            const uint8_t *src = pages + (size_t)n * unit;
             uint64_t h = remoca_shm_hash(pool, key + n);
             uint32_t i = lookup(s, pool, key + n, h);
             if (st != REMOCA_OK) {
@@ -584,6 +601,7 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             if (i != MEMD_NIL) {
                 change_begin(s, i);
                 memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
+                if (p->sealed) memcpy(side_of(s, i), src + REMOCA_PAGE_SIZE, REMOCA_SIDE_SIZE);
                 change_end(s, i);
                 policy_hit(s, p, i);
                 p->st.puts++;
@@ -601,6 +619,7 @@ enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint3
             __atomic_store_n(&e->key, key + n, __ATOMIC_RELAXED);
             __atomic_store_n(&e->pool, pool, __ATOMIC_RELAXED);
             memcpy(page_of(s, i), src, REMOCA_PAGE_SIZE);
+            if (p->sealed) memcpy(side_of(s, i), src + REMOCA_PAGE_SIZE, REMOCA_SIDE_SIZE);
             change_end(s, i);
             set_link(&e->hnext, s->buckets[h & s->bmask]);
             set_link(&s->buckets[h & s->bmask], i);

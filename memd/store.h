@@ -53,7 +53,8 @@
  * Memory: the arena (budget) + 32 B per page (slots) + 4 B per page (buckets)
  * + 8 B per page (ghost table) + ~400 B per pool + 32 B per --max-pools
  * (pools[], the ghost's per-pool clock, cap, count); about 1.1 % of the
- * budget.
+ * budget.  Plus sides[]: REMOCA_SIDE_SIZE (32) B per page, reserved like the
+ * arena and touched only by pages of sealed pools (0.8 % of what they hold).
  *
  * --tenants (memd/tenants.h): a pool may belong to a tenant (pool->tenant,
  * struct tenant_acct).  A tenant at its cap (memory=) evicts from its own
@@ -61,10 +62,21 @@
  * below its floor (min=), and a tenant below its own floor takes from the
  * other tenants first.  The tenant's page count moves with its pools'.
  *
- * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets and
- * the arena live in one memfd at the offsets of lib/wire/include/remoca/shm.h, plus a
+ * Sealed pools (POOL_OPEN with REMOCA_F_SEALED; sealed from creation, never
+ * changed): page i's sidecar is sides[i * 32 .. +32), parallel to the arena
+ * and written and read under the lock with its page (store_put, store_get
+ * take and give page || sidecar units, the wire's).  Pages of unsealed pools
+ * leave their sidecar untouched and nobody reads it.  With --shm, sides[]
+ * is in the shared memfd (off_sides) and a sidecar changes inside its
+ * slot's seqlock bracket with the page, so one-sided reads of a sealed pool
+ * copy both under one check; a fill ring entry for a sealed pool brings
+ * its sidecar in the ring's sidecar area (fill_ring.c).
+ *
+ * --shm (store_init_shm): slots, a seqlock word per slot (seqs), buckets,
+ * sides and the arena live in one memfd at the offsets of
+ * lib/wire/include/remoca/shm.h, plus a
  * memfd of touched bytes, so that co-located clients can read pages without
- * asking (shm_region.h).  Then every change of a slot's key, pool or page is
+ * asking (shm_region.h).  Then every change of a slot's key, pool, page or sidecar is
  * bracketed by remoca_shm_seq_begin/end, links are stored atomically, and a
  * page that a client touched gets a second chance before eviction.  Without
  * --shm, seqs and touched are NULL and those steps are skipped.
@@ -147,6 +159,7 @@ struct pool {
     struct pool_stats st;
     uint64_t ghost_recent; /* ghost hits, decayed: the utility signal */
     int64_t credit;        /* pages of target moved here by utility (rebalance) */
+    bool sealed;           /* pages carry a sidecar (set at creation, never changed) */
 };
 
 enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__MAX };
@@ -154,6 +167,7 @@ enum policy_kind { POLICY_LRU, POLICY_CLOCK, POLICY_S3FIFO, POLICY_2Q, POLICY__M
 struct store {
     pthread_mutex_t lock;
     uint8_t *arena;
+    uint8_t *sides;  /* REMOCA_SIDE_SIZE per page: sidecars of sealed pools' pages */
     uint64_t budget; /* bytes asked for (--memory) */
     uint32_t npages;
     struct slot *slots;
@@ -194,7 +208,8 @@ const char *policy_name(enum policy_kind k);
 int policy_parse(const char *name); /* -1 if unknown */
 
 /* Opens (or creates) a pool by name.  Returns REMOCA_OK and the pool id, or
- * REMOCA_E_LIMIT (too many pools, or the minimums would exceed the budget). */
+ * REMOCA_E_LIMIT (too many pools, or the minimums would exceed the budget),
+ * or REMOCA_E_STATE (po->sealed differs from the existing pool's). */
 enum remoca_status store_pool_open(struct store *s, const struct remoca_pool_open *po,
                                    uint32_t *id);
 /* The same, with the reason for a refusal in *why (decided under the lock). */
@@ -209,12 +224,15 @@ void store_pool_close(struct store *s, uint32_t id);
 
 /* Looks up keys [key, key+count).  Sets bit i of `bitmap` (zeroed by the
  * caller, remoca_bitmap_bytes(count) bytes) for each hit and copies hit pages
- * one after the other to `pages`.  take removes the hits.  Returns hits. */
+ * one after the other to `pages` (in a sealed pool each followed by its
+ * sidecar: REMOCA_SEALED_UNIT bytes per hit).  take removes the hits.
+ * Returns hits. */
 uint32_t store_get(struct store *s, uint32_t pool, uint64_t key, uint32_t count, bool take,
                    uint8_t *bitmap, uint8_t *pages);
 
-/* Stores count pages.  REMOCA_OK, or REMOCA_E_FULL if some page could not be
- * placed (the pages before it are stored). */
+/* Stores count pages (in a sealed pool, count page || sidecar units of
+ * REMOCA_SEALED_UNIT bytes).  REMOCA_OK, or REMOCA_E_FULL if some page could
+ * not be placed (the pages before it are stored). */
 enum remoca_status store_put(struct store *s, uint32_t pool, uint64_t key, uint32_t count,
                              const uint8_t *pages);
 
@@ -268,6 +286,14 @@ uint64_t store_target_locked(struct store *s, const struct pool *p, uint64_t act
 static inline struct pool *store_pool(struct store *s, uint32_t id)
 {
     return id >= 1 && id <= s->npools ? s->pools[id - 1] : NULL;
+}
+
+/* Whether pool `id` is sealed.  Fixed at the pool's creation, under the lock
+ * that the opener's store_pool_open took too: a connection may ask without
+ * the lock about a pool it opened. */
+static inline bool store_pool_sealed(const struct store *s, uint32_t id)
+{
+    return id >= 1 && id <= s->npools && s->pools[id - 1]->sealed;
 }
 
 #endif

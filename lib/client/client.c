@@ -147,6 +147,7 @@ struct remoca_client *remoca_client_new(const struct remoca_client_opts *opts, c
     c->log = opts->log;
     c->log_opaque = opts->log_opaque;
     c->shm = opts->shm;
+    c->sealed = opts->sealed;
     c->n = (unsigned)n;
     remoca_placement_init(&c->place, addrs, c->n);
 
@@ -299,6 +300,7 @@ void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats
     st->one_sided_hits = atomic_load(&c->one_sided_hits);
     st->ring_puts = atomic_load(&c->ring_puts);
     st->membership_changes = atomic_load(&c->membership_changes);
+    st->bad_values = atomic_load(&c->bad_values);
     pthread_rwlock_rdlock(&c->members_lock);
     st->servers = c->n;
     for (unsigned i = 0; i < c->n; i++) {

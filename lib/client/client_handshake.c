@@ -33,9 +33,11 @@ int rc_hs_call(struct conn *cn, int fd, uint8_t op, uint32_t pool, uint32_t coun
                  cn->rb.end - cn->rb.pos, remoca_op_name(op));
         return -1;
     }
+    bool sealed = op == REMOCA_OP_POOL_OPEN && cn->client->sealed;
     struct remoca_hdr h = {.magic = REMOCA_MAGIC_REQ,
                            .version = REMOCA_VERSION,
                            .op = op,
+                           .flags = sealed ? REMOCA_F_SEALED : 0,
                            .id = cn->next_id++,
                            .pool = pool,
                            .count = count,

@@ -150,6 +150,7 @@ struct waiter {
     bool late;                          /* still pending at the caller's deadline */
     unsigned server;                    /* index of its server in the call's membership */
     uint8_t *pages;                     /* GET/TAKE: page for key i goes to pages + i*4096 */
+    uint8_t *sides;                     /* sealed GET/TAKE: key i's sidecar to sides + i*32 */
     char *text;                         /* STATS: malloc'd NUL-terminated reply */
     uint64_t *cas;                      /* TAKE on memcached: CAS of hit i at cas[i] (or NULL) */
     uint64_t bits[REMOCA_BITMAP_WORDS]; /* GET/TAKE: hit bitmap of this frame */
@@ -397,6 +398,11 @@ struct conn {
     uint32_t mc_rx_id;
     struct waiter *mc_w;
     bool mc_claimed;
+    /* Sealed pools: a value (page || sidecar) lands here, then is split into
+     * the caller's page and sidecar (recv_lock holder).  mc_unit_idx: its
+     * key's index in the frame; -1: no value pending. */
+    uint8_t mc_unit[REMOCA_SEALED_UNIT];
+    int mc_unit_idx;
 };
 
 int rc_conn_init(struct conn *cn, struct remoca_client *c, const struct remoca_addr *a);
@@ -479,11 +485,13 @@ struct remoca_client {
     pthread_cond_t ready_cond;
 
     enum remoca_shm_opt shm;
+    bool sealed; /* opts.sealed: REMOCA_F_SEALED pools, page || sidecar units */
 
     atomic_uint_least64_t requests, timeouts, failures, reconnects;
     atomic_uint_least64_t one_sided_lookups, one_sided_hits;
     atomic_uint_least64_t ring_puts;
     atomic_uint_least64_t membership_changes;
+    atomic_uint_least64_t bad_values; /* memcached values of the wrong length (sealed) */
 };
 
 /* remoca_pool_reset with members_lock already held (shared). */

@@ -15,6 +15,12 @@
  *   CASDEL (a take's second half)  md K q C<cas> ... mn   EX/NF per refused key, MN
  *   STATS             not supported (the call fails)
  *
+ * Sealed pools (opts.sealed): a value is the page || its 32-byte sidecar
+ * (REMOCA_MC_SEALED_VALUE_SIZE bytes), stored as the put's payload unit
+ * (client_ops.c interleaves them); a value read back lands in mc_unit and
+ * is split into the caller's page and sidecar once complete.  A value of
+ * any other length is dropped and counted (bad_values): a miss, never data.
+ *
  * Every frame ends with exactly one mn, and memcached executes and answers a
  * connection's commands in order: the n-th MN read answers the n-th frame
  * sent.  So the reader needs no id on the wire to find a frame: ids are
@@ -59,7 +65,8 @@ int rc_mc_init(struct conn *cn)
     cn->mc_tx = malloc(MC_TX_CAP);
     cn->mc_p = malloc(sizeof *cn->mc_p);
     if (!cn->mc_tx || !cn->mc_p) return -1;
-    remoca_mc_parser_init(cn->mc_p, 0);
+    remoca_mc_parser_init(cn->mc_p, cn->client->sealed ? REMOCA_MC_P_SEALED : 0);
+    cn->mc_unit_idx = -1;
     return 0;
 }
 
@@ -133,7 +140,8 @@ int rc_mc_handshake(struct conn *cn, int fd, char *why, size_t whylen)
     cn->mc_rx_id = cn->next_id;
     cn->mc_w = NULL;
     cn->mc_claimed = false;
-    remoca_mc_parser_init(cn->mc_p, 0);
+    cn->mc_unit_idx = -1;
+    remoca_mc_parser_init(cn->mc_p, c->sealed ? REMOCA_MC_P_SEALED : 0);
     rc_rbuf_reset(cn);
 
     /* The probe: a page stored and deleted in the new namespace (block
@@ -206,10 +214,10 @@ static int tx_room(struct tx *t, size_t bytes, int iovs)
 
 static char *tx_text(struct tx *t) { return t->cn->mc_tx + t->pos; }
 
-static void tx_page(struct tx *t, const void *page)
+static void tx_page(struct tx *t, const void *page, size_t len)
 {
     tx_close_run(t);
-    t->iov[t->cnt++] = (struct iovec){(void *)page, REMOCA_MC_VALUE_SIZE};
+    t->iov[t->cnt++] = (struct iovec){(void *)page, len};
 }
 
 static int tx_mn(struct tx *t)
@@ -244,6 +252,7 @@ static int tx_deletes(struct tx *t, uint32_t id, uint64_t key, uint64_t count,
 
 static int tx_puts(struct tx *t, uint32_t id, const struct frame *f)
 {
+    uint32_t vlen = t->cn->client->sealed ? REMOCA_MC_SEALED_VALUE_SIZE : REMOCA_MC_VALUE_SIZE;
     for (uint32_t i = 0; i < f->count; i++) {
         if (tx_room(t, REMOCA_MC_CMD_MAX + 2, 2) < 0) return -1;
         char k[REMOCA_MC_KEY_LEN];
@@ -252,10 +261,10 @@ static int tx_puts(struct tx *t, uint32_t id, const struct frame *f)
                                     .key_len = kl,
                                     .flags = REMOCA_MC_F_QUIET | REMOCA_MC_F_OPAQUE,
                                     .opaque = (id & MC_ID_MASK) << 8 | i};
-        size_t l = remoca_mc_ms(tx_text(t), MC_TX_CAP - t->pos, &cmd, REMOCA_MC_VALUE_SIZE);
+        size_t l = remoca_mc_ms(tx_text(t), MC_TX_CAP - t->pos, &cmd, vlen);
         if (l == 0) return -1;
         t->pos += l;
-        tx_page(t, (const uint8_t *)f->payload + (size_t)i * REMOCA_MC_VALUE_SIZE);
+        tx_page(t, (const uint8_t *)f->payload + (size_t)i * vlen, vlen);
         memcpy(tx_text(t), "\r\n", 2); /* the value's CRLF starts the next text run */
         t->pos += 2;
     }
@@ -413,8 +422,21 @@ static int on_value(struct conn *cn, const struct remoca_mc_event *ev, char *why
         }
         w->cas[idx] = ev->cas;
     }
-    if (remoca_mc_parser_dest(cn->mc_p, w->pages + (size_t)idx * REMOCA_PAGE_SIZE,
-                              REMOCA_PAGE_SIZE) < 0) {
+    if (w->sides && ev->size != REMOCA_MC_SEALED_VALUE_SIZE) {
+        /* Not page || sidecar: dropped (no destination), a miss. */
+        atomic_fetch_add(&cn->client->bad_values, 1);
+        rc_log(cn->client, REMOCA_LOG_DEBUG, "%s: sealed value of %u bytes (key %u): a miss",
+               cn->addr.canon, ev->size, idx);
+        return 0;
+    }
+    if (w->sides) {
+        cn->mc_unit_idx = (int)idx; /* split at its VALUE (on_event) */
+        if (remoca_mc_parser_dest(cn->mc_p, cn->mc_unit, sizeof cn->mc_unit) < 0) {
+            snprintf(why, whylen, "protocol error: %s", remoca_mc_parser_error(cn->mc_p));
+            return -1;
+        }
+    } else if (remoca_mc_parser_dest(cn->mc_p, w->pages + (size_t)idx * REMOCA_PAGE_SIZE,
+                                     REMOCA_PAGE_SIZE) < 0) {
         snprintf(why, whylen, "protocol error: %s", remoca_mc_parser_error(cn->mc_p));
         return -1;
     }
@@ -428,7 +450,18 @@ static int on_event(struct conn *cn, const struct remoca_mc_event *ev, char *why
 {
     switch (ev->kind) {
     case REMOCA_MC_VA: return on_value(cn, ev, why, whylen);
-    case REMOCA_MC_VALUE: return 0;
+    case REMOCA_MC_VALUE:
+        if (cn->mc_unit_idx >= 0) { /* a sealed value complete: page, sidecar */
+            struct waiter *w = cn->mc_w;
+            size_t i = (size_t)cn->mc_unit_idx;
+            cn->mc_unit_idx = -1;
+            if (w) {
+                memcpy(w->pages + i * REMOCA_PAGE_SIZE, cn->mc_unit, REMOCA_PAGE_SIZE);
+                memcpy(w->sides + i * REMOCA_SIDE_SIZE, cn->mc_unit + REMOCA_PAGE_SIZE,
+                       REMOCA_SIDE_SIZE);
+            }
+        }
+        return 0;
     case REMOCA_MC_NF: /* a delete of an absent key */
     case REMOCA_MC_EX: /* a take's delete refused: the page changed since */ return 0;
     case REMOCA_MC_MN: {

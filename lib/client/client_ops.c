@@ -25,6 +25,15 @@
  * connection has not been answered yet (why that keeps reads fresh: above
  * remoca_delete).
  *
+ * Sealed pools (opts.sealed): the same frames with REMOCA_F_SEALED; a get's
+ * hits carry page || sidecar, read into the caller's two buffers
+ * (client_recv.c); a put's payload is interleaved into one buffer per call
+ * (page || sidecar per key, the wire's units) before it is sent, so the send
+ * queue and a cut frame's rest (client_send.c) carry the sidecars like any
+ * payload.  One-sided reads copy page and sidecar under the same sequence
+ * check (remoca_shm_read_sealed); no-wait one-page puts through the fill
+ * ring copy the sidecar into the ring's sidecar area (client_ring.c).
+ *
  * Deletes of more than BROADCAST_KEYS keys on several servers are sent as one
  * DELETE_RANGE to every server instead of being cut per chunk (a trim of a
  * whole disk costs n frames, not millions); deletes beyond RESET_KEYS become
@@ -168,6 +177,7 @@ static void waiter_prep(struct waiter *w, struct frame *f, struct completion *cp
     w->server = f->server;
     w->text = NULL;
     w->cas = NULL;
+    w->sides = NULL;
     w->nhits = 0;
     w->result = -1;
     w->status = 0;
@@ -217,12 +227,13 @@ static void take_finish(struct remoca_client *c, const struct frame *f, const st
     }
 }
 
-unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
-                    uint64_t *hits, bool take)
+/* remoca_get and remoca_get_sealed (sides != NULL: the client is sealed). */
+static unsigned get_call(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
+                         void *sides, uint64_t *hits, bool take)
 {
     if (count == 0) return 0;
     memset(hits, 0, ((size_t)count + 63) / 64 * sizeof *hits);
-    if (!remoca_range_ok(key, count)) return 0;
+    if (!remoca_range_ok(key, count) || c->sealed != (sides != NULL)) return 0;
 
     pthread_rwlock_rdlock(&c->members_lock); /* routing .. last answer: one membership */
     struct call cl;
@@ -252,6 +263,10 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
         cl.f[i].op = take ? REMOCA_OP_TAKE : REMOCA_OP_GET;
         waiter_prep(&cl.w[i], &cl.f[i], &comp);
         cl.w[i].pages = (uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
+        if (sides) {
+            cl.f[i].flags = REMOCA_F_SEALED;
+            cl.w[i].sides = (uint8_t *)sides + (size_t)cl.f[i].base * REMOCA_SIDE_SIZE;
+        }
         if (cas) cl.w[i].cas = cas + cl.f[i].base;
         if (!take && rc_shm_get(c->conns[cl.f[i].server], &cl.f[i], &cl.w[i])) continue;
         cl.f[nsend++] = cl.f[i];
@@ -281,6 +296,23 @@ unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void 
     return total;
 }
 
+unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
+                    uint64_t *hits, bool take)
+{
+    if (c->sealed) rc_log(c, REMOCA_LOG_DEBUG, "remoca_get on a sealed client: refused");
+    return get_call(c, key, count, pages, NULL, hits, take);
+}
+
+unsigned remoca_get_sealed(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
+                           void *sides, uint64_t *hits, bool take)
+{
+    if (!sides) {
+        if (count) memset(hits, 0, ((size_t)count + 63) / 64 * sizeof *hits);
+        return 0;
+    }
+    return get_call(c, key, count, pages, sides, hits, take);
+}
+
 /* Sends prepared frames (op, key, count, payload set); with wait, waits for
  * the replies.  0 when all were sent (and acknowledged), else -1. */
 static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigned nf, bool wait,
@@ -301,14 +333,32 @@ static int send_and_maybe_wait(struct remoca_client *c, struct call *cl, unsigne
     return ok ? 0 : -1;
 }
 
-int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages, bool wait)
+/* remoca_put and remoca_put_sealed (sides != NULL: the client is sealed). */
+static int put_call(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
+                    const void *sides, bool wait)
 {
     if (count == 0) return 0;
-    if (!remoca_range_ok(key, count)) return -1;
+    if (!remoca_range_ok(key, count) || c->sealed != (sides != NULL)) return -1;
+    /* Sealed: the wire's units, page || sidecar, in one buffer.  It must
+     * live only through the sends: rc_conn_send copies what it queues. */
+    uint8_t *units = NULL;
+    if (sides) {
+        units = malloc((size_t)count * REMOCA_SEALED_UNIT);
+        if (!units) return -1;
+        for (uint32_t i = 0; i < count; i++) {
+            uint8_t *u = units + (size_t)i * REMOCA_SEALED_UNIT;
+            memcpy(u, (const uint8_t *)pages + (size_t)i * REMOCA_PAGE_SIZE, REMOCA_PAGE_SIZE);
+            memcpy(u + REMOCA_PAGE_SIZE, (const uint8_t *)sides + (size_t)i * REMOCA_SIDE_SIZE,
+                   REMOCA_SIDE_SIZE);
+        }
+        pages = units;
+    }
+    uint32_t unit = remoca_unit_size(sides != NULL);
     pthread_rwlock_rdlock(&c->members_lock);
     struct call cl;
     if (call_alloc(&cl, max_frames(c, count, REMOCA_MAX_BATCH), wait) < 0) {
         pthread_rwlock_unlock(&c->members_lock);
+        free(units);
         return -1;
     }
     struct timespec deadline;
@@ -317,13 +367,27 @@ int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void
     if (c->n > 1) sort_by_server(cl.f, nf);
     for (unsigned i = 0; i < nf; i++) {
         cl.f[i].op = REMOCA_OP_PUT;
-        cl.f[i].payload = (const uint8_t *)pages + (size_t)cl.f[i].base * REMOCA_PAGE_SIZE;
-        cl.f[i].len = cl.f[i].count * REMOCA_PAGE_SIZE;
+        cl.f[i].flags = sides ? REMOCA_F_SEALED : 0;
+        cl.f[i].payload = (const uint8_t *)pages + (size_t)cl.f[i].base * unit;
+        cl.f[i].len = cl.f[i].count * unit;
     }
     int rc = send_and_maybe_wait(c, &cl, nf, wait, &deadline);
     call_free(&cl);
     pthread_rwlock_unlock(&c->members_lock);
+    free(units);
     return rc;
+}
+
+int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages, bool wait)
+{
+    if (c->sealed) rc_log(c, REMOCA_LOG_DEBUG, "remoca_put on a sealed client: refused");
+    return put_call(c, key, count, pages, NULL, wait);
+}
+
+int remoca_put_sealed(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
+                      const void *sides, bool wait)
+{
+    return sides ? put_call(c, key, count, pages, sides, wait) : -1;
 }
 
 /* Deletes where reads are one-sided.  A one-sided read sees the server's

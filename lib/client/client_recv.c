@@ -162,7 +162,9 @@ static void reset_on_error(struct conn *cn, uint8_t op, uint16_t status)
     rc_conn_quarantine(cn, atomic_load(&cn->gen), msg);
 }
 
-/* Reads a GET/TAKE payload: bitmap, then hit pages into the caller's buffer. */
+/* Reads a GET/TAKE payload: bitmap, then hit pages into the caller's buffer;
+ * in a sealed pool each hit page followed by its sidecar, read into the
+ * caller's sidecar buffer (alternating iovecs: page, sidecar, page, ...). */
 static int recv_pages(struct conn *cn, int fd, struct waiter *w, const struct remoca_hdr *h,
                       char *why, size_t whylen)
 {
@@ -180,12 +182,14 @@ static int recv_pages(struct conn *cn, int fd, struct waiter *w, const struct re
                  remoca_op_name(w->op));
         return -1;
     }
-    if (nhits != (h->len - bmlen) / REMOCA_PAGE_SIZE) {
+    bool sealed = w->sides != NULL;
+    uint32_t unit = remoca_unit_size(sealed);
+    if (nhits != (h->len - bmlen) / unit) {
         snprintf(why, whylen, "protocol error: %u hit bits but %u pages in %s response", nhits,
-                 (h->len - bmlen) / REMOCA_PAGE_SIZE, remoca_op_name(w->op));
+                 (h->len - bmlen) / unit, remoca_op_name(w->op));
         return -1;
     }
-    struct iovec iov[REMOCA_MAX_BATCH];
+    struct iovec iov[2 * REMOCA_MAX_BATCH];
     int cnt = 0;
     for (unsigned wi = 0; wi < bmlen / 8; wi++) {
         uint64_t b = w->bits[wi];
@@ -195,6 +199,11 @@ static int recv_pages(struct conn *cn, int fd, struct waiter *w, const struct re
             iov[cnt].iov_base = w->pages + (size_t)i * REMOCA_PAGE_SIZE;
             iov[cnt].iov_len = REMOCA_PAGE_SIZE;
             cnt++;
+            if (sealed) {
+                iov[cnt].iov_base = w->sides + (size_t)i * REMOCA_SIDE_SIZE;
+                iov[cnt].iov_len = REMOCA_SIDE_SIZE;
+                cnt++;
+            }
         }
     }
     if (cnt && rbuf_readv(cn, fd, iov, cnt) < 0) goto closed;
@@ -242,7 +251,7 @@ int rc_wait_frame(struct conn *cn, int fd, const struct timespec *deadline)
 /* Reads a response nobody waits for and skips it.  Returns its header. */
 int rc_skip_frame(struct conn *cn, int fd, struct remoca_hdr *h, char *why, size_t whylen)
 {
-    enum remoca_status st = remoca_resp_check(h, h->op, h->count);
+    enum remoca_status st = remoca_resp_check_sealed(h, h->op, h->count, cn->client->sealed);
     if (st != REMOCA_OK) {
         snprintf(why, whylen, "protocol error: bad %s response id %u (%s)", remoca_op_name(h->op),
                  h->id, remoca_status_name(st));
@@ -365,7 +374,7 @@ int rc_recv_one(struct conn *cn, int fd, char *why, size_t whylen)
      * service (UP cleared): a caller told that its delete failed must not
      * find one-sided reads still copying what that delete left behind
      * (client_shm.c).  Hence quarantine or kill first, complete after. */
-    enum remoca_status st = remoca_resp_check(&h, w->op, w->count);
+    enum remoca_status st = remoca_resp_check_sealed(&h, w->op, w->count, cn->client->sealed);
     if (st != REMOCA_OK) {
         snprintf(why, whylen, "protocol error in %s response: %s", remoca_op_name(w->op),
                  remoca_status_name(st));

@@ -9,7 +9,7 @@
  *   conn_main: install (before UP)                       (one incarnation)
  *   sender, send_lock held, UP:
  *     rc_ring_put: room for every page?  no ─▶ the frames go the usual way
- *       yes ─▶ entry {key, handle, after_id = next_id} + page per key
+ *       yes ─▶ entry {key, handle, after_id = next_id} + page (+ sidecar) per key
  *          ─▶ head += pages (release): the server may execute them from now,
  *             and does so before request next_id, i.e. exactly where a PUT
  *             written now would have executed
@@ -130,7 +130,8 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
     if (!r->base || n == 0) return false;
     uint64_t pages = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (f[i].op != REMOCA_OP_PUT || f[i].w || f[i].flags) return false;
+        uint16_t flags = cn->client->sealed ? REMOCA_F_SEALED : 0; /* the pool's units */
+        if (f[i].op != REMOCA_OP_PUT || f[i].w || f[i].flags != flags) return false;
         pages += f[i].count;
     }
     uint64_t tail = le64toh(
@@ -139,6 +140,9 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
         return false; /* full (or a server gone astray): the socket keeps order too */
 
     uint8_t *page0 = r->base + remoca_ring_off_pages(r->nslots);
+    uint8_t *side0 = r->base + remoca_ring_off_sides(r->nslots);
+    bool sealed = cn->client->sealed;
+    uint32_t unit = remoca_unit_size(sealed);
     uint64_t h = r->head;
     for (unsigned i = 0; i < n; i++) {
         const uint8_t *src = f[i].payload;
@@ -147,8 +151,11 @@ bool rc_ring_put(struct conn *cn, const struct frame *f, unsigned n)
             struct remoca_ring_entry e = {
                 .key = f[i].key + k, .handle = cn->pool, .after_id = cn->next_id};
             remoca_ring_entry_write(r->base, idx, &e);
-            memcpy(page0 + (size_t)idx * REMOCA_PAGE_SIZE, src + (size_t)k * REMOCA_PAGE_SIZE,
+            memcpy(page0 + (size_t)idx * REMOCA_PAGE_SIZE, src + (size_t)k * unit,
                    REMOCA_PAGE_SIZE);
+            if (sealed)
+                memcpy(side0 + (size_t)idx * REMOCA_SIDE_SIZE,
+                       src + (size_t)k * unit + REMOCA_PAGE_SIZE, REMOCA_SIDE_SIZE);
         }
     }
     /* Entries and pages before head: the server reads head with acquire. */

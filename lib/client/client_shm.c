@@ -167,7 +167,11 @@ bool rc_shm_get(struct conn *cn, const struct frame *f, struct waiter *w)
     memset(w->bits, 0, sizeof w->bits);
     unsigned nhits = 0;
     for (uint32_t i = 0; i < f->count; i++) {
-        if (remoca_shm_read(v, f->key + i, w->pages + (size_t)i * REMOCA_PAGE_SIZE)) {
+        uint8_t *dst = w->pages + (size_t)i * REMOCA_PAGE_SIZE;
+        bool hit = w->sides ? remoca_shm_read_sealed(v, f->key + i, dst,
+                                                     w->sides + (size_t)i * REMOCA_SIDE_SIZE)
+                            : remoca_shm_read(v, f->key + i, dst);
+        if (hit) {
             w->bits[i / 64] |= 1ull << (i % 64);
             nhits++;
         }

@@ -201,6 +201,14 @@ int remoca_pool_update_as(const char *addr, const char *name, const char *secret
         uint32_t len;
         uint16_t st;
         r = call(&q, &req, body, &payload, &len, &st);
+        if (r == 0 && st == REMOCA_E_STATE && strstr((char *)payload, "pool is sealed")) {
+            /* A sealed pool (docs/protocol.md, "Sealed pools"): the same
+             * update as a sealed open; a plain one is never made sealed. */
+            free(payload);
+            req.flags = REMOCA_F_SEALED;
+            req.id = 3;
+            r = call(&q, &req, body, &payload, &len, &st);
+        }
         if (r == 0) {
             if (st != REMOCA_OK)
                 r = fail(&q, "%s: POOL_OPEN %s refused: %s: %s", addr, pool, remoca_status_name(st),

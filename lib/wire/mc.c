@@ -145,7 +145,7 @@ static size_t build(char *out, size_t cap, const char *cmd, const struct remoca_
                     unsigned allowed, const uint32_t *value_len)
 {
     if ((c->flags & ~allowed) || !remoca_mc_key_ok(c->key, c->key_len)) return 0;
-    if (value_len && *value_len > REMOCA_MC_VALUE_SIZE) return 0;
+    if (value_len && *value_len > REMOCA_MC_SEALED_VALUE_SIZE) return 0;
     struct out o = {out, cap, 0, false};
     put_flag(&o, cmd);
     put(&o, " ", 1);
@@ -313,7 +313,9 @@ static int parse_va(struct remoca_mc_parser *p, const char *line, size_t len, si
     if (parse_num(t, n, UINT32_MAX, &size))
         return fail(p, REMOCA_MC_E_NUMBER, "bad value size '%.*s'", 24, t);
     bool number = (p->opts & REMOCA_MC_P_NUMBERS) && size >= 1 && size <= REMOCA_MC_NUM_MAX;
-    if (size != REMOCA_MC_VALUE_SIZE && !number)
+    bool sealed = (p->opts & REMOCA_MC_P_SEALED) && size >= 1 &&
+                  size <= REMOCA_MC_SEALED_VALUE_SIZE && !number;
+    if (size != REMOCA_MC_VALUE_SIZE && !number && !sealed)
         return fail(p, REMOCA_MC_E_SIZE, "value of %llu bytes, expected %u",
                     (unsigned long long)size, REMOCA_MC_VALUE_SIZE);
     if (parse_flags(p, line, len, pos, ev)) return -1;

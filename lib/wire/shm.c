@@ -21,6 +21,7 @@ void remoca_shm_layout_encode(uint8_t out[REMOCA_SHM_LAYOUT_SIZE],
     remoca_put_le64(out + 40, l->off_arena);
     remoca_put_le64(out + 48, l->data_size);
     remoca_put_le64(out + 56, l->touch_size);
+    remoca_put_le64(out + 64, l->off_sides);
 }
 
 /* Whether [off, off + n * size) lies inside [0, total), without overflow. */
@@ -46,6 +47,7 @@ int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_la
     l->off_arena = remoca_get_le64(in + 40);
     l->data_size = remoca_get_le64(in + 48);
     l->touch_size = remoca_get_le64(in + 56);
+    l->off_sides = remoca_get_le64(in + 64);
     const char *bad = NULL;
     if (l->version != REMOCA_SHM_VERSION)
         bad = "unknown shm layout version";
@@ -53,13 +55,14 @@ int remoca_shm_layout_decode(const uint8_t *in, size_t len, struct remoca_shm_la
         bad = "empty store";
     else if ((l->bmask & (l->bmask + 1)) != 0)
         bad = "bucket count not a power of two";
-    else if (l->off_slots % 8 || l->off_seqs % 4 || l->off_buckets % 4 ||
+    else if (l->off_slots % 8 || l->off_seqs % 4 || l->off_buckets % 4 || l->off_sides % 8 ||
              l->off_arena % REMOCA_PAGE_SIZE)
         bad = "misaligned array";
     else if (!inside(l->off_slots, l->npages, sizeof(struct remoca_shm_slot), l->data_size) ||
              !inside(l->off_seqs, l->npages, 4, l->data_size) ||
              !inside(l->off_buckets, (uint64_t)l->bmask + 1, 4, l->data_size) ||
-             !inside(l->off_arena, l->npages, REMOCA_PAGE_SIZE, l->data_size))
+             !inside(l->off_arena, l->npages, REMOCA_PAGE_SIZE, l->data_size) ||
+             !inside(l->off_sides, l->npages, REMOCA_SIDE_SIZE, l->data_size))
         bad = "array outside the mapping";
     else if (l->touch_size < l->npages)
         bad = "touch map smaller than the store";
@@ -79,10 +82,12 @@ void remoca_shm_view_init(struct remoca_shm_view *v, const struct remoca_shm_lay
     v->seqs = (const uint32_t *)(d + l->off_seqs);
     v->buckets = (const uint32_t *)(d + l->off_buckets);
     v->arena = d + l->off_arena;
+    v->sides = d + l->off_sides;
     v->touched = touch;
 }
 
-bool remoca_shm_read(const struct remoca_shm_view *v, uint64_t key, void *dst)
+/* Page to dst, and (side != NULL) its sidecar to side, under one check. */
+static bool shm_read(const struct remoca_shm_view *v, uint64_t key, void *dst, void *side)
 {
     const uint32_t pool = v->l.pool;
     uint64_t h = remoca_shm_hash(pool, key);
@@ -98,6 +103,7 @@ bool remoca_shm_read(const struct remoca_shm_view *v, uint64_t key, void *dst)
             /* The copy may race with the server rewriting the page: the
              * sequence check below is what makes it safe to use. */
             memcpy(dst, v->arena + (size_t)i * REMOCA_PAGE_SIZE, REMOCA_PAGE_SIZE);
+            if (side) memcpy(side, v->sides + (size_t)i * REMOCA_SIDE_SIZE, REMOCA_SIDE_SIZE);
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
             if (__atomic_load_n(&v->seqs[i], __ATOMIC_RELAXED) != s1) return false;
             if (v->touched) __atomic_store_n(&v->touched[i], 1, __ATOMIC_RELAXED);
@@ -106,4 +112,14 @@ bool remoca_shm_read(const struct remoca_shm_view *v, uint64_t key, void *dst)
         i = next;
     }
     return false;
+}
+
+bool remoca_shm_read(const struct remoca_shm_view *v, uint64_t key, void *dst)
+{
+    return shm_read(v, key, dst, NULL);
+}
+
+bool remoca_shm_read_sealed(const struct remoca_shm_view *v, uint64_t key, void *dst, void *side)
+{
+    return shm_read(v, key, dst, side);
 }

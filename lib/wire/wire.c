@@ -44,6 +44,10 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
     if (h->version != REMOCA_VERSION) return REMOCA_E_VERSION;
     if (h->len > REMOCA_MAX_REQ_PAYLOAD) return REMOCA_E_SIZE;
     if (h->flags & ~REMOCA_F_KNOWN_FLAGS) return REMOCA_E_PROTO;
+    bool sealed = h->flags & REMOCA_F_SEALED;
+    if (sealed && h->op != REMOCA_OP_POOL_OPEN && h->op != REMOCA_OP_GET &&
+        h->op != REMOCA_OP_TAKE && h->op != REMOCA_OP_PUT)
+        return h->op == 0 || h->op >= REMOCA_OP__MAX ? REMOCA_E_OP : REMOCA_E_PROTO;
 
     switch (h->op) {
     case REMOCA_OP_HELLO:
@@ -63,7 +67,7 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
     case REMOCA_OP_PUT:
         if (h->count > REMOCA_MAX_BATCH || !remoca_range_ok(h->key, h->count))
             return REMOCA_E_RANGE;
-        if (h->len != h->count * REMOCA_PAGE_SIZE) return REMOCA_E_SIZE;
+        if (h->len != h->count * remoca_unit_size(sealed)) return REMOCA_E_SIZE;
         return REMOCA_OK;
     case REMOCA_OP_DELETE_RANGE:
         if (!remoca_range_ok(h->key, h->count)) return REMOCA_E_RANGE;
@@ -88,6 +92,12 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h)
 
 enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op, uint32_t req_count)
 {
+    return remoca_resp_check_sealed(h, req_op, req_count, false);
+}
+
+enum remoca_status remoca_resp_check_sealed(const struct remoca_hdr *h, uint8_t req_op,
+                                            uint32_t req_count, bool sealed)
+{
     if (h->magic != REMOCA_MAGIC_RESP) return REMOCA_E_PROTO;
     if (h->version != REMOCA_VERSION) return REMOCA_E_VERSION;
     if (h->op != req_op) return REMOCA_E_PROTO;
@@ -97,11 +107,10 @@ enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op,
     switch (h->op) {
     case REMOCA_OP_GET:
     case REMOCA_OP_TAKE: {
-        uint32_t bm = remoca_bitmap_bytes(req_count);
+        uint32_t bm = remoca_bitmap_bytes(req_count), unit = remoca_unit_size(sealed);
         if (h->count != req_count || req_count == 0 || req_count > REMOCA_MAX_BATCH)
             return REMOCA_E_PROTO;
-        if (h->len < bm || (h->len - bm) % REMOCA_PAGE_SIZE != 0 ||
-            (h->len - bm) / REMOCA_PAGE_SIZE > req_count)
+        if (h->len < bm || (h->len - bm) % unit != 0 || (h->len - bm) / unit > req_count)
             return REMOCA_E_SIZE;
         return REMOCA_OK;
     }
@@ -165,6 +174,7 @@ int remoca_pool_open_decode(const uint8_t *in, size_t len, struct remoca_pool_op
     b->weight = remoca_get_le32(in + 16);
     b->name = (const char *)(in + POOL_OPEN_FIXED);
     b->name_len = name_len;
+    b->sealed = false; /* the header's REMOCA_F_SEALED says */
     return 0;
 }
 

@@ -13,7 +13,9 @@
  * session marked to receive fds has an OK SHM_MAP (the store's 2 fds) or
  * FILL_RING (the ring's memfd, sealed) response as the first bytes of its
  * output (the store is a --shm one, and every other input comes over a "unix
- * socket", where SHM_MAP and FILL_RING may succeed).
+ * socket", where SHM_MAP and FILL_RING may succeed).  With the preamble,
+ * every other input opens a sealed pool instead (page || 32-byte sidecar
+ * units; REMOCA_F_SEALED), so that sealed frames reach the store too.
  *
  * Once a FILL_RING succeeded, the fuzzer is also the ring's client: before
  * each chunk, and in up to 16 rounds after the last one, it writes head and
@@ -240,11 +242,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ilen = REMOCA_HDR_SIZE + h.len;
         h.op = REMOCA_OP_POOL_OPEN;
         h.id = 2;
+        if (data[-1] & 4) { /* a sealed pool (its own name: a pool's kind never changes) */
+            h.flags = REMOCA_F_SEALED;
+            pb.name = "fuzz/sealed";
+            pb.name_len = 11;
+        }
         h.len = (uint32_t)remoca_pool_open_encode(input + ilen + REMOCA_HDR_SIZE, 300, &pb);
         remoca_hdr_encode(input + ilen, &h);
         ilen += REMOCA_HDR_SIZE + h.len;
         if (data[-1] & 2) { /* and a fill ring (this chunk size means a unix socket) */
             h.op = REMOCA_OP_FILL_RING;
+            h.flags = 0;
             h.id = 3;
             h.count = REMOCA_RING_MIN_SLOTS;
             h.len = 0;

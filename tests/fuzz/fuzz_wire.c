@@ -3,7 +3,8 @@
  * validated, and bodies decoded (HELLO, POOL_OPEN, POOL_KEEP's members), must
  * never read out of bounds, and whatever validates must survive an
  * encode/decode round trip unchanged; a decoded POOL_KEEP member list places
- * a chunk on one of its members. */
+ * a chunk on one of its members; REMOCA_F_SEALED frames (page || sidecar
+ * units) are bounded by their unit. */
 #include "remoca/placement.h"
 #include "remoca/wire.h"
 
@@ -28,9 +29,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st == REMOCA_OK) {
         /* A valid header bounds its payload. */
         if (h.len > REMOCA_MAX_REQ_PAYLOAD) abort();
-        if (h.op == REMOCA_OP_PUT && h.len != h.count * REMOCA_PAGE_SIZE) abort();
+        bool sealed = h.flags & REMOCA_F_SEALED;
+        if (h.op == REMOCA_OP_PUT && h.len != h.count * remoca_unit_size(sealed)) abort();
+        if (sealed && h.op != REMOCA_OP_PUT && h.op != REMOCA_OP_GET && h.op != REMOCA_OP_TAKE &&
+            h.op != REMOCA_OP_POOL_OPEN)
+            abort();
     }
     (void)remoca_resp_check(&h, h.op, h.count);
+    for (int sealed = 0; sealed < 2; sealed++) {
+        /* A valid GET/TAKE response holds whole units, at most one per key. */
+        if (remoca_resp_check_sealed(&h, h.op, h.count, sealed) != REMOCA_OK ||
+            h.flags != REMOCA_OK || (h.op != REMOCA_OP_GET && h.op != REMOCA_OP_TAKE))
+            continue;
+        uint32_t bm = remoca_bitmap_bytes(h.count), unit = remoca_unit_size(sealed);
+        if (h.len < bm || (h.len - bm) % unit || (h.len - bm) / unit > h.count) abort();
+    }
 
     struct remoca_hello hello;
     if (remoca_hello_decode(body, body_len, &hello) == 0) {

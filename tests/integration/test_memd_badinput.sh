@@ -30,7 +30,7 @@ grep -q "would exceed --max-buffers" "$T/memd.log" || fail "buffer limit not log
 # The dropped connections were logged, one line each, and errors counted.
 grep -q "bad magic 0x00000000: stream out of sync, connection closed" "$T/memd.log" ||
     fail "bad magic not logged"
-grep -q "exceeds 1048576: connection closed" "$T/memd.log" || fail "oversized length not logged"
+grep -q "exceeds 1056768: connection closed" "$T/memd.log" || fail "oversized length not logged"
 grep -q "client disconnected in the middle of a frame" "$T/memd.log" ||
     fail "mid-frame disconnect not logged"
 errors=$("$B/remoca" stats --server "$TCP" | sed -n 's/^server .* errors=\([0-9]*\).*/\1/p')

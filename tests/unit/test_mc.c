@@ -156,7 +156,9 @@ static void builders(void **state)
     c.flags = 0x4000;
     assert_int_equal(remoca_mc_ma(buf, sizeof buf, &c), 0);
     c.flags = 0;
-    assert_int_equal(remoca_mc_ms(buf, sizeof buf, &c, PAGE + 1), 0);
+    assert_int_equal(remoca_mc_ms(buf, sizeof buf, &c, REMOCA_MC_SEALED_VALUE_SIZE + 1), 0);
+    assert_int_equal(remoca_mc_ms(buf, sizeof buf, &c, REMOCA_MC_SEALED_VALUE_SIZE),
+                     strlen("ms k 4128\r\n")); /* a sealed pool's page || sidecar */
     assert_int_equal(remoca_mc_ms(buf, sizeof buf, &c, 16), strlen("ms k 16\r\n"));
     c.key = "a b";
     c.key_len = 3;
@@ -401,6 +403,64 @@ static void numbers(void **state)
     }
 }
 
+/* Parses all of in (one event expected per call) into ev[]; the count, or -1. */
+static int parse_all(struct remoca_mc_parser *p, const uint8_t *in, size_t len, uint8_t *dest,
+                     size_t cap, struct remoca_mc_event *ev, int max)
+{
+    int n = 0;
+    size_t off = 0;
+    while (off < len && n < max) {
+        size_t used;
+        int r = remoca_mc_parse(p, in + off, len - off, &used, &ev[n]);
+        off += used;
+        if (r < 0) return -1;
+        if (r == 0) continue;
+        if (ev[n].kind == REMOCA_MC_VA && dest && remoca_mc_parser_dest(p, dest, cap) < 0)
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+/* REMOCA_MC_P_SEALED: values of 1..4128 bytes (page || sidecar, or a wrong
+ * length the client drops as a miss); larger is an error; without the
+ * option 4128 bytes is an error too. */
+static void sealed_values(void **state)
+{
+    static uint8_t in[2 * 4200], dest[REMOCA_MC_SEALED_VALUE_SIZE];
+    struct remoca_mc_event ev[4];
+    struct remoca_mc_parser p;
+    int l = snprintf((char *)in, sizeof in, "VA 4128 O7\r\n");
+    for (unsigned i = 0; i < REMOCA_MC_SEALED_VALUE_SIZE; i++) in[l + i] = (uint8_t)(i * 7);
+    size_t len = (size_t)l + REMOCA_MC_SEALED_VALUE_SIZE;
+    memcpy(in + len, "\r\n", 2);
+    len += 2;
+    remoca_mc_parser_init(&p, REMOCA_MC_P_SEALED);
+    assert_int_equal(parse_all(&p, in, len, dest, sizeof dest, ev, 4), 2);
+    assert_int_equal(ev[0].kind, REMOCA_MC_VA);
+    assert_int_equal(ev[0].size, REMOCA_MC_SEALED_VALUE_SIZE);
+    assert_int_equal(ev[0].opaque, 7);
+    assert_int_equal(ev[1].kind, REMOCA_MC_VALUE);
+    assert_true(ev[1].stored);
+    assert_memory_equal(dest, in + l, REMOCA_MC_SEALED_VALUE_SIZE);
+
+    remoca_mc_parser_init(&p, 0);
+    assert_int_equal(parse_all(&p, in, len, dest, sizeof dest, ev, 4), -1);
+    assert_int_equal(p.err, REMOCA_MC_E_SIZE);
+
+    static const char small[] = "VA 5\r\nabcde\r\nVA 4096\r\n";
+    remoca_mc_parser_init(&p, REMOCA_MC_P_SEALED);
+    assert_int_equal(parse_all(&p, (const uint8_t *)small, sizeof small - 1, NULL, 0, ev, 4), 3);
+    assert_int_equal(ev[0].size, 5);
+    assert_false(ev[1].stored); /* no destination: dropped */
+    assert_int_equal(ev[2].size, 4096);
+
+    static const char big[] = "VA 4129\r\n";
+    remoca_mc_parser_init(&p, REMOCA_MC_P_SEALED);
+    assert_int_equal(parse_all(&p, (const uint8_t *)big, sizeof big - 1, NULL, 0, ev, 4), -1);
+    assert_int_equal(p.err, REMOCA_MC_E_SIZE);
+}
+
 static void expect_error(const char *s, size_t len, enum remoca_mc_err err)
 {
     static struct run r;
@@ -546,11 +606,17 @@ static void garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(keys),        cmocka_unit_test(key_ok),
-        cmocka_unit_test(builders),    cmocka_unit_test(get_batch),
-        cmocka_unit_test(every_reply), cmocka_unit_test(split_everywhere),
-        cmocka_unit_test(numbers),     cmocka_unit_test(hostile),
-        cmocka_unit_test(dest_rules),  cmocka_unit_test(garbage),
+        cmocka_unit_test(keys),
+        cmocka_unit_test(key_ok),
+        cmocka_unit_test(builders),
+        cmocka_unit_test(sealed_values),
+        cmocka_unit_test(get_batch),
+        cmocka_unit_test(every_reply),
+        cmocka_unit_test(split_everywhere),
+        cmocka_unit_test(numbers),
+        cmocka_unit_test(hostile),
+        cmocka_unit_test(dest_rules),
+        cmocka_unit_test(garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

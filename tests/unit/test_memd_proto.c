@@ -6,7 +6,8 @@
  * length, partial frames, the output high-water mark, and when SHM_MAP is
  * answered (a --shm store, a unix socket, an open handle, nothing before it
  * in the output) and with what; POOL_KEEP keeping exactly the chunks the
- * receiver owns, and refusing hostile bodies. */
+ * receiver owns, and refusing hostile bodies; sealed pools (page || 32-byte
+ * sidecar units, refusals of the other kind, SHM_MAP with the sidecars). */
 #include "test_memd_proto_fx.h"
 
 #include "remoca/placement.h"
@@ -313,6 +314,220 @@ static void test_pool_keep(void **state)
     assert_true(mine > 5 && mine < nchunks - 5); /* both cases were exercised */
 }
 
+/* A request with header flags (req() sends none). */
+static void req_flags(struct fx *f, uint16_t flags, uint8_t op, uint32_t id, uint32_t pool,
+                      uint64_t key, uint32_t count, const void *payload, uint32_t len)
+{
+    size_t at = f->in_len;
+    req(f, op, id, pool, key, count, payload, len);
+    remoca_put_le16(f->in + at + 6, flags);
+}
+
+static void open_named(struct fx *f, uint16_t flags, uint32_t id, const char *name)
+{
+    uint8_t b[300];
+    struct remoca_pool_open pb = {.name = name, .name_len = strlen(name)};
+    req_flags(f, flags, REMOCA_OP_POOL_OPEN, id, 0, 0, 0, b,
+              (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
+}
+
+#define UNIT REMOCA_SEALED_UNIT
+#define SEALED REMOCA_F_SEALED
+
+/* Unit i: page of byte 'a'+i, sidecar of bytes 0xa0+i with the key in it. */
+static void fill_units(uint8_t *u, unsigned n, uint64_t key0)
+{
+    for (unsigned i = 0; i < n; i++) {
+        memset(u + i * UNIT, 'a' + i, PAGE);
+        memset(u + i * UNIT + PAGE, 0xa0 + i, REMOCA_SIDE_SIZE);
+        remoca_put_le64(u + i * UNIT + PAGE, key0 + i);
+    }
+}
+
+static void test_sealed_pool(void **state)
+{
+    struct fx *f = *state;
+    struct remoca_hdr h;
+    uint32_t plain;
+    hello_and_open(f, &plain); /* "vm/d", unsealed: handle 1 */
+    open_named(f, SEALED, 20, "vm/sealed");
+    run(f);
+    resp(f, 20, REMOCA_OK, &h);
+    uint32_t sp = h.pool;
+    assert_int_equal(sp, 2);
+
+    static uint8_t units[3 * UNIT];
+    fill_units(units, 3, 70);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 21, sp, 70, 1, units, UNIT); /* 70 */
+    fill_units(units, 3, 5);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 22, sp, 5, 2, units, 2 * UNIT); /* 5, 6 */
+    req_flags(f, SEALED, REMOCA_OP_GET, 23, sp, 5, 66, NULL, 0);
+    req_flags(f, SEALED, REMOCA_OP_TAKE, 24, sp, 6, 1, NULL, 0);
+    req_flags(f, SEALED, REMOCA_OP_GET, 25, sp, 6, 1, NULL, 0);
+    assert_int_equal(run(f), PROTO_MORE);
+    resp(f, 21, REMOCA_OK, &h);
+    resp(f, 22, REMOCA_OK, &h);
+    const uint8_t *b = resp(f, 23, REMOCA_OK, &h);
+    assert_int_equal(h.len, 16 + 3 * UNIT);
+    assert_int_equal(remoca_resp_check_sealed(&h, REMOCA_OP_GET, 66, true), REMOCA_OK);
+    assert_int_equal(b[0], 0x03);
+    assert_int_equal(b[8], 0x02);
+    const uint8_t *u = b + 16;
+    assert_int_equal(u[0], 'a'); /* key 5 */
+    assert_int_equal(u[PAGE - 1], 'a');
+    assert_int_equal(remoca_get_le64(u + PAGE), 5);
+    assert_int_equal(u[PAGE + 8], 0xa0);
+    assert_int_equal(u[UNIT - 1], 0xa0);
+    u += UNIT; /* key 6 */
+    assert_int_equal(u[0], 'b');
+    assert_int_equal(remoca_get_le64(u + PAGE), 6);
+    assert_int_equal(u[UNIT - 1], 0xa1);
+    u += UNIT; /* key 70, put first */
+    assert_int_equal(u[0], 'a');
+    assert_int_equal(remoca_get_le64(u + PAGE), 70);
+    b = resp(f, 24, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8 + UNIT);
+    assert_int_equal(b[8], 'b');
+    assert_int_equal(remoca_get_le64(b + 8 + PAGE), 6);
+    resp(f, 25, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8); /* taken */
+
+    /* Overwrite replaces the sidecar too. */
+    fill_units(units, 1, 900);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 26, sp, 5, 1, units, UNIT);
+    req_flags(f, SEALED, REMOCA_OP_GET, 27, sp, 5, 1, NULL, 0);
+    run(f);
+    resp(f, 26, REMOCA_OK, &h);
+    b = resp(f, 27, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8 + UNIT);
+    assert_int_equal(remoca_get_le64(b + 8 + PAGE), 900);
+
+    /* Frames of the other kind are refused, the stream stays in sync. */
+    static uint8_t pages[2 * PAGE];
+    req(f, REMOCA_OP_PUT, 30, sp, 5, 1, pages, PAGE);
+    req(f, REMOCA_OP_GET, 31, sp, 5, 1, NULL, 0);
+    req(f, REMOCA_OP_TAKE, 32, sp, 5, 1, NULL, 0);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 33, plain, 5, 1, units, UNIT);
+    req_flags(f, SEALED, REMOCA_OP_GET, 34, plain, 5, 1, NULL, 0);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 35, sp, 5, 1, pages, PAGE); /* wrong length */
+    req_flags(f, SEALED, REMOCA_OP_DELETE, 36, sp, 5, 1, NULL, 0);  /* flag not here */
+    req(f, REMOCA_OP_PUT, 37, plain, 5, 1, pages, PAGE);
+    req(f, REMOCA_OP_GET, 38, plain, 5, 1, NULL, 0);
+    assert_int_equal(run(f), PROTO_MORE);
+    expect_error(f, 30, REMOCA_E_STATE, "pool is sealed: put needs the sealed flag");
+    expect_error(f, 31, REMOCA_E_STATE, "pool is sealed: get needs the sealed flag");
+    expect_error(f, 32, REMOCA_E_STATE, "pool is sealed: take needs the sealed flag");
+    expect_error(f, 33, REMOCA_E_STATE, "pool is not sealed");
+    expect_error(f, 34, REMOCA_E_STATE, "pool is not sealed");
+    expect_error(f, 35, REMOCA_E_SIZE, "rejected");
+    expect_error(f, 36, REMOCA_E_PROTO, "rejected");
+    resp(f, 37, REMOCA_OK, &h);
+    resp(f, 38, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8 + PAGE); /* an unsealed pool never returns sidecars */
+    req_flags(f, SEALED, REMOCA_OP_GET, 39, sp, 5, 1, NULL, 0);
+    run(f);
+    b = resp(f, 39, REMOCA_OK, &h); /* the refused frames changed nothing */
+    assert_int_equal(h.len, 8 + UNIT);
+    assert_int_equal(remoca_get_le64(b + 8 + PAGE), 900);
+
+    /* A pool is sealed or not from its creation. */
+    open_named(f, 0, 40, "vm/sealed");
+    open_named(f, SEALED, 41, "vm/d");
+    open_named(f, SEALED, 42, "vm/sealed"); /* the same kind: the same handle */
+    run(f);
+    expect_error(f, 40, REMOCA_E_STATE, "pool is sealed (open it with the sealed flag)");
+    expect_error(f, 41, REMOCA_E_STATE, "pool is not sealed (open it without the sealed flag)");
+    resp(f, 42, REMOCA_OK, &h);
+    assert_int_equal(h.pool, sp);
+}
+
+/* A full sealed batch: the largest request (256 x 4128 bytes) and response. */
+static void test_sealed_full_batch(void **state)
+{
+    struct fx *f = *state;
+    struct remoca_hdr h;
+    uint32_t plain;
+    hello_and_open(f, &plain);
+    open_named(f, SEALED, 20, "big");
+    run(f);
+    resp(f, 20, REMOCA_OK, &h);
+    uint32_t sp = h.pool;
+    static uint8_t units[REMOCA_MAX_BATCH * UNIT];
+    for (unsigned i = 0; i < REMOCA_MAX_BATCH; i++) {
+        memset(units + i * UNIT, i, PAGE);
+        memset(units + i * UNIT + PAGE, 255 - i, REMOCA_SIDE_SIZE);
+    }
+    /* 64 pages in the store: the last 64 keys of the batch stay. */
+    req_flags(f, SEALED, REMOCA_OP_PUT, 21, sp, 0, REMOCA_MAX_BATCH, units, sizeof units);
+    run(f);
+    resp(f, 21, REMOCA_OK, &h);
+    req_flags(f, SEALED, REMOCA_OP_GET, 22, sp, 0, REMOCA_MAX_BATCH, NULL, 0);
+    run(f);
+    const uint8_t *b = resp(f, 22, REMOCA_OK, &h);
+    assert_int_equal(remoca_resp_check_sealed(&h, REMOCA_OP_GET, REMOCA_MAX_BATCH, true),
+                     REMOCA_OK);
+    unsigned hits = (h.len - 32) / UNIT, seen = 0;
+    assert_true(hits > 0 && hits <= 64);
+    for (unsigned i = 0; i < REMOCA_MAX_BATCH; i++) {
+        if (!(b[i / 8] >> (i % 8) & 1)) continue;
+        const uint8_t *u = b + 32 + (size_t)seen++ * UNIT;
+        assert_memory_equal(u, units + i * UNIT, UNIT);
+    }
+    assert_int_equal(seen, hits);
+}
+
+/* SHM_MAP of a sealed pool: the layout places the sidecars in the shared
+ * memfd, and a one-sided read of a sealed page gives page and sidecar as a
+ * GET would; overwrites and removals are seen. */
+static void test_sealed_shm_map(void **state)
+{
+    struct fx *f = *state;
+    uint32_t plain;
+    hello_and_open(f, &plain);
+    f->ss.unix_socket = true;
+    open_named(f, SEALED, 20, "s");
+    static uint8_t units[2 * UNIT];
+    fill_units(units, 2, 40);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 21, 2, 40, 2, units, 2 * UNIT);
+    run(f);
+    struct remoca_hdr h;
+    resp(f, 20, REMOCA_OK, &h);
+    resp(f, 21, REMOCA_OK, &h);
+    f->rd = f->out.len = 0;
+    req(f, REMOCA_OP_SHM_MAP, 22, 2, 0, 0, NULL, 0);
+    run(f);
+    const uint8_t *b = resp(f, 22, REMOCA_OK, &h);
+    assert_int_equal(h.len, REMOCA_SHM_LAYOUT_SIZE);
+    assert_int_equal(f->ss.nattach, 2);
+    struct remoca_shm_layout l;
+    char why[128];
+    assert_int_equal(remoca_shm_layout_decode(b, h.len, &l, why, sizeof why), 0);
+    assert_true(l.off_sides >= l.off_buckets + (uint64_t)(l.bmask + 1) * 4);
+    assert_true(l.off_sides + (uint64_t)l.npages * REMOCA_SIDE_SIZE <= l.off_arena);
+    struct remoca_shm_view v;
+    remoca_shm_view_init(&v, &l, f->store.shm->data, NULL);
+    static uint8_t page[PAGE];
+    uint8_t side[REMOCA_SIDE_SIZE];
+    assert_true(remoca_shm_read_sealed(&v, 41, page, side));
+    assert_memory_equal(page, units + UNIT, PAGE);
+    assert_memory_equal(side, units + UNIT + PAGE, REMOCA_SIDE_SIZE);
+    assert_false(remoca_shm_read_sealed(&v, 42, page, side));
+
+    fill_units(units, 1, 777); /* overwrite key 40: page and sidecar */
+    units[0] = 'z';
+    f->rd = f->out.len = 0;
+    session_attached_sent(&f->ss);
+    req_flags(f, SEALED, REMOCA_OP_PUT, 23, 2, 40, 1, units, UNIT);
+    req_flags(f, SEALED, REMOCA_OP_TAKE, 24, 2, 41, 1, NULL, 0);
+    run(f);
+    resp(f, 23, REMOCA_OK, &h);
+    resp(f, 24, REMOCA_OK, &h);
+    assert_true(remoca_shm_read_sealed(&v, 40, page, side));
+    assert_int_equal(page[0], 'z');
+    assert_int_equal(remoca_get_le64(side), 777);
+    assert_false(remoca_shm_read_sealed(&v, 41, page, side)); /* taken */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +540,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shm_map_needs_shm, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shm_map, setup_shm, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pool_keep, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_pool, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_full_batch, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_shm_map, setup_shm, fx_teardown),
     };
     return cmocka_run_group_tests_name("memd_proto", tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  * requests (before the request whose id is their after_id, also across the
  * 2^32 wrap of ids, and after the last request for the one after it), a head
  * out of range (ahead by more than nslots, or behind), entries for closed
- * handles, and an entry the store cannot take. */
+ * handles, an entry the store cannot take, and entries for a sealed pool
+ * (page and sidecar stored together). */
 #include "test_memd_proto_fx.h"
 
 #include <errno.h>
@@ -335,6 +336,58 @@ static void test_store_full(void **state)
     assert_int_equal(f->store.nfree, 0);
 }
 
+/* A sealed pool's entries carry the page's sidecar in the ring's sides
+ * area: stored with the page as a sealed PUT would, beside a plain pool's
+ * entries. */
+static void test_sealed_pool(void **state)
+{
+    struct fx *f = *state;
+    uint64_t errors = 0;
+    f->ctx.errors = &errors;
+    hello_and_open(f);
+    uint8_t b[600];
+    struct remoca_pool_open pb = {.name = "sealed", .name_len = 6};
+    size_t at = f->in_len;
+    req(f, REMOCA_OP_POOL_OPEN, 3, 0, 0, 0, b, (uint32_t)remoca_pool_open_encode(b, sizeof b, &pb));
+    remoca_put_le16(f->in + at + 6, REMOCA_F_SEALED);
+    uint8_t unit[REMOCA_SEALED_UNIT];
+    memset(unit, 0x5a, sizeof unit);
+    at = f->in_len;
+    req(f, REMOCA_OP_PUT, 4, 2, 7, 1, unit, sizeof unit); /* an older version of key 7 */
+    remoca_put_le16(f->in + at + 6, REMOCA_F_SEALED);
+    run(f);
+    struct remoca_hdr h;
+    resp(f, 3, REMOCA_OK, &h);
+    assert_int_equal(h.pool, 2);
+    resp(f, 4, REMOCA_OK, &h);
+    sent(f);
+    attach(f, 16);
+    struct fill_ring *r = f->ss.ring;
+    uint32_t idx = (uint32_t)f->head & (r->nslots - 1);
+    ring_put(f, 2, 7, 5, 1); /* the sealed pool's key 7 */
+    uint8_t side[REMOCA_SIDE_SIZE];
+    for (unsigned i = 0; i < sizeof side; i++) side[i] = (uint8_t)(0xc0 + i);
+    memcpy(r->base + remoca_ring_off_sides(r->nslots) + (size_t)idx * REMOCA_SIDE_SIZE, side,
+           sizeof side);
+    ring_put(f, f->handle, 1, 5, 2);
+    publish(f, f->head);
+    at = f->in_len;
+    req(f, REMOCA_OP_GET, 5, 2, 7, 1, NULL, 0);
+    remoca_put_le16(f->in + at + 6, REMOCA_F_SEALED);
+    req(f, REMOCA_OP_GET, 6, f->handle, 1, 1, NULL, 0);
+    assert_int_equal(run(f), PROTO_MORE);
+    const uint8_t *g = resp(f, 5, REMOCA_OK, &h);
+    assert_int_equal(h.len, 8 + REMOCA_SEALED_UNIT);
+    uint8_t want[PAGE];
+    fill(want, 7, 1);
+    assert_memory_equal(g + 8, want, PAGE);
+    assert_memory_equal(g + 8 + PAGE, side, sizeof side);
+    assert_int_equal(got_version(f, 6, 1), 2);
+    assert_int_equal(tail(f), 2);
+    assert_int_equal(errors, 0);
+    assert_int_equal(f->store.ring_puts, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_pool, setup, teardown),
     };
     return cmocka_run_group_tests_name("memd_ring", tests, NULL, NULL);
 }

@@ -8,7 +8,9 @@
  * Every read that returns true must hold one whole page of one stamp, for
  * the key asked, of a version the writer had started to put, and not older
  * than the version whose put had completed before the read began.  The
- * writer does a fixed number of operations; the readers stop when it is done. */
+ * writer does a fixed number of operations; the readers stop when it is done.
+ * The same again in a sealed pool (remoca_shm_read_sealed): the sidecar,
+ * stamped like its page, must come from the same put as the page. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +37,8 @@ static struct remoca_shm_view view;
 static uint32_t issued[KEYS];    /* newest version whose put has begun */
 static uint32_t committed[KEYS]; /* newest version whose put has returned */
 static int done;
+static bool sealed; /* the second run: a sealed pool, page || sidecar units */
+#define UNIT REMOCA_SEALED_UNIT
 
 struct reader_result {
     uint64_t reads, hits;
@@ -43,16 +47,18 @@ struct reader_result {
 
 static uint64_t stamp(uint64_t key, uint32_t version) { return key << 32 | version; }
 
+/* A page (and in a sealed pool its sidecar after it) of one stamp. */
 static void fill(uint8_t *p, uint64_t key, uint32_t version)
 {
     uint64_t w = stamp(key, version);
-    for (size_t i = 0; i < PAGE; i += 8) memcpy(p + i, &w, 8);
+    for (size_t i = 0; i < remoca_unit_size(sealed); i += 8) memcpy(p + i, &w, 8);
 }
 
 static void *writer(void *arg)
 {
     (void)arg;
-    static uint8_t pages[4 * PAGE];
+    static uint8_t pages[4 * UNIT];
+    size_t unit = remoca_unit_size(sealed);
     uint64_t x = 88172645463325252ull;
     uint32_t version = 0;
     for (unsigned op = 0; op < WRITER_OPS; op++) {
@@ -64,7 +70,7 @@ static void *writer(void *arg)
             if (k + n > KEYS) n = (uint32_t)(KEYS - k);
             version++;
             for (uint32_t j = 0; j < n; j++) {
-                fill(pages + j * PAGE, k + j, version);
+                fill(pages + j * unit, k + j, version);
                 __atomic_store_n(&issued[k + j], version, __ATOMIC_RELEASE);
             }
             if (store_put(&st, pool, k, n, pages) != REMOCA_OK) abort();
@@ -86,20 +92,21 @@ static void *writer(void *arg)
 static void *reader(void *arg)
 {
     struct reader_result *r = arg;
-    static _Thread_local uint8_t page[PAGE];
+    static _Thread_local uint8_t page[UNIT]; /* the sidecar goes after the page */
     uint64_t x = (uintptr_t)arg | 1;
     while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE) && !r->err[0]) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         uint64_t k = x % KEYS;
         uint32_t lo = __atomic_load_n(&committed[k], __ATOMIC_ACQUIRE);
-        bool hit = remoca_shm_read(&view, k, page);
+        bool hit = sealed ? remoca_shm_read_sealed(&view, k, page, page + PAGE)
+                          : remoca_shm_read(&view, k, page);
         uint32_t hi = __atomic_load_n(&issued[k], __ATOMIC_ACQUIRE);
         r->reads++;
         if (!hit) continue;
         r->hits++;
         uint64_t w0;
         memcpy(&w0, page, 8);
-        for (size_t i = 8; i < PAGE && !r->err[0]; i += 8) {
+        for (size_t i = 8; i < remoca_unit_size(sealed) && !r->err[0]; i += 8) {
             uint64_t w;
             memcpy(&w, page + i, 8);
             if (w != w0)
@@ -118,12 +125,15 @@ static void *reader(void *arg)
     return NULL;
 }
 
-static void test_readers_never_see_torn_pages(void **state)
+static void run_race(bool seal)
 {
-    (void)state;
     memd_log_level = LOG_ERROR;
+    sealed = seal;
+    done = 0;
+    memset(issued, 0, sizeof issued);
+    memset(committed, 0, sizeof committed);
     assert_int_equal(store_init_shm(&st, 64 * PAGE, POLICY_S3FIFO, 2), 0);
-    struct remoca_pool_open po = {.name = "race", .name_len = 4};
+    struct remoca_pool_open po = {.name = "race", .name_len = 4, .sealed = seal};
     assert_int_equal(store_pool_open(&st, &po, &pool), REMOCA_OK);
     struct remoca_shm_layout l;
     assert_true(store_shm_layout(&st, pool, &l));
@@ -153,10 +163,23 @@ static void test_readers_never_see_torn_pages(void **state)
     store_destroy(&st);
 }
 
+static void test_readers_never_see_torn_pages(void **state)
+{
+    (void)state;
+    run_race(false);
+}
+
+static void test_sealed_readers_never_see_torn_units(void **state)
+{
+    (void)state;
+    run_race(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_never_see_torn_pages),
+        cmocka_unit_test(test_sealed_readers_never_see_torn_units),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

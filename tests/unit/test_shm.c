@@ -108,7 +108,7 @@ static void test_layout_codec(void **state)
         uint64_t v;
         const char *reason;
     } bad[] = {
-        {0, 4, 2, "version"},
+        {0, 4, 3, "version"},
         {4, 4, 0, "empty"},
         {8, 4, 0, "empty"},
         {12, 4, 5, "power of two"},

@@ -99,6 +99,83 @@ static void response_validation(void **state)
     assert_int_equal(remoca_resp_check(&r, REMOCA_OP_GET, 70), REMOCA_E_PROTO);
 }
 
+/* Sealed pools: REMOCA_F_SEALED on POOL_OPEN, GET, TAKE, PUT only; a
+ * sealed PUT carries count x (page || 32-byte sidecar); a sealed GET/TAKE
+ * response the bitmap and 4128 bytes per hit. */
+static void sealed_frames(void **state)
+{
+    assert_int_equal(REMOCA_SIDE_SIZE, 32);
+    assert_int_equal(REMOCA_SEALED_UNIT, 4128);
+    assert_int_equal(remoca_unit_size(true), 4128);
+    assert_int_equal(remoca_unit_size(false), 4096);
+    assert_int_equal(REMOCA_MAX_REQ_PAYLOAD, 256 * 4128);
+
+    struct remoca_hdr h = req(REMOCA_OP_PUT, 10, 2, 2 * 4128);
+    h.flags = REMOCA_F_SEALED;
+    assert_int_equal(remoca_req_check(&h), REMOCA_OK);
+    h.len = 2 * 4096; /* plain pages in a sealed frame */
+    assert_int_equal(remoca_req_check(&h), REMOCA_E_SIZE);
+    h.len = 2 * 4128 + 1;
+    assert_int_equal(remoca_req_check(&h), REMOCA_E_SIZE);
+    h.flags = 0;
+    h.len = 2 * 4128; /* sidecars in a plain frame */
+    assert_int_equal(remoca_req_check(&h), REMOCA_E_SIZE);
+    h = req(REMOCA_OP_PUT, 0, REMOCA_MAX_BATCH, REMOCA_MAX_BATCH * 4128);
+    h.flags = REMOCA_F_SEALED; /* the largest request of all */
+    assert_int_equal(remoca_req_check(&h), REMOCA_OK);
+    h.count = REMOCA_MAX_BATCH + 1;
+    assert_int_equal(remoca_req_check(&h), REMOCA_E_RANGE);
+    h = req(REMOCA_OP_PUT, 0, 1, REMOCA_MAX_REQ_PAYLOAD + 1);
+    h.flags = REMOCA_F_SEALED;
+    assert_int_equal(remoca_req_check(&h), REMOCA_E_SIZE);
+
+    static const uint8_t with[] = {REMOCA_OP_GET, REMOCA_OP_TAKE, REMOCA_OP_POOL_OPEN};
+    for (unsigned i = 0; i < sizeof with; i++) {
+        h = req(with[i], 10, 4, with[i] == REMOCA_OP_POOL_OPEN ? 30 : 0);
+        h.flags = REMOCA_F_SEALED;
+        assert_int_equal(remoca_req_check(&h), REMOCA_OK);
+    }
+    static const uint8_t without[] = {
+        REMOCA_OP_DELETE, REMOCA_OP_DELETE_RANGE, REMOCA_OP_POOL_RESET, REMOCA_OP_STATS,
+        REMOCA_OP_PING,   REMOCA_OP_SHM_MAP,      REMOCA_OP_FILL_RING};
+    for (unsigned i = 0; i < sizeof without; i++) {
+        h = req(without[i], 10, without[i] == REMOCA_OP_FILL_RING ? 0 : 4, 0);
+        assert_int_equal(remoca_req_check(&h), REMOCA_OK);
+        h.flags = REMOCA_F_SEALED;
+        assert_int_equal(remoca_req_check(&h), REMOCA_E_PROTO);
+    }
+    h = req(77, 0, 1, 0);
+    h.flags = REMOCA_F_SEALED;
+    assert_int_equal(remoca_req_check(&h), REMOCA_E_OP);
+
+    struct remoca_hdr r = {
+        .magic = REMOCA_MAGIC_RESP, .version = REMOCA_VERSION, .op = REMOCA_OP_TAKE, .count = 70};
+    r.len = 16 + 3 * 4128;
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, true), REMOCA_OK);
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, false), REMOCA_E_SIZE);
+    assert_int_equal(remoca_resp_check(&r, REMOCA_OP_TAKE, 70), REMOCA_E_SIZE);
+    r.len = 16 + 3 * 4096; /* plain pages to a sealed request */
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, true), REMOCA_E_SIZE);
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, false), REMOCA_OK);
+    r.len = 16 + 71 * 4128; /* more units than keys */
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, true), REMOCA_E_SIZE);
+    r.len = 16 + 70 * 4128;
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, true), REMOCA_OK);
+    r.len = 16 + 4128 - 32; /* a hit cut short of its sidecar */
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_TAKE, 70, true), REMOCA_E_SIZE);
+    r.op = REMOCA_OP_PUT;
+    r.len = 0;
+    assert_int_equal(remoca_resp_check_sealed(&r, REMOCA_OP_PUT, 70, true), REMOCA_OK);
+
+    /* The body codec does not carry the flag; decoding clears it. */
+    uint8_t buf[64];
+    struct remoca_pool_open p = {.name = "s", .name_len = 1, .sealed = true}, q = {.sealed = true};
+    size_t n = remoca_pool_open_encode(buf, sizeof buf, &p);
+    assert_int_equal(n, 23);
+    assert_int_equal(remoca_pool_open_decode(buf, n, &q), 0);
+    assert_false(q.sealed);
+}
+
 static void bodies(void **state)
 {
     uint8_t buf[600];
@@ -149,6 +226,7 @@ int main(void)
         cmocka_unit_test(header_round_trip),
         cmocka_unit_test(request_validation),
         cmocka_unit_test(response_validation),
+        cmocka_unit_test(sealed_frames),
         cmocka_unit_test(bodies),
         cmocka_unit_test(names),
     };

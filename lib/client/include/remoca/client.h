@@ -90,6 +90,14 @@ struct remoca_client_opts {
      * it and serve gets from it.  A server that does not offer it is used
      * over the socket as before. */
     enum remoca_shm_opt { REMOCA_SHM_ON = 0, REMOCA_SHM_OFF = 1 } shm;
+    /* Sealed pool (false = plain): every POOL_OPEN on every server carries
+     * REMOCA_F_SEALED, so the pool stores a REMOCA_SIDE_SIZE (32) byte
+     * sidecar with each page (docs/protocol.md, Sealed pools); a server
+     * whose pool exists with the other kind refuses it (the server stays
+     * down, logged).  Only remoca_get_sealed and remoca_put_sealed work then;
+     * one-sided reads (opts.shm) copy page and sidecar, and no-wait puts
+     * through a fill ring carry the sidecar too. */
+    bool sealed;
 };
 
 #define REMOCA_LOG_ERROR 0
@@ -123,13 +131,26 @@ unsigned remoca_client_wait_ready(struct remoca_client *c, unsigned timeout_ms);
  * except by one-sided reads (opts.shm), which may leave a copy that failed
  * validation in a miss's page.
  * take=true removes the hits from the server.  Returns the number of hits
- * (0 on any failure). */
+ * (0 on any failure, and on a sealed client: remoca_get_sealed). */
 unsigned remoca_get(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
                     uint64_t *hits, bool take);
 
+/* Sealed clients (opts.sealed) only; a plain client's calls fail (0 hits,
+ * -1).  As remoca_get and remoca_put, with the sidecar of key i at
+ * sides + i*REMOCA_SIDE_SIZE beside its page at pages + i*4096: a hit's
+ * page and sidecar are both written (read straight from the socket), a
+ * miss's neither (except a one-sided copy that failed validation, as for
+ * remoca_get); a put stores both.  The sidecar is opaque bytes to the
+ * transport and the server. */
+unsigned remoca_get_sealed(struct remoca_client *c, uint64_t key, uint32_t count, void *pages,
+                           void *sides, uint64_t *hits, bool take);
+int remoca_put_sealed(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages,
+                      const void *sides, bool wait);
+
 /* Puts count pages for keys [key, key+count).  wait=false returns once the
  * request is ordered on its connection (see above).  Returns 0 if the request
- * was sent (and, with wait, acknowledged), -1 if it was dropped. */
+ * was sent (and, with wait, acknowledged), -1 if it was dropped (always on
+ * a sealed client: remoca_put_sealed). */
 int remoca_put(struct remoca_client *c, uint64_t key, uint32_t count, const void *pages, bool wait);
 
 /* Deletes keys [key, key+count), any count (split into frames as needed).
@@ -158,7 +179,10 @@ int remoca_stats_query(const char *addr, const char *secret, bool json, unsigned
  * pool that exists keeps its pages and takes the new min, max (0 = the
  * server's budget) and weight (0 = 1); one that does not is created.  Unlike
  * a client, which resets its pool after opening it, this changes nothing
- * else.  0, or -1 with a message in err (remoca-balancer's remote shares). */
+ * else.  A sealed pool is updated as one (a second, sealed POOL_OPEN after
+ * the server's refusal of the plain one); a pool that does not exist is
+ * created plain, which a sealed client would then find refused.  0, or -1
+ * with a message in err (remoca-balancer's remote shares). */
 int remoca_pool_update(const char *addr, const char *secret, const char *pool, uint64_t min_bytes,
                        uint64_t max_bytes, uint32_t weight, unsigned timeout_ms, char *err,
                        size_t errlen);
@@ -186,6 +210,8 @@ struct remoca_client_stats {
     unsigned servers_ring;       /* up with a fill ring now */
     unsigned servers;            /* in the list now */
     uint64_t membership_changes; /* remoca_client_set_servers calls that changed it */
+    uint64_t bad_values;         /* sealed pools on memcached: values of the wrong
+                                    length, taken as misses */
 };
 void remoca_client_get_stats(struct remoca_client *c, struct remoca_client_stats *st);
 

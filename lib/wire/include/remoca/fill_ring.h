@@ -15,11 +15,13 @@
  * ring per connection, used only by that connection's client:
  *
  *   0            64           128                    4096
- *   ├─ head ─────┼─ tail ─────┼─ zero ───────────────┼─ entries[nslots] ─┼─ pages ─┤
- *     u64: puts    u64: puts                           16 B each           nslots x
- *     published    executed                            key, handle,        4 KiB,
- *     (client)     (server)                            after_id            page i of
- *                                                                          entry i
+ *   ├─ head ─────┼─ tail ─────┼─ zero ───────────────┼─ entries[nslots] ─┼─ pages ──┼─ sides ─┤
+ *     u64: puts    u64: puts                           16 B each           nslots x   nslots x
+ *     published    executed                            key, handle,        4 KiB,     32 B,
+ *     (client)     (server)                            after_id            page i of  sidecar
+ *                                                                          entry i    of entry
+ *                                                                                     i (sealed
+ *                                                                                     pools)
  *
  *   entry (little-endian): u64 key | u32 handle (a pool handle of the
  *   connection, as in a header's `pool`) | u32 after_id
@@ -27,7 +29,8 @@
  * head and tail (little-endian u64, each read and written whole, atomically)
  * count entries from 0 and never wrap in practice;
  * entry n is at index n & (nslots - 1).  The client writes entry n and its
- * page, then publishes head = n + 1 (release); the server reads head
+ * page (and, for a sealed pool, the page's sidecar: docs/protocol.md,
+ * "Sealed pools"), then publishes head = n + 1 (release); the server reads head
  * (acquire), executes entries tail..head-1 in order, each as a one-page PUT,
  * then publishes tail (release), after which the client may reuse the slots.
  *
@@ -58,7 +61,7 @@
 
 #include <stdint.h>
 
-#define REMOCA_RING_VERSION 1u
+#define REMOCA_RING_VERSION 2u /* 2: sides (sealed pools' sidecars) */
 #define REMOCA_RING_OFF_HEAD 0u
 #define REMOCA_RING_OFF_TAIL 64u
 #define REMOCA_RING_OFF_ENTRIES 4096u
@@ -74,9 +77,14 @@ static inline uint64_t remoca_ring_off_pages(uint32_t nslots)
     uint64_t e = REMOCA_RING_OFF_ENTRIES + (uint64_t)nslots * REMOCA_RING_ENTRY_SIZE;
     return (e + 4095u) & ~(uint64_t)4095u;
 }
-static inline uint64_t remoca_ring_size(uint32_t nslots)
+/* Byte offset of the sidecars: REMOCA_SIDE_SIZE (32) bytes per slot. */
+static inline uint64_t remoca_ring_off_sides(uint32_t nslots)
 {
     return remoca_ring_off_pages(nslots) + (uint64_t)nslots * 4096u;
+}
+static inline uint64_t remoca_ring_size(uint32_t nslots)
+{
+    return remoca_ring_off_sides(nslots) + (((uint64_t)nslots * 32u + 4095u) & ~(uint64_t)4095u);
 }
 
 /* FILL_RING response payload: u32 version | u32 nslots | u64 size. */

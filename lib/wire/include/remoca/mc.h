@@ -34,13 +34,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REMOCA_MC_VALUE_SIZE 4096u /* a page: the only value size of a block */
+#define REMOCA_MC_VALUE_SIZE 4096u /* a page: the value size of a block */
 #define REMOCA_MC_KEY_MAX 250u     /* memcached's limit on a key */
 #define REMOCA_MC_KEY_LEN 51u      /* longest key remoca_mc_key writes */
 #define REMOCA_MC_CMD_MAX 320u     /* longest command line a builder writes, CRLF included */
 #define REMOCA_MC_LINE_MAX 512u    /* longest response line accepted, CRLF included */
 #define REMOCA_MC_NUM_MAX 20u      /* digits of a u64: the longest number value (ma) */
 #define REMOCA_MC_MSG_MAX 128u     /* bytes of an error line's message kept, NUL excluded */
+/* A block of a sealed pool: its page || 32-byte sidecar (remoca/wire.h,
+ * REMOCA_SEALED_UNIT); the largest value a builder or the parser accepts. */
+#define REMOCA_MC_SEALED_VALUE_SIZE 4128u
 
 /* ---- keys ---------------------------------------------------------------- */
 
@@ -88,7 +91,7 @@ struct remoca_mc_cmd {
 /* mg <key> [v] [c] [q] [O<opaque>] */
 size_t remoca_mc_mg(char *out, size_t cap, const struct remoca_mc_cmd *c);
 /* ms <key> <value_len> [q] [O<opaque>] [C<cas>]: the line only; the caller sends
- * value_len (<= REMOCA_MC_VALUE_SIZE) bytes and "\r\n" after it. */
+ * value_len (<= REMOCA_MC_SEALED_VALUE_SIZE) bytes and "\r\n" after it. */
 size_t remoca_mc_ms(char *out, size_t cap, const struct remoca_mc_cmd *c, uint32_t value_len);
 /* md <key> [q] [O<opaque>] [C<cas>] */
 size_t remoca_mc_md(char *out, size_t cap, const struct remoca_mc_cmd *c);
@@ -158,6 +161,9 @@ enum remoca_mc_err {
 };
 
 #define REMOCA_MC_P_NUMBERS 0x01u /* accept number values (ma with v), 1..20 digits */
+/* Sealed pools: accept values of any size 1..REMOCA_MC_SEALED_VALUE_SIZE
+ * (the caller checks it: a wrong size is a miss, never data). */
+#define REMOCA_MC_P_SEALED 0x02u
 
 struct remoca_mc_parser {
     unsigned opts;          /* REMOCA_MC_P_* */

@@ -15,11 +15,11 @@
  *
  * The data memfd (the client maps it read-only, from a read-only fd):
  *
- *   off_slots           off_seqs         off_buckets          off_arena
- *   ├─ slots[npages] ───┼─ seqs[npages] ──┼─ buckets[bmask+1] ──┼─ npages x 4 KiB ─┤
- *      32 B: key, pool,    u32: even =       u32: first slot       page i is
- *      hnext, private      stable, odd =     of the chain, or      described by
- *                          being changed     REMOCA_SHM_NIL        slots[i]
+ *   off_slots         off_seqs        off_buckets         off_sides        off_arena
+ *   ├─ slots[npages] ─┼─ seqs[npages] ─┼─ buckets[bmask+1] ─┼─ npages x 32 B ─┼─ npages x 4 KiB ─┤
+ *      32 B: key,        u32: even =     u32: first slot      sidecar of       page i is
+ *      pool, hnext,      stable, odd =   of the chain, or     page i (sealed   described by
+ *      private           being changed   REMOCA_SHM_NIL       pools only)      slots[i]
  *
  *   buckets[remoca_shm_hash(pool, key) & bmask] ─▶ slot ─hnext─▶ slot ─▶ ... NIL
  *
@@ -29,9 +29,10 @@
  * invisible to it otherwise, and would age like a page nobody reads).
  *
  * Seqlock, per slot.  The server (under its store lock) brackets every change
- * of a slot's key, pool or page with remoca_shm_seq_begin/end; a reader takes
- * the page only if it saw the same even sequence number before and after its
- * copy, with key and pool matching in between.  A chain that changes under a
+ * of a slot's key, pool, page or sidecar with remoca_shm_seq_begin/end; a
+ * reader takes the page (and, for a sealed pool, its sidecar) only if it saw
+ * the same even sequence number before and after its copy of both, with key
+ * and pool matching in between.  A chain that changes under a
  * reader can only make it miss (steps are bounded, indices checked): never
  * return the wrong bytes.  The client side of the ordering contract (a write's
  * invalidation executed, not just sent, before the write is acknowledged) is
@@ -44,9 +45,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REMOCA_SHM_VERSION 1u
+#define REMOCA_SHM_VERSION 2u /* 2: off_sides (sealed pools' sidecars) */
 #define REMOCA_SHM_NIL UINT32_MAX
-#define REMOCA_SHM_LAYOUT_SIZE 64u /* SHM_MAP response payload */
+#define REMOCA_SHM_LAYOUT_SIZE 72u /* SHM_MAP response payload */
 #define REMOCA_SHM_MAX_CHAIN 64u   /* chain steps a reader takes before calling it a miss */
 
 /* The shared prefix of a slot (memd's struct slot starts with these fields). */
@@ -57,7 +58,7 @@ struct remoca_shm_slot {
     uint32_t priv[4]; /* the server's own (eviction queues) */
 };
 
-/* SHM_MAP response payload: 2 x u32, 2 x u32, 6 x u64, little-endian. */
+/* SHM_MAP response payload: 2 x u32, 2 x u32, 7 x u64, little-endian. */
 struct remoca_shm_layout {
     uint32_t version;
     uint32_t pool; /* server pool id of the handle SHM_MAP named (slots' `pool`) */
@@ -66,6 +67,7 @@ struct remoca_shm_layout {
     uint64_t off_slots, off_seqs, off_buckets, off_arena;
     uint64_t data_size;  /* bytes of the data memfd */
     uint64_t touch_size; /* bytes of the touch memfd (>= npages) */
+    uint64_t off_sides;  /* REMOCA_SIDE_SIZE bytes per page: sidecars of sealed pools */
 };
 
 /* Encodes REMOCA_SHM_LAYOUT_SIZE bytes. */
@@ -106,6 +108,7 @@ struct remoca_shm_view {
     const uint32_t *seqs;
     const uint32_t *buckets;
     const uint8_t *arena;
+    const uint8_t *sides;
     uint8_t *touched; /* NULL: no feedback */
 };
 
@@ -118,5 +121,8 @@ void remoca_shm_view_init(struct remoca_shm_view *v, const struct remoca_shm_lay
  * returns true if the server holds it and the copy was validated; false (dst
  * may have been written) otherwise. */
 bool remoca_shm_read(const struct remoca_shm_view *v, uint64_t key, void *dst);
+/* The same for a sealed pool: also copies the page's REMOCA_SIDE_SIZE byte
+ * sidecar to side, validated by the same sequence check as the page. */
+bool remoca_shm_read_sealed(const struct remoca_shm_view *v, uint64_t key, void *dst, void *side);
 
 #endif

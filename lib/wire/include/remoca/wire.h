@@ -33,6 +33,11 @@
 
 #define REMOCA_PAGE_SIZE 4096u
 #define REMOCA_PAGE_SHIFT 12
+/* Sealed pools (POOL_OPEN with REMOCA_F_SEALED): every page travels and is
+ * stored with a sidecar of this many bytes (the client's nonce, tag and
+ * version; opaque to the server and to the client's transport). */
+#define REMOCA_SIDE_SIZE 32u
+#define REMOCA_SEALED_UNIT (REMOCA_PAGE_SIZE + REMOCA_SIDE_SIZE) /* page || sidecar */
 #define REMOCA_HDR_SIZE 32u
 #define REMOCA_VERSION 1u
 #define REMOCA_MAGIC_REQ 0x51434d52u  /* "RMCQ" in memory order */
@@ -44,8 +49,9 @@
 #define REMOCA_MAX_NAME 255u        /* pool and client names, credentials */
 #define REMOCA_MAX_ERRMSG 256u      /* message carried by an error response */
 #define REMOCA_MAX_STATS (1u << 20) /* largest stats response payload */
-/* Largest request payload any opcode may carry (a full PUT batch). */
-#define REMOCA_MAX_REQ_PAYLOAD (REMOCA_MAX_BATCH * REMOCA_PAGE_SIZE)
+/* Largest request payload any opcode may carry (a full PUT batch of a
+ * sealed pool: 256 x 4128 bytes, 1 MiB + 8 KiB). */
+#define REMOCA_MAX_REQ_PAYLOAD (REMOCA_MAX_BATCH * REMOCA_SEALED_UNIT)
 
 enum remoca_op {
     REMOCA_OP_HELLO = 1,        /* payload: hello body; must be the first request */
@@ -69,7 +75,13 @@ enum remoca_op {
 
 /* Request flags. */
 #define REMOCA_F_JSON 0x0001u /* STATS: answer in JSON */
-#define REMOCA_F_KNOWN_FLAGS 0x0001u
+/* POOL_OPEN: the pool is sealed (created so, or refused if it exists
+ * unsealed; without the flag, refused if it exists sealed).  GET, TAKE, PUT:
+ * the frame is for a sealed pool, every page unit on the wire is a page
+ * followed by its sidecar (REMOCA_SEALED_UNIT bytes); refused on a pool of
+ * the other kind.  Not valid on any other op. */
+#define REMOCA_F_SEALED 0x0002u
+#define REMOCA_F_KNOWN_FLAGS 0x0003u
 
 enum remoca_status {
     REMOCA_OK = 0,
@@ -116,6 +128,7 @@ struct remoca_pool_open {
     uint32_t weight;
     const char *name;
     size_t name_len;
+    bool sealed; /* not in the body: the header's REMOCA_F_SEALED (ignored by the body codec) */
 };
 
 /* Header codec. Encoding writes exactly REMOCA_HDR_SIZE bytes. */
@@ -130,6 +143,17 @@ enum remoca_status remoca_req_check(const struct remoca_hdr *h);
 /* Validates a response header against the request it answers (op, count). */
 enum remoca_status remoca_resp_check(const struct remoca_hdr *h, uint8_t req_op,
                                      uint32_t req_count);
+/* The same for a request of a sealed pool (REMOCA_F_SEALED): a GET/TAKE
+ * response is the bitmap, then REMOCA_SEALED_UNIT bytes per hit.  With
+ * sealed false, remoca_resp_check. */
+enum remoca_status remoca_resp_check_sealed(const struct remoca_hdr *h, uint8_t req_op,
+                                            uint32_t req_count, bool sealed);
+
+/* Bytes of one page unit on the wire: a page, or a page and its sidecar. */
+static inline uint32_t remoca_unit_size(bool sealed)
+{
+    return sealed ? REMOCA_SEALED_UNIT : REMOCA_PAGE_SIZE;
+}
 
 /* Whether keys [key, key+count) are a valid range: count >= 1, no wrap-around. */
 static inline bool remoca_range_ok(uint64_t key, uint64_t count)
