@@ -25,6 +25,12 @@
  *
  * A dead memory server is a miss (the client's contract): the guest never sees
  * an error caused by the remote tier, only by the backing plugin.
+ *
+ * Sealing (remoca-seal=, default auto: on when any server is reached over
+ * the network): the engine's remote is then lib/seal over the client, so
+ * every page leaves this host encrypted and authenticated under a key that
+ * never leaves it (remoca-key=+FILE, or a random one per process), and a
+ * page that fails verification is a miss (docs/design.md, "Sealed pages").
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +45,7 @@
 
 #include "remoca/cache.h"
 #include "remoca/client.h"
+#include "remoca/seal.h"
 #include "serversfile.h"
 #include "statsfile.h"
 
@@ -54,11 +61,16 @@ static char *plugin_file;  /* the file plugin's file=, for the default pool */
 static unsigned timeout_ms;
 static enum remoca_shm_opt shm = REMOCA_SHM_ON; /* remoca-shm= */
 static enum remoca_write_policy write_policy = REMOCA_WRITE_INVALIDATE;
+static enum remoca_seal_mode seal_mode = REMOCA_SEAL_AUTO; /* remoca-seal= */
+static bool sealed;                                       /* what seal_mode decided */
+static uint8_t seal_key[REMOCA_SEAL_KEY_MAX];             /* remoca-key=+FILE */
+static size_t seal_key_len;                               /* 0: a random key per process */
 
 /* ---- per-instance state ----------------------------------------------- */
 
 static struct remoca_client *client;
 static struct remoca_cache *cache; /* set once, on the first .prepare */
+static struct remoca_seal *seal;   /* with it, when sealed */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct statsfile *stats;
 static struct serversfile *watch;
@@ -72,6 +84,7 @@ static void remoca_unload(void)
     free(statsfile);
     free(tenant);
     free(plugin_file);
+    explicit_bzero(seal_key, sizeof seal_key);
 }
 
 static int parse_uint(const char *key, const char *value, unsigned *out)
@@ -126,6 +139,23 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
         free(secret);
         secret = NULL;
         return nbdkit_read_password(value, &secret);
+    }
+    if (!strcmp(key, "remoca-seal")) {
+        if (remoca_seal_mode_parse(value, &seal_mode) == 0) return 0;
+        nbdkit_error("remoca-seal: '%s' is not on, off or auto", value);
+        return -1;
+    }
+    if (!strcmp(key, "remoca-key")) { /* +FILE only: a key is never a command-line word */
+        char err[256];
+        int n = value[0] == '+' ? remoca_seal_load_key(value + 1, seal_key, sizeof seal_key, err, sizeof err)
+                                : -1;
+        if (value[0] != '+') snprintf(err, sizeof err, "expected +FILE (a key file)");
+        if (n < 0) {
+            nbdkit_error("remoca-key: %s", err);
+            return -1;
+        }
+        seal_key_len = (size_t)n;
+        return 0;
     }
     if (!strcmp(key, "remoca-statsfile")) return set_string(&statsfile, key, value);
     if (!strcmp(key, "remoca-tenant")) return set_string(&tenant, key, value);
@@ -216,6 +246,14 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
         return -1;
     }
     if (!pool && default_pool() == -1) return -1;
+    sealed = remoca_seal_wanted(seal_mode, servers);
+    if (sealed && strlen(pool) > REMOCA_SEAL_POOL_MAX) {
+        nbdkit_error("remoca-pool: at most %u bytes with sealing on", REMOCA_SEAL_POOL_MAX);
+        return -1;
+    }
+    if (seal_key_len && !sealed)
+        nbdkit_debug("remoca: remoca-key= given but sealing is off (remoca-seal=%s)",
+                     seal_mode == REMOCA_SEAL_OFF ? "off" : "auto, all servers local");
     return next(nxdata);
 }
 
@@ -231,6 +269,10 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"   \
     "                        and the fill ring (default on).\n"                            \
     "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"   \
+    "remoca-seal=auto|on|off pages encrypted and authenticated before they leave this\n"  \
+    "                        host (auto, the default: on when a server is over TCP).\n"   \
+    "remoca-key=+FILE        the sealing key's secret (32..4096 bytes, mode 600);\n"      \
+    "                        default: a random key per process.\n"                        \
     "remoca-tenant=NAME      the tenant to authenticate as (remoca-memd --tenants).\n"     \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 
@@ -244,6 +286,8 @@ static void client_log(void *opaque, int level, const char *msg)
         nbdkit_debug("remoca: %s", msg);
 }
 
+static void seal_log(void *arg, const char *msg) { nbdkit_error("remoca: %s", msg); }
+
 /* Threads (the client's and the stats writer) start after nbdkit forks. */
 static int remoca_after_fork(nbdkit_backend *nxdata)
 {
@@ -256,6 +300,7 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
         .timeout_ms = timeout_ms,
         .log = client_log,
         .shm = shm,
+        .sealed = sealed,
     };
     client = remoca_client_new(&o, err, sizeof err);
     if (!client) {
@@ -266,6 +311,7 @@ static int remoca_after_fork(nbdkit_backend *nxdata)
         remoca_client_wait_ready(client, timeout_ms ? timeout_ms : REMOCA_DEFAULT_TIMEOUT_MS);
     nbdkit_debug("remoca: pool %s, %u of %u servers up", pool, up, remoca_server_count(client));
     if (statsfile && !(stats = statsfile_start(statsfile, &cache, client))) return -1;
+    if (stats) statsfile_set_seal(stats, &seal);
     if (servers_file && !(watch = serversfile_start(servers_file, client))) return -1;
     return 0;
 }
@@ -278,6 +324,8 @@ static void remoca_cleanup(nbdkit_backend *nxdata)
     stats = NULL;
     remoca_cache_free(cache);
     cache = NULL;
+    remoca_seal_free(seal); /* after the engine, before the client it calls */
+    seal = NULL;
     remoca_client_free(client);
     client = NULL;
 }
@@ -297,14 +345,35 @@ static int remoca_prepare(nbdkit_next *next, void *handle, int readonly)
                                           .write = write_policy,
                                           .remote = &remoca_client_remote_ops,
                                           .remote_ctx = client};
+            if (sealed && !seal) {
+                struct remoca_seal_opts so = {.remote = &remoca_client_sealed_ops,
+                                              .remote_ctx = client,
+                                              .key = seal_key_len ? seal_key : NULL,
+                                              .key_len = seal_key_len,
+                                              .pool = pool,
+                                              .nblocks = (uint64_t)size / REMOCA_PAGE_SIZE,
+                                              .log = seal_log};
+                struct remoca_seal *sl = remoca_seal_new(&so, err, sizeof err);
+                if (!sl) {
+                    nbdkit_error("remoca: %s", err);
+                    pthread_mutex_unlock(&cache_lock);
+                    return -1;
+                }
+                __atomic_store_n(&seal, sl, __ATOMIC_RELEASE);
+            }
+            if (seal) {
+                o.remote = &remoca_seal_remote_ops;
+                o.remote_ctx = seal;
+            }
             struct remoca_cache *c = remoca_cache_new(&o, err, sizeof err);
             if (!c) {
                 nbdkit_error("remoca: %s", err);
                 r = -1;
             } else {
                 __atomic_store_n(&cache, c, __ATOMIC_RELEASE);
-                nbdkit_debug("remoca: engine for %" PRIi64 " bytes, write-%s", size,
-                             write_policy == REMOCA_WRITE_UPDATE ? "update" : "invalidate");
+                nbdkit_debug("remoca: engine for %" PRIi64 " bytes, write-%s, %s", size,
+                             write_policy == REMOCA_WRITE_UPDATE ? "update" : "invalidate",
+                             seal ? "sealed" : "plain");
             }
         }
     }

@@ -13,6 +13,8 @@
  *   mrc_rate=1  mrc_samples=2049    counters, then the curve in one line of
  *   mrc_bytes=528648                SIZE:RATIO pairs, SIZE in 4 KiB blocks
  *   mrc=32:1.0000,64:1.0000,...,2049:0.5000
+ *   seal_seals=...             sealed pages (remoca-seal, --seal): lib/seal's
+ *   seal_integrity_failures=0       struct remoca_seal_stats, when sealing is on
  *   client_requests=...        client: struct remoca_client_stats
  *   client_servers_up=1
  *   one_sided_lookups=...      one-sided reads (memd --shm on this host)
@@ -41,6 +43,7 @@
 #include "remoca/cache.h"
 #include "remoca/client.h"
 #include "remoca/mrc.h"
+#include "remoca/seal.h"
 #include "statsfile.h"
 
 #define MRC_POINTS 64 /* a readable line, enough for a plot (remoca stats --mrc) */
@@ -48,6 +51,7 @@
 struct statsfile {
     char *path, *tmp;
     struct remoca_cache *const *cache;
+    struct remoca_seal *const *_Atomic seal; /* statsfile_set_seal, or NULL */
     struct remoca_client *client;
     const struct remoca_mrc *_Atomic mrc; /* without an engine (statsfile_set_mrc) */
     pthread_t thread;
@@ -111,6 +115,14 @@ static void write_stats(struct statsfile *s)
     size_t n = remoca_cache_format_stats(&st, "", buf, sizeof buf);
     fwrite(buf, 1, n < sizeof buf ? n : sizeof buf - 1, f);
     write_mrc(f, c ? remoca_cache_mrc(c) : atomic_load(&s->mrc));
+    struct remoca_seal *const *sp = atomic_load(&s->seal);
+    struct remoca_seal *seal = sp ? __atomic_load_n(sp, __ATOMIC_ACQUIRE) : NULL;
+    if (seal) {
+        struct remoca_seal_stats ss;
+        remoca_seal_get_stats(seal, &ss);
+        n = remoca_seal_format_stats(&ss, "seal_", buf, sizeof buf);
+        fwrite(buf, 1, n < sizeof buf ? n : sizeof buf - 1, f);
+    }
     if (s->client) remoca_client_get_stats(s->client, &cs);
     fprintf(f,
             "client_requests=%llu\nclient_timeouts=%llu\nclient_failures=%llu\n"
@@ -130,6 +142,11 @@ static void write_stats(struct statsfile *s)
 void statsfile_set_mrc(struct statsfile *s, const struct remoca_mrc *m)
 {
     atomic_store(&s->mrc, m);
+}
+
+void statsfile_set_seal(struct statsfile *s, struct remoca_seal *const *seal)
+{
+    atomic_store(&s->seal, seal);
 }
 
 static void *stats_main(void *arg)

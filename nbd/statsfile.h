@@ -14,6 +14,10 @@ struct statsfile *statsfile_start(const char *path, struct remoca_cache *const *
  * one of its own); an engine's own curve comes first.  Call before reads. */
 struct remoca_mrc;
 void statsfile_set_mrc(struct statsfile *s, const struct remoca_mrc *m);
+/* The seal to report (seal_* lines), once it exists: *seal is read
+ * atomically, like *cache; NULL (or never called): no seal_* lines. */
+struct remoca_seal;
+void statsfile_set_seal(struct statsfile *s, struct remoca_seal *const *seal);
 /* Stops the thread and writes the file a last time. */
 void statsfile_stop(struct statsfile *s);
 

@@ -3,6 +3,7 @@
  *
  *   remoca serve DISK [--memory SIZE] [--servers LIST] [--socket PATH | --port N]
  *                     [--pool NAME] [--write invalidate|update] [--stats FILE]
+ *                     [--seal auto|on|off] [--key-file FILE]
  *                     [--vhost [--mode exclusive|inclusive|off] [--queues N]]
  *
  *   ┌──────────── remoca serve (this process: supervisor) ───────────┐
@@ -65,6 +66,7 @@
 
 struct serve {
     const char *disk, *memory, *servers, *socket, *pool, *write, *stats;
+    const char *seal, *key_file; /* passed on: remoca-seal=, remoca-key=+ (--seal, --key-file) */
     bool vhost;                /* --vhost: remoca-vhost instead of nbdkit */
     const char *mode, *queues; /* remoca-vhost's --mode and --queues */
     const char *port_arg;      /* --port, NULL: not TCP */
@@ -81,6 +83,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: remoca serve DISK [--memory SIZE] [--servers LIST] [--socket PATH | --port N]\n"
             "                         [--pool NAME] [--write invalidate|update] [--stats FILE]\n"
+            "                         [--seal auto|on|off] [--key-file FILE]\n"
             "                         [--vhost [--mode exclusive|inclusive|off] [--queues N]]\n"
             "  Without --servers a local remoca-memd with --memory SIZE (default " DEFAULT_MEMORY
             ", at\n"
@@ -92,6 +95,9 @@ static void usage(void)
             "  The local memory server is supervised: if it dies it is restarted (after\n"
             "  0.1 s, doubling to 5 s while it keeps dying) on the same socket, and the\n"
             "  export stays up; the guest loses cache hits meanwhile, never data.\n"
+            "  --seal: pages encrypted and authenticated before they leave this host (auto,\n"
+            "  the default: on when a --servers entry is over TCP); --key-file: its secret\n"
+            "  (32..4096 bytes, mode 600; default a random key per process).\n"
             "  Runs until Ctrl-C or SIGTERM, or until the export (nbdkit, remoca-vhost)\n"
             "  exits; then stops everything it started.\n");
 }
@@ -169,6 +175,7 @@ static int parse_args(struct serve *s, int argc, char **argv)
         {"--memory", &s->memory}, {"--servers", &s->servers}, {"--socket", &s->socket},
         {"--port", &s->port_arg}, {"--pool", &s->pool},       {"--write", &s->write},
         {"--stats", &s->stats},   {"--mode", &s->mode},       {"--queues", &s->queues},
+        {"--seal", &s->seal},     {"--key-file", &s->key_file},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -201,6 +208,14 @@ static int parse_args(struct serve *s, int argc, char **argv)
         *opts[o].value = argv[++i];
     }
     if (s->memory && check_memory(s->memory) < 0) return -1;
+    if (s->seal && strcmp(s->seal, "auto") && strcmp(s->seal, "on") && strcmp(s->seal, "off")) {
+        fprintf(stderr, "remoca serve: --seal '%s': expected auto, on or off\n", s->seal);
+        return -1;
+    }
+    if (s->key_file && access(s->key_file, R_OK) < 0) {
+        fprintf(stderr, "remoca serve: --key-file %s: %s\n", s->key_file, strerror(errno));
+        return -1;
+    }
     if (s->port_arg && parse_port(s->port_arg, &s->port) < 0) return -1;
     if (!s->disk) {
         fprintf(stderr, "remoca serve: DISK is required\n");
@@ -274,13 +289,15 @@ static int start_nbdkit(struct serve *s, const sigset_t *old, const char *server
                         const char *sock, const char *pidfile, const char *stats)
 {
     char filter_arg[PATH_MAX + 48], pool_arg[PATH_MAX], write_arg[64], stats_arg[PATH_MAX + 32],
-        sarg[PATH_MAX + 48];
+        sarg[PATH_MAX + 48], seal_arg[64], key_arg[PATH_MAX + 16];
     const char *nbdkit_bin = getenv("NBDKIT") ? getenv("NBDKIT") : "nbdkit";
     snprintf(filter_arg, sizeof filter_arg, "--filter=%s/nbdkit-remoca-filter.so", s->exedir);
     snprintf(sarg, sizeof sarg, "remoca-servers=%s", servers_arg);
     snprintf(stats_arg, sizeof stats_arg, "remoca-statsfile=%s", stats);
     snprintf(write_arg, sizeof write_arg, "remoca-write=%s", s->write ? s->write : "invalidate");
     snprintf(pool_arg, sizeof pool_arg, "remoca-pool=%s", s->pool ? s->pool : "");
+    snprintf(seal_arg, sizeof seal_arg, "remoca-seal=%s", s->seal ? s->seal : "auto");
+    snprintf(key_arg, sizeof key_arg, "remoca-key=+%s", s->key_file ? s->key_file : "");
     char *nargv[24];
     int k = 0;
     nargv[k++] = (char *)nbdkit_bin;
@@ -298,6 +315,8 @@ static int start_nbdkit(struct serve *s, const sigset_t *old, const char *server
     nargv[k++] = sarg;
     nargv[k++] = stats_arg;
     nargv[k++] = write_arg;
+    nargv[k++] = seal_arg;
+    if (s->key_file) nargv[k++] = key_arg;
     if (s->pool) nargv[k++] = pool_arg;
     nargv[k] = NULL;
     s->nbdkit = sv_spawn(nargv, old, s->listen_fd);
@@ -365,6 +384,14 @@ static int start_vhost(struct serve *s, const sigset_t *old, const char *servers
     if (s->pool) {
         vargv[k++] = "--pool";
         vargv[k++] = (char *)s->pool;
+    }
+    if (s->seal) {
+        vargv[k++] = "--seal";
+        vargv[k++] = (char *)s->seal;
+    }
+    if (s->key_file) {
+        vargv[k++] = "--key-file";
+        vargv[k++] = (char *)s->key_file;
     }
     vargv[k] = NULL;
     unlink(sock);

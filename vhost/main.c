@@ -4,7 +4,7 @@
  *   remoca-vhost --socket PATH --disk FILE|NBD-URI [--servers LIST | --servers-file F]
  *                [--pool NAME]
  *                [--mode off|inclusive|exclusive] [--queues N] [--inflight N] [--readonly]
- *                [--secret-file F] [--stats FILE]
+ *                [--secret-file F] [--seal auto|on|off] [--key-file F] [--stats FILE]
  *
  *   main thread: options ─▶ disk, remote client, cache engine ─▶ listen on PATH
  *     loop: accept one front end (QEMU); read its messages (msg.c), handle
@@ -35,6 +35,7 @@
 #include "remoca/cache.h"
 #include "remoca/mrc.h"
 #include "remoca/client.h"
+#include "remoca/seal.h"
 
 #include "../nbd/serversfile.h"
 #include "../nbd/statsfile.h"
@@ -104,6 +105,10 @@ static void usage(FILE *f)
         "                      list, # comments), re-read when it changes (every second)\n"
         "  --pool NAME         pool on the servers (default vhost:<absolute disk path>)\n"
         "  --secret-file FILE  shared secret for servers run with --secret-file (first line)\n"
+        "  --seal auto|on|off  pages encrypted and authenticated before they leave this\n"
+        "                      host (auto, the default: on when a server is over TCP)\n"
+        "  --key-file FILE     the sealing key's secret (32..4096 bytes, mode 600);\n"
+        "                      default: a random key per process\n"
         "  --queues N          request queues offered, 1..%d (default 1)\n"
         "  --inflight N        requests executed at once per queue, 1..%d (default %d);\n"
         "                      completions still reach the guest in order\n"
@@ -232,13 +237,17 @@ int main(int argc, char **argv)
                                          {"queues", required_argument, NULL, 'q'},
                                          {"readonly", no_argument, NULL, 'r'},
                                          {"secret-file", required_argument, NULL, 'F'},
+                                         {"seal", required_argument, NULL, 'E'},
+                                         {"key-file", required_argument, NULL, 'K'},
                                          {"stats", required_argument, NULL, 'T'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"inflight", required_argument, NULL, 'i'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *sock = NULL, *disk_spec = NULL, *servers = NULL, *pool = NULL, *mode = NULL,
-               *secret_file = NULL, *stats_path = NULL, *servers_file = NULL;
+               *secret_file = NULL, *stats_path = NULL, *servers_file = NULL,
+               *key_file = NULL;
+    enum remoca_seal_mode seal_mode = REMOCA_SEAL_AUTO;
     char *servers_from_file = NULL;
     unsigned long queues = 1, inflight = VH_INFLIGHT_DEFAULT;
     bool readonly = false;
@@ -253,6 +262,13 @@ int main(int argc, char **argv)
         case 'p': pool = optarg; break;
         case 'm': mode = optarg; break;
         case 'F': secret_file = optarg; break;
+        case 'K': key_file = optarg; break;
+        case 'E':
+            if (remoca_seal_mode_parse(optarg, &seal_mode) < 0) {
+                fprintf(stderr, "remoca-vhost: --seal: '%s' is not auto, on or off\n", optarg);
+                return 2;
+            }
+            break;
         case 'T': stats_path = optarg; break;
         case 'r': readonly = true; break;
         case 'v': vu_log_level = VU_LOG_DEBUG; break;
@@ -363,7 +379,15 @@ int main(int argc, char **argv)
 
     struct remoca_client *client = NULL;
     struct remoca_cache *cache = NULL;
+    struct remoca_seal *seal = NULL;
     char *pool_name = NULL;
+    uint8_t key[REMOCA_SEAL_KEY_MAX];
+    int key_len = 0;
+    if (key_file && (key_len = remoca_seal_load_key(key_file, key, sizeof key, err, sizeof err)) < 0) {
+        fprintf(stderr, "remoca-vhost: --key-file: %s\n", err);
+        return 2;
+    }
+    bool sealed = m != VH_MODE_OFF && remoca_seal_wanted(seal_mode, servers);
     if (m != VH_MODE_OFF) {
         pool_name = pool ? strdup(pool) : default_pool(disk_spec);
         struct remoca_client_opts co = {.servers = servers,
@@ -371,7 +395,8 @@ int main(int argc, char **argv)
                                         .name = "remoca-vhost",
                                         .secret = *secret ? secret : NULL,
                                         .log = client_log,
-                                        .shm = REMOCA_SHM_ON};
+                                        .shm = REMOCA_SHM_ON,
+                                        .sealed = sealed};
         client = remoca_client_new(&co, err, sizeof err);
         if (!client) {
             fprintf(stderr, "remoca-vhost: %s\n", err);
@@ -388,6 +413,20 @@ int main(int argc, char **argv)
                                       .mode = m == VH_MODE_EXCLUSIVE ? REMOCA_MODE_EXCLUSIVE
                                                                      : REMOCA_MODE_INCLUSIVE,
                                       .guest_pages = 1};
+        if (sealed) {
+            struct remoca_seal_opts so = {.remote = &remoca_client_sealed_ops,
+                                          .remote_ctx = client,
+                                          .key = key_len ? key : NULL,
+                                          .key_len = (size_t)key_len,
+                                          .pool = pool_name,
+                                          .nblocks = disk_size(disk) / REMOCA_PAGE_SIZE};
+            if (!(seal = remoca_seal_new(&so, err, sizeof err))) {
+                fprintf(stderr, "remoca-vhost: %s\n", err);
+                return 1;
+            }
+            o.remote = &remoca_seal_remote_ops;
+            o.remote_ctx = seal;
+        }
         cache = remoca_cache_new(&o, err, sizeof err);
         if (!cache) {
             fprintf(stderr, "remoca-vhost: %s\n", err);
@@ -395,6 +434,7 @@ int main(int argc, char **argv)
         }
     }
     memset(secret, 0, sizeof secret);
+    explicit_bzero(key, sizeof key);
 
     s->nqueues = (unsigned)queues;
     s->inflight = (unsigned)inflight;
@@ -428,6 +468,7 @@ int main(int argc, char **argv)
     struct statsfile *stats = NULL;
     if (stats_path && !(stats = statsfile_start(stats_path, &cache_ptr, client))) return 1;
     if (stats && s->io.mrc) statsfile_set_mrc(stats, s->io.mrc);
+    if (stats && seal) statsfile_set_seal(stats, &seal);
     struct serversfile *watch = NULL;
     if (servers_file && client && !(watch = serversfile_start(servers_file, client))) return 1;
 
@@ -437,6 +478,7 @@ int main(int argc, char **argv)
             : m == VH_MODE_INCLUSIVE ? "inclusive"
                                      : "exclusive",
             s->nqueues, s->nqueues > 1 ? "s" : "");
+    if (m != VH_MODE_OFF) vu_info("remote pages %s", seal ? "sealed (AES-256-GCM)" : "plain");
     for (;;) {
         struct pollfd p[2] = {{lfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
         if (poll(p, 2, -1) < 0) {
@@ -464,6 +506,7 @@ int main(int argc, char **argv)
     serversfile_stop(watch); /* before the client goes */
     if (stats) statsfile_stop(stats);
     remoca_cache_free(cache);
+    remoca_seal_free(seal); /* after the engine, before the client it calls */
     remoca_mrc_free(s->io.mrc);
     remoca_client_free(client);
     int fe = disk_flush(disk);

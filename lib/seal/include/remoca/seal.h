@@ -101,4 +101,19 @@ size_t remoca_seal_format_stats(const struct remoca_seal_stats *st, const char *
  * length (into key, cap >= REMOCA_SEAL_KEY_MAX), or -1 with a message. */
 int remoca_seal_load_key(const char *path, uint8_t *key, size_t cap, char *err, size_t errlen);
 
+/* ---- with a libremoca client (lib/seal/seal_client.c) ------------------ */
+
+/* The sealed remote over a struct remoca_client (ctx) opened with
+ * opts.sealed: remoca_get_sealed / remoca_put_sealed. */
+extern const struct remoca_sealed_ops remoca_client_sealed_ops;
+
+/* The front ends' remoca-seal= / --seal=: on, off, or auto (the default):
+ * sealed when any server of the list is reached over the network (host:port
+ * or memcached:host:port), plain when all are unix sockets on this host. */
+enum remoca_seal_mode { REMOCA_SEAL_AUTO = 0, REMOCA_SEAL_ON, REMOCA_SEAL_OFF };
+/* 0, or -1 if s is not on, off or auto. */
+int remoca_seal_mode_parse(const char *s, enum remoca_seal_mode *m);
+/* Whether mode m seals for this server list (the syntax of opts.servers). */
+bool remoca_seal_wanted(enum remoca_seal_mode m, const char *servers);
+
 #endif
