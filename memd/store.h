@@ -290,10 +290,11 @@ static inline struct pool *store_pool(struct store *s, uint32_t id)
 
 /* Whether pool `id` is sealed.  Fixed at the pool's creation, under the lock
  * that the opener's store_pool_open took too: a connection may ask without
- * the lock about a pool it opened. */
+ * the lock about a pool it opened (npools, which other openers change, is
+ * not read; max_pools and pools[] never change). */
 static inline bool store_pool_sealed(const struct store *s, uint32_t id)
 {
-    return id >= 1 && id <= s->npools && s->pools[id - 1]->sealed;
+    return id >= 1 && id <= s->max_pools && s->pools[id - 1] && s->pools[id - 1]->sealed;
 }
 
 #endif

@@ -3,7 +3,9 @@
  * server's stream, fed whole and again in chunks whose sizes come from the
  * input, must give the same events and the same error, never write past the
  * page a VA's data goes to (an exact-size heap buffer, under ASan), and never
- * report a value of a size it was not allowed to accept.  The same bytes as a
+ * report a value of a size it was not allowed to accept (with
+ * REMOCA_MC_P_SEALED: 1..4128 bytes, each written to a destination of
+ * exactly its size at the end of the buffer).  The same bytes as a
  * key: decoding then encoding gives them back, and the builders never write
  * past their buffer. */
 #include "remoca/mc.h"
@@ -29,6 +31,7 @@ static void run(struct trace *t, const uint8_t *data, size_t size, unsigned opts
     struct remoca_mc_parser p;
     remoca_mc_parser_init(&p, opts);
     memset(t, 0, sizeof *t);
+    uint8_t *dest = page; /* where the last value with a destination went */
     size_t off = 0, k = 0;
     while (off < size && t->nev < MAXEV) {
         size_t chunk = nsizes ? sizes[k++ % nsizes] : 0;
@@ -50,16 +53,19 @@ static void run(struct trace *t, const uint8_t *data, size_t size, unsigned opts
                 if (off != end || ev.kind != REMOCA_MC_NONE) abort();
                 continue;
             }
-            if (ev.kind == REMOCA_MC_VA || ev.kind == REMOCA_MC_VALUE) {
-                bool number = (opts & REMOCA_MC_P_NUMBERS) && ev.size >= 1 && ev.size <= 20;
-                if (ev.size != REMOCA_MC_VALUE_SIZE && !number) abort();
+            bool number = (opts & REMOCA_MC_P_NUMBERS) && ev.size >= 1 && ev.size <= 20;
+            bool sized = ev.size == REMOCA_MC_VALUE_SIZE ||
+                         ((opts & REMOCA_MC_P_SEALED) && ev.size >= 1 &&
+                          ev.size <= REMOCA_MC_SEALED_VALUE_SIZE && !number);
+            if ((ev.kind == REMOCA_MC_VA || ev.kind == REMOCA_MC_VALUE) && !sized && !number)
+                abort();
+            if (ev.kind == REMOCA_MC_VA && sized && (ev.opaque & 1)) {
+                dest = page + REMOCA_MC_SEALED_VALUE_SIZE - ev.size; /* ends at the buffer's end */
+                memset(dest, 0, ev.size);
+                if (remoca_mc_parser_dest(&p, dest, ev.size) != 0) abort();
             }
-            if (ev.kind == REMOCA_MC_VA && ev.size == REMOCA_MC_VALUE_SIZE && (ev.opaque & 1)) {
-                memset(page, 0, REMOCA_MC_VALUE_SIZE);
-                if (remoca_mc_parser_dest(&p, page, REMOCA_MC_VALUE_SIZE) != 0) abort();
-            }
-            if (ev.kind == REMOCA_MC_VALUE && ev.size == REMOCA_MC_VALUE_SIZE && ev.stored)
-                t->sum[t->nev] = page[0] ^ page[REMOCA_MC_VALUE_SIZE - 1];
+            if (ev.kind == REMOCA_MC_VALUE && sized && ev.stored)
+                t->sum[t->nev] = dest[0] ^ dest[ev.size - 1];
             if (ev.msg) {
                 if (strlen(ev.msg) > REMOCA_MC_MSG_MAX) abort();
                 strcpy(t->msg[t->nev], ev.msg);
@@ -124,13 +130,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct trace whole, cut;
     keys_and_builders(data, size);
     if (size < 4) return 0;
-    unsigned opts = data[0] & 1 ? REMOCA_MC_P_NUMBERS : 0;
+    unsigned opts =
+        (data[0] & 1 ? REMOCA_MC_P_NUMBERS : 0) | (data[0] & 2 ? REMOCA_MC_P_SEALED : 0);
     size_t nsizes = (data[1] & 7) + 1;
     const uint8_t *sizes = data + 2;
     if (nsizes > size - 2) nsizes = size - 2;
     data += 2 + nsizes;
     size -= 2 + nsizes;
-    uint8_t *page = malloc(REMOCA_MC_VALUE_SIZE);
+    uint8_t *page = malloc(REMOCA_MC_SEALED_VALUE_SIZE); /* exact: ASan sees one byte too far */
     if (!page) return 0;
     run(&whole, data, size, opts, NULL, 0, page);
     run(&cut, data, size, opts, sizes, nsizes, page);
