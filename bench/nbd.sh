@@ -47,8 +47,10 @@
 # filled once and kept up all run, measured in the same rounds:
 #   RESULT name=nbd case=warm-tcp-qd16-enc iops=N p50_us=X ratio_vs_plain=R
 #          nbdkit_cpu_us=C cpu_vs_plain=Q
-# R is the median over rounds of warmenc's IOPS over warm's in the same round.
-# SEAL=off skips it.
+# R is the median over rounds of warmenc's IOPS over warm's in the same round;
+# and the crypto alone, CPU per 4 KiB page (remoca-sealcost, bench/seal_cost.c):
+#   RESULT name=nbd case=seal-cpu seal_ns_per_page=S open_ns_per_page=O
+# SEAL=off skips them.
 #
 # DISK=ssd|hdd: the miss path over a disk with real latency, where it matters (a file in the
 # host's page cache hides microseconds behind the kernel's readahead): the file plugin gets
@@ -368,6 +370,9 @@ if [ $with_remoca = 1 ]; then
             "$(($(counter "$T/warmenc.stats" misses) - enc_misses0)) misses (must be 0)," \
             "$(counter "$T/warmenc.stats" integrity_failures) integrity failures (must be 0)" >&2
         awk -v r="$(paired warmenc warm 16)" 'BEGIN { printf "nbd bench: target warm-qd16-enc at most 10%% fewer IOPS than plain: %s (%.3fx, median of rounds)\n", (r >= 0.9 ? "yes" : "no"), r }' >&2
+        if [ -x "$REMOCA_BUILD/remoca-sealcost" ]; then
+            echo "RESULT name=nbd case=seal-cpu $("$REMOCA_BUILD/remoca-sealcost" | tr -d '\n')"
+        fi
     fi
     awk -v w16="$(col warm-qd16 2)" -v m16="$(col memory-qd16 2)" \
         -v w1="$(col warm-qd1 3)" -v m1="$(col memory-qd1 3)" \

@@ -62,9 +62,9 @@ static unsigned timeout_ms;
 static enum remoca_shm_opt shm = REMOCA_SHM_ON; /* remoca-shm= */
 static enum remoca_write_policy write_policy = REMOCA_WRITE_INVALIDATE;
 static enum remoca_seal_mode seal_mode = REMOCA_SEAL_AUTO; /* remoca-seal= */
-static bool sealed;                                       /* what seal_mode decided */
-static uint8_t seal_key[REMOCA_SEAL_KEY_MAX];             /* remoca-key=+FILE */
-static size_t seal_key_len;                               /* 0: a random key per process */
+static bool sealed;                                        /* what seal_mode decided */
+static uint8_t seal_key[REMOCA_SEAL_KEY_MAX];              /* remoca-key=+FILE */
+static size_t seal_key_len;                                /* 0: a random key per process */
 
 /* ---- per-instance state ----------------------------------------------- */
 
@@ -147,8 +147,9 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
     }
     if (!strcmp(key, "remoca-key")) { /* +FILE only: a key is never a command-line word */
         char err[256];
-        int n = value[0] == '+' ? remoca_seal_load_key(value + 1, seal_key, sizeof seal_key, err, sizeof err)
-                                : -1;
+        int n = value[0] == '+'
+                    ? remoca_seal_load_key(value + 1, seal_key, sizeof seal_key, err, sizeof err)
+                    : -1;
         if (value[0] != '+') snprintf(err, sizeof err, "expected +FILE (a key file)");
         if (n < 0) {
             nbdkit_error("remoca-key: %s", err);
@@ -205,22 +206,25 @@ static int remoca_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const
 }
 
 /* Default pool: "nbd:" + the disk's absolute path (unique per disk on a host),
- * or a hash of it when too long for a pool name. */
+ * or a hash of it when too long for a pool name.  Sealed: "nbd-sealed:", since
+ * a server keeps a pool sealed or plain from its creation (turning sealing on
+ * or off then simply starts another pool). */
 static int default_pool(void)
 {
-    char buf[REMOCA_MAX_NAME + 1];
+    char buf[PATH_MAX + 32]; /* what is written fits REMOCA_MAX_NAME (checked) */
+    const char *kind = sealed ? "nbd-sealed" : "nbd";
     if (!plugin_file) {
-        snprintf(buf, sizeof buf, "nbd:default");
+        snprintf(buf, sizeof buf, "%s:default", kind);
         nbdkit_debug("remoca: no file= parameter and no remoca-pool=: using pool %s", buf);
     } else {
         char *abs = nbdkit_realpath(plugin_file);
         if (!abs) return -1;
-        if (strlen(abs) + 4 <= REMOCA_MAX_NAME) {
-            snprintf(buf, sizeof buf, "nbd:%s", abs);
+        if (strlen(abs) + strlen(kind) + 1 <= REMOCA_MAX_NAME) {
+            snprintf(buf, sizeof buf, "%s:%s", kind, abs);
         } else {
             uint64_t h = 1469598103934665603ull; /* FNV-1a */
             for (const char *p = abs; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-            snprintf(buf, sizeof buf, "nbd:hash:%016" PRIx64, h);
+            snprintf(buf, sizeof buf, "%s:hash:%016" PRIx64, kind, h);
         }
         free(abs);
     }
@@ -245,8 +249,8 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
                      "remoca-servers=127.0.0.1:7410 or remoca-servers=unix:/run/remoca.sock)");
         return -1;
     }
-    if (!pool && default_pool() == -1) return -1;
     sealed = remoca_seal_wanted(seal_mode, servers);
+    if (!pool && default_pool() == -1) return -1;
     if (sealed && strlen(pool) > REMOCA_SEAL_POOL_MAX) {
         nbdkit_error("remoca-pool: at most %u bytes with sealing on", REMOCA_SEAL_POOL_MAX);
         return -1;
@@ -262,17 +266,18 @@ static int remoca_config_complete(nbdkit_next_config_complete *next, nbdkit_back
     "                        ADDR*W weighs a server W (1..16, default 1).\n"               \
     "remoca-servers-file=FILE  the list in a file instead (one entry per line or comma\n"  \
     "                        list, # comments), re-read when it changes (every second).\n" \
-    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>).\n"   \
+    "remoca-pool=NAME        pool on the servers (default: nbd:<absolute disk path>,\n"    \
+    "                        nbd-sealed:<path> when sealed).\n"                            \
     "remoca-mode=inclusive   caching policy (the only one an NBD server can do).\n"        \
     "remoca-write=invalidate|update  writes delete (default) or put remote copies.\n"      \
     "remoca-timeout=MS       per remote request (default 1000); then it is a miss.\n"      \
     "remoca-shm=on|off       shared memory with a local memd: one-sided reads (--shm)\n"   \
     "                        and the fill ring (default on).\n"                            \
     "remoca-secret=SECRET|+FILE  shared secret for memory servers with --secret-file.\n"   \
-    "remoca-seal=auto|on|off pages encrypted and authenticated before they leave this\n"  \
-    "                        host (auto, the default: on when a server is over TCP).\n"   \
-    "remoca-key=+FILE        the sealing key's secret (32..4096 bytes, mode 600);\n"      \
-    "                        default: a random key per process.\n"                        \
+    "remoca-seal=auto|on|off pages encrypted and authenticated before they leave this\n"   \
+    "                        host (auto, the default: on when a server is over TCP).\n"    \
+    "remoca-key=+FILE        the sealing key's secret (32..4096 bytes, mode 600);\n"       \
+    "                        default: a random key per process.\n"                         \
     "remoca-tenant=NAME      the tenant to authenticate as (remoca-memd --tenants).\n"     \
     "remoca-statsfile=PATH   key=value counters, rewritten every second and at exit."
 

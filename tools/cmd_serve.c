@@ -67,11 +67,11 @@
 struct serve {
     const char *disk, *memory, *servers, *socket, *pool, *write, *stats;
     const char *seal, *key_file; /* passed on: remoca-seal=, remoca-key=+ (--seal, --key-file) */
-    bool vhost;                /* --vhost: remoca-vhost instead of nbdkit */
-    const char *mode, *queues; /* remoca-vhost's --mode and --queues */
-    const char *port_arg;      /* --port, NULL: not TCP */
-    int port;                  /* its value; once bound, the port actually listened on */
-    int listen_fd;             /* the bound TCP socket, -1 if none */
+    bool vhost;                  /* --vhost: remoca-vhost instead of nbdkit */
+    const char *mode, *queues;   /* remoca-vhost's --mode and --queues */
+    const char *port_arg;        /* --port, NULL: not TCP */
+    int port;                    /* its value; once bound, the port actually listened on */
+    int listen_fd;               /* the bound TCP socket, -1 if none */
     char rundir[64];
     char exedir[PATH_MAX];
     struct sv_child memd; /* the local memory server (without --servers) */
@@ -172,9 +172,9 @@ static int parse_args(struct serve *s, int argc, char **argv)
     const struct {
         const char *name, **value;
     } opts[] = {
-        {"--memory", &s->memory}, {"--servers", &s->servers}, {"--socket", &s->socket},
-        {"--port", &s->port_arg}, {"--pool", &s->pool},       {"--write", &s->write},
-        {"--stats", &s->stats},   {"--mode", &s->mode},       {"--queues", &s->queues},
+        {"--memory", &s->memory}, {"--servers", &s->servers},   {"--socket", &s->socket},
+        {"--port", &s->port_arg}, {"--pool", &s->pool},         {"--write", &s->write},
+        {"--stats", &s->stats},   {"--mode", &s->mode},         {"--queues", &s->queues},
         {"--seal", &s->seal},     {"--key-file", &s->key_file},
     };
     for (int i = 1; i < argc; i++) {

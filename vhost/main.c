@@ -199,16 +199,17 @@ static int serve_connection(struct server *s, int conn, int sigfd)
     }
 }
 
-static char *default_pool(const char *disk)
+static char *default_pool(const char *disk, bool sealed)
 {
     char abs[PATH_MAX], *out = NULL;
     const char *name = realpath(disk, abs) ? abs : disk;
-    if (strlen(name) + 6 <= REMOCA_MAX_NAME) {
-        if (asprintf(&out, "vhost:%s", name) < 0) return NULL;
+    const char *kind = sealed ? "vhost-sealed" : "vhost"; /* a pool is one or the other */
+    if (strlen(name) + strlen(kind) + 1 <= REMOCA_MAX_NAME) {
+        if (asprintf(&out, "%s:%s", kind, name) < 0) return NULL;
     } else {
         uint64_t h = 1469598103934665603ull; /* FNV-1a */
         for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        if (asprintf(&out, "vhost:hash:%016" PRIx64, h) < 0) return NULL;
+        if (asprintf(&out, "%s:hash:%016" PRIx64, kind, h) < 0) return NULL;
     }
     return out;
 }
@@ -245,8 +246,7 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *sock = NULL, *disk_spec = NULL, *servers = NULL, *pool = NULL, *mode = NULL,
-               *secret_file = NULL, *stats_path = NULL, *servers_file = NULL,
-               *key_file = NULL;
+               *secret_file = NULL, *stats_path = NULL, *servers_file = NULL, *key_file = NULL;
     enum remoca_seal_mode seal_mode = REMOCA_SEAL_AUTO;
     char *servers_from_file = NULL;
     unsigned long queues = 1, inflight = VH_INFLIGHT_DEFAULT;
@@ -383,13 +383,14 @@ int main(int argc, char **argv)
     char *pool_name = NULL;
     uint8_t key[REMOCA_SEAL_KEY_MAX];
     int key_len = 0;
-    if (key_file && (key_len = remoca_seal_load_key(key_file, key, sizeof key, err, sizeof err)) < 0) {
+    if (key_file &&
+        (key_len = remoca_seal_load_key(key_file, key, sizeof key, err, sizeof err)) < 0) {
         fprintf(stderr, "remoca-vhost: --key-file: %s\n", err);
         return 2;
     }
     bool sealed = m != VH_MODE_OFF && remoca_seal_wanted(seal_mode, servers);
     if (m != VH_MODE_OFF) {
-        pool_name = pool ? strdup(pool) : default_pool(disk_spec);
+        pool_name = pool ? strdup(pool) : default_pool(disk_spec, sealed);
         struct remoca_client_opts co = {.servers = servers,
                                         .pool = pool_name,
                                         .name = "remoca-vhost",

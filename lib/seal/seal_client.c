@@ -45,10 +45,14 @@ const struct remoca_sealed_ops remoca_client_sealed_ops = {
 
 int remoca_seal_mode_parse(const char *s, enum remoca_seal_mode *m)
 {
-    if (!strcmp(s, "on")) *m = REMOCA_SEAL_ON;
-    else if (!strcmp(s, "off")) *m = REMOCA_SEAL_OFF;
-    else if (!strcmp(s, "auto")) *m = REMOCA_SEAL_AUTO;
-    else return -1;
+    if (!strcmp(s, "on"))
+        *m = REMOCA_SEAL_ON;
+    else if (!strcmp(s, "off"))
+        *m = REMOCA_SEAL_OFF;
+    else if (!strcmp(s, "auto"))
+        *m = REMOCA_SEAL_AUTO;
+    else
+        return -1;
     return 0;
 }
 
