@@ -622,16 +622,20 @@ void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_st
         v[i] = atomic_load_explicit(&((struct remoca_cache *)c)->st[i], memory_order_relaxed);
 }
 
-size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix, char *buf,
-                                 size_t len)
+size_t remoca_format_counters(const char *const *names, const uint64_t *v, size_t n,
+                              const char *prefix, char *buf, size_t len)
 {
-    const uint64_t *v = (const uint64_t *)st;
     size_t used = 0;
-    for (size_t i = 0; i < NSTATS; i++) {
-        int k =
-            snprintf(buf ? buf + (used < len ? used : len) : NULL, used < len ? len - used : 0,
-                     "%s%s=%llu\n", prefix ? prefix : "", stat_names[i], (unsigned long long)v[i]);
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(buf ? buf + (used < len ? used : len) : NULL, used < len ? len - used : 0,
+                         "%s%s=%llu\n", prefix ? prefix : "", names[i], (unsigned long long)v[i]);
         if (k > 0) used += (size_t)k;
     }
     return used;
+}
+
+size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix, char *buf,
+                                 size_t len)
+{
+    return remoca_format_counters(stat_names, (const uint64_t *)st, NSTATS, prefix, buf, len);
 }

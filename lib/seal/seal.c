@@ -567,15 +567,7 @@ void remoca_seal_get_stats(const struct remoca_seal *s, struct remoca_seal_stats
 size_t remoca_seal_format_stats(const struct remoca_seal_stats *st, const char *prefix, char *buf,
                                 size_t len)
 {
-    const uint64_t *v = (const uint64_t *)st;
-    size_t used = 0;
-    for (size_t i = 0; i < NST; i++) {
-        int k =
-            snprintf(buf ? buf + (used < len ? used : len) : NULL, used < len ? len - used : 0,
-                     "%s%s=%llu\n", prefix ? prefix : "", stat_names[i], (unsigned long long)v[i]);
-        if (k > 0) used += (size_t)k;
-    }
-    return used;
+    return remoca_format_counters(stat_names, (const uint64_t *)st, NST, prefix, buf, len);
 }
 
 int remoca_seal_load_key(const char *path, uint8_t *key, size_t cap, char *err, size_t errlen)

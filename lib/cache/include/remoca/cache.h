@@ -178,6 +178,10 @@ void remoca_cache_get_stats(const struct remoca_cache *c, struct remoca_cache_st
  * length it needed (like snprintf). */
 size_t remoca_cache_format_stats(const struct remoca_cache_stats *st, const char *prefix, char *buf,
                                  size_t len);
+/* The same for any counters: "PREFIX NAME=VALUE\n" lines for names[i],
+ * v[i], i < n (lib/seal's counters use it too). */
+size_t remoca_format_counters(const char *const *names, const uint64_t *v, size_t n,
+                              const char *prefix, char *buf, size_t len);
 /* Blocks the directory currently marks as maybe remote. */
 uint64_t remoca_cache_dir_count(const struct remoca_cache *c);
 
