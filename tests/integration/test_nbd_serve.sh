@@ -7,7 +7,8 @@
 #     run directory;
 #  2. --servers with an external remoca-memd and a TCP export on --port 0 (any
 #     free port: the one serve binds is read from the URI it prints; no guessed
-#     ports), stopped by SIGINT;
+#     ports), stopped by SIGINT; the memd is over TCP, so the pages are sealed
+#     (with --key-file): the pool is sealed on the server, the filter seals;
 #  3. errors: a missing disk; bad --port and --memory values and a busy port
 #     are refused with a message naming the value, exit status != 0, and start
 #     nothing.  "Nothing started" is seen through a copy of remoca next to a
@@ -52,8 +53,9 @@ echo "1. embedded default: ok ($(grep -E '^(remote|one_sided)_hits=' "$T/stats.t
 MEMD=$!; track "$MEMD"
 wait_file "$T/memd.port" 10 || fail "memd did not start"
 memd_port=$(cat "$T/memd.port")
+head -c 32 /dev/urandom > "$T/key"; chmod 600 "$T/key"
 "$REMOCA_BUILD/remoca" serve "$T/disk.img" --servers "127.0.0.1:$memd_port" \
-    --port 0 --pool test/vda > "$T/serve2.log" 2>&1 &
+    --port 0 --pool test/vda --key-file "$T/key" --stats "$T/stats2.txt" > "$T/serve2.log" 2>&1 &
 SERVE=$!; track "$SERVE"
 serve_ready "$T/serve2.log" || fail "serve --port not ready"
 port=$(sed -n 's|^NBD URI: nbd://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$T/serve2.log")
@@ -62,11 +64,13 @@ grep -q "^qemu: .*-drive file=nbd:127\.0\.0\.1:$port,format=raw" "$T/serve2.log"
     || fail "qemu command line does not name port $port"
 nbdcopy "nbd://127.0.0.1:$port" "$T/out3.img"
 cmp "$T/disk.img" "$T/out3.img" || fail "copy over TCP differs"
-"$REMOCA_BUILD/remoca" stats --server "127.0.0.1:$memd_port" | grep -q "pool name=test/vda" \
-    || fail "pool test/vda not on the server"
+"$REMOCA_BUILD/remoca" stats --server "127.0.0.1:$memd_port" > "$T/memd2.txt"
+grep -q "pool name=test/vda .*sealed=1" "$T/memd2.txt" || fail "pool test/vda not sealed on the server: $(cat "$T/memd2.txt")"
+waitfor 5 grep -q "^seal_seals=[1-9]" "$T/stats2.txt" || fail "nothing sealed: $(cat "$T/stats2.txt")"
+grep -q "^seal_integrity_failures=0" "$T/stats2.txt" || fail "integrity failures on an honest server"
 kill -INT "$SERVE"
 wait "$SERVE" || fail "serve exited non-zero after SIGINT"
-echo "2. external server, TCP export on port $port: ok"
+echo "2. external server, TCP export on port $port, sealed: ok ($(grep -E '^seal_(seals|opens)=' "$T/stats2.txt" | tr '\n' ' '))"
 
 # 2b. --vhost: a local memd and remoca-vhost; the QEMU line names the vhost-user socket
 # (the VM tests drive remoca-vhost with a real guest; here: starting, printing, stopping).
