@@ -106,15 +106,7 @@ static bool try_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t key
                     const void *payload, uint32_t len)
 {
     uint8_t h[REMOCA_HDR_SIZE];
-    struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
-                            .version = REMOCA_VERSION,
-                            .op = op,
-                            .id = id,
-                            .pool = pool,
-                            .key = key,
-                            .count = count,
-                            .len = len};
-    remoca_hdr_encode(h, &hd);
+    encode_req(h, op, id, pool, key, count, len, 0);
     return try_send(fd, h, sizeof h) && (!len || try_send(fd, payload, len));
 }
 
@@ -212,12 +204,7 @@ static void stall(int n, double secs)
     int *fds = calloc((size_t)n, sizeof *fds);
     double *born = calloc((size_t)n, sizeof *born), *gone = calloc((size_t)n, sizeof *gone);
     uint8_t hb[REMOCA_HDR_SIZE + 8];
-    struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
-                            .version = REMOCA_VERSION,
-                            .op = REMOCA_OP_HELLO,
-                            .id = 1,
-                            .len = 64};
-    remoca_hdr_encode(hb, &hd);
+    encode_req(hb, REMOCA_OP_HELLO, 1, 0, 0, 0, 64, 0);
     memset(hb + REMOCA_HDR_SIZE, 'x', 8);
     for (int i = 0; i < n; i++) {
         if ((fds[i] = try_dial()) < 0) die("connect %d: %s", i, strerror(errno));
@@ -272,15 +259,8 @@ static void slow(double secs)
         fds[i] = dial_hello(what[i]);
         uint32_t p = try_pool(fds[i], "harden/slow");
         if (!p) die("%s: POOL_OPEN", what[i]);
-        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
-                                .version = REMOCA_VERSION,
-                                .op = i == HALF_HDR ? REMOCA_OP_GET : REMOCA_OP_PUT,
-                                .id = 7,
-                                .pool = p,
-                                .key = 1,
-                                .count = 1,
-                                .len = i == HALF_HDR ? 0 : PAGE};
-        remoca_hdr_encode(frame, &hd);
+        encode_req(frame, i == HALF_HDR ? REMOCA_OP_GET : REMOCA_OP_PUT, 7, p, 1, 1,
+                   i == HALF_HDR ? 0 : PAGE, 0);
         memset(frame + REMOCA_HDR_SIZE, 0x5a, PAGE);
         size_t first = i == HALF_PUT ? REMOCA_HDR_SIZE + PAGE / 2 : i == HALF_HDR ? 10 : 1;
         if (!try_send(fds[i], frame, first)) die("%s: send", what[i]);
@@ -364,16 +344,10 @@ static void slowread(int n, double secs)
             die("slowread %d: PUT of %u pages", i, REMOCA_MAX_BATCH);
         /* GETs until the socket stays full for 1 s (the server stopped reading). */
         uint8_t hb[REMOCA_HDR_SIZE];
-        struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
-                                .version = REMOCA_VERSION,
-                                .op = REMOCA_OP_GET,
-                                .pool = p,
-                                .count = REMOCA_MAX_BATCH};
         size_t off = sizeof hb;
         for (uint32_t id = 10;;) {
             if (off == sizeof hb) {
-                hd.id = id++;
-                remoca_hdr_encode(hb, &hd);
+                encode_req(hb, REMOCA_OP_GET, id++, p, 0, REMOCA_MAX_BATCH, 0, 0);
                 off = 0;
             }
             struct pollfd pfd = {.fd = fds[i], .events = POLLOUT};
@@ -498,14 +472,7 @@ static void abuse(double secs)
         default: /* half a PUT after HELLO, held like a stall */
             if (try_hello(fd, "abuse")) {
                 uint8_t h[REMOCA_HDR_SIZE];
-                struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
-                                        .version = REMOCA_VERSION,
-                                        .op = REMOCA_OP_PUT,
-                                        .id = 3,
-                                        .pool = 1,
-                                        .count = 1,
-                                        .len = PAGE};
-                remoca_hdr_encode(h, &hd);
+                encode_req(h, REMOCA_OP_PUT, 3, 1, 0, 1, PAGE, 0);
                 try_send(fd, h, sizeof h);
                 try_send(fd, junk, 100);
             }

@@ -92,11 +92,10 @@ static void send_all(int fd, const void *p, size_t n)
     }
 }
 
-/* Sends one request: the header built from the arguments, then the payload. */
-static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t key, uint32_t count,
-                     const void *payload, uint32_t len, uint16_t flags)
+/* A request header from its fields. */
+static inline void encode_req(uint8_t h[REMOCA_HDR_SIZE], uint8_t op, uint32_t id, uint32_t pool,
+                              uint64_t key, uint32_t count, uint32_t len, uint16_t flags)
 {
-    uint8_t h[REMOCA_HDR_SIZE];
     struct remoca_hdr hd = {.magic = REMOCA_MAGIC_REQ,
                             .version = REMOCA_VERSION,
                             .op = op,
@@ -107,6 +106,14 @@ static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t ke
                             .count = count,
                             .len = len};
     remoca_hdr_encode(h, &hd);
+}
+
+/* Sends one request: the header built from the arguments, then the payload. */
+static void send_req(int fd, uint8_t op, uint32_t id, uint32_t pool, uint64_t key, uint32_t count,
+                     const void *payload, uint32_t len, uint16_t flags)
+{
+    uint8_t h[REMOCA_HDR_SIZE];
+    encode_req(h, op, id, pool, key, count, len, flags);
     send_all(fd, h, sizeof h);
     if (len) send_all(fd, payload, len);
 }
