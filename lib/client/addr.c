@@ -137,3 +137,14 @@ int remoca_addr_parse_list(const char *list, struct remoca_addr *out, unsigned m
     }
     return (int)n;
 }
+
+bool remoca_servers_remote(const char *list)
+{
+    struct remoca_addr *a = malloc(REMOCA_MAX_SERVERS * sizeof *a);
+    char err[256];
+    int n = a ? remoca_addr_parse_list(list, a, REMOCA_MAX_SERVERS, err, sizeof err) : -1;
+    bool remote = false;
+    for (int i = 0; i < n; i++) remote |= a[i].kind == REMOCA_ADDR_TCP;
+    free(a);
+    return remote;
+}

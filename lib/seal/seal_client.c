@@ -56,24 +56,7 @@ int remoca_seal_mode_parse(const char *s, enum remoca_seal_mode *m)
     return 0;
 }
 
-/* Whether an entry of a server list reaches its server over the network:
- * everything but unix:PATH and memcached:unix:PATH. */
-static bool entry_is_remote(const char *e, size_t len)
-{
-    while (len && (*e == ' ' || *e == '\t')) e++, len--;
-    if (len >= 5 && !strncmp(e, "unix:", 5)) return false;
-    if (len >= 15 && !strncmp(e, "memcached:unix:", 15)) return false;
-    return len > 0;
-}
-
 bool remoca_seal_wanted(enum remoca_seal_mode m, const char *servers)
 {
-    if (m != REMOCA_SEAL_AUTO) return m == REMOCA_SEAL_ON;
-    for (const char *p = servers; p && *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (entry_is_remote(p, len)) return true;
-        p = end ? end + 1 : NULL;
-    }
-    return false;
+    return m == REMOCA_SEAL_AUTO ? remoca_servers_remote(servers) : m == REMOCA_SEAL_ON;
 }

@@ -447,6 +447,7 @@ static void abuse(double secs)
             sleep_ms(100);
             continue;
         }
+        bool hold = false;
         switch ((rng >> 33) % 4) {
         case 0: /* bad magic */
             memset(junk, 0, REMOCA_HDR_SIZE);
@@ -460,15 +461,7 @@ static void abuse(double secs)
             closed_within(fd, 1000);
             close(fd);
             break;
-        case 2: /* a stalled handshake, held (or closed by the server) */
-            if (slot < 0) {
-                close(fd);
-                break;
-            }
-            held[slot] = fd;
-            since[slot] = now_s();
-            stalls++;
-            break;
+        case 2: /* a stalled handshake, held (or closed by the server) */ hold = true; break;
         default: /* half a PUT after HELLO, held like a stall */
             if (try_hello(fd, "abuse")) {
                 uint8_t h[REMOCA_HDR_SIZE];
@@ -476,10 +469,11 @@ static void abuse(double secs)
                 try_send(fd, h, sizeof h);
                 try_send(fd, junk, 100);
             }
-            if (slot < 0) {
-                close(fd);
-                break;
-            }
+            hold = true;
+        }
+        if (hold && slot < 0) {
+            close(fd);
+        } else if (hold) {
             held[slot] = fd;
             since[slot] = now_s();
             stalls++;

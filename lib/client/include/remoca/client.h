@@ -163,6 +163,10 @@ int remoca_pool_reset(struct remoca_client *c);
 /* Which server index (position in the current list) holds key. */
 unsigned remoca_server_of(struct remoca_client *c, uint64_t key);
 unsigned remoca_server_count(struct remoca_client *c);
+/* Whether a server list (the syntax of opts.servers) names a server reached
+ * over the network (TCP, or memcached over TCP), not only unix sockets on
+ * this host; false for a list that does not parse (the client reports it). */
+bool remoca_servers_remote(const char *list);
 
 /* Fetches a server's stats (text, or JSON); *out is malloc'd, NUL-terminated. */
 int remoca_server_stats(struct remoca_client *c, unsigned server, bool json, char **out);
